@@ -1,0 +1,627 @@
+/*
+ * lib/dns: the c-ares event loop.
+ *
+ * Design:
+ *  - one c-ares channel, ARES_FLAG_NOCHECKRESP so SERVFAIL/REFUSED reach us
+ *    as themselves, NOSEARCH, DNS only;
+ *  - c-ares' per-try timeout doubles every round (timeout << try/nservers),
+ *    so we size the first try so that all tries fit the whole budget;
+ *  - a table keyed by (type, name) merges identical queries and keeps
+ *    delivered answers until their TTL ends (bounded, FIFO eviction);
+ *  - a FIFO of queries waiting for the in-flight window;
+ *  - poll() over the sockets c-ares reports, with a fixed tick for timeout
+ *    processing, because ares_timeout() walks every pending query.
+ */
+#include "config.h"
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ares.h>
+
+#define TICK_MS 20
+#define MAX_TTL 300u
+#define MAX_SOCKS 64
+
+typedef struct waiter {
+    md_dns_cb cb;
+    void *arg;
+    struct waiter *next;
+} waiter;
+
+enum { E_QUEUED, E_INFLIGHT, E_DONE };
+
+typedef struct entry {
+    char *name;               /* canonical: lower case, no trailing dot */
+    int type;
+    unsigned hash;
+    int state;
+    waiter *waiters, *wtail;
+    md_dns_answer answer;     /* E_DONE */
+    int64_t expires;          /* E_DONE: ms, monotonic */
+    struct entry *hnext;      /* hash chain */
+    struct entry *qnext;      /* queue (E_QUEUED) */
+    struct entry *cprev, *cnext; /* cache list (E_DONE and kept), oldest first */
+    struct entry *dnext;      /* answers waiting to be delivered from the loop */
+    int pending_delivery;
+    int cached;
+    md_dns *dns;
+} entry;
+
+struct md_dns {
+    ares_channel ch;
+    entry **buckets;
+    size_t nbuckets, nentries;
+    entry *qhead, *qtail;     /* waiting for the window */
+    size_t nqueued, ninflight, window;
+    entry *chead, *ctail;     /* cached answers, oldest first */
+    size_t ncached, cache_max;
+    int no_cache;
+    struct pollfd socks[MAX_SOCKS];
+    size_t nsocks;
+    int64_t last_tick;
+    md_dns_stats stats;
+    entry *dhead;             /* cache hits to deliver on the next step */
+};
+
+static unsigned hash_name(const char *s, int type)
+{
+    unsigned h = 2166136261u ^ (unsigned)type;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static char *canon(const char *name)
+{
+    char *s = md_xstrdup(name);
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)tolower((unsigned char)s[i]);
+    if (n > 1 && s[n - 1] == '.')
+        s[n - 1] = '\0';
+    return s;
+}
+
+/* --- server specs ------------------------------------------------------- */
+
+static int parse_port(const char *s, unsigned *port)
+{
+    char *end;
+    if (*s == '\0')
+        return -1;
+    unsigned long p = strtoul(s, &end, 10);
+    if (*end != '\0' || p == 0 || p > 65535 || !isdigit((unsigned char)*s))
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+md_status md_dns_server_parse(const char *spec, char *out, size_t outsize, md_error *err)
+{
+    char host[64];
+    unsigned port = 53;
+    unsigned char bin[16];
+    const char *colon;
+
+    if (spec == NULL || *spec == '\0')
+        return md_error_set(err, MD_CONFIG, "dns.resolver", "empty resolver address");
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (close == NULL || (size_t)(close - spec - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        if (close[1] == ':') {
+            if (parse_port(close + 2, &port) != 0)
+                goto bad;
+        } else if (close[1] != '\0') {
+            goto bad;
+        }
+        if (inet_pton(AF_INET6, host, bin) != 1)
+            goto bad;
+        snprintf(out, outsize, "[%s]:%u", host, port);
+        return MD_OK;
+    }
+    colon = strchr(spec, ':');
+    if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+        /* bare IPv6 address, default port */
+        if (strlen(spec) >= sizeof host || inet_pton(AF_INET6, spec, bin) != 1)
+            goto bad;
+        snprintf(out, outsize, "[%s]:%u", spec, port);
+        return MD_OK;
+    }
+    size_t hl = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (hl == 0 || hl >= sizeof host)
+        goto bad;
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    if (colon != NULL && parse_port(colon + 1, &port) != 0)
+        goto bad;
+    if (inet_pton(AF_INET, host, bin) != 1)
+        goto bad;
+    snprintf(out, outsize, "%s:%u", host, port);
+    return MD_OK;
+bad:
+    return md_error_set(err, MD_CONFIG, "dns.resolver",
+                        "bad resolver address '%.64s': want IPv4[:PORT], IPv6 or [IPv6]:PORT",
+                        spec);
+}
+
+char **md_dns_server_list_split(const char *list, size_t *n)
+{
+    char **out = NULL;
+    size_t cnt = 0;
+    const char *p = list;
+
+    *n = 0;
+    if (list == NULL)
+        return NULL;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p > start) {
+            out = md_xrealloc(out, (cnt + 2) * sizeof *out);
+            out[cnt++] = md_xstrndup(start, (size_t)(p - start));
+            out[cnt] = NULL;
+        }
+    }
+    *n = cnt;
+    return out;
+}
+
+void md_dns_server_list_free(char **list)
+{
+    if (list == NULL)
+        return;
+    for (char **p = list; *p; p++)
+        free(*p);
+    free(list);
+}
+
+/* --- socket tracking ---------------------------------------------------- */
+
+static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+    md_dns *dns = data;
+    size_t i;
+    for (i = 0; i < dns->nsocks; i++)
+        if (dns->socks[i].fd == fd)
+            break;
+    if (!readable && !writable) {
+        if (i < dns->nsocks)
+            dns->socks[i] = dns->socks[--dns->nsocks];
+        return;
+    }
+    if (i == dns->nsocks) {
+        if (dns->nsocks == MAX_SOCKS)
+            return;   /* c-ares opens a handful; the tick still drives it */
+        dns->nsocks++;
+    }
+    dns->socks[i].fd = fd;
+    dns->socks[i].events = (short)((readable ? POLLIN : 0) | (writable ? POLLOUT : 0));
+    dns->socks[i].revents = 0;
+}
+
+/* --- channel ------------------------------------------------------------ */
+
+md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
+{
+    md_dns_config def = { 0 };
+    struct ares_options opt;
+    int mask, rc;
+    char *csv = NULL;
+
+    if (cfg == NULL)
+        cfg = &def;
+    md_dns *dns = md_xcalloc(1, sizeof *dns);
+    dns->window = cfg->window ? cfg->window : MD_DNS_WINDOW_DEFAULT;
+    dns->cache_max = cfg->cache_max ? cfg->cache_max : MD_DNS_CACHE_DEFAULT;
+    dns->no_cache = cfg->no_cache;
+    dns->nbuckets = 1024;
+    dns->buckets = md_xcalloc(dns->nbuckets, sizeof *dns->buckets);
+
+    /* Validate the servers before touching c-ares, for a clear message. */
+    size_t csvlen = 0;
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        char one[80];
+        if (md_dns_server_parse(cfg->servers[i], one, sizeof one, err) != MD_OK)
+            goto fail;
+        size_t l = strlen(one);
+        csv = md_xrealloc(csv, csvlen + l + 2);
+        if (csvlen)
+            csv[csvlen++] = ',';
+        memcpy(csv + csvlen, one, l + 1);
+        csvlen += l;
+    }
+
+    rc = ares_library_init(ARES_LIB_INIT_ALL);
+    if (rc != ARES_SUCCESS) {
+        md_error_set(err, MD_INTERNAL, "dns.init", "c-ares: %s", ares_strerror(rc));
+        goto fail;
+    }
+
+    /* c-ares makes nservers*tries attempts; attempt k waits
+     * timeout << (k / nservers).  Pick tries and a first timeout so that the
+     * sum, nservers * timeout * (2^tries - 1), fits the budget. */
+    double budget = cfg->timeout > 0 ? cfg->timeout : MD_DNS_TIMEOUT_DEFAULT;
+    size_t nserv = cfg->nservers ? cfg->nservers : 1;
+    int tries = 3;
+    while (tries > 1 && budget * 1000.0 / ((double)nserv * ((1 << tries) - 1)) < 250.0)
+        tries--;
+    int first_ms = (int)(budget * 1000.0 / ((double)nserv * ((1 << tries) - 1)));
+    if (first_ms < 10)
+        first_ms = 10;
+
+    memset(&opt, 0, sizeof opt);
+    opt.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH;
+    opt.timeout = first_ms;
+    opt.tries = tries;
+    opt.ndots = 1;
+    opt.lookups = (char *)"b";
+    opt.sock_state_cb = sock_state_cb;
+    opt.sock_state_cb_data = dns;
+    opt.socket_receive_buffer_size = 4 << 20;
+    mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS
+         | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF;
+    rc = ares_init_options(&dns->ch, &opt, mask);
+    if (rc != ARES_SUCCESS) {
+        md_error_set(err, MD_CONFIG, "dns.init", "cannot set up the resolver: %s",
+                     ares_strerror(rc));
+        ares_library_cleanup();
+        goto fail;
+    }
+    if (csv != NULL) {
+        rc = ares_set_servers_ports_csv(dns->ch, csv);
+        if (rc != ARES_SUCCESS) {
+            md_error_set(err, MD_CONFIG, "dns.resolver", "c-ares refused the resolver list '%s': %s",
+                         csv, ares_strerror(rc));
+            ares_destroy(dns->ch);
+            ares_library_cleanup();
+            goto fail;
+        }
+    }
+    free(csv);
+    dns->last_tick = md_now_ms();
+    return dns;
+fail:
+    free(csv);
+    free(dns->buckets);
+    free(dns);
+    return NULL;
+}
+
+static void entry_free(entry *e)
+{
+    waiter *w = e->waiters;
+    while (w) {
+        waiter *n = w->next;
+        free(w);
+        w = n;
+    }
+    md_dns_answer_clear(&e->answer);
+    free(e->name);
+    free(e);
+}
+
+static void table_unlink(md_dns *dns, entry *e)
+{
+    entry **pp = &dns->buckets[e->hash & (dns->nbuckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    dns->nentries--;
+}
+
+static void table_grow(md_dns *dns)
+{
+    size_t nb = dns->nbuckets * 2;
+    entry **b = md_xcalloc(nb, sizeof *b);
+    for (size_t i = 0; i < dns->nbuckets; i++) {
+        entry *e = dns->buckets[i];
+        while (e) {
+            entry *n = e->hnext;
+            e->hnext = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+            e = n;
+        }
+    }
+    free(dns->buckets);
+    dns->buckets = b;
+    dns->nbuckets = nb;
+}
+
+void md_dns_free(md_dns *dns)
+{
+    if (dns == NULL)
+        return;
+    /* Mark everything done first so callbacks fired by ares_destroy
+     * (ARES_EDESTRUCTION) find nothing to deliver. */
+    for (size_t i = 0; i < dns->nbuckets; i++)
+        for (entry *e = dns->buckets[i]; e; e = e->hnext)
+            e->dns = NULL;
+    ares_destroy(dns->ch);
+    ares_library_cleanup();
+    for (size_t i = 0; i < dns->nbuckets; i++) {
+        entry *e = dns->buckets[i];
+        while (e) {
+            entry *n = e->hnext;
+            entry_free(e);
+            e = n;
+        }
+    }
+    free(dns->buckets);
+    free(dns);
+}
+
+static void cache_unlink(md_dns *dns, entry *e)
+{
+    if (e->cprev)
+        e->cprev->cnext = e->cnext;
+    else
+        dns->chead = e->cnext;
+    if (e->cnext)
+        e->cnext->cprev = e->cprev;
+    else
+        dns->ctail = e->cprev;
+    e->cprev = e->cnext = NULL;
+    e->cached = 0;
+    dns->ncached--;
+}
+
+/* Drops the oldest answers while the cache is over its size. */
+static void cache_trim(md_dns *dns)
+{
+    while (dns->ncached > dns->cache_max && dns->chead && !dns->chead->pending_delivery) {
+        entry *e = dns->chead;
+        cache_unlink(dns, e);
+        table_unlink(dns, e);
+        entry_free(e);
+    }
+}
+
+static void deliver(entry *e)
+{
+    waiter *w = e->waiters;
+    e->waiters = e->wtail = NULL;
+    while (w) {
+        waiter *n = w->next;
+        w->cb(w->arg, &e->answer);
+        free(w);
+        w = n;
+    }
+}
+
+static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    entry *e = arg;
+    md_dns *dns = e->dns;
+    (void)timeouts;
+
+    if (dns == NULL) {          /* md_dns_free in progress */
+        return;
+    }
+    dns->ninflight--;
+    if (abuf != NULL && alen > 0 && status != ARES_ETIMEOUT) {
+        md_dns_parse(abuf, (size_t)alen, e->name, e->type, &e->answer);
+    } else {
+        memset(&e->answer, 0, sizeof e->answer);
+        e->answer.type = e->type;
+        e->answer.qname = md_xstrdup(e->name);
+        switch (status) {
+        case ARES_ETIMEOUT:
+            e->answer.outcome = MD_DNS_TIMEOUT;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "no reply within the time limit");
+            break;
+        case ARES_EBADRESP:
+        case ARES_EFORMERR:
+            e->answer.outcome = MD_DNS_BADRESP;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "bad reply: %s", ares_strerror(status));
+            break;
+        case ARES_ESERVFAIL:
+            e->answer.outcome = MD_DNS_SERVFAIL;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "the server answered SERVFAIL");
+            break;
+        case ARES_EREFUSED:
+            e->answer.outcome = MD_DNS_REFUSED;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "the server answered REFUSED");
+            break;
+        case ARES_ENOTFOUND:
+            e->answer.outcome = MD_DNS_NXDOMAIN;
+            break;
+        case ARES_ENODATA:
+            e->answer.outcome = MD_DNS_NODATA;
+            break;
+        default:
+            e->answer.outcome = MD_DNS_ERROR;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "%s", ares_strerror(status));
+            break;
+        }
+    }
+    if (e->answer.outcome < 8)
+        dns->stats.outcomes[e->answer.outcome]++;
+
+    int64_t now = md_now_ms();
+    uint32_t ttl = e->answer.ttl < MAX_TTL ? e->answer.ttl : MAX_TTL;
+    int keep = !dns->no_cache && !md_dns_outcome_is_temporary(e->answer.outcome) && ttl > 0;
+    e->state = E_DONE;
+    e->expires = now + (int64_t)ttl * 1000;
+    if (keep) {
+        e->cprev = dns->ctail;
+        e->cnext = NULL;
+        if (dns->ctail)
+            dns->ctail->cnext = e;
+        else
+            dns->chead = e;
+        dns->ctail = e;
+        e->cached = 1;
+        dns->ncached++;
+        deliver(e);
+        cache_trim(dns);
+    } else {
+        /* Unlink before delivering, so a callback asking again starts a
+         * fresh query instead of joining this finished one. */
+        table_unlink(dns, e);
+        deliver(e);
+        entry_free(e);
+    }
+}
+
+static entry *table_find(md_dns *dns, const char *cn, int type, unsigned h)
+{
+    for (entry *e = dns->buckets[h & (dns->nbuckets - 1)]; e; e = e->hnext)
+        if (e->hash == h && e->type == type && strcmp(e->name, cn) == 0)
+            return e;
+    return NULL;
+}
+
+void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *arg)
+{
+    char *cn = canon(name);
+    unsigned h = hash_name(cn, type);
+    entry *e = table_find(dns, cn, type, h);
+
+    dns->stats.queries++;
+    if (e != NULL && e->state == E_DONE && !e->pending_delivery && e->expires <= md_now_ms()) {
+        cache_unlink(dns, e);
+        table_unlink(dns, e);
+        entry_free(e);
+        e = NULL;
+    }
+    waiter *w = md_xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->arg = arg;
+    if (e == NULL) {
+        e = md_xcalloc(1, sizeof *e);
+        e->name = cn;
+        cn = NULL;
+        e->type = type;
+        e->hash = h;
+        e->dns = dns;
+        e->state = E_QUEUED;
+        e->hnext = dns->buckets[h & (dns->nbuckets - 1)];
+        dns->buckets[h & (dns->nbuckets - 1)] = e;
+        if (++dns->nentries > dns->nbuckets)
+            table_grow(dns);
+        if (dns->qtail)
+            dns->qtail->qnext = e;
+        else
+            dns->qhead = e;
+        dns->qtail = e;
+        dns->nqueued++;
+    } else if (e->state == E_DONE) {
+        dns->stats.cache_hits++;
+    } else {
+        dns->stats.merged++;
+    }
+    if (e->wtail)
+        e->wtail->next = w;
+    else
+        e->waiters = w;
+    e->wtail = w;
+    /* Cached answers are delivered from the loop, never re-entrantly. */
+    if (e->state == E_DONE && !e->pending_delivery) {
+        e->pending_delivery = 1;
+        e->dnext = dns->dhead;
+        dns->dhead = e;
+    }
+    free(cn);
+}
+
+static void deliver_cached(md_dns *dns)
+{
+    while (dns->dhead) {
+        entry *list = dns->dhead;
+        dns->dhead = NULL;
+        while (list) {
+            entry *e = list;
+            list = e->dnext;
+            e->dnext = NULL;
+            e->pending_delivery = 0;
+            e->answer.from_cache = 1;
+            deliver(e);
+            e->answer.from_cache = 0;
+        }
+    }
+    cache_trim(dns);
+}
+
+static void dispatch(md_dns *dns)
+{
+    while (dns->qhead && dns->ninflight < dns->window) {
+        entry *e = dns->qhead;
+        dns->qhead = e->qnext;
+        if (dns->qhead == NULL)
+            dns->qtail = NULL;
+        e->qnext = NULL;
+        dns->nqueued--;
+        e->state = E_INFLIGHT;
+        dns->ninflight++;
+        dns->stats.sent++;
+        /* May call ares_cb synchronously (bad name, no memory): fine, the
+         * entry is in flight and accounted for. */
+        ares_query(dns->ch, e->name, 1 /* C_IN */, e->type, ares_cb, e);
+    }
+}
+
+size_t md_dns_step(md_dns *dns, int max_wait_ms)
+{
+    deliver_cached(dns);
+    dispatch(dns);
+    if (dns->ninflight == 0)
+        return md_dns_pending(dns);
+
+    int wait = TICK_MS;
+    if (max_wait_ms >= 0 && max_wait_ms < wait)
+        wait = max_wait_ms;
+    int n = poll(dns->socks, dns->nsocks, wait);
+    if (n > 0) {
+        /* Copy: callbacks may change the socket set. */
+        struct pollfd ready[MAX_SOCKS];
+        size_t nready = dns->nsocks;
+        memcpy(ready, dns->socks, nready * sizeof *ready);
+        for (size_t i = 0; i < nready; i++) {
+            if (ready[i].revents == 0)
+                continue;
+            ares_socket_t rfd = (ready[i].revents & (POLLIN | POLLERR | POLLHUP)) ? ready[i].fd : ARES_SOCKET_BAD;
+            ares_socket_t wfd = (ready[i].revents & POLLOUT) ? ready[i].fd : ARES_SOCKET_BAD;
+            ares_process_fd(dns->ch, rfd, wfd);
+        }
+    }
+    int64_t now = md_now_ms();
+    if (n <= 0 || now - dns->last_tick >= TICK_MS) {
+        ares_process_fd(dns->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        dns->last_tick = now;
+    }
+    deliver_cached(dns);
+    dispatch(dns);
+    return md_dns_pending(dns);
+}
+
+void md_dns_run(md_dns *dns)
+{
+    while (md_dns_step(dns, -1) > 0)
+        ;
+}
+
+size_t md_dns_pending(const md_dns *dns)
+{
+    return dns->nqueued + dns->ninflight + (dns->dhead != NULL);
+}
+
+void md_dns_get_stats(const md_dns *dns, md_dns_stats *out)
+{
+    *out = dns->stats;
+}

@@ -1,0 +1,391 @@
+/*
+ * lib/dns: parsing replies.  We walk the sections ourselves (ares_expand_name
+ * does the name decompression) because the c-ares 1.18 parsers do not sort MX,
+ * return SUCCESS with no data for a CNAME-only answer, do not check owner
+ * names, and fail on a CNAME target holding '*'.
+ */
+#include "config.h"
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ares.h>
+
+#define MAX_CHAIN 16
+#define MAX_RECORDS 4096
+
+const char *md_dns_outcome_name(md_dns_outcome o)
+{
+    static const char *const names[] = {
+        "answer", "nodata", "nxdomain", "servfail", "refused", "timeout", "badresp", "error"
+    };
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "error";
+}
+
+int md_dns_outcome_is_temporary(md_dns_outcome o)
+{
+    return !(o == MD_DNS_ANSWER || o == MD_DNS_NODATA || o == MD_DNS_NXDOMAIN);
+}
+
+void md_dns_answer_clear(md_dns_answer *a)
+{
+    if (a == NULL)
+        return;
+    free(a->qname);
+    for (size_t i = 0; i < a->ncnames; i++)
+        free(a->cnames[i]);
+    free(a->cnames);
+    for (size_t i = 0; a->mx && i < a->n; i++)
+        free(a->mx[i].host);
+    free(a->mx);
+    for (size_t i = 0; a->txt && i < a->n; i++)
+        free(a->txt[i].data);
+    free(a->txt);
+    free(a->addr);
+    for (size_t i = 0; a->names && i < a->n; i++)
+        free(a->names[i]);
+    free(a->names);
+    memset(a, 0, sizeof *a);
+}
+
+void md_dns_answer_free(md_dns_answer *a)
+{
+    md_dns_answer_clear(a);
+    free(a);
+}
+
+md_dns_answer *md_dns_answer_copy(const md_dns_answer *a)
+{
+    md_dns_answer *c = md_xcalloc(1, sizeof *c);
+    *c = *a;
+    c->qname = a->qname ? md_xstrdup(a->qname) : NULL;
+    c->cnames = a->ncnames ? md_xcalloc(a->ncnames, sizeof *c->cnames) : NULL;
+    for (size_t i = 0; i < a->ncnames; i++)
+        c->cnames[i] = md_xstrdup(a->cnames[i]);
+    c->mx = NULL;
+    c->txt = NULL;
+    c->addr = NULL;
+    c->names = NULL;
+    if (a->mx) {
+        c->mx = md_xcalloc(a->n, sizeof *c->mx);
+        for (size_t i = 0; i < a->n; i++) {
+            c->mx[i].preference = a->mx[i].preference;
+            c->mx[i].host = md_xstrdup(a->mx[i].host);
+        }
+    }
+    if (a->txt) {
+        c->txt = md_xcalloc(a->n, sizeof *c->txt);
+        for (size_t i = 0; i < a->n; i++) {
+            c->txt[i].len = a->txt[i].len;
+            c->txt[i].data = md_xstrndup(a->txt[i].data, a->txt[i].len);
+        }
+    }
+    if (a->addr) {
+        c->addr = md_xcalloc(a->n, sizeof *c->addr);
+        memcpy(c->addr, a->addr, a->n * sizeof *c->addr);
+    }
+    if (a->names) {
+        c->names = md_xcalloc(a->n, sizeof *c->names);
+        for (size_t i = 0; i < a->n; i++)
+            c->names[i] = md_xstrdup(a->names[i]);
+    }
+    return c;
+}
+
+/* Lower-cases a name and drops one trailing dot, in place. */
+static void name_canon(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)tolower((unsigned char)s[i]);
+    if (n > 0 && s[n - 1] == '.')
+        s[n - 1] = '\0';
+}
+
+static int name_eq(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}
+
+typedef struct rr {
+    char *owner;
+    int type;
+    uint32_t ttl;
+    size_t rdoff, rdlen;
+} rr;
+
+static md_status badresp(md_dns_answer *out, const char *why)
+{
+    out->outcome = MD_DNS_BADRESP;
+    snprintf(out->detail, sizeof out->detail, "malformed reply: %s", why);
+    return MD_PROTOCOL;
+}
+
+/* Expands a (possibly compressed) name at buf+off.  On success stores a
+ * canonical malloc'ed copy in *name and the wire length in *used. */
+static int expand(const unsigned char *buf, size_t len, size_t off, char **name, size_t *used)
+{
+    char *s = NULL;
+    long enclen = 0;
+    if (off >= len)
+        return -1;
+    if (ares_expand_name(buf + off, buf, (int)len, &s, &enclen) != ARES_SUCCESS)
+        return -1;
+    *name = md_xstrdup(s);
+    ares_free_string(s);
+    name_canon(*name);
+    *used = (size_t)enclen;
+    return 0;
+}
+
+static int cmp_mx(const void *a, const void *b)
+{
+    const md_dns_mx *x = a, *y = b;
+    if (x->preference != y->preference)
+        return x->preference < y->preference ? -1 : 1;
+    return strcmp(x->host, y->host);
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static md_status decode_record(const unsigned char *buf, size_t len, const rr *r,
+                               int type, md_dns_answer *out)
+{
+    const unsigned char *rd = buf + r->rdoff;
+    size_t i = out->n;
+    switch (type) {
+    case MD_DNS_A:
+    case MD_DNS_AAAA: {
+        size_t want = type == MD_DNS_A ? 4 : 16;
+        if (r->rdlen != want)
+            return badresp(out, "address record of the wrong length");
+        out->addr = md_xrealloc(out->addr, (i + 1) * sizeof *out->addr);
+        md_dns_addr *a = &out->addr[i];
+        memset(a, 0, sizeof *a);
+        a->family = type == MD_DNS_A ? AF_INET : AF_INET6;
+        memcpy(a->bytes, rd, want);
+        inet_ntop(a->family, a->bytes, a->text, sizeof a->text);
+        break;
+    }
+    case MD_DNS_MX: {
+        char *host;
+        size_t used;
+        if (r->rdlen < 3 || expand(buf, len, r->rdoff + 2, &host, &used) != 0
+            || used + 2 != r->rdlen)
+            return badresp(out, "MX record cannot be decoded");
+        out->mx = md_xrealloc(out->mx, (i + 1) * sizeof *out->mx);
+        out->mx[i].preference = get16(rd);
+        out->mx[i].host = host;
+        break;
+    }
+    case MD_DNS_TXT: {
+        char *data = md_xmalloc(r->rdlen + 1);
+        size_t o = 0, p = 0;
+        while (p < r->rdlen) {
+            size_t sl = rd[p++];
+            if (p + sl > r->rdlen) {
+                free(data);
+                return badresp(out, "TXT string runs past its record");
+            }
+            memcpy(data + o, rd + p, sl);
+            o += sl;
+            p += sl;
+        }
+        data[o] = '\0';
+        out->txt = md_xrealloc(out->txt, (i + 1) * sizeof *out->txt);
+        out->txt[i].data = data;
+        out->txt[i].len = o;
+        break;
+    }
+    case MD_DNS_PTR:
+    case MD_DNS_CNAME: {
+        char *name;
+        size_t used;
+        if (expand(buf, len, r->rdoff, &name, &used) != 0 || used != r->rdlen)
+            return badresp(out, "name in record cannot be decoded");
+        out->names = md_xrealloc(out->names, (i + 1) * sizeof *out->names);
+        out->names[i] = name;
+        break;
+    }
+    default:
+        return MD_OK;   /* types we do not decode are only counted */
+    }
+    out->n++;
+    return MD_OK;
+}
+
+md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
+                       int type, md_dns_answer *out)
+{
+    md_status st = MD_OK;
+    rr *rrs = NULL;
+    size_t nrr = 0;
+    char *current = NULL;
+
+    memset(out, 0, sizeof *out);
+    out->type = type;
+    out->qname = md_xstrdup(qname);
+    name_canon(out->qname);
+    out->ttl = UINT32_MAX;
+
+    if (buf == NULL || len < 12)
+        return badresp(out, "shorter than a DNS header");
+    unsigned rcode = buf[3] & 0x0f;
+    size_t qd = get16(buf + 4), an = get16(buf + 6), ns = get16(buf + 8);
+    size_t off = 12;
+
+    for (size_t i = 0; i < qd; i++) {
+        char *n;
+        size_t used;
+        if (expand(buf, len, off, &n, &used) != 0)
+            return badresp(out, "question cannot be decoded");
+        free(n);
+        off += used + 4;
+        if (off > len)
+            return badresp(out, "question runs past the end");
+    }
+    if (an + ns > MAX_RECORDS)
+        return badresp(out, "too many records");
+    rrs = md_xcalloc(an + ns + 1, sizeof *rrs);
+    for (size_t i = 0; i < an + ns; i++) {
+        rr *r = &rrs[nrr];
+        size_t used;
+        if (expand(buf, len, off, &r->owner, &used) != 0) {
+            st = badresp(out, "record owner cannot be decoded");
+            goto done;
+        }
+        nrr++;
+        off += used;
+        if (off + 10 > len) {
+            st = badresp(out, "record header runs past the end");
+            goto done;
+        }
+        r->type = get16(buf + off);
+        r->ttl = get32(buf + off + 4);
+        r->rdlen = get16(buf + off + 8);
+        r->rdoff = off + 10;
+        off += 10 + r->rdlen;
+        if (off > len) {
+            st = badresp(out, "record data runs past the end");
+            goto done;
+        }
+        if (i >= an)   /* authority: only the SOA matters, for negative TTLs */
+            r->type = r->type == 6 ? -6 : -1;
+    }
+
+    /* Follow the CNAME chain from the question name. */
+    current = md_xstrdup(out->qname);
+    if (type != MD_DNS_CNAME) {
+        for (int hops = 0; hops < MAX_CHAIN; hops++) {
+            size_t i;
+            for (i = 0; i < nrr; i++)
+                if (rrs[i].type == MD_DNS_CNAME && name_eq(rrs[i].owner, current))
+                    break;
+            if (i == nrr)
+                break;
+            char *target;
+            size_t used;
+            if (expand(buf, len, rrs[i].rdoff, &target, &used) != 0) {
+                st = badresp(out, "CNAME target cannot be decoded");
+                goto done;
+            }
+            for (size_t k = 0; k < out->ncnames; k++)
+                if (name_eq(out->cnames[k], target)) {   /* a loop */
+                    free(target);
+                    st = badresp(out, "CNAME loop");
+                    goto done;
+                }
+            out->cnames = md_xrealloc(out->cnames, (out->ncnames + 1) * sizeof *out->cnames);
+            out->cnames[out->ncnames++] = target;
+            if (rrs[i].ttl < out->ttl)
+                out->ttl = rrs[i].ttl;
+            free(current);
+            current = md_xstrdup(target);
+        }
+    }
+    for (size_t i = 0; i < nrr; i++) {
+        if (rrs[i].type != type || !name_eq(rrs[i].owner, current))
+            continue;
+        if (out->n >= MAX_RECORDS)
+            break;
+        if ((st = decode_record(buf, len, &rrs[i], type, out)) != MD_OK)
+            goto done;
+        if (rrs[i].ttl < out->ttl)
+            out->ttl = rrs[i].ttl;
+    }
+    if (out->mx && out->n > 1)
+        qsort(out->mx, out->n, sizeof *out->mx, cmp_mx);
+
+    switch (rcode) {
+    case 0:
+        out->outcome = out->n > 0 ? MD_DNS_ANSWER : MD_DNS_NODATA;
+        break;
+    case 2:
+        out->outcome = MD_DNS_SERVFAIL;
+        snprintf(out->detail, sizeof out->detail, "the server answered SERVFAIL");
+        break;
+    case 3:
+        out->outcome = MD_DNS_NXDOMAIN;
+        break;
+    case 5:
+        out->outcome = MD_DNS_REFUSED;
+        snprintf(out->detail, sizeof out->detail, "the server answered REFUSED");
+        break;
+    default:
+        out->outcome = MD_DNS_BADRESP;
+        snprintf(out->detail, sizeof out->detail, "the server answered rcode %u (%s)", rcode,
+                 rcode == 1 ? "FORMERR" : rcode == 4 ? "NOTIMP" : "unexpected");
+        break;
+    }
+    if (out->outcome == MD_DNS_NODATA || out->outcome == MD_DNS_NXDOMAIN) {
+        for (size_t i = 0; i < nrr; i++) {
+            if (rrs[i].type != -6 || rrs[i].rdlen < 22)
+                continue;
+            /* SOA: the negative TTL is min(record TTL, MINIMUM field). */
+            uint32_t min = get32(buf + rrs[i].rdoff + rrs[i].rdlen - 4);
+            uint32_t t = rrs[i].ttl < min ? rrs[i].ttl : min;
+            if (t < out->ttl)
+                out->ttl = t;
+        }
+    }
+    if (out->ttl == UINT32_MAX)
+        out->ttl = 0;
+
+done:
+    if (st != MD_OK) {
+        /* Drop partial data: a bad reply carries no records. */
+        md_dns_answer keep = *out;
+        keep.qname = NULL;
+        keep.cnames = NULL;
+        keep.ncnames = 0;
+        md_dns_answer_clear(&keep);
+        for (size_t i = 0; i < out->ncnames; i++)
+            free(out->cnames[i]);
+        free(out->cnames);
+        out->cnames = NULL;
+        out->ncnames = 0;
+        out->n = 0;
+        out->mx = NULL;
+        out->txt = NULL;
+        out->addr = NULL;
+        out->names = NULL;
+        out->ttl = 0;
+    }
+    for (size_t i = 0; i < nrr; i++)
+        free(rrs[i].owner);
+    free(rrs);
+    free(current);
+    return st;
+}

@@ -1,0 +1,75 @@
+/*
+ * lib/mx: where does mail for a domain go?  RFC 5321 section 5.1 routing,
+ * RFC 7505 null MX, RFC 2181 10.3 (MX targets must not be aliases).
+ *
+ *  - MX records sorted by preference, each target resolved to A and AAAA;
+ *  - a null MX ("0 .") means the domain accepts no mail;
+ *  - no MX but an address: the implicit MX, and only on NODATA: a SERVFAIL or
+ *    timeout on the MX query is a temporary failure, never a fallback to A;
+ *  - targets that are aliases, IP literals or have no address are findings.
+ *
+ * The gathering (md_mx_check) is asynchronous over lib/dns; the judgement
+ * (md_mx_route_evaluate) is a pure function of the gathered route, so it
+ * is tested on its own.
+ */
+#ifndef MAILDIAG_MX_H
+#define MAILDIAG_MX_H
+
+#include "dns/dns.h"
+#include "dns/bulk.h"
+#include "report/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MD_MX_HOSTS_MAX 32   /* targets resolved per domain; more are listed, not resolved */
+
+typedef struct md_mx_host {
+    char *host;                  /* lower case, no trailing dot; "" = null MX */
+    unsigned preference;
+    int ip_literal;              /* the target is an address, not a name */
+    int resolved;                /* A/AAAA were asked for */
+    md_dns_outcome a, aaaa;      /* outcomes of the two address queries */
+    char a_detail[128], aaaa_detail[128];
+    char **addresses;            /* text form, A first then AAAA */
+    size_t naddresses;
+    char **cnames;               /* alias chain met while resolving */
+    size_t ncnames;
+} md_mx_host;
+
+typedef struct md_mx_route {
+    char *domain;                /* A-label form */
+    md_dns_outcome mx;           /* outcome of the MX query */
+    char mx_detail[128];
+    char **mx_cnames;            /* the domain itself is an alias */
+    size_t mx_ncnames;
+    int implicit;                /* NODATA on MX: hosts[0] is the domain itself */
+    md_mx_host *hosts;
+    size_t nhosts;
+    size_t nlisted;              /* MX records in the answer (>= nhosts) */
+} md_mx_route;
+
+/* Frees everything the route holds (not the struct itself). */
+void md_mx_route_clear(md_mx_route *r);
+
+/*
+ * Judges a gathered route: adds findings, human detail lines and the "mx"
+ * JSON field to rep.  Pure: no DNS, no I/O.
+ */
+void md_mx_route_evaluate(const md_mx_route *r, md_report *rep);
+
+/*
+ * Checks one domain as given by a person (validated and converted with
+ * md_dns_name_normalize).  Calls done(done_arg, report) exactly once, from
+ * inside md_dns_step() or, for invalid input, before returning; the report
+ * passes to the callee.  check_arg is unused (NULL).  Matches
+ * md_check_start_fn, so it plugs into md_bulk_run.
+ */
+void md_mx_check(md_dns *dns, const char *input, void *check_arg,
+                 md_check_done_fn done, void *done_arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,322 @@
+/* lib/report: reports, severities and renderers. */
+#include "config.h"
+#include "report.h"
+#include "base/base.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct md_report {
+    char *tool;
+    char *subject;
+    md_finding *findings;
+    size_t nfindings, cap;
+    char **details;
+    size_t ndetails;
+    json_t *data;       /* fields set with md_report_set, in order */
+};
+
+static const char *const sev_names[] = { "ok", "warning", "critical", "unknown" };
+static const char *const sev_labels[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+
+static int sev_valid(md_severity s)
+{
+    return s >= MD_SEV_OK && s <= MD_SEV_UNKNOWN;
+}
+
+const char *md_severity_name(md_severity sev)
+{
+    return sev_valid(sev) ? sev_names[sev] : "unknown";
+}
+
+const char *md_severity_label(md_severity sev)
+{
+    return sev_valid(sev) ? sev_labels[sev] : "UNKNOWN";
+}
+
+int md_severity_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, sev_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int sev_rank(md_severity s)
+{
+    switch (s) {
+    case MD_SEV_CRITICAL: return 3;
+    case MD_SEV_WARNING: return 2;
+    case MD_SEV_UNKNOWN: return 1;
+    default: return 0;
+    }
+}
+
+md_severity md_severity_worst(md_severity a, md_severity b)
+{
+    return sev_rank(b) > sev_rank(a) ? b : a;
+}
+
+int md_severity_exit_code(md_severity sev)
+{
+    return sev_valid(sev) ? (int)sev : 3;
+}
+
+md_report *md_report_new(const char *tool, const char *subject)
+{
+    md_report *rep = md_xcalloc(1, sizeof *rep);
+    rep->tool = md_xstrdup(tool ? tool : "");
+    rep->subject = md_xstrdup(subject ? subject : "");
+    for (char *p = rep->subject; *p; p++)   /* shown to people: no control bytes */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    rep->data = json_object();
+    if (rep->data == NULL)
+        abort();
+    return rep;
+}
+
+void md_report_free(md_report *rep)
+{
+    if (rep == NULL)
+        return;
+    for (size_t i = 0; i < rep->nfindings; i++) {
+        md_finding *f = &rep->findings[i];
+        free(f->id);
+        free(f->summary);
+        for (size_t j = 0; j < f->nevidence; j++)
+            free(f->evidence[j]);
+        free(f->evidence);
+    }
+    free(rep->findings);
+    for (size_t i = 0; i < rep->ndetails; i++)
+        free(rep->details[i]);
+    free(rep->details);
+    json_decref(rep->data);
+    free(rep->tool);
+    free(rep->subject);
+    free(rep);
+}
+
+/* vasprintf into a sanitized single line. */
+static char *line_vfmt(const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        n = 0;
+    char *raw = md_xmalloc((size_t)n + 1);
+    vsnprintf(raw, (size_t)n + 1, fmt, ap);
+    /* Keep UTF-8 (U-labels are shown to people) but never control bytes. */
+    for (char *p = raw; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return raw;
+}
+
+md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
+                          const char *fmt, ...)
+{
+    const md_catalogue_entry *e = md_catalogue_find(id);
+    if (rep->nfindings == rep->cap) {
+        rep->cap = rep->cap ? rep->cap * 2 : 4;
+        rep->findings = md_xrealloc(rep->findings, rep->cap * sizeof *rep->findings);
+    }
+    md_finding *f = &rep->findings[rep->nfindings++];
+    memset(f, 0, sizeof *f);
+    f->id = md_xstrdup(id);
+    if (sev == MD_SEV_DEFAULT)
+        sev = e ? e->severity : MD_SEV_UNKNOWN;
+    f->severity = sev_valid(sev) ? sev : MD_SEV_UNKNOWN;
+    va_list ap;
+    va_start(ap, fmt);
+    f->summary = line_vfmt(fmt, ap);
+    va_end(ap);
+    if (e == NULL) {
+        f->severity = MD_SEV_UNKNOWN;
+        md_finding_add_evidence(f, "internal: finding id %s is not in the catalogue", id);
+    }
+    return f;
+}
+
+void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = line_vfmt(fmt, ap);
+    va_end(ap);
+    f->evidence = md_xrealloc(f->evidence, (f->nevidence + 1) * sizeof *f->evidence);
+    f->evidence[f->nevidence++] = line;
+}
+
+void md_report_add_detail(md_report *rep, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = line_vfmt(fmt, ap);
+    va_end(ap);
+    rep->details = md_xrealloc(rep->details, (rep->ndetails + 1) * sizeof *rep->details);
+    rep->details[rep->ndetails++] = line;
+}
+
+void md_report_set(md_report *rep, const char *key, json_t *val)
+{
+    if (val == NULL)
+        return;
+    json_object_set_new(rep->data, key, val);
+}
+
+const char *md_report_subject(const md_report *rep)
+{
+    return rep->subject;
+}
+
+size_t md_report_count(const md_report *rep)
+{
+    return rep->nfindings;
+}
+
+const md_finding *md_report_get(const md_report *rep, size_t i)
+{
+    return i < rep->nfindings ? &rep->findings[i] : NULL;
+}
+
+int md_report_has(const md_report *rep, const char *id)
+{
+    for (size_t i = 0; i < rep->nfindings; i++)
+        if (strcmp(rep->findings[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+md_severity md_report_status(const md_report *rep)
+{
+    md_severity worst = MD_SEV_OK;
+    for (size_t i = 0; i < rep->nfindings; i++)
+        worst = md_severity_worst(worst, rep->findings[i].severity);
+    return worst;
+}
+
+json_t *md_report_to_json(const md_report *rep)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "schema_version", json_integer(1));
+    json_object_update(o, rep->data);
+    json_object_set_new(o, "status", json_string(md_severity_name(md_report_status(rep))));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < rep->nfindings; i++) {
+        const md_finding *f = &rep->findings[i];
+        json_t *jf = json_object();
+        json_object_set_new(jf, "id", json_string(f->id));
+        json_object_set_new(jf, "severity", json_string(md_severity_name(f->severity)));
+        /* Summaries may hold U-labels: json_string rejects invalid UTF-8,
+         * so fall back to a byte-safe copy. */
+        json_t *s = json_string(f->summary);
+        if (s == NULL) {
+            char buf[1024];
+            s = json_string(md_sanitize(buf, sizeof buf, f->summary, strlen(f->summary)));
+        }
+        json_object_set_new(jf, "summary", s);
+        if (f->nevidence > 0) {
+            json_t *ev = json_array();
+            for (size_t j = 0; j < f->nevidence; j++) {
+                json_t *e = json_string(f->evidence[j]);
+                if (e == NULL) {
+                    char buf[1024];
+                    e = json_string(md_sanitize(buf, sizeof buf, f->evidence[j],
+                                                strlen(f->evidence[j])));
+                }
+                json_array_append_new(ev, e);
+            }
+            json_object_set_new(jf, "evidence", ev);
+        }
+        json_array_append_new(arr, jf);
+    }
+    json_object_set_new(o, "findings", arr);
+    return o;
+}
+
+int md_report_write_json(const md_report *rep, FILE *out)
+{
+    json_t *o = md_report_to_json(rep);
+    int rc = json_dumpf(o, out, JSON_COMPACT);
+    json_decref(o);
+    if (rc != 0 || fputc('\n', out) == EOF)
+        return -1;
+    return 0;
+}
+
+static const char *sev_color(md_severity s)
+{
+    switch (s) {
+    case MD_SEV_OK: return "\033[32m";
+    case MD_SEV_WARNING: return "\033[33m";
+    case MD_SEV_CRITICAL: return "\033[31m";
+    default: return "\033[35m";
+    }
+}
+
+int md_report_write_text(const md_report *rep, FILE *out, unsigned flags)
+{
+    int color = (flags & MD_TEXT_COLOR) != 0;
+    md_severity st = md_report_status(rep);
+
+    fprintf(out, "%s: %s%s%s\n", rep->subject, color ? sev_color(st) : "",
+            md_severity_label(st), color ? "\033[0m" : "");
+    for (size_t i = 0; i < rep->ndetails; i++)
+        fprintf(out, "  %s\n", rep->details[i]);
+    for (size_t i = 0; i < rep->nfindings; i++) {
+        const md_finding *f = &rep->findings[i];
+        fprintf(out, "  %s%-8s%s %s: %s\n", color ? sev_color(f->severity) : "",
+                md_severity_label(f->severity), color ? "\033[0m" : "", f->id, f->summary);
+        if (flags & MD_TEXT_EVIDENCE)
+            for (size_t j = 0; j < f->nevidence; j++)
+                fprintf(out, "           | %s\n", f->evidence[j]);
+    }
+    return ferror(out) ? -1 : 0;
+}
+
+void md_tally_init(md_tally *t)
+{
+    memset(t, 0, sizeof *t);
+    t->worst = MD_SEV_OK;
+}
+
+void md_tally_add(md_tally *t, md_severity sev)
+{
+    if (!sev_valid(sev))
+        sev = MD_SEV_UNKNOWN;
+    t->n[sev]++;
+    t->worst = md_severity_worst(t->worst, sev);
+}
+
+unsigned long md_tally_total(const md_tally *t)
+{
+    return t->n[0] + t->n[1] + t->n[2] + t->n[3];
+}
+
+int md_plugin_write(FILE *out, const char *label, md_severity state,
+                    const char *summary, const char *perfdata)
+{
+    /* '|' separates perfdata in the plugin protocol: keep it out of text. */
+    fprintf(out, "%s %s - ", label, md_severity_label(state));
+    for (const char *p = summary; *p; p++)
+        fputc(*p == '|' || *p == '\n' ? ' ' : *p, out);
+    if (perfdata != NULL && *perfdata)
+        fprintf(out, " | %s", perfdata);
+    fputc('\n', out);
+    return ferror(out) ? -1 : 0;
+}
+
+int md_color_wanted(FILE *out)
+{
+    const char *nc = getenv("NO_COLOR");
+    if (nc != NULL && *nc)
+        return 0;
+    return isatty(fileno(out));
+}

@@ -1,0 +1,136 @@
+/*
+ * lib/report: severities, the findings catalogue, reports and their renderers
+ * (human text, JSON, monitoring-plugin line).
+ *
+ * A report is what one check of one subject (a domain, an address, a send)
+ * found: a list of findings plus structured data (a JSON object) and human
+ * detail lines.  Its status is the worst severity of its findings.
+ */
+#ifndef MAILDIAG_REPORT_H
+#define MAILDIAG_REPORT_H
+
+#include <stdio.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The numeric values are the monitoring-plugin exit codes. */
+typedef enum md_severity {
+    MD_SEV_OK = 0,
+    MD_SEV_WARNING = 1,
+    MD_SEV_CRITICAL = 2,
+    MD_SEV_UNKNOWN = 3,
+    MD_SEV_DEFAULT = -1   /* md_report_add: take the catalogue's severity */
+} md_severity;
+
+/* "ok", "warning", "critical", "unknown". */
+const char *md_severity_name(md_severity sev);
+/* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
+const char *md_severity_label(md_severity sev);
+/* Parses a name as above (case-insensitive); returns -1 when unknown. */
+int md_severity_parse(const char *name);
+/* The worse of a and b, ranked critical > warning > unknown > ok
+ * (the order monitoring-plugins use). */
+md_severity md_severity_worst(md_severity a, md_severity b);
+/* The process exit code for a severity: 0, 1, 2, 3. */
+int md_severity_exit_code(md_severity sev);
+
+/* The catalogue: every finding id maildiag can emit, with its default
+ * severity and a title.  The key that JSON consumers and man pages use. */
+typedef struct md_catalogue_entry {
+    const char *id;
+    md_severity severity;
+    const char *title;
+} md_catalogue_entry;
+
+/* Returns the entry for id, or NULL.  Borrowed, static. */
+const md_catalogue_entry *md_catalogue_find(const char *id);
+/* Returns the whole catalogue; *n receives its length.  Borrowed, static. */
+const md_catalogue_entry *md_catalogue_all(size_t *n);
+
+typedef struct md_finding {
+    char *id;
+    md_severity severity;
+    char *summary;      /* one line, plain words */
+    char **evidence;    /* raw records, transcript lines (sanitized) */
+    size_t nevidence;
+} md_finding;
+
+typedef struct md_report md_report;
+
+/* New empty report for tool about subject (e.g. the domain).  Both strings
+ * are copied.  Caller frees with md_report_free(). */
+md_report *md_report_new(const char *tool, const char *subject);
+void md_report_free(md_report *rep);
+
+/*
+ * Adds a finding.  id must be in the catalogue (an unknown id is recorded
+ * with severity unknown and "internal: unknown finding id" evidence, so a
+ * bug shows instead of vanishing).  sev MD_SEV_DEFAULT takes the catalogue's
+ * severity.  Returns the finding, borrowed; valid until the next add or free.
+ */
+md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends one evidence line (sanitized) to f. */
+void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends a human detail line (shown indented under the subject in text
+ * output, before the findings). */
+void md_report_add_detail(md_report *rep, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Sets a structured field of the JSON object (steals val).  Keys "tool",
+ * "schema_version", "status" and "findings" are reserved. */
+void md_report_set(md_report *rep, const char *key, json_t *val);
+
+/* Borrowed accessors. */
+const char *md_report_subject(const md_report *rep);
+size_t md_report_count(const md_report *rep);
+const md_finding *md_report_get(const md_report *rep, size_t i);
+int md_report_has(const md_report *rep, const char *id);
+
+/* Worst severity over the findings; MD_SEV_OK when there are none. */
+md_severity md_report_status(const md_report *rep);
+
+/* The report as a new JSON object: {"schema_version", fields set with
+ * md_report_set in order, "status", "findings": [...]}.  Caller decrefs. */
+json_t *md_report_to_json(const md_report *rep);
+
+#define MD_TEXT_COLOR    0x1u   /* ANSI colours (callers decide: TTY, NO_COLOR) */
+#define MD_TEXT_EVIDENCE 0x2u   /* show evidence lines */
+
+/* Writes the report as human text.  Returns 0, or -1 on a write error. */
+int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
+/* Writes the report as one JSON line.  Returns 0, or -1 on a write error. */
+int md_report_write_json(const md_report *rep, FILE *out);
+
+/* Counts over many reports, for the summary and the plugin line. */
+typedef struct md_tally {
+    unsigned long n[4];          /* indexed by md_severity */
+    md_severity worst;
+} md_tally;
+
+void md_tally_init(md_tally *t);
+void md_tally_add(md_tally *t, md_severity sev);
+unsigned long md_tally_total(const md_tally *t);
+
+/*
+ * Writes the monitoring-plugin status line:
+ *   "LABEL STATE - text | perf1=... perf2=..."
+ * summary and perfdata are caller text (perfdata may be NULL).
+ */
+int md_plugin_write(FILE *out, const char *label, md_severity state,
+                    const char *summary, const char *perfdata);
+
+/* Whether colour should be used on this stream: a TTY and NO_COLOR unset. */
+int md_color_wanted(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

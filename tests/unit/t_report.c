@@ -1,0 +1,89 @@
+/* Unit tests for lib/report: severity ranking, reports, JSON, plugin line. */
+#include "config.h"
+#include <stdlib.h>
+#include "report/report.h"
+#include "tap.h"
+
+int main(void)
+{
+    static const struct { md_severity a, b, want; } worst[] = {
+        { MD_SEV_OK, MD_SEV_OK, MD_SEV_OK },
+        { MD_SEV_OK, MD_SEV_UNKNOWN, MD_SEV_UNKNOWN },
+        { MD_SEV_UNKNOWN, MD_SEV_WARNING, MD_SEV_WARNING },
+        { MD_SEV_WARNING, MD_SEV_UNKNOWN, MD_SEV_WARNING },
+        { MD_SEV_CRITICAL, MD_SEV_UNKNOWN, MD_SEV_CRITICAL },
+        { MD_SEV_WARNING, MD_SEV_CRITICAL, MD_SEV_CRITICAL },
+    };
+    for (size_t i = 0; i < sizeof worst / sizeof worst[0]; i++)
+        is_int(md_severity_worst(worst[i].a, worst[i].b), worst[i].want, "worst(%s, %s)",
+               md_severity_name(worst[i].a), md_severity_name(worst[i].b));
+    is_int(md_severity_exit_code(MD_SEV_OK), 0, "exit ok");
+    is_int(md_severity_exit_code(MD_SEV_WARNING), 1, "exit warning");
+    is_int(md_severity_exit_code(MD_SEV_CRITICAL), 2, "exit critical");
+    is_int(md_severity_exit_code(MD_SEV_UNKNOWN), 3, "exit unknown");
+    is_int(md_severity_parse("Critical"), MD_SEV_CRITICAL, "parse Critical");
+    is_int(md_severity_parse("bogus"), -1, "parse bogus");
+
+    /* Every catalogue id is unique and has a title. */
+    size_t n;
+    const md_catalogue_entry *cat = md_catalogue_all(&n);
+    int dup = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            dup += strcmp(cat[i].id, cat[j].id) == 0;
+    is_int(dup, 0, "catalogue ids are unique (%zu ids)", n);
+
+    md_report *rep = md_report_new("t", "example.test");
+    is_int(md_report_status(rep), MD_SEV_OK, "empty report is ok");
+    md_report_add(rep, "mx.implicit", MD_SEV_DEFAULT, "no MX");
+    is_int(md_report_status(rep), MD_SEV_WARNING, "catalogue default severity used");
+    md_report_add(rep, "dns.temporary", MD_SEV_DEFAULT, "servfail");
+    is_int(md_report_status(rep), MD_SEV_WARNING, "warning outranks unknown");
+    md_finding *f = md_report_add(rep, "no.such.id", MD_SEV_OK, "bug\nline");
+    is_int(f->severity, MD_SEV_UNKNOWN, "unknown id recorded as unknown");
+    is_str(f->summary, "bug?line", "control characters replaced in summaries");
+    ok(md_report_has(rep, "mx.implicit") && !md_report_has(rep, "mx.none"), "md_report_has");
+
+    md_report_set(rep, "domain", json_string("example.test"));
+    json_t *j = md_report_to_json(rep);
+    is_int(json_integer_value(json_object_get(j, "schema_version")), 1, "schema_version");
+    is_str(json_string_value(json_object_get(j, "status")), "warning", "json status");
+    is_str(json_string_value(json_object_get(j, "domain")), "example.test", "json field set");
+    is_int(json_array_size(json_object_get(j, "findings")), 3, "json findings");
+    is_str(json_string_value(json_object_get(json_array_get(json_object_get(j, "findings"), 0), "id")),
+           "mx.implicit", "json finding id");
+    json_decref(j);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    md_report_write_json(rep, mem);
+    fclose(mem);
+    ok(len > 0 && buf[len - 1] == '\n' && strchr(buf, '\n') == buf + len - 1,
+       "JSON output is exactly one line");
+    free(buf);
+
+    mem = open_memstream(&buf, &len);
+    md_report_write_text(rep, mem, 0);
+    fclose(mem);
+    ok(strstr(buf, "example.test: WARNING\n") == buf, "text starts with subject and state");
+    ok(strstr(buf, "mx.implicit: no MX") != NULL, "text names the finding id");
+    free(buf);
+    md_report_free(rep);
+    md_report_free(NULL);
+
+    mem = open_memstream(&buf, &len);
+    md_plugin_write(mem, "MX", MD_SEV_CRITICAL, "a|b", "domains=2");
+    fclose(mem);
+    is_str(buf, "MX CRITICAL - a b | domains=2\n", "plugin line; '|' kept out of the text");
+    free(buf);
+
+    md_tally t;
+    md_tally_init(&t);
+    md_tally_add(&t, MD_SEV_OK);
+    md_tally_add(&t, MD_SEV_UNKNOWN);
+    md_tally_add(&t, MD_SEV_WARNING);
+    is_int(t.worst, MD_SEV_WARNING, "tally worst");
+    is_int(md_tally_total(&t), 3, "tally total");
+    return tap_done();
+}

@@ -1,0 +1,127 @@
+/* tools/cli: shared command-line plumbing for the maildiag tools. */
+#include "config.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+    return MD_EXIT_UNKNOWN;
+}
+
+int cli_version(const char *prog)
+{
+    printf("%s (maildiag) %s\n", prog, md_version());
+    return MD_EXIT_OK;
+}
+
+int cli_dns_add_resolver(cli_dns *d, const char *prog, const char *spec)
+{
+    char buf[80];
+    md_error err;
+    if (md_dns_server_parse(spec, buf, sizeof buf, &err) != MD_OK) {
+        cli_usage_error(prog, "--resolver: %s", err.text);
+        return -1;
+    }
+    d->servers = md_xrealloc(d->servers, (d->nservers + 2) * sizeof *d->servers);
+    d->servers[d->nservers++] = md_xstrdup(spec);
+    d->servers[d->nservers] = NULL;
+    return 0;
+}
+
+int cli_parse_timeout(const char *prog, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 3600) {
+        cli_usage_error(prog, "--timeout: '%s' is not a number of seconds between 0 and 3600", s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_uint(const char *prog, const char *opt, const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end != '\0' || *s == '-' || v == 0 || v > max) {
+        cli_usage_error(prog, "%s: '%s' is not a whole number between 1 and %u", opt, s, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
+{
+    md_error err;
+    if (d->nservers == 0) {
+        const char *env = getenv("MAILDIAG_RESOLVER");
+        size_t n = 0;
+        char **list = md_dns_server_list_split(env, &n);
+        for (size_t i = 0; i < n; i++)
+            if (cli_dns_add_resolver(d, prog, list[i]) != 0) {
+                fprintf(stderr, "%s: (from MAILDIAG_RESOLVER)\n", prog);
+                md_dns_server_list_free(list);
+                return NULL;
+            }
+        md_dns_server_list_free(list);
+    }
+    md_dns_config cfg = { 0 };
+    cfg.servers = (const char *const *)d->servers;
+    cfg.nservers = d->nservers;
+    cfg.timeout = d->timeout;
+    cfg.window = window;
+    md_dns *dns = md_dns_new(&cfg, &err);
+    if (dns == NULL)
+        fprintf(stderr, "%s: %s\n", prog, err.text);
+    return dns;
+}
+
+void cli_dns_clear(cli_dns *d)
+{
+    for (size_t i = 0; i < d->nservers; i++)
+        free(d->servers[i]);
+    free(d->servers);
+    d->servers = NULL;
+    d->nservers = 0;
+}
+
+void cli_progress_init(cli_progress *p)
+{
+    p->enabled = isatty(STDERR_FILENO);
+    p->start_ms = md_now_ms();
+    p->shown = 0;
+}
+
+void cli_progress_update(cli_progress *p, const char *what, size_t started, size_t finished)
+{
+    if (!p->enabled)
+        return;
+    double secs = (double)(md_now_ms() - p->start_ms) / 1000.0;
+    fprintf(stderr, "\r\033[K%zu %s done, %zu running, %.0f/s, %.1f s", finished, what,
+            started - finished, secs > 0 ? (double)finished / secs : 0.0, secs);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->enabled && p->shown)
+        fputs("\r\033[K", stderr);
+    p->shown = 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * tools/cli: what every maildiag tool's command line has in common:
+ * resolver and timeout options, output format, progress line, usage errors.
+ * Presentation only; the work is in lib/.
+ */
+#ifndef MAILDIAG_CLI_H
+#define MAILDIAG_CLI_H
+
+#include <stdio.h>
+#include "base/base.h"
+#include "dns/dns.h"
+#include "report/report.h"
+
+#define MD_EXIT_OK 0
+#define MD_EXIT_WARNING 1
+#define MD_EXIT_CRITICAL 2
+#define MD_EXIT_UNKNOWN 3
+
+typedef enum { CLI_TEXT, CLI_JSON, CLI_PLUGIN } cli_format;
+
+typedef struct cli_dns {
+    char **servers;       /* from --resolver, else MAILDIAG_RESOLVER */
+    size_t nservers;
+    double timeout;       /* seconds */
+} cli_dns;
+
+/* Adds one --resolver value (validated).  Returns 0, or -1 after printing
+ * a usage error. */
+int cli_dns_add_resolver(cli_dns *d, const char *prog, const char *spec);
+/* Parses --timeout.  Returns 0, or -1 after printing a usage error. */
+int cli_parse_timeout(const char *prog, const char *s, double *out);
+/* Parses a positive integer option.  Returns 0, or -1 after a usage error. */
+int cli_parse_uint(const char *prog, const char *opt, const char *s, unsigned max, unsigned *out);
+/* Creates the resolver from the options (env MAILDIAG_RESOLVER when no
+ * --resolver was given).  Prints the error and returns NULL on failure. */
+md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window);
+void cli_dns_clear(cli_dns *d);
+
+/* Prints "PROG: message\nTry 'PROG --help'." and returns MD_EXIT_UNKNOWN. */
+int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "PROG VERSION" and returns 0. */
+int cli_version(const char *prog);
+
+/* Progress line on stderr, only when stderr is a terminal. */
+typedef struct cli_progress {
+    int enabled;
+    int64_t start_ms;
+    int shown;
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+void cli_progress_update(cli_progress *p, const char *what, size_t started, size_t finished);
+void cli_progress_end(cli_progress *p);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * maildiag: the dispatcher.  "maildiag mx example.com" runs maildiag-mx;
+ * "maildiag" alone lists the tools.  It looks for maildiag-NAME beside
+ * itself first (so a build tree or a private prefix works), then on PATH.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const struct tool {
+    const char *name;
+    const char *what;
+} tools[] = {
+    { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
+};
+
+static void list_tools(FILE *out)
+{
+    fprintf(out, "Usage: maildiag TOOL [ARG]...   (maildiag TOOL --help for a tool's options)\n\n"
+                 "Tools:\n");
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+        fprintf(out, "  %-10s %s\n", tools[i].name, tools[i].what);
+}
+
+/* The directory holding this executable, or "" when unknown.  Under a
+ * libtool build tree that is .libs/, whose parent holds the siblings. */
+static void self_dir(char *dir, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
+    dir[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        dir[0] = '\0';
+        return;
+    }
+    *slash = '\0';
+    size_t l = strlen(dir);
+    if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
+        dir[l - 6] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+    char path[PATH_MAX], dir[PATH_MAX], name[64];
+
+    if (argc < 2) {
+        list_tools(stdout);
+        return 0;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        list_tools(stdout);
+        return 0;
+    }
+    if (strcmp(sub, "--version") == 0 || strcmp(sub, "-V") == 0)
+        return cli_version("maildiag");
+    if (strlen(sub) > 32 || strspn(sub, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(sub)) {
+        fprintf(stderr, "maildiag: '%s' is not a tool name\n\n", sub);
+        list_tools(stderr);
+        return MD_EXIT_UNKNOWN;
+    }
+    snprintf(name, sizeof name, "maildiag-%s", sub);
+    argv[1] = name;
+
+    self_dir(dir, sizeof dir);
+    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path
+        && access(path, X_OK) == 0)
+        execv(path, argv + 1);
+    execvp(name, argv + 1);
+    if (errno == ENOENT) {
+        fprintf(stderr, "maildiag: no tool '%s'\n\n", sub);
+        list_tools(stderr);
+    } else {
+        fprintf(stderr, "maildiag: cannot run %s: %s\n", name, strerror(errno));
+    }
+    return MD_EXIT_UNKNOWN;
+}

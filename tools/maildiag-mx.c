@@ -155,6 +155,7 @@ int main(int argc, char **argv)
     md_bulk_config bc = {
         .concurrency = o.concurrency, .start = md_mx_check,
         .output = output, .output_arg = &r, .progress = progress, .progress_arg = &r,
+        .ordered = o.nfiles == 0,   /* a few names typed by hand: keep their order */
     };
     int64_t t0 = md_now_ms();
     md_status st = md_bulk_run(dns, in, &bc, &err);

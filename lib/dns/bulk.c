@@ -2,25 +2,58 @@
 #include "config.h"
 #include "bulk.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 typedef struct bulk_state {
     const md_bulk_config *cfg;
     size_t active, started, finished;
     int stop;
+    /* ordered mode: finished reports by input position, and the next to print */
+    md_report **held;
+    size_t nheld, next_out;
 } bulk_state;
 
-static void on_done(void *arg, md_report *rep)
+typedef struct item {
+    bulk_state *b;
+    size_t seq;
+} item;
+
+static void emit(bulk_state *b, md_report *rep)
 {
-    bulk_state *b = arg;
-    b->active--;
-    b->finished++;
     if (!b->stop && b->cfg->output(b->cfg->output_arg, rep) != 0)
         b->stop = 1;
     md_report_free(rep);
 }
 
+static void on_done(void *arg, md_report *rep)
+{
+    item *it = arg;
+    bulk_state *b = it->b;
+    size_t seq = it->seq;
+    free(it);
+    b->active--;
+    b->finished++;
+    if (!b->cfg->ordered) {
+        emit(b, rep);
+        return;
+    }
+    if (seq >= b->nheld) {
+        size_t n = seq + 16;
+        b->held = md_xrealloc(b->held, n * sizeof *b->held);
+        memset(b->held + b->nheld, 0, (n - b->nheld) * sizeof *b->held);
+        b->nheld = n;
+    }
+    b->held[seq] = rep;
+    while (b->next_out < b->nheld && b->held[b->next_out]) {
+        emit(b, b->held[b->next_out]);
+        b->held[b->next_out++] = NULL;
+    }
+}
+
 md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_error *err)
 {
-    bulk_state b = { cfg, 0, 0, 0, 0 };
+    bulk_state b = { .cfg = cfg };
     unsigned conc = cfg->concurrency ? cfg->concurrency : MD_BULK_CONCURRENCY_DEFAULT;
     int progress_ms = cfg->progress_ms > 0 ? cfg->progress_ms : 200;
     int64_t next_progress = md_now_ms() + progress_ms;
@@ -28,14 +61,17 @@ md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_e
 
     while (!b.stop) {
         while (more && b.active < conc) {
-            const char *item = md_input_next(in, err);
-            if (item == NULL) {
+            const char *line = md_input_next(in, err);
+            if (line == NULL) {
                 more = 0;
                 break;
             }
+            item *it = md_xmalloc(sizeof *it);
+            it->b = &b;
+            it->seq = b.started;
             b.active++;
             b.started++;
-            cfg->start(dns, item, cfg->check_arg, on_done, &b);
+            cfg->start(dns, line, cfg->check_arg, on_done, it);
         }
         if (!more && b.active == 0)
             break;
@@ -54,8 +90,12 @@ md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_e
         /* Let the checks still running finish quietly, so nothing leaks. */
         while (b.active > 0)
             md_dns_step(dns, 100);
+        for (size_t i = 0; i < b.nheld; i++)
+            md_report_free(b.held[i]);
+        free(b.held);
         return md_error_set(err, MD_INTERNAL, "output", "cannot write the results");
     }
+    free(b.held);
     if (md_input_failed(in))
         return MD_CONFIG;
     return MD_OK;

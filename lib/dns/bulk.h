@@ -39,6 +39,9 @@ typedef struct md_bulk_config {
     md_bulk_progress_fn progress;  /* may be NULL */
     void *progress_arg;
     int progress_ms;               /* 0 = 200 */
+    int ordered;                   /* 1: output in input order (holds finished
+                                    * reports until earlier ones finish: for a
+                                    * handful of items, not for bulk files) */
 } md_bulk_config;
 
 #define MD_BULK_CONCURRENCY_DEFAULT 2000

@@ -111,7 +111,9 @@ int main(void)
         for (size_t k = 0; k < want_n && k < md_report_count(rep); k++)
             is_str(md_report_get(rep, k)->id, c->want_ids[k], "%s: finding %zu", c->name, k);
         json_t *j = md_report_to_json(rep);
-        is_int(json_array_size(json_object_get(j, "mx")), c->nhosts, "%s: mx list in JSON", c->name);
+        /* an implicit MX without an address is no route: empty list */
+        size_t want_mx = c->implicit && c->hosts[0].addr == NULL ? 0 : c->nhosts;
+        is_int(json_array_size(json_object_get(j, "mx")), want_mx, "%s: mx list in JSON", c->name);
         json_decref(j);
         md_report_free(rep);
         md_mx_route_clear(&r);

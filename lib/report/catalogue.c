@@ -23,6 +23,24 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_ip_literal", MD_SEV_WARNING, "an MX target is an IP address, not a host name" },
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
+    /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
+    { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
+    { "account.none", MD_SEV_WARNING, "no account uses this address" },
+    { "account.sso", MD_SEV_WARNING, "SSO-only account: password-reset emails are never sent" },
+    { "account.deactivated", MD_SEV_CRITICAL, "deactivated account: the product sends it no email" },
+    { "account.locked", MD_SEV_WARNING, "locked account: no reset link until support unlocks it" },
+    { "account.unverified", MD_SEV_WARNING, "the address was never verified: only verification emails are sent" },
+    { "account.pending_change", MD_SEV_WARNING, "an unconfirmed change of address is pending" },
+    { "account.also_matches", MD_SEV_WARNING, "another spelling of the same mailbox (dots, +tag) has an account" },
+    { "address.invalid", MD_SEV_UNKNOWN, "the address given is not a valid email address" },
+    { "address.typo", MD_SEV_WARNING, "the domain looks like a typo of a common or much-used domain" },
+    { "address.suppressed", MD_SEV_CRITICAL, "the address is suppressed (bounce, complaint, manual): nothing is sent" },
+    { "address.no_mail", MD_SEV_CRITICAL, "the address's domain cannot receive mail" },
+    { "address.dns_temporary", MD_SEV_UNKNOWN, "whether the domain receives mail could not be found out" },
+    { "address.last_send_failed", MD_SEV_WARNING, "the last email sent to the address did not go through" },
+    { "store.error", MD_SEV_UNKNOWN, "the account store could not be read or written" },
+    { "selfcheck.accepted", MD_SEV_OK, "the request was accepted; an email is on its way to the address" },
+    { "selfcheck.rate_limited", MD_SEV_WARNING, "too many requests for this address or overall: try later" },
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

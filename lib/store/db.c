@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sqlite3.h>
 #include <libpq-fe.h>
+#include <dlfcn.h>
 
 #define DB_BUSY_TIMEOUT_MS 10000
 #define DB_MAX_PARAMS 32
@@ -20,6 +21,48 @@ typedef struct stmt_cache {
     int nmap;
     char name[16];          /* PostgreSQL: prepared statement name */
 } stmt_cache;
+
+/* libpq is loaded on first use of a postgresql:// store: it drags in about
+ * twenty libraries (Kerberos, LDAP, GnuTLS) whose start-up costs every
+ * process ~4 ms, which an SQLite-only lookup should not pay. */
+static struct pq_api {
+    __typeof__(PQclear) *PQclear;
+    __typeof__(PQcmdTuples) *PQcmdTuples;
+    __typeof__(PQconnectdbParams) *PQconnectdbParams;
+    __typeof__(PQerrorMessage) *PQerrorMessage;
+    __typeof__(PQexec) *PQexec;
+    __typeof__(PQexecPrepared) *PQexecPrepared;
+    __typeof__(PQfinish) *PQfinish;
+    __typeof__(PQfname) *PQfname;
+    __typeof__(PQgetisnull) *PQgetisnull;
+    __typeof__(PQgetvalue) *PQgetvalue;
+    __typeof__(PQnfields) *PQnfields;
+    __typeof__(PQntuples) *PQntuples;
+    __typeof__(PQprepare) *PQprepare;
+    __typeof__(PQresultErrorField) *PQresultErrorField;
+    __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
+    __typeof__(PQresultStatus) *PQresultStatus;
+    __typeof__(PQstatus) *PQstatus;
+} pq;
+
+static md_status pq_load(md_error *err)
+{
+    static int loaded;
+    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQstatus" };
+    if (loaded)
+        return MD_OK;
+    void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        return md_error_set(err, MD_CONFIG, "store.open",
+                            "PostgreSQL stores need libpq (Debian package libpq5): %s", dlerror());
+    void **slot = (void **)&pq;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((slot[i] = dlsym(h, names[i])) == NULL)
+            return md_error_set(err, MD_CONFIG, "store.open", "libpq lacks %s", names[i]);
+    }
+    loaded = 1;
+    return MD_OK;
+}
 
 struct db {
     db_kind kind;
@@ -59,6 +102,15 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
         /* WAL: readers never block the writer; synchronous=FULL: a commit
          * that returned survives a power cut, not only a process crash. */
         : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    if (!(flags & DB_READONLY)) {
+        /* Many short processes share one store: keep the WAL and its index
+         * between them instead of checkpointing, deleting and recreating
+         * them at every exit (the automatic checkpoint every 1000 pages
+         * still bounds the WAL). */
+        int on = 1;
+        sqlite3_file_control(d->lite, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+        sqlite3_db_config(d->lite, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    }
     char *msg = NULL;
     if (sqlite3_exec(d->lite, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         md_error_set(err, MD_CONFIG, "store.open", "SQLite store %s: %s", path, msg ? msg : "?");
@@ -73,12 +125,15 @@ static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
     /* Keywords before dbname are defaults the URI may override. */
     const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
     const char *vals[] = { "10", "maildiag", uri, NULL };
-    d->pg = PQconnectdbParams(keys, vals, 1);
+    md_status st = pq_load(err);
+    if (st != MD_OK)
+        return st;
+    d->pg = pq.PQconnectdbParams(keys, vals, 1);
     if (d->pg == NULL)
         return md_error_set(err, MD_NOMEM, "store.open", "out of memory connecting to PostgreSQL");
-    if (PQstatus(d->pg) != CONNECTION_OK) {
+    if (pq.PQstatus(d->pg) != CONNECTION_OK) {
         md_error_set(err, MD_TEMPFAIL, "store.open", "cannot connect to PostgreSQL");
-        const char *m = PQerrorMessage(d->pg);
+        const char *m = pq.PQerrorMessage(d->pg);
         md_error_set_peer(err, m, strlen(m));
         return MD_TEMPFAIL;
     }
@@ -129,7 +184,7 @@ void db_close(db *d)
     if (d->lite)
         sqlite3_close(d->lite);
     if (d->pg)
-        PQfinish(d->pg);
+        pq.PQfinish(d->pg);
     free(d);
 }
 
@@ -152,9 +207,9 @@ static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
 
 static md_status pg_error(db *d, PGresult *r, const char *stage, md_error *err)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *state = r ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     md_status st;
-    if (PQstatus(d->pg) != CONNECTION_OK)
+    if (pq.PQstatus(d->pg) != CONNECTION_OK)
         st = MD_TEMPFAIL;
     else if (state && strncmp(state, "23", 2) == 0)        /* integrity constraint */
         st = MD_PERMFAIL;
@@ -167,7 +222,7 @@ static md_status pg_error(db *d, PGresult *r, const char *stage, md_error *err)
         st = MD_CONFIG;                                   /* syntax, read-only tx */
     else
         st = MD_INTERNAL;
-    const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(d->pg);
+    const char *m = r ? pq.PQresultErrorMessage(r) : pq.PQerrorMessage(d->pg);
     char line[MD_ERROR_TEXT_MAX];
     md_sanitize(line, sizeof line, m, strcspn(m, "\n"));
     md_error_set(err, st, stage, "%s (SQLSTATE %s)", st == MD_PERMFAIL ? "constraint violated" : "PostgreSQL error",
@@ -188,12 +243,12 @@ md_status db_exec(db *d, const char *sql, md_error *err)
         sqlite3_free(msg);
         return rc == SQLITE_OK ? MD_OK : lite_error(d, rc, "store.sql", err);
     }
-    PGresult *r = PQexec(d->pg, sql);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r = pq.PQexec(d->pg, sql);
+    ExecStatusType s = pq.PQresultStatus(r);
     md_status st = MD_OK;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
         st = pg_error(d, r, "store.sql", err);
-    PQclear(r);
+    pq.PQclear(r);
     return st;
 }
 
@@ -226,13 +281,13 @@ static md_status prepare(db *d, const char *sql, stmt_cache **out, md_error *err
         }
     } else {
         snprintf(n.name, sizeof n.name, "md%zu", d->ncache);
-        PGresult *r = PQprepare(d->pg, n.name, sql, 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PGresult *r = pq.PQprepare(d->pg, n.name, sql, 0, NULL);
+        if (pq.PQresultStatus(r) != PGRES_COMMAND_OK) {
             md_status st = pg_error(d, r, "store.prepare", err);
-            PQclear(r);
+            pq.PQclear(r);
             return st;
         }
-        PQclear(r);
+        pq.PQclear(r);
     }
     d->cache = md_xrealloc(d->cache, (d->ncache + 1) * sizeof *d->cache);
     d->cache[d->ncache] = n;
@@ -325,28 +380,28 @@ static md_status run_pg(db *d, stmt_cache *c, const db_param *p, size_t np,
             break;
         }
     }
-    PGresult *r = PQexecPrepared(d->pg, c->name, (int)np, vals, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r = pq.PQexecPrepared(d->pg, c->name, (int)np, vals, NULL, NULL, 0);
+    ExecStatusType s = pq.PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
         md_status st = pg_error(d, r, "store.sql", err);
-        PQclear(r);
+        pq.PQclear(r);
         return st;
     }
     if (res) {
-        size_t nr = (size_t)PQntuples(r), nc = (size_t)PQnfields(r);
+        size_t nr = (size_t)pq.PQntuples(r), nc = (size_t)pq.PQnfields(r);
         result_names(res, nc);
         for (size_t j = 0; j < nc; j++)
-            res->names[j] = md_xstrdup(PQfname(r, (int)j));
+            res->names[j] = md_xstrdup(pq.PQfname(r, (int)j));
         res->nrows = nr;
         res->vals = md_xcalloc(nr * nc + 1, sizeof *res->vals);
         for (size_t i = 0; i < nr; i++)
             for (size_t j = 0; j < nc; j++)
-                if (!PQgetisnull(r, (int)i, (int)j))
-                    DB_VAL(res, i, j) = md_xstrdup(PQgetvalue(r, (int)i, (int)j));
-        const char *ct = PQcmdTuples(r);
+                if (!pq.PQgetisnull(r, (int)i, (int)j))
+                    DB_VAL(res, i, j) = md_xstrdup(pq.PQgetvalue(r, (int)i, (int)j));
+        const char *ct = pq.PQcmdTuples(r);
         res->changes = ct && *ct ? strtoll(ct, NULL, 10) : 0;
     }
-    PQclear(r);
+    pq.PQclear(r);
     return MD_OK;
 }
 
@@ -413,8 +468,8 @@ void db_rollback(db *d)
         if (!sqlite3_get_autocommit(d->lite))
             sqlite3_exec(d->lite, "ROLLBACK", NULL, NULL, NULL);
     } else {
-        PGresult *r = PQexec(d->pg, "ROLLBACK");
-        PQclear(r);
+        PGresult *r = pq.PQexec(d->pg, "ROLLBACK");
+        pq.PQclear(r);
     }
     d->in_tx = 0;
 }

@@ -25,6 +25,7 @@
     "CREATE INDEX accounts_canonical ON accounts (email_canonical) WHERE email_canonical IS NOT NULL;" \
     "CREATE INDEX accounts_domain ON accounts (email_domain);" \
     "CREATE TABLE domain_stats (domain TEXT PRIMARY KEY, accounts " INT " NOT NULL);" \
+    "CREATE INDEX domain_stats_accounts ON domain_stats (accounts, domain);" \
     "CREATE TABLE sessions (" \
     " id " ID "," \
     " account_id " INT " NOT NULL REFERENCES accounts (id) ON DELETE CASCADE," \

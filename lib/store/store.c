@@ -871,9 +871,11 @@ md_status md_store_popular_domains(md_store *s, unsigned long min, md_store_doma
     memset(out, 0, sizeof *out);
     if (s->product)
         return MD_OK;   /* the product's mapping gives counts per domain only */
+    /* The index on (accounts, domain) read backwards: no sort, and it stops
+     * at the 1000 most used domains however many domains qualify. */
     db_param p[] = { db_int((int64_t)min) };
     md_status st = db_run(s->own, "SELECT domain, accounts FROM domain_stats WHERE accounts >= $1"
-                                  " ORDER BY accounts DESC, domain LIMIT 1000", p, 1, &r, err);
+                                  " ORDER BY accounts DESC, domain DESC LIMIT 1000", p, 1, &r, err);
     if (st != MD_OK)
         return st;
     out->domain = md_xcalloc(r.nrows + 1, sizeof *out->domain);

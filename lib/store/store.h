@@ -229,7 +229,7 @@ void md_store_domain_list_clear(md_store_domain_list *l);
 /* Accounts whose address is at domain. */
 md_status md_store_domain_accounts(md_store *s, const char *domain, unsigned long *n,
                                    md_error *err);
-/* Domains with at least min accounts, most used first (at most 1000). */
+/* Domains with at least min accounts, most used first: the 1000 most used. */
 md_status md_store_popular_domains(md_store *s, unsigned long min, md_store_domain_list *out,
                                    md_error *err);
 

@@ -44,7 +44,7 @@ def t_store_path():
 class StoreSuiteOnPostgres(unittest.TestCase):
     def test_store_suite(self):
         uri = PG.create_database("suite")
-        r = subprocess.run([t_store_path(), uri], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([t_store_path(), uri], capture_output=True, text=True, errors="replace", timeout=120)
         failed = [l for l in r.stdout.splitlines() if l.startswith("not ok") or l.startswith("#   ")]
         self.assertIn("# engine postgresql", r.stdout)
         self.assertEqual(r.returncode, 0, "t_store on PostgreSQL failed:\n%s\n%s" % ("\n".join(failed), r.stderr))

@@ -41,7 +41,7 @@ static md_severity eval(md_store_account *accs, size_t n, const md_store_suppres
                         md_address_mx mx, const char *typo, char *ids, size_t size)
 {
     md_address a;
-    md_error err;
+    md_error err = { 0 };
     md_address_parse("a@example.com", &a, &err);
     md_store_account_list l = { accs, n };
     md_account_facts f = { .address = &a, .key = "a@example.com", .accounts = &l,

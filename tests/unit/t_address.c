@@ -59,7 +59,7 @@ static void test_parse(void)
         { "a@under_score.com", NULL, NULL },
     };
     md_address a;
-    md_error err;
+    md_error err = { 0 };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         md_status st = md_address_parse(cases[i].in, &a, &err);
         if (cases[i].ascii == NULL) {
@@ -122,7 +122,7 @@ static void test_key(void)
         { "\"john.smith\"@gmail.com", 0, "john.smith@gmail.com", "" },
     };
     md_address a;
-    md_error err;
+    md_error err = { 0 };
     char key[MD_ADDRESS_MAX + 1], pk[MD_ADDRESS_MAX + 1];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (md_address_parse(cases[i].in, &a, &err) != MD_OK) {

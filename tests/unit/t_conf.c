@@ -23,7 +23,7 @@ static const char *write_file(const char *name, const char *text, mode_t mode)
 int main(void)
 {
     md_conf *c = NULL;
-    md_error err;
+    md_error err = { 0 };
     snprintf(dir, sizeof dir, "/tmp/md-t-conf-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return 1;

@@ -20,7 +20,7 @@ static const md_store_audit AUD = { "tester", "test", "target", NULL };
 static void key_of(const char *addr, char *key)
 {
     md_address a;
-    md_error err;
+    md_error err = { 0 };
     key[0] = '\0';
     if (md_address_parse(addr, &a, &err) == MD_OK)
         md_address_key(&a, 0, key, MD_ADDRESS_MAX + 1);
@@ -58,7 +58,7 @@ static void test_time(void)
 static md_store *open_fresh(const char *uri)
 {
     md_store *s = NULL;
-    md_error err;
+    md_error err = { 0 };
     md_status st = md_store_open(uri, 0, &s, &err);
     ok(st == MD_CONFIG && strstr(err.text, "init") != NULL,
        "opening an empty store asks for init (%s)", err.text);
@@ -80,7 +80,7 @@ static md_store *open_fresh(const char *uri)
 
 static void test_accounts(md_store *s)
 {
-    md_error err;
+    md_error err = { 0 };
     md_store_account a = { .username = "alice", .email = "Alice@Example.COM", .email_verified = 1,
                            .created_at = 1700000000, .last_login_at = 1790000000 };
     int64_t id_alice = 0, id;
@@ -170,7 +170,7 @@ static void test_accounts(md_store *s)
 
 static void test_suppressions(md_store *s)
 {
-    md_error err;
+    md_error err = { 0 };
     md_store_suppression x = { .address = "bounce@example.com", .reason = "hard-bounce",
                                .since = 1790000000, .text = "550 5.1.1 user unknown" };
     is_int(md_store_suppression_add(s, &x, &AUD, &err), MD_OK, "suppress (%s)", err.text);
@@ -197,7 +197,7 @@ static void test_suppressions(md_store *s)
 
 static void test_logs(md_store *s)
 {
-    md_error err;
+    md_error err = { 0 };
     for (int i = 0; i < 5; i++) {
         char mid[64];
         snprintf(mid, sizeof mid, "<m%d@example.com>", i);
@@ -233,7 +233,7 @@ static void test_logs(md_store *s)
 
 static void test_rate(md_store *s)
 {
-    md_error err;
+    md_error err = { 0 };
     unsigned long c = 0;
     for (unsigned long i = 1; i <= 3; i++) {
         is_int(md_store_rate_hit(s, "addr:x@example.com", 3600, 1800000000, &c, &err), MD_OK, "hit");
@@ -255,7 +255,7 @@ static FILE *text_file(const char *text)
 
 static void test_import(md_store *s, const char *uri)
 {
-    md_error err;
+    md_error err = { 0 };
     unsigned long rows = 0;
     FILE *f = text_file("\xef\xbb\xbf" "email,Username,status,auth,sso_provider,email_verified,created_at,last_login_at,password_changed_at\r\n"
                         "bob@corp.example,bob,active,password,,1,2024-01-02T03:04:05Z,,\r\n"
@@ -350,7 +350,7 @@ static void test_import(md_store *s, const char *uri)
 
 static void test_product(md_store *s, const char *uri)
 {
-    md_error err;
+    md_error err = { 0 };
     /* The store's own file stands in for a product's database, with the
      * product's own column names mapped by SQL. */
     md_store_product p = {

@@ -177,18 +177,15 @@ static int rate_limited(ucli *u, const md_account_public *p, const limits *l, md
     return *st == MD_OK && (n > l->per_address || all > l->overall);
 }
 
-/* Starts the private part in a detached child.  Returns its pid, or -1
- * when it ran here (fork failed). */
-static pid_t dispatch(options *o, const md_account_public *p)
+/* Forks the private part into a detached child with standard streams on
+ * /dev/null.  Returns the child's pid in the parent, 0 in the child, -1
+ * when there is no child (then the caller does the work itself). */
+static pid_t dispatch(void)
 {
     fflush(NULL);
     pid_t pid = fork();
-    if (pid > 0)
+    if (pid != 0)
         return pid;
-    if (pid < 0) {   /* no process to spare: answer late rather than not at all */
-        selfmail_run(&o->u, p, (md_account_want)o->want);
-        return -1;
-    }
     setsid();
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
@@ -198,8 +195,7 @@ static pid_t dispatch(options *o, const md_account_public *p)
         if (fd > 2)
             close(fd);
     }
-    selfmail_run(&o->u, p, (md_account_want)o->want);
-    _exit(0);
+    return 0;
 }
 
 static void pad_until(int64_t deadline_ms)
@@ -281,7 +277,16 @@ int main(int argc, char **argv)
             lines[1] = "If it has not arrived in 15 minutes, look in the spam folder.";
             md_store_free(o.u.store);   /* never carry a database connection across fork */
             o.u.store = NULL;
-            child = dispatch(&o, pub);
+            child = dispatch();
+            if (child <= 0) {   /* the child; or no process to spare: answer late */
+                selfmail_run(&o.u, pub, (md_account_want)o.want);
+                if (child == 0) {
+                    md_report_free(rep);
+                    free(pub);
+                    ucli_clear(&o.u);
+                    _exit(0);
+                }
+            }
         }
         if (st == MD_OK && pub->typo[0]) {
             md_finding *f = md_report_add(rep, "address.typo", MD_SEV_DEFAULT,

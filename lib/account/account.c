@@ -194,7 +194,9 @@ static void add_sent(const md_account_facts *f, md_report *rep)
     md_report_set(rep, "sent", arr);
     if (f->sent && f->sent->n > 0) {
         const md_store_send *last = &f->sent->v[0];
-        if (strcmp(last->outcome, "sent") != 0) {
+        /* "accepted" (lib/smtp's word), "sent", or held back on purpose. */
+        if (strcmp(last->outcome, "accepted") != 0 && strcmp(last->outcome, "sent") != 0 &&
+            strcmp(last->outcome, "suppressed") != 0) {
             md_finding *fd = md_report_add(rep, "address.last_send_failed", MD_SEV_DEFAULT,
                                            "the last email to this address (%s) was %s%s%s",
                                            last->kind, last->outcome, last->reply ? ": " : "",

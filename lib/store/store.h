@@ -172,7 +172,7 @@ typedef struct md_store_send {
     char *kind;         /* "reminder", "verify", "reset", "no-account", "explain" ... */
     char *to;           /* normalized address */
     char *message_id;   /* may be NULL */
-    char *outcome;      /* "sent", "deferred", "rejected", "failed" */
+    char *outcome;      /* "accepted", "deferred", "rejected", "failed", "suppressed" */
     char *reply;        /* the server's reply, or NULL */
 } md_store_send;
 

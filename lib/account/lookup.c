@@ -62,9 +62,13 @@ md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
     unsigned long many = o->many ? o->many : MD_ADDRESS_MANY_DEFAULT;
     unsigned long here = 0;
     md_store_domain_list pop = { 0 };
+    md_address_mx mx = out->mx_checked ? out->mx : MD_ADDRESS_MX_UNKNOWN;
+    if (out->address.literal || md_address_is_common_provider(out->address.domain))
+        return MD_OK;   /* never a typo: spare the store the queries */
     st = md_store_domain_accounts(s, out->address.domain, &here, err);
-    if (st == MD_OK)
-        st = md_store_popular_domains(s, many, &pop, err);
+    if (st != MD_OK || (here >= many && mx != MD_ADDRESS_MX_NONE))
+        return st;      /* a much-used domain that may take mail: never a typo */
+    st = md_store_popular_domains(s, many, &pop, err);
     if (st != MD_OK)
         return st;
     md_domain_count *dc = md_xcalloc(pop.n + 1, sizeof *dc);
@@ -72,8 +76,7 @@ md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
         dc[i].domain = pop.domain[i];
         dc[i].accounts = pop.accounts[i];
     }
-    md_address_typo_facts tf = { .popular = dc, .npopular = pop.n, .accounts = here,
-                                 .mx = out->mx_checked ? out->mx : MD_ADDRESS_MX_UNKNOWN,
+    md_address_typo_facts tf = { .popular = dc, .npopular = pop.n, .accounts = here, .mx = mx,
                                  .many = many };
     md_address_suggest(out->address.domain, &tf, out->typo, sizeof out->typo, NULL);
     free(dc);

@@ -97,11 +97,13 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
     }
     sqlite3_busy_timeout(d->lite, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(d->lite, 1);
-    const char *pragmas = (flags & DB_READONLY)
-        ? "PRAGMA query_only=ON;"
-        /* WAL: readers never block the writer; synchronous=FULL: a commit
-         * that returned survives a power cut, not only a process crash. */
-        : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    /* WAL: readers never block the writer (the mode is stored in the file,
+     * so it is set once, when the store is created); synchronous=FULL: a
+     * commit that returned survives a power cut, not only a process crash. */
+    const char *pragmas = (flags & DB_READONLY) ? "PRAGMA query_only=ON;"
+                        : (flags & DB_CREATE)
+                        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                        : "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
     if (!(flags & DB_READONLY)) {
         /* Many short processes share one store: keep the WAL and its index
          * between them instead of checkpointing, deleting and recreating

@@ -303,8 +303,11 @@ static int cmd_sessions(options *o)
         }
         if (o->format == CLI_JSON && rc == MD_EXIT_OK)
             result(o, "sessions.list", json_pack("{s:o}", "sessions", arr), "%s", "");
-        else
+        else {
+            if (rc == MD_EXIT_OK && json_array_size(arr) == 0)
+                printf("no sessions for the %zu account%s on %s\n", acc.n, acc.n == 1 ? "" : "s", target);
             json_decref(arr);
+        }
     }
     md_store_account_list_clear(&acc);
     return rc;

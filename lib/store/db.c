@@ -271,9 +271,17 @@ static md_status prepare(db *d, const char *sql, stmt_cache **out, md_error *err
     }
     stmt_cache n = { .sql = sql };
     if (d->kind == DB_SQLITE) {
-        int rc = sqlite3_prepare_v3(d->lite, sql, -1, SQLITE_PREPARE_PERSISTENT, &n.st, NULL);
+        const char *tail = NULL;
+        int rc = sqlite3_prepare_v3(d->lite, sql, -1, SQLITE_PREPARE_PERSISTENT, &n.st, &tail);
         if (rc != SQLITE_OK)
             return lite_error(d, rc, "store.prepare", err);
+        while (tail && (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';'))
+            tail++;
+        if (n.st == NULL || (tail && *tail)) {   /* SQLite would silently skip the rest */
+            sqlite3_finalize(n.st);
+            return md_error_set(err, MD_CONFIG, "store.prepare",
+                                "one SQL statement expected, got %s", n.st ? "more" : "none");
+        }
         n.nmap = sqlite3_bind_parameter_count(n.st);
         n.map = md_xcalloc((size_t)n.nmap + 1, sizeof *n.map);
         for (int i = 1; i <= n.nmap; i++) {

@@ -394,6 +394,14 @@ static void test_product(md_store *s, const char *uri)
         md_store_account_list_clear(&l);
     }
     md_store_free(s3);
+    badp.by_email = "SELECT username, email FROM accounts WHERE email_normalized = $1; DELETE FROM accounts";
+    s3 = NULL;
+    if (md_store_open(uri, 0, &s3, &err) == MD_OK && md_store_use_product(s3, &badp, &err) == MD_OK) {
+        md_status st = md_store_find_by_email(s3, key, &l, &err);
+        ok(st == MD_CONFIG, "a mapping with two statements is refused (%s)", err.text);
+        md_store_account_list_clear(&l);
+    }
+    md_store_free(s3);
 }
 
 int main(int argc, char **argv)

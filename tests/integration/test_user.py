@@ -293,6 +293,29 @@ class Changes(unittest.TestCase):
         self.assertEqual(r.rc, 0, str(r))
         self.assertIn("imported 1 account from", r.out)
 
+    def test_import_killed_midway_loses_nothing_acknowledged(self):
+        uri, path = new_store("crash", csv="username,email,email_verified\nkept,kept@example.com,1\n")
+        big = os.path.join(TMP, "big.csv")
+        with open(big, "w") as f:
+            f.write("username,email\n")
+            for i in range(300000):
+                f.write("c%d,c%d@example.com\n" % (i, i))
+        argv = [mdlab.tool_path("maildiag-user"), "--config", "/dev/null", "--store", uri, "import", big]
+        for delay in (0.05, 0.3):
+            p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=mdlab.tool_env())
+            time.sleep(delay)
+            p.kill()   # SIGKILL: no cleanup of any kind
+            p.wait()
+            db = sqlite3.connect(path)
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+            n = db.execute("SELECT count(*) FROM accounts").fetchone()[0]
+            db.close()
+            self.assertIn(n, (1, 300001), "a killed import left %d accounts" % n)
+            if n == 300001:
+                break   # it finished before the kill: nothing to learn from this round
+        r = user("--json", "lookup", "kept@example.com", store=uri, dns=False)
+        self.assertEqual(r.rc, 0, str(r))
+
     def test_export_roundtrip(self):
         uri, _ = new_store("exp")
         r1 = user("export", store=uri, dns=False)

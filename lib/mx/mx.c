@@ -112,8 +112,9 @@ static void host_detail(const md_mx_host *h, int implicit, md_report *rep)
                              h->ncnames ? h->cnames[h->ncnames - 1] : "", addrs);
 }
 
-void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
+void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep)
 {
+    int details = opt == NULL || !opt->no_details;
     const char *d = r->domain;
     json_t *mx = json_array();
 
@@ -121,7 +122,8 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
         /* An implicit MX without an address is no route at all. */
         if (!(r->implicit && r->hosts[i].naddresses == 0))
             json_array_append_new(mx, host_json(&r->hosts[i]));
-        host_detail(&r->hosts[i], r->implicit, rep);
+        if (details)
+            host_detail(&r->hosts[i], r->implicit, rep);
     }
     md_report_set(rep, "mx", mx);
     md_report_set(rep, "mx_lookup", json_string(md_dns_outcome_name(r->mx)));
@@ -220,6 +222,7 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
 
 typedef struct mx_job {
     md_dns *dns;
+    const md_mx_options *opt;
     char *input;
     char unicode[512];
     md_mx_route route;
@@ -246,9 +249,10 @@ static void job_finish(mx_job *job)
     md_report_set(rep, "domain", json_string(job->route.domain));
     if (job->unicode[0]) {
         md_report_set(rep, "domain_unicode", json_string(job->unicode));
-        md_report_add_detail(rep, "IDN: %s = %s", job->unicode, job->route.domain);
+        if (job->opt == NULL || !job->opt->no_details)
+            md_report_add_detail(rep, "IDN: %s = %s", job->unicode, job->route.domain);
     }
-    md_mx_route_evaluate(&job->route, rep);
+    md_mx_route_evaluate(&job->route, job->opt, rep);
     md_mx_route_clear(&job->route);
     free(job->input);
     md_check_done_fn done = job->done;
@@ -350,10 +354,10 @@ void md_mx_check(md_dns *dns, const char *input, void *check_arg,
 {
     char ascii[MD_DNS_NAME_MAX + 1];
     md_error err;
-    (void)check_arg;
 
     mx_job *job = md_xcalloc(1, sizeof *job);
     job->dns = dns;
+    job->opt = check_arg;
     job->input = md_xstrdup(input);
     job->done = done;
     job->done_arg = done_arg;

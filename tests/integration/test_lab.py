@@ -15,6 +15,7 @@ import tempfile
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep the source tree clean when run by hand
 _TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_TESTS, "lab"))

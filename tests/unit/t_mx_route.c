@@ -101,7 +101,7 @@ int main(void)
         md_mx_route r;
         build(c, &r);
         md_report *rep = md_report_new("t", "domain.test");
-        md_mx_route_evaluate(&r, rep);
+        md_mx_route_evaluate(&r, NULL, rep);
         is_str(md_severity_name(md_report_status(rep)), md_severity_name(c->want_status),
                "%s: status", c->name);
         size_t want_n = 0;

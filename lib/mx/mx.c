@@ -74,6 +74,8 @@ static json_t *host_json(const md_mx_host *h)
     if (h->resolved) {
         json_object_set_new(o, "a", json_string(md_dns_outcome_name(h->a)));
         json_object_set_new(o, "aaaa", json_string(md_dns_outcome_name(h->aaaa)));
+    } else if (h->host[0] && !h->ip_literal) {
+        json_object_set_new(o, "resolved", json_false());
     }
     if (h->ncnames) {
         json_t *c = json_array();
@@ -181,6 +183,14 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
             usable++;
     md_severity lost = usable > 0 ? MD_SEV_WARNING : MD_SEV_CRITICAL;
 
+    size_t skipped = 0;
+    for (size_t i = 0; i < r->nhosts; i++)
+        skipped += !r->hosts[i].resolved && !r->hosts[i].ip_literal;
+    if (skipped > 0)
+        md_report_add(rep, "mx.too_many_hosts", MD_SEV_WARNING,
+                      "%s lists %zu MX hosts; only the first %d were checked", d, r->nhosts,
+                      MD_MX_HOSTS_MAX);
+
     for (size_t i = 0; i < r->nhosts; i++) {
         const md_mx_host *h = &r->hosts[i];
         if (h->ip_literal) {
@@ -188,10 +198,13 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
                           "MX %u of %s points at the address %s, not at a host name; "
                           "senders reject or ignore it", h->preference, d, h->host);
         } else if (!h->resolved) {
-            continue;
+            continue;   /* over MD_MX_HOSTS_MAX: reported once below */
         } else if (h->naddresses == 0 && host_temporary(h)) {
-            md_report_add(rep, "dns.temporary", usable ? MD_SEV_WARNING : MD_SEV_UNKNOWN,
-                          "the address lookup for MX host %s failed (%s)", h->host, worse_detail(h));
+            /* Always unknown, as the contract says: we do not know whether
+             * that host works, even when another one does. */
+            md_report_add(rep, "dns.temporary", MD_SEV_UNKNOWN,
+                          "the address lookup for MX host %s failed (%s)%s", h->host,
+                          worse_detail(h), usable ? "; the other MX hosts have addresses" : "");
         } else if (h->naddresses == 0) {
             md_finding *f = md_report_add(rep, "mx.target_unresolvable", lost,
                                           "MX host %s of %s has no address (A: %s, AAAA: %s)%s",

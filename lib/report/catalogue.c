@@ -22,6 +22,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_cname", MD_SEV_WARNING, "an MX target is an alias (CNAME), which RFC 2181 10.3 forbids" },
     { "mx.target_ip_literal", MD_SEV_WARNING, "an MX target is an IP address, not a host name" },
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
+    { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
 };
 

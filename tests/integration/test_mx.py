@@ -151,6 +151,17 @@ class MxCases(MxTestCase):
         o, run = self.check_case(*CASES["unresolvable_nx"][:3], severity="critical")
         self.assertNoFinding(o, "dns.temporary", run)
 
+    def test_too_many_hosts(self):
+        run = self.mx("many.mx.test")
+        o = self.by_input(run, ["many.mx.test"])["many.mx.test"]
+        self.assertEqual(len(o["mx"]), 34, "every MX is listed\n%s" % run)
+        unresolved = [m["host"] for m in o["mx"] if m.get("resolved") is False]
+        self.assertEqual(unresolved, ["mx32.many.mx.test", "mx33.many.mx.test"],
+                         "the two over the limit are marked\n%s" % run)
+        ids = [f["id"] for f in o["findings"]]
+        self.assertIn("mx.too_many_hosts", ids, run)
+        self.assertEqual(o["status"], "warning", run)
+
     def test_sorted_by_preference(self):
         o, run = self.check_case(*CASES["sorted"][:3])
         self.assertEqual([(m["preference"], m["host"].rstrip(".").lower()) for m in o["mx"]],

@@ -48,6 +48,11 @@ RULES = (
         # one good MX host, the other one's address lookups fail temporarily
         ("halfbad.fail.test", "MX", "answer", [("MX", 10, "mx.good.fail.test"),
                                                ("MX", 20, "mx.hostfail.fail.test")]),
+        # 20 MX records: too long for 512 bytes of UDP, so the answer needs TCP
+        ("big.fail.test", "MX", "answer",
+         [("MX", (i * 7) % 20 * 5, "mail-exchanger-%02d.big.fail.test" % i) for i in range(20)]),
+        (".big.fail.test", "A", "answer", [("A", "192.0.2.70")]),
+        (".big.fail.test", "AAAA", "nodata"),
         # a healthy domain
         ("good.fail.test", "MX", "answer", [("MX", 10, "mx.good.fail.test")]),
         ("mx.good.fail.test", "*", "answer", [("A", "192.0.2.61"), ("AAAA", "2001:db8::61")]),
@@ -131,6 +136,20 @@ class MxFailures(MxTestCase):
         self.assertEqual(hosts, [("mx.tc.fail.test", 10, ["192.0.2.51", "2001:db8::51"]),
                                  ("mx2.tc.fail.test", 20, ["192.0.2.52"])],
                          "mx list from the TCP answer\n%s" % run)
+
+    def test_big_mx_set_over_tcp(self):
+        run = self.mx("big.fail.test")
+        o = self.by_input(run, ["big.fail.test"])["big.fail.test"]
+        self.assertHealthy(o, run)
+        self.assertRc(run, 0)
+        self.assertTrue(SD.queries(name="big.fail.test", qtype="MX", transport="tcp"),
+                        "no MX query over TCP\n%s" % self.log_text())
+        want = sorted(((i * 7) % 20 * 5, "mail-exchanger-%02d.big.fail.test" % i)
+                      for i in range(20))
+        self.assertEqual([(m["preference"], m["host"].rstrip(".").lower()) for m in o["mx"]],
+                         want, "all 20 MX records, sorted by preference\n%s" % run)
+        for m in o["mx"]:
+            self.assertEqual(m["addresses"], ["192.0.2.70"], "addresses\n%s" % run)
 
     def test_mx_host_address_servfail(self):
         run = self.mx("hostfail.fail.test")

@@ -26,7 +26,7 @@ typedef struct options {
     char **to, **usernames, **files;
     size_t nto, nusernames, nfiles;
     unsigned count;
-    const char *link_base, *account, *key_file, *password_file, *ca_file;
+    const char *link_base, *account, *key_file, *password_file, *ca_file, *save;
     double timeout;
     cli_dns dns;
     int direct, dry_run, json, verbose;
@@ -63,6 +63,7 @@ static void usage(void)
            "      --key-file FILE    token keys (default MAILDIAG_TOKEN_KEYS; none: throwaway key)\n"
            "  -r, --resolver IP[:PORT]  DNS server for --direct (default MAILDIAG_RESOLVER)\n"
            "      --dry-run          print the exact message instead of sending it\n"
+           "      --save-message FILE  also write the exact message sent to FILE\n"
            "  -j, --json             one JSON object per send\n"
            "  -v, --verbose          show the transcript\n"
            "  -h, --help             show this help\n"
@@ -72,7 +73,7 @@ static void usage(void)
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_FROM = 256, O_FROMNAME, O_TLS, O_CA, O_PWFILE, O_TIMEOUT, O_DSN, O_HELO, O_TDIR,
-           O_PRODUCT, O_USERNAME, O_LINK, O_ACCOUNT, O_KEY, O_DRY };
+           O_PRODUCT, O_USERNAME, O_LINK, O_ACCOUNT, O_KEY, O_DRY, O_SAVE };
     static const struct option lo[] = {
         { "template", 1, NULL, 'T' }, { "to", 1, NULL, 't' }, { "file", 1, NULL, 'f' },
         { "count", 1, NULL, 'n' }, { "from", 1, NULL, O_FROM }, { "from-name", 1, NULL, O_FROMNAME },
@@ -83,7 +84,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "template-dir", 1, NULL, O_TDIR }, { "product", 1, NULL, O_PRODUCT },
         { "username", 1, NULL, O_USERNAME }, { "link-base", 1, NULL, O_LINK },
         { "account", 1, NULL, O_ACCOUNT }, { "key-file", 1, NULL, O_KEY },
-        { "resolver", 1, NULL, 'r' }, { "dry-run", 0, NULL, O_DRY }, { "json", 0, NULL, 'j' },
+        { "resolver", 1, NULL, 'r' }, { "dry-run", 0, NULL, O_DRY }, { "save-message", 1, NULL, O_SAVE }, { "json", 0, NULL, 'j' },
         { "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' }, { "version", 0, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
@@ -136,6 +137,7 @@ static int parse_options(int argc, char **argv, options *o)
         case O_KEY: o->key_file = optarg; break;
         case 'r': if (cli_dns_add_resolver(&o->dns, prog, optarg) != 0) return -1; break;
         case O_DRY: o->dry_run = 1; break;
+        case O_SAVE: o->save = optarg; break;
         case 'j': o->json = 1; break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(); return 1;
@@ -241,6 +243,13 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
     }
     if (md_message_compose(&mr, &m, &err) != MD_OK)
         goto fail;
+    if (o->save) {
+        FILE *f = fopen(o->save, "wb");
+        if (f == NULL || fwrite(m->data, 1, m->len, f) != m->len || fclose(f) != 0) {
+            md_error_set(&err, MD_CONFIG, "save", "cannot write %s", o->save);
+            goto fail;
+        }
+    }
     if (o->dry_run) {
         fwrite(m->data, 1, m->len, stdout);
         rc = MD_EXIT_OK;

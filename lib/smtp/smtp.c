@@ -248,9 +248,12 @@ struct att {
     int reply_lines;              /* lines in the current multi-line reply */
     char ehlo_caps[1024];         /* EHLO keywords, space separated, upper case */
 
+    int64_t starttls_sent, starttls_rtt;
     int in_auth;
     int auth_failed;
     int protocol_error;
+    md_smtp_phase protocol_phase;  /* the reply being read when it went wrong */
+    md_smtp_phase line_phase;      /* the phase pending when the current server line began */
     char protocol_what[160];
     int connect_failed, connect_timeout;
     char connect_error[160];
@@ -294,6 +297,18 @@ static void note(att *a, const char *fmt, ...)
     transcript_add(a->res, rel_ms(a), '*', buf, strlen(buf));
 }
 
+/* The phase whose reply is being read now. */
+static md_smtp_phase pending_phase(const att *a)
+{
+    if (a->fhead < a->ftail)
+        return a->fifo[a->fhead % (sizeof a->fifo / sizeof a->fifo[0])];
+    if (!a->got[MD_SMTP_PHASE_BANNER])
+        return MD_SMTP_PHASE_BANNER;
+    return a->data_started ? MD_SMTP_PHASE_DATA : a->sent;
+}
+
+static void protocol_error(att *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void abort_session(att *a, const char *why)
 {
     if (a->aborted)
@@ -302,6 +317,19 @@ static void abort_session(att *a, const char *why)
     note(a, "maildiag ends the session: %s", why);
     if (a->esmtp_fd >= 0)
         shutdown(a->esmtp_fd, SHUT_RDWR);
+}
+
+static void protocol_error(att *a, const char *fmt, ...)
+{
+    if (a->protocol_error)
+        return;
+    a->protocol_error = 1;
+    a->protocol_phase = pending_phase(a);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->protocol_what, sizeof a->protocol_what, fmt, ap);
+    va_end(ap);
+    abort_session(a, "the server does not speak SMTP");
 }
 
 static void push_phase(att *a, md_smtp_phase p)
@@ -323,9 +351,14 @@ static void on_command(att *a, const char *line, size_t len)
     verb[v] = '\0';
     if (a->data_started && !a->data_final)
         return;   /* the terminating "." of the body */
+    if (a->aborted)
+        return;   /* libESMTP writing into the socket we shut down: nothing arrives */
     md_smtp_phase p = MD_SMTP_PHASE_NONE;
     if (!strcmp(verb, "EHLO") || !strcmp(verb, "HELO")) p = MD_SMTP_PHASE_EHLO;
-    else if (!strcmp(verb, "STARTTLS")) p = MD_SMTP_PHASE_STARTTLS;
+    else if (!strcmp(verb, "STARTTLS")) {
+        p = MD_SMTP_PHASE_STARTTLS;
+        a->starttls_sent = md_now_ms();
+    }
     else if (!strcmp(verb, "AUTH")) p = MD_SMTP_PHASE_AUTH;
     else if (!strcmp(verb, "MAIL")) p = MD_SMTP_PHASE_MAIL;
     else if (!strcmp(verb, "RCPT")) p = MD_SMTP_PHASE_RCPT;
@@ -381,11 +414,9 @@ static void on_reply_line(att *a, const char *line, size_t len)
     if (len < 3 || !isdigit((unsigned char)line[0]) || !isdigit((unsigned char)line[1]) ||
         !isdigit((unsigned char)line[2]) || line[0] < '2' || line[0] > '5' ||
         (len > 3 && line[3] != ' ' && line[3] != '-')) {
-        a->protocol_error = 1;
         char s[64];
         md_sanitize(s, sizeof s, line, len > 40 ? 40 : len);
-        snprintf(a->protocol_what, sizeof a->protocol_what, "not an SMTP reply: \"%s\"", s);
-        abort_session(a, "garbage from the server");
+        protocol_error(a, "not an SMTP reply: \"%s\"", s);
         return;
     }
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -418,11 +449,8 @@ static void on_reply_line(att *a, const char *line, size_t len)
         }
     }
     if (more) {
-        if (++a->reply_lines > REPLY_LINES_MAX) {
-            a->protocol_error = 1;
-            snprintf(a->protocol_what, sizeof a->protocol_what, "a reply of over %d lines", REPLY_LINES_MAX);
-            abort_session(a, "endless multi-line reply");
-        }
+        if (++a->reply_lines > REPLY_LINES_MAX)
+            protocol_error(a, "a reply of over %d lines", REPLY_LINES_MAX);
         return;
     }
     a->reply_lines = 0;
@@ -446,6 +474,8 @@ static void on_reply_line(att *a, const char *line, size_t len)
     a->got[p] = 1;
     if (p == MD_SMTP_PHASE_DATA && code == 354)
         a->data_started = 1;
+    if (p == MD_SMTP_PHASE_STARTTLS)
+        a->starttls_rtt = md_now_ms() - a->starttls_sent;
     if (p == MD_SMTP_PHASE_AUTH) {
         if (code != 334)
             a->in_auth = 0;
@@ -475,14 +505,15 @@ static void feed(att *a, int writing, const char *buf, size_t len)
         }
         if (a->partlen[d] >= REPLY_LINE_MAX) {
             if (!writing && !a->protocol_error) {
-                a->protocol_error = 1;
-                snprintf(a->protocol_what, sizeof a->protocol_what,
-                         "a reply line longer than %d bytes (RFC 5321 allows 512)", REPLY_LINE_MAX);
                 transcript_add(a->res, rel_ms(a), '<', a->part[d], a->partlen[d]);
-                abort_session(a, "over-long reply line");
+                protocol_error(a, "a reply line longer than %d bytes (RFC 5321 allows 512)", REPLY_LINE_MAX);
+                /* libESMTP may have acted on the first 1 KB already. */
+                a->protocol_phase = a->line_phase;
             }
             continue;   /* drop the rest of an over-long line */
         }
+        if (!writing && a->partlen[d] == 0)
+            a->line_phase = pending_phase(a);
         a->part[d][a->partlen[d]++] = c;
     }
 }
@@ -527,6 +558,8 @@ static void info_cb(const SSL *ssl, int where, int ret)
 static void tls_record(att *a, SSL *ssl)
 {
     md_smtp_tls_info *t = &a->res->tls;
+    if (t->used)
+        return;   /* libESMTP reports a bad certificate before STARTTLS_OK */
     t->used = 1;
     snprintf(t->version, sizeof t->version, "%s", SSL_get_version(ssl));
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
@@ -706,6 +739,42 @@ typedef struct esmtp_run {
     watchdog *wd;
 } esmtp_run;
 
+/*
+ * libESMTP 1.1.0 deadlock after STARTTLS with TLS 1.3: the server's
+ * NewSessionTicket records arrive right after the handshake; when they are
+ * readable by the time libESMTP polls, it handles "readable" before flushing
+ * its EHLO and blocks in SSL_read waiting for a reply to a command it never
+ * sent (until the phase timeout).  Seen on loopback every few sessions.
+ * Work-around: right after the handshake, wait a little (3 round trips of
+ * the STARTTLS exchange, 20..500 ms) for those records and let OpenSSL
+ * consume them with SSL_peek, which leaves any application data in place.
+ */
+static void drain_tickets(att *a, SSL *ssl)
+{
+    if (SSL_version(ssl) != TLS1_3_VERSION)
+        return;
+    int fd = SSL_get_fd(ssl);
+    if (fd < 0)
+        return;
+    int64_t wait = a->starttls_rtt * 3;
+    wait = wait < 20 ? 20 : wait > 500 ? 500 : wait;
+    int64_t until = md_now_ms() + wait;
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    for (int round = 0; round < 4; round++) {
+        int64_t left = until - md_now_ms();
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, round == 0 ? (int)left : 5) <= 0)
+            break;
+        char c;
+        int r = SSL_peek(ssl, &c, 1);
+        if (r > 0 || SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+            break;   /* application data (left for libESMTP) or an error */
+    }
+    ERR_clear_error();
+    fcntl(fd, F_SETFL, fl);
+}
+
 static void monitor_cb(const char *buf, int len, int writing, void *arg)
 {
     esmtp_run *r = arg;
@@ -755,6 +824,7 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_STARTTLS_OK: {
         SSL *ssl = va_arg(ap, SSL *);
         tls_record(a, ssl);
+        drain_tickets(a, ssl);
         if (!tls_policy_accepts(a)) {
             /* libESMTP asks about the certificate in the events below;
              * checking here covers the name check, which it does against
@@ -767,6 +837,8 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_INVALID_PEER_CERTIFICATE: {
         long vr = va_arg(ap, long);
         int *ok = va_arg(ap, int *);
+        SSL *ssl = va_arg(ap, SSL *);
+        tls_record(a, ssl);
         a->res->tls.verify_code = vr;
         a->res->tls.verified = 0;
         snprintf(a->res->tls.verify_error, sizeof a->res->tls.verify_error, "%s",
@@ -774,6 +846,9 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
         *ok = tls_policy_accepts(a);
         if (!*ok)
             a->tls_cert_refused = 1;
+        /* libESMTP leaves the verification error in OpenSSL's error queue;
+         * its next SSL_write then reads as failed and the session stalls. */
+        ERR_clear_error();
         break;
     }
     case SMTP_EV_NO_PEER_CERTIFICATE: {
@@ -788,6 +863,7 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_WRONG_PEER_CERTIFICATE: {
         int *ok = va_arg(ap, int *);
         *ok = 1;   /* libESMTP compared with the IP address; OpenSSL checked the real name */
+        ERR_clear_error();
         break;
     }
     case SMTP_EV_WEAK_CIPHER: {
@@ -944,13 +1020,12 @@ static void run_esmtp(att *a, watchdog *wd)
         copy_status(&a->rep[MD_SMTP_PHASE_DATA], ms);
         a->got[MD_SMTP_PHASE_DATA] = 2;
     }
-    if (e && e != SMTP_ERR_DROPPED_CONNECTION && !a->protocol_error && !a->aborted &&
+    /* A reply cut by our deadline also reads as bad syntax to libESMTP. */
+    if (e && !a->protocol_error && !a->aborted && !(wd && wd_fired(wd)) &&
         (e == SMTP_ERR_INVALID_RESPONSE_SYNTAX || e == SMTP_ERR_STATUS_MISMATCH ||
          e == SMTP_ERR_INVALID_RESPONSE_STATUS || e == SMTP_ERR_UNTERMINATED_RESPONSE)) {
         char eb[128];
-        a->protocol_error = 1;
-        snprintf(a->protocol_what, sizeof a->protocol_what, "%s",
-                 smtp_strerror(e, eb, sizeof eb) ? eb : "invalid reply");
+        protocol_error(a, "%s", smtp_strerror(e, eb, sizeof eb) ? eb : "invalid reply");
     }
     smtp_destroy_session(s);
     if (authctx)
@@ -1307,9 +1382,9 @@ static md_smtp_outcome judge(att *a, int timed_out, md_report *rep)
     if (a->data_started && !a->got[MD_SMTP_PHASE_DATA])
         cur = MD_SMTP_PHASE_DATA;
     if (a->protocol_error) {
-        md_report_add(rep, "smtp.protocol", MD_SEV_DEFAULT, "%s at %s: %s", a->host, md_smtp_phase_name(cur),
-                      a->protocol_what);
-        END(MD_SMTP_FAILED, cur, NULL);
+        md_report_add(rep, "smtp.protocol", MD_SEV_DEFAULT, "%s at %s: %s", a->host,
+                      md_smtp_phase_name(a->protocol_phase), a->protocol_what);
+        END(MD_SMTP_FAILED, a->protocol_phase, NULL);
     }
     if (a->got[MD_SMTP_PHASE_BANNER] && R[MD_SMTP_PHASE_BANNER].code != 220) {
         reply_finding(rep, "smtp.banner.rejected", "smtp.banner.rejected", "the server refused the session",
@@ -1355,7 +1430,8 @@ static md_smtp_outcome judge(att *a, int timed_out, md_report *rep)
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
         case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: id = "tls.cert_unknown_ca"; break;
-        case X509_V_ERR_HOSTNAME_MISMATCH: id = "tls.cert_name_mismatch"; break;
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH: id = "tls.cert_name_mismatch"; break;
         }
         if (id) {
             md_finding *f = md_report_add(rep, id, a->tls_cert_refused ? MD_SEV_DEFAULT : MD_SEV_WARNING,
@@ -1520,6 +1596,11 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
             if (!timed_out && !a->last_activity && md_now_ms() - t0 >= req->phase_timeout_ms - 100)
                 timed_out = 1;
         }
+    }
+    if (a->partlen[0] > 0 && !a->protocol_error) {
+        char shown[REPLY_LINE_MAX + 32];
+        int n = snprintf(shown, sizeof shown, "%.*s (incomplete line)", (int)a->partlen[0], a->part[0]);
+        transcript_add(res, rel_ms(a), '<', shown, (size_t)n);
     }
     md_smtp_outcome o = judge(a, timed_out, rep);
     free(a);

@@ -230,6 +230,8 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
     int rc = MD_EXIT_UNKNOWN;
     md_message_request mr = o->msg;
     mr.to = to;
+    if (o->smtp.quit_after != MD_SMTP_PHASE_NONE && !o->dry_run && !o->save)
+        goto send;   /* a probe sends no message: nothing to compose */
     if (!strcmp(t, "verify") || !strcmp(t, "reset")) {
         int64_t now = (int64_t)time(NULL);
         token = md_token_issue(keys, t, o->account ? o->account : to, "", now, MD_TOKEN_TTL_DEFAULT, &err);
@@ -255,11 +257,12 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
         rc = MD_EXIT_OK;
         goto done;
     }
+send:;
     md_smtp_request sr = o->smtp;
     sr.rcpt_to = to;
-    sr.data = m->data;
-    sr.len = m->len;
-    sr.message_id = m->message_id;
+    sr.data = m ? m->data : NULL;
+    sr.len = m ? m->len : 0;
+    sr.message_id = m ? m->message_id : NULL;
     md_smtp_result res;
     if (md_smtp_send(ctx, &sr, &res, &err) != MD_OK) {
         md_smtp_result_clear(&res);
@@ -312,8 +315,11 @@ int main(int argc, char **argv)
     if (settle(&o, from, sizeof from, &password) != 0)
         goto done;
     const char *kf = o.key_file ? o.key_file : getenv("MAILDIAG_TOKEN_KEYS");
-    keys = kf && *kf ? md_token_keys_load(kf, &err) : md_token_keys_throwaway(&err);
-    if (keys == NULL || (!o.dry_run && (ctx = md_smtp_ctx_new(o.ca_file, &err)) == NULL)) {
+    int need_keys = (!strcmp(o.msg.template_name, "verify") || !strcmp(o.msg.template_name, "reset")) &&
+                    (o.smtp.quit_after == MD_SMTP_PHASE_NONE || o.dry_run || o.save);
+    if (need_keys)
+        keys = kf && *kf ? md_token_keys_load(kf, &err) : md_token_keys_throwaway(&err);
+    if ((need_keys && keys == NULL) || (!o.dry_run && (ctx = md_smtp_ctx_new(o.ca_file, &err)) == NULL)) {
         fprintf(stderr, "%s: %s\n", prog, err.text);
         goto done;
     }

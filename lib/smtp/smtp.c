@@ -44,7 +44,44 @@
 
 struct md_smtp_ctx {
     SSL_CTX *ssl;
+    char *ca_file;                /* NULL: the system store */
+    int ca_loaded;                /* loaded at the first handshake: parsing the
+                                   * system store costs ~30 ms, a probe ~1 ms */
+    int ca_failed, ssl_failed;
 };
+
+static void info_cb(const SSL *ssl, int where, int ret);
+
+/* The SSL_CTX, made at first use: OpenSSL's initialisation (config file,
+ * providers) costs more than a whole plain-text probe on loopback. */
+static SSL_CTX *ctx_ssl(md_smtp_ctx *ctx)
+{
+    if (ctx->ssl == NULL && !ctx->ssl_failed) {
+        ctx->ssl = SSL_CTX_new(TLS_client_method());
+        if (ctx->ssl == NULL) {
+            ctx->ssl_failed = 1;
+            ERR_clear_error();
+            return NULL;
+        }
+        /* Verification runs, but its verdict is ours to act on (events and
+         * SSL_get_verify_result), so the reason reaches the report. */
+        SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_info_callback(ctx->ssl, info_cb);
+    }
+    return ctx->ssl;
+}
+
+static void ctx_load_ca(md_smtp_ctx *ctx)
+{
+    if (ctx->ca_loaded)
+        return;
+    ctx->ca_loaded = 1;
+    int ok = ctx->ca_file ? SSL_CTX_load_verify_locations(ctx->ssl, ctx->ca_file, NULL)
+                          : SSL_CTX_set_default_verify_paths(ctx->ssl);
+    if (ok != 1)
+        ctx->ca_failed = 1;
+    ERR_clear_error();
+}
 
 /* ------------------------------------------------------------------------ */
 /* Names and explanations                                                    */
@@ -192,22 +229,11 @@ static void info_cb(const SSL *ssl, int where, int ret);
 md_smtp_ctx *md_smtp_ctx_new(const char *ca_file, md_error *err)
 {
     pthread_once(&once, global_init);
-    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
-    if (ssl == NULL)
-        return md_error_set(err, MD_INTERNAL, "smtp.tls", "cannot create the TLS context"), NULL;
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ssl, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ssl);
-    if (ok != 1) {
-        SSL_CTX_free(ssl);
-        return md_error_set(err, MD_CONFIG, "smtp.tls", "cannot load the CA certificates%s%s",
-                            ca_file ? " from " : "", ca_file ? ca_file : ""), NULL;
-    }
-    /* Verification runs, but its verdict is ours to act on (events and
-     * SSL_get_verify_result), so the reason reaches the report. */
-    SSL_CTX_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_info_callback(ssl, info_cb);
+    if (ca_file && access(ca_file, R_OK) != 0)
+        return md_error_set(err, MD_CONFIG, "smtp.tls", "cannot read the CA file %s: %s", ca_file,
+                            strerror(errno)), NULL;
     md_smtp_ctx *ctx = md_xcalloc(1, sizeof *ctx);
-    ctx->ssl = ssl;
+    ctx->ca_file = ca_file ? md_xstrdup(ca_file) : NULL;
     return ctx;
 }
 
@@ -216,6 +242,7 @@ void md_smtp_ctx_free(md_smtp_ctx *ctx)
     if (ctx == NULL)
         return;
     SSL_CTX_free(ctx->ssl);
+    free(ctx->ca_file);
     free(ctx);
 }
 
@@ -547,6 +574,10 @@ static void info_cb(const SSL *ssl, int where, int ret)
     if (a == NULL || !(where & SSL_CB_HANDSHAKE_START) || !SSL_in_before(ssl))
         return;
     SSL *s = (SSL *)ssl;
+    ctx_load_ca(a->ctx);
+    if (a->ctx->ca_failed)
+        note(a, "could not load the CA certificates%s%s: nothing will verify",
+             a->ctx->ca_file ? " from " : "", a->ctx->ca_file ? a->ctx->ca_file : "");
     if (!is_ip_literal(a->host))
         SSL_set_tlsext_host_name(s, a->host);   /* libESMTP sends no SNI itself */
     /* OpenSSL checks the name during the handshake; the result arrives with
@@ -976,7 +1007,13 @@ static void run_esmtp(att *a, watchdog *wd)
     smtp_starttls_enable(s, a->tls == MD_SMTP_TLS_OFF ? Starttls_DISABLED
                           : a->tls == MD_SMTP_TLS_REQUIRED ? Starttls_REQUIRED : Starttls_ENABLED);
     /* Never let libESMTP make its own SSL_CTX (upstream issue #30). */
-    smtp_starttls_set_ctx(s, a->ctx->ssl);
+    if (a->tls != MD_SMTP_TLS_OFF) {
+        SSL_CTX *sc = ctx_ssl(a->ctx);
+        if (sc)
+            smtp_starttls_set_ctx(s, sc);
+        else
+            smtp_starttls_enable(s, Starttls_DISABLED);
+    }
     if (req->auth_user) {
         authctx = auth_create_context();
         auth_set_mechanism_flags(authctx, AUTH_PLUGIN_PLAIN, 0);
@@ -1182,7 +1219,12 @@ static int reply(conn *c, md_smtp_phase p)
 static int tls_handshake(conn *c, int timeout)
 {
     att *a = c->a;
-    c->ssl = SSL_new(a->ctx->ssl);
+    SSL_CTX *sc = ctx_ssl(a->ctx);
+    if (sc == NULL || (c->ssl = SSL_new(sc)) == NULL) {
+        note(a, "cannot set up TLS on our side");
+        a->tls_handshake_failed = 1;
+        return -1;
+    }
     SSL_set_fd(c->ssl, c->fd);
     c->phase_deadline = md_now_ms() + timeout;
     tls_current = a;

@@ -62,8 +62,6 @@ static const md_catalogue_entry catalogue[] = {
     { "auth.ok", MD_SEV_OK, "authentication succeeded" },
     { "auth.failed", MD_SEV_CRITICAL, "the server refused the user name or password (AUTH)" },
     { "auth.not_offered", MD_SEV_CRITICAL, "a password was given but the server offers no usable AUTH mechanism" },
-    /* message */
-    { "message.invalid", MD_SEV_UNKNOWN, "the message could not be composed (bad template, field or address)" },
     /* token */
     { "token.valid", MD_SEV_OK, "the token is valid" },
     { "token.test", MD_SEV_WARNING, "a test token, signed with a throwaway key: no product will accept it" },

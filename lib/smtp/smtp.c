@@ -1672,6 +1672,9 @@ md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req_in, md_smtp_
     memset(res, 0, sizeof *res);
     md_smtp_request req = *req_in;
     int64_t t0 = md_now_ms();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    res->started_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
     res->findings = md_report_new("maildiag-send", req.rcpt_to ? req.rcpt_to : "");
     res->outcome = MD_SMTP_FAILED;
     if (req.message_id)
@@ -1849,6 +1852,15 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
     json_object_set_new(o, "address", json_string(res->address));
     json_object_set_new(o, "port", json_integer(res->port));
     json_object_set_new(o, "elapsed_ms", json_integer(res->elapsed_ms));
+    {
+        char buf[48];
+        time_t st = (time_t)(res->started_ms / 1000);
+        struct tm tm;
+        gmtime_r(&st, &tm);
+        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(res->started_ms % 1000));
+        json_object_set_new(o, "started", json_string(buf));
+    }
     if (res->greylisted)
         json_object_set_new(o, "greylisted", json_true());
     json_t *t = json_object();

@@ -153,6 +153,7 @@ typedef struct md_smtp_result {
     int auth_used;                 /* AUTH succeeded */
     int dsn_used;
     int64_t elapsed_ms;
+    int64_t started_ms;            /* wall clock (Unix ms) at the start: transcript ms are relative to it */
     md_smtp_tls_info tls;
     md_smtp_line *transcript;      /* every host tried, in order */
     size_t ntranscript;

@@ -164,6 +164,22 @@ class SinkCases(SendCase):
         self.assertEqual(len([l for l in run.out.splitlines() if l.strip()]), 6, run)
         self.assertEqual(n, 6, run)
 
+    def test_dsn(self):
+        with smtplab.Sink() as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--dsn", "--json")
+        j = self.assertOutcome(run, "accepted", "data")
+        sent = [l["text"] for l in j["transcript"] if l["dir"] == ">"]
+        mail = [t for t in sent if t.startswith("MAIL FROM")][0]
+        rcpt = [t for t in sent if t.startswith("RCPT TO")][0]
+        self.assertIn("RET=HDRS", mail, run)
+        self.assertIn("ENVID=", mail, run)
+        self.assertIn("NOTIFY=SUCCESS,FAILURE,DELAY", rcpt, run)
+        self.assertRegex(j["started"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        with smtplab.Sink(args=["-N"]) as sink:   # no DSN offered
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--dsn", "--json")
+        j = self.assertOutcome(run, "accepted", "data")
+        self.assertIn("smtp.dsn_unsupported", self.ids(j))
+
     def test_text_verdict(self):
         with smtplab.Sink() as sink:
             run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-v")

@@ -247,7 +247,8 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
         goto fail;
     if (o->save) {
         FILE *f = fopen(o->save, "wb");
-        if (f == NULL || fwrite(m->data, 1, m->len, f) != m->len || fclose(f) != 0) {
+        int bad = f == NULL || fwrite(m->data, 1, m->len, f) != m->len;
+        if ((f && fclose(f) != 0) || bad) {
             md_error_set(&err, MD_CONFIG, "save", "cannot write %s", o->save);
             goto fail;
         }

@@ -4,8 +4,9 @@
  *
  * Routes:
  *  - relay: one server "HOST[:PORT]" (default port 587), e.g. the product's
- *    submission server; STARTTLS required by default on 587 and 465-less
- *    submission; AUTH PLAIN/LOGIN with a user and password;
+ *    submission server; STARTTLS required by default on port 587,
+ *    opportunistic elsewhere; AUTH PLAIN/LOGIN with a user and password;
+ *    the host name is resolved with getaddrinfo (IPv4), outside the deadline;
  *  - direct: the recipient domain's MX hosts from lib/mx, each host and
  *    each address in order; a connection failure or a 4xx moves on to the
  *    next address, a 5xx stops (that is the answer).

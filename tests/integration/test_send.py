@@ -134,6 +134,20 @@ class SinkCases(SendCase):
         self.assertEqual(j["reply"]["code"] // 100, 4, run)
         self.assertIn("smtp.rcpt.deferred", self.ids(j))
 
+    def test_refusals_before_the_envelope(self):
+        cases = [(["-f", "CONNECT"], "rejected", "banner", "smtp.banner.rejected"),
+                 (["-f", "EHLO,HELO"], "rejected", "ehlo", "smtp.ehlo.rejected"),
+                 (["-f", "MAIL"], "rejected", "mail", "smtp.mail.rejected"),
+                 (["-r", "MAIL"], "deferred", "mail", "smtp.mail.deferred"),
+                 (["-f", "."], "rejected", "data", "smtp.data.rejected"),
+                 (["-Q", "RCPT"], "deferred", "rcpt", "smtp.rcpt.deferred")]
+        for args, result, phase, finding in cases:
+            with smtplab.Sink(args=args) as sink:
+                for probe in ([], ["-q", "rcpt"]) if phase != "data" else ([],):
+                    run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json", *probe)
+                    j = self.assertOutcome(run, result, phase)
+                    self.assertIn(finding, self.ids(j), run)
+
     def test_quit_after_rcpt_sends_nothing(self):
         d = tempfile.mkdtemp(dir=TMP)
         with smtplab.Sink(dump_dir=d) as sink:

@@ -230,6 +230,9 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
     int rc = MD_EXIT_UNKNOWN;
     md_message_request mr = o->msg;
     mr.to = to;
+    if (md_message_check_address("--to", to, &err) != MD_OK ||
+        md_message_check_address("--from", o->msg.from, &err) != MD_OK)
+        goto fail;
     if (o->smtp.quit_after != MD_SMTP_PHASE_NONE && !o->dry_run && !o->save)
         goto send;   /* a probe sends no message: nothing to compose */
     if (!strcmp(t, "verify") || !strcmp(t, "reset")) {

@@ -276,6 +276,7 @@ struct att {
     char ehlo_caps[1024];         /* EHLO keywords, space separated, upper case */
 
     int64_t starttls_sent, starttls_rtt;
+    int drained;                  /* drain_tickets() done for this session */
     int in_auth;
     int auth_failed;
     int protocol_error;
@@ -782,8 +783,9 @@ typedef struct esmtp_run {
  */
 static void drain_tickets(att *a, SSL *ssl)
 {
-    if (SSL_version(ssl) != TLS1_3_VERSION)
+    if (a->drained || SSL_version(ssl) != TLS1_3_VERSION)
         return;
+    a->drained = 1;
     int fd = SSL_get_fd(ssl);
     if (fd < 0)
         return;
@@ -870,6 +872,7 @@ static void event_cb(smtp_session_t session, int event, void *arg, ...)
         int *ok = va_arg(ap, int *);
         SSL *ssl = va_arg(ap, SSL *);
         tls_record(a, ssl);
+        drain_tickets(a, ssl);   /* libESMTP's QUIT after a refusal stalls the same way */
         a->res->tls.verify_code = vr;
         a->res->tls.verified = 0;
         snprintf(a->res->tls.verify_error, sizeof a->res->tls.verify_error, "%s",
@@ -1186,6 +1189,7 @@ static int cmd(conn *c, const char *line, int phase_timeout)
 static int reply(conn *c, md_smtp_phase p)
 {
     att *a = c->a;
+    a->got[p] = 0;   /* wait for a new reply (AUTH LOGIN has several) */
     for (;;) {
         char *nl = memchr(c->buf, '\n', c->len);
         if (nl == NULL) {
@@ -1206,12 +1210,7 @@ static int reply(conn *c, md_smtp_phase p)
         c->len -= n;
         if (a->protocol_error)
             return -1;
-        if (n >= 5 && c->buf[0] != '\0' && nl[-1] != '\0') {
-            /* a final line has a space (or nothing) after the code */
-        }
         if (a->reply_lines == 0 && a->got[p])
-            return a->rep[p].code;
-        if (a->reply_lines == 0 && p == MD_SMTP_PHASE_BANNER && a->got[MD_SMTP_PHASE_BANNER])
             return a->rep[p].code;
     }
 }

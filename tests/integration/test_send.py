@@ -261,6 +261,23 @@ class TlsAuthCases(SendCase):
                                  "must not go on unauthenticated")
                 self.assertNotIn("wrong", run.out)
 
+    def test_auth_login_only(self):
+        bad = os.path.join(TMP, "bad-pw2")
+        with open(bad, "w") as f:
+            f.write("wrong\n")
+        os.chmod(bad, 0o600)
+        with self.server(login_only=True) as srv:
+            for probe in ([], ["-q", "auth"], ["-q", "rcpt"]):
+                run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                                "--password-file", self.pwfile, "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "accepted")
+                self.assertIn("auth.ok", self.ids(j))
+                self.assertIn("AUTH LOGIN", " ".join(l["text"] for l in j["transcript"]))
+                run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                                "--password-file", bad, "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed", "auth")
+                self.assertIn("auth.failed", self.ids(j))
+
     def test_loose_password_file_refused(self):
         loose = os.path.join(TMP, "loose-pw")
         with open(loose, "w") as f:

@@ -102,7 +102,7 @@ class Aio:
     """tests/lab/smtpserver.py (aiosmtpd) on 127.0.0.1:PORT."""
 
     def __init__(self, port=None, cert=None, key=None, user=None, password_file=None,
-                 rcpt_reply=None, save_dir=None, require_starttls=False):
+                 rcpt_reply=None, save_dir=None, require_starttls=False, login_only=False):
         self.py = aiosmtpd_python()
         self.port = port or mdlab.free_port()
         self.argv = [self.py, os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtpserver.py"),
@@ -117,6 +117,8 @@ class Aio:
             self.argv += ["--save", save_dir]
         if require_starttls:
             self.argv += ["--require-starttls"]
+        if login_only:
+            self.argv += ["--login-only"]
         self.proc = None
 
     def start(self):

@@ -3,7 +3,7 @@
 with STARTTLS and AUTH PLAIN/LOGIN, on 127.0.0.1 only.
 
     smtpserver.py --port P [--cert C --key K] [--user U --password-file F]
-                  [--rcpt-reply "550 5.1.1 ..."] [--require-starttls] [--save DIR]
+                  [--rcpt-reply "550 5.1.1 ..."] [--require-starttls] [--save DIR] [--login-only]
 
 prints "ready P" when it serves; serves until SIGTERM.  --rcpt-reply makes every
 RCPT get that reply (a 5.1.1 reject, a greylisting 450 ...).  --save writes each
@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--rcpt-reply")
     ap.add_argument("--require-starttls", action="store_true")
     ap.add_argument("--save")
+    ap.add_argument("--login-only", action="store_true", help="offer AUTH LOGIN, not PLAIN")
     args = ap.parse_args()
 
     tls = None
@@ -72,6 +73,8 @@ def main():
         kw.update(tls_context=tls, require_starttls=args.require_starttls)
     if args.user:
         kw.update(authenticator=authenticator, auth_require_tls=bool(tls))
+        if args.login_only:
+            kw.update(auth_exclude_mechanism=["PLAIN"])
     ctl = Controller(Handler(args), **kw)
     ctl.start()
     print("ready %d" % args.port, flush=True)

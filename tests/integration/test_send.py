@@ -225,7 +225,8 @@ class TlsAuthCases(SendCase):
                            password_file=self.pwfile, **kw)
 
     def test_starttls_auth_good(self):
-        with self.server() as srv:
+        sni = os.path.join(TMP, "sni-%d.log" % os.getpid())
+        with self.server(sni_log=sni) as srv:
             run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file",
                             self.pki["ca"], "--user", "alice", "--password-file", self.pwfile, "--to", TO, "--json")
         j = self.assertOutcome(run, "accepted", "data")
@@ -234,6 +235,8 @@ class TlsAuthCases(SendCase):
         self.assertIn("tls.ok", self.ids(j))
         self.assertIn("auth.ok", self.ids(j))
         self.assertRegex(j["queue_id"] or "", r"^TEST\d+$")
+        with open(sni) as f:
+            self.assertEqual(f.read().split(), ["localhost"], "SNI sent (libESMTP sends none by itself)")
         text = run.out
         for secret in ("s3cret-Pa55", base64.b64encode(b"s3cret-Pa55").decode(),
                        base64.b64encode(b"\0alice\0s3cret-Pa55").decode()):
@@ -420,6 +423,15 @@ class HostileCases(SendCase):
             self.assertLess(run.elapsed, 5.0, "took too long\n%s" % run)
             j = self.assertOutcome(run, "failed", phase)
             self.assertIn(finding, self.ids(j), run)
+
+    def test_connect_timeout(self):
+        with smtplab.SynHang() as sh:
+            for probe in ([], ["-q", "banner"]):
+                run = self.send("--server", "127.0.0.1:%d" % sh.port, "--to", TO, "--timeout", "2", "--json",
+                                *probe, timeout=20)
+                self.assertLess(run.elapsed, 4.0, "took too long\n%s" % run)
+                j = self.assertOutcome(run, "failed", "connect")
+                self.assertIn("smtp.connect.timeout", self.ids(j))
 
     def test_hang(self):
         self.check("hang", "smtp.timeout", "banner")

@@ -102,7 +102,7 @@ class Aio:
     """tests/lab/smtpserver.py (aiosmtpd) on 127.0.0.1:PORT."""
 
     def __init__(self, port=None, cert=None, key=None, user=None, password_file=None,
-                 rcpt_reply=None, save_dir=None, require_starttls=False, login_only=False):
+                 rcpt_reply=None, save_dir=None, require_starttls=False, login_only=False, sni_log=None):
         self.py = aiosmtpd_python()
         self.port = port or mdlab.free_port()
         self.argv = [self.py, os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtpserver.py"),
@@ -119,6 +119,8 @@ class Aio:
             self.argv += ["--require-starttls"]
         if login_only:
             self.argv += ["--login-only"]
+        if sni_log:
+            self.argv += ["--sni-log", sni_log]
         self.proc = None
 
     def start(self):
@@ -165,6 +167,41 @@ def make_pki(d):
             "-out", name + ".pem", "-days", days, "-extfile", name + ".ext")
         paths[name] = os.path.join(d, name + ".pem")
     return paths
+
+
+class SynHang:
+    """A listening socket whose accept queue is full and never drained: the kernel
+    drops further SYNs, so a connect() to it hangs (the connect-deadline test)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fill = []
+
+    def start(self):
+        for _ in range(4):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect((LOOPBACK, self.port))
+            except (BlockingIOError, OSError):
+                pass
+            self.fill.append(c)
+        time.sleep(0.2)
+        return self
+
+    def stop(self):
+        for c in self.fill:
+            c.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class Hostile:

@@ -51,12 +51,18 @@ def main():
     ap.add_argument("--require-starttls", action="store_true")
     ap.add_argument("--save")
     ap.add_argument("--login-only", action="store_true", help="offer AUTH LOGIN, not PLAIN")
+    ap.add_argument("--sni-log", help="append the SNI name of each TLS handshake to this file")
     args = ap.parse_args()
 
     tls = None
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
+        if args.sni_log:
+            def sni(sock, name, ctx):
+                with open(args.sni_log, "a") as f:
+                    f.write("%s\n" % (name or "(none)"))
+            tls.sni_callback = sni
     password = None
     if args.password_file:
         with open(args.password_file) as f:

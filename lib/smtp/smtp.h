@@ -16,9 +16,10 @@
  *    so the second STARTTLS session does not crash; SNI and the host name to
  *    verify are set from an info callback at handshake start;
  *  - the TCP connect is done first by us, non-blocking, under the connect
- *    deadline; libESMTP then connects to the same numeric address (never to
- *    a name: no blocking getaddrinfo, and IPv6 literals are impossible in
- *    smtp_set_server, so IPv6 addresses are skipped with a note);
+ *    deadline, and closed; libESMTP then connects to the same numeric
+ *    address (never to a name: no blocking getaddrinfo; IPv6 literals are
+ *    impossible in smtp_set_server, so IPv6 addresses are skipped with a
+ *    note).  The server sees one extra connection closed before its greeting;
  *  - a watchdog thread enforces the overall deadline by shutting the socket
  *    down, since libESMTP's per-read timeouts never fire against a server
  *    that sends one byte per second;

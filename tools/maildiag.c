@@ -19,6 +19,8 @@ static const struct tool {
     const char *what;
 } tools[] = {
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
+    { "send", "send the verify/reset/username email now and show the server's answer" },
+    { "token", "check (or issue) the signed token of a verify or reset link" },
 };
 
 static void list_tools(FILE *out)

@@ -36,6 +36,7 @@ static void usage(void)
            "  init                       create or migrate the store's schema\n"
            "  lookup ADDRESS             every account on ADDRESS and what stops its emails\n"
            "  lookup --username NAME     the same, from the account's username\n"
+           "  remind ADDRESS             send the username reminder (all usernames on ADDRESS)\n"
            "  sessions list|revoke ADDRESS|--username NAME\n"
            "                             list, or revoke every session of, the accounts\n"
            "  suppression list           suppressed addresses\n"
@@ -62,7 +63,8 @@ static void usage(void)
            "  -V, --version              show the version\n\n"
            "lookup exits 0 when an account on the address can receive the product's emails,\n"
            "1 when there are findings a user can act on, 2 when no email can reach it,\n"
-           "3 on errors.  Other commands exit 0 done, 1 nothing to do, 3 error.\n", prog);
+           "3 on errors.  remind exits 0 accepted, 1 deferred or no account, 2 rejected,\n"
+           "failed or suppressed.  Other commands exit 0 done, 1 nothing to do, 3 error.\n", prog);
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -111,7 +113,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->args = argv + optind;
     o->nargs = argc - optind;
     if (o->nargs == 0) {
-        cli_usage_error(prog, "no command given (init, lookup, sessions, suppression, import, export, audit)");
+        cli_usage_error(prog, "no command given (init, lookup, remind, sessions, suppression, import, export, audit)");
         return -1;
     }
     return 0;
@@ -215,6 +217,77 @@ static int cmd_lookup(options *o)
         }
     }
     md_report_free(rep);
+    return rc;
+}
+
+/* The username reminder: one email listing every username on the address
+ * that can receive one; the server's verdict printed and logged. */
+static int cmd_remind(options *o)
+{
+    md_error err = { 0 };
+    md_address a;
+    char key[MD_ADDRESS_MAX + 1];
+    md_store_account_list acc = { 0 };
+    md_store_suppression sup;
+    if (operands(o, 1, 1, 1, "remind takes one ADDRESS") != 0)
+        return MD_EXIT_UNKNOWN;
+    const char *target = o->args[1];
+    if (md_address_parse(target, &a, &err) != MD_OK)
+        return cli_usage_error(prog, "'%s': %s", target, err.text);
+    md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
+    if (ucli_open_store(&o->u, 0) != 0)
+        return MD_EXIT_UNKNOWN;
+    md_status st = md_store_suppression_get(o->u.store, key, &sup, &err);
+    if (st == MD_OK) {
+        result(o, "remind", json_pack("{s:s,s:s,s:s}", "address", a.display, "outcome", "suppressed",
+                                      "reason", sup.reason),
+               "%s is suppressed (%s): nothing sent; 'maildiag-user suppression remove' once the cause is fixed",
+               a.display, sup.reason);
+        md_store_suppression_clear(&sup);
+        return MD_EXIT_CRITICAL;
+    }
+    if ((st != MD_NOTFOUND) || md_store_find_by_email(o->u.store, key, &acc, &err) != MD_OK) {
+        ucli_error(&o->u, "remind", &err);
+        return MD_EXIT_UNKNOWN;
+    }
+    const char **names = md_xcalloc(acc.n + 1, sizeof *names);
+    size_t nn = 0;
+    const md_store_account *first = NULL;
+    json_t *jn = json_array();
+    for (size_t i = 0; i < acc.n; i++)
+        if (md_account_mail_for(&acc.v[i], MD_ACCOUNT_WANT_USERNAME) == MD_ACCOUNT_MAIL_REMINDER) {
+            names[nn++] = acc.v[i].username;
+            json_array_append_new(jn, json_string(acc.v[i].username));
+            first = first ? first : &acc.v[i];
+        }
+    int rc = MD_EXIT_UNKNOWN;
+    if (nn == 0) {
+        result(o, "remind", json_pack("{s:s,s:s,s:o}", "address", a.display, "outcome", "no_account",
+                                      "usernames", jn),
+               "no account on %s can receive a reminder: nothing sent", a.display);
+        rc = MD_EXIT_WARNING;
+    } else if (ucli_open_mailer(&o->u) == 0) {
+        md_account_sent sent;
+        st = md_account_mail_one(o->u.store, &o->u.mailer, a.ascii, key, MD_ACCOUNT_MAIL_REMINDER, first,
+                                 names, nn, &sent, &err);
+        char detail[700];
+        snprintf(detail, sizeof detail, "%s: %s", md_smtp_outcome_name(sent.outcome), sent.reply);
+        md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
+        md_store_audit_add(o->u.store, &au, &err);
+        result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
+                                      "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
+                                      "message_id", sent.message_id),
+               "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
+               md_smtp_outcome_name(sent.outcome), sent.reply);
+        json_decref(jn);
+        jn = NULL;
+        rc = st != MD_OK ? MD_EXIT_UNKNOWN : sent.outcome == MD_SMTP_ACCEPTED ? MD_EXIT_OK
+           : sent.outcome == MD_SMTP_DEFERRED ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
+    } else {
+        json_decref(jn);
+    }
+    free(names);
+    md_store_account_list_clear(&acc);
     return rc;
 }
 
@@ -479,6 +552,8 @@ int main(int argc, char **argv)
         rc = cmd_init(&o);
     else if (strcmp(cmd, "lookup") == 0)
         rc = cmd_lookup(&o);
+    else if (strcmp(cmd, "remind") == 0)
+        rc = cmd_remind(&o);
     else if (strcmp(cmd, "sessions") == 0)
         rc = cmd_sessions(&o);
     else if (strcmp(cmd, "suppression") == 0)

@@ -121,8 +121,101 @@ const char *ucli_operator(ucli *u)
     return u->operator_buf;
 }
 
+int ucli_open_mailer(ucli *u)
+{
+    md_error err = { 0 };
+    md_account_mailer *m = &u->mailer;
+    memset(m, 0, sizeof *m);
+    const char *from = ucli_conf(u, "mail", "from");
+    if (from == NULL)
+        from = getenv("MAILDIAG_FROM");
+    if (from == NULL || *from == '\0') {
+        fprintf(stderr, "%s: no sender: set 'from' in [mail] of the configuration (or MAILDIAG_FROM)\n",
+                u->prog);
+        return -1;
+    }
+    m->message.from = from;
+    m->message.from_name = ucli_conf(u, "mail", "from_name");
+    m->message.product = ucli_conf(u, "mail", "product");
+    m->message.template_dir = ucli_conf(u, "mail", "template_dir");
+    if (m->message.template_dir == NULL)
+        m->message.template_dir = getenv("MAILDIAG_TEMPLATE_DIR");
+
+    md_smtp_request *r = &m->route;
+    r->server = ucli_conf(u, "mail", "server");
+    r->helo = ucli_conf(u, "mail", "helo");
+    const char *tls = ucli_conf(u, "mail", "tls");
+    if (tls == NULL)
+        r->tls = MD_SMTP_TLS_DEFAULT;
+    else if (strcmp(tls, "required") == 0)
+        r->tls = MD_SMTP_TLS_REQUIRED;
+    else if (strcmp(tls, "opportunistic") == 0)
+        r->tls = MD_SMTP_TLS_OPPORTUNISTIC;
+    else if (strcmp(tls, "off") == 0)
+        r->tls = MD_SMTP_TLS_OFF;
+    else {
+        fprintf(stderr, "%s: [mail] tls must be required, opportunistic or off\n", u->prog);
+        return -1;
+    }
+    const char *t = ucli_conf(u, "mail", "timeout");
+    r->timeout_ms = t ? (int)(strtod(t, NULL) * 1000) : 60000;
+    if (r->timeout_ms <= 0 || r->timeout_ms > 3600000)
+        r->timeout_ms = 60000;
+    const char *port = ucli_conf(u, "mail", "direct_port");
+    if (port == NULL)
+        port = getenv("MAILDIAG_SMTP_PORT");
+    if (port && *port)
+        r->direct_port = (unsigned)strtoul(port, NULL, 10);
+    r->auth_user = ucli_conf(u, "mail", "user");
+    if (r->auth_user) {
+        const char *pf = ucli_conf(u, "mail", "password_file");
+        if (pf)
+            u->password = cli_read_secret_file(u->prog, "password", pf);
+        else if (getenv("MAILDIAG_SMTP_PASSWORD"))
+            u->password = md_xstrdup(getenv("MAILDIAG_SMTP_PASSWORD"));
+        else
+            fprintf(stderr, "%s: [mail] user needs password_file (or MAILDIAG_SMTP_PASSWORD)\n", u->prog);
+        if (u->password == NULL)
+            return -1;
+        r->auth_password = u->password;
+    }
+    if (r->server == NULL) {   /* straight to the recipient's MX hosts */
+        if (u->resolver == NULL && (u->resolver = cli_dns_open(&u->dns, u->prog, 0)) == NULL)
+            return -1;
+        r->dns = u->resolver;
+    }
+    if ((u->smtp = md_smtp_ctx_new(ucli_conf(u, "mail", "ca_file"), &err)) == NULL) {
+        ucli_error(u, "smtp", &err);
+        return -1;
+    }
+    m->smtp = u->smtp;
+
+    const char *kf = ucli_conf(u, "token", "key_file");
+    if (kf == NULL)
+        kf = getenv("MAILDIAG_TOKEN_KEYS");
+    if (kf && *kf) {
+        if ((u->keys = md_token_keys_load(kf, &err)) == NULL) {
+            ucli_error(u, "token keys", &err);
+            return -1;
+        }
+        m->keys = u->keys;
+    }
+    m->verify_url = ucli_conf(u, "token", "verify_url");
+    m->reset_url = ucli_conf(u, "token", "reset_url");
+    const char *ttl = ucli_conf(u, "token", "ttl");
+    m->ttl = ttl ? strtoll(ttl, NULL, 10) : 0;
+    return 0;
+}
+
 void ucli_clear(ucli *u)
 {
+    md_smtp_ctx_free(u->smtp);
+    u->smtp = NULL;
+    md_token_keys_free(u->keys);
+    u->keys = NULL;
+    if (u->password)
+        cli_secret_free(u->password);
+    u->password = NULL;
     md_store_free(u->store);
     u->store = NULL;
     md_dns_free(u->resolver);

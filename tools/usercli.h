@@ -11,6 +11,7 @@
 #include "base/conf.h"
 #include "store/store.h"
 #include "account/account.h"
+#include "account/notify.h"
 
 #define UCLI_CONFIG_DEFAULT "/etc/maildiag.conf"
 
@@ -26,6 +27,11 @@ typedef struct ucli {
     md_dns *resolver;
     md_account_options aopt;
     char operator_buf[160];
+    /* sending (ucli_open_mailer) */
+    md_account_mailer mailer;
+    md_smtp_ctx *smtp;
+    md_token_keys *keys;
+    char *password;
 } ucli;
 
 /* Loads the configuration.  Returns 0, or -1 after printing the error. */
@@ -35,6 +41,21 @@ int ucli_load_config(ucli *u);
 int ucli_open_store(ucli *u, unsigned flags);
 /* The resolver for the MX check, or NULL with --no-dns.  Returns 0 or -1. */
 int ucli_open_dns(ucli *u);
+/*
+ * Sets up sending from the configuration:
+ *   [mail]  from (or MAILDIAG_FROM), from_name, product, template_dir (or
+ *           MAILDIAG_TEMPLATE_DIR), server HOST[:PORT] (relay; without it,
+ *           straight to the recipient's MX, port direct_port or
+ *           MAILDIAG_SMTP_PORT, default 25), tls (required, opportunistic,
+ *           off), user, password_file (or MAILDIAG_SMTP_PASSWORD), helo,
+ *           ca_file, timeout (seconds, default 60)
+ *   [token] key_file (or MAILDIAG_TOKEN_KEYS), verify_url, reset_url,
+ *           ttl (seconds)
+ * Without token keys, verify and reset links cannot be made (such emails
+ * fail and are logged so).  Returns 0, or -1 after printing the error.
+ */
+int ucli_open_mailer(ucli *u);
+
 /* Who runs this: the login name of getuid(), with --operator NAME shown
  * as "NAME (as LOGIN)" when they differ.  Borrowed. */
 const char *ucli_operator(ucli *u);

@@ -75,7 +75,7 @@ def setup_store(name, sink):
         f.write("[store]\nuri = sqlite:%s\n[mail]\nfrom = noreply@product.test\nproduct = Example\n"
                 "server = 127.0.0.1:%d\ntls = off\ntimeout = 10\n[token]\nkey_file = %s\n"
                 "reset_url = https://app.product.test/reset?token=\n"
-                "verify_url = https://app.product.test/verify?token=\n[selfcheck]\nmin_time = 0\n"
+                "verify_url = https://app.product.test/verify?token=\n[selfcheck]\nmin_time = 0\nper_address = 1000/3600\n"
                 % (db, sink.port, KEYS))
     os.chmod(conf, 0o600)
     user(conf, "init")
@@ -209,6 +209,38 @@ class Notify(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(dump_names() - before, set())
         self.assertEqual(self.send_log("bounced@corp.test")[-1][:2], ("reset", "suppressed"))
+
+
+class EnumerationWhileSending(unittest.TestCase):
+    """With real emails going out (detached), the answer's bytes and time
+    still do not depend on the account."""
+
+    def test_same_bytes_same_time(self):
+        conf, db = setup_store("enum", SINK)
+        with open(conf) as f:
+            text = f.read().replace("min_time = 0\n", "min_time = 0.25\n")
+        with open(conf, "w") as f:
+            f.write(text)
+        times = {"alice": [], "zelda": []}
+        outs = {"alice": set(), "zelda": set()}
+        before = dump_names()
+        for _ in range(20):
+            for local in ("alice", "zelda"):
+                argv = [mdlab.tool_path("maildiag-selfcheck"), "--config", conf, "--no-dns", "--want", "reset",
+                        local + "@corp.test"]
+                t0 = time.monotonic()
+                r = subprocess.run(argv, capture_output=True, timeout=60, env=mdlab.tool_env())
+                times[local].append(time.monotonic() - t0)
+                self.assertEqual(r.returncode, 0, r)
+                outs[local].add(r.stdout.replace(local.encode(), b"X"))
+        self.assertEqual(outs["alice"], outs["zelda"])
+        import statistics
+        ma, mz = statistics.median(times["alice"]), statistics.median(times["zelda"])
+        print("# while sending, 20 runs each: median %.4f s (account) vs %.4f s (none)" % (ma, mz))
+        self.assertLess(abs(ma - mz), 0.015)
+        # and the emails did go out: 3 per alice request (2 resets, 1 explanation), 1 per zelda
+        msgs = new_messages(before, 80, timeout=30)
+        self.assertEqual(len(msgs), 80)
 
 
 class Rejected(unittest.TestCase):

@@ -19,6 +19,8 @@ static const struct tool {
     const char *what;
 } tools[] = {
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
+    { "user", "the accounts behind an address and the states that stop the product's emails" },
+    { "selfcheck", "self-service help for a missing email that never tells whether an account exists" },
     { "send", "send the verify/reset/username email now and show the server's answer" },
     { "token", "check (or issue) the signed token of a verify or reset link" },
 };

@@ -92,6 +92,76 @@ static const tmpl builtin[] = {
       "<p>This is a test message from {{product}} to {{to}}.</p>\n"
       "<p>If you can read it, mail from {{product}} reaches you.</p>\n"
       "</body></html>\n" },
+    /* --- account notices (issue 5: maildiag-selfcheck, lib/account/notify) ---
+     * What the owner of an address gets when an account cannot receive what
+     * was asked for, or when no account uses the address at all. */
+    { "no-account", "Your {{product}} request",
+      "Hello,\n\n"
+      "Someone, perhaps you, asked {{product}} for help with the account of {{to}}.\n"
+      "No {{product}} account uses this address, so there was nothing to send.\n\n"
+      "If you have an account, it may use another address (look for a typo), or it\n"
+      "may have been created with your work address. If you did not ask, ignore this\n"
+      "message.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello,</p>\n"
+      "<p>Someone, perhaps you, asked {{product}} for help with the account of {{to}}.\n"
+      "No {{product}} account uses this address, so there was nothing to send.</p>\n"
+      "<p>If you have an account, it may use another address (look for a typo), or it may have\n"
+      "been created with your work address. If you did not ask, ignore this message.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "explain-sso", "How to sign in to {{product}}",
+      "Hello{{username_greeting}},\n\n"
+      "Someone asked to reset the password of the {{product}} account {{username}}.\n"
+      "This account signs in through your organisation's single sign-on, so it has no\n"
+      "{{product}} password and no reset link is ever sent. Sign in with your\n"
+      "organisation's account; if that fails, your organisation's IT support can help.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Someone asked to reset the password of the {{product}} account {{username}}.\n"
+      "This account signs in through your organisation's single sign-on, so it has no\n"
+      "{{product}} password and no reset link is ever sent.</p>\n"
+      "<p>Sign in with your organisation's account; if that fails, your organisation's IT\n"
+      "support can help.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "explain-deactivated", "Your {{product}} account is deactivated",
+      "Hello{{username_greeting}},\n\n"
+      "Someone asked for help with the {{product}} account {{username}} of {{to}}.\n"
+      "This account is deactivated, so {{product}} sends it no links. If you want to\n"
+      "use it again, contact {{product}} support and ask for it to be reactivated.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Someone asked for help with the {{product}} account {{username}} of {{to}}.\n"
+      "This account is deactivated, so {{product}} sends it no links.</p>\n"
+      "<p>If you want to use it again, contact {{product}} support and ask for it to be\n"
+      "reactivated.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "explain-locked", "Your {{product}} account is locked",
+      "Hello{{username_greeting}},\n\n"
+      "Someone asked to reset the password of the {{product}} account {{username}}.\n"
+      "This account is locked, and for your safety no reset link is sent to a locked\n"
+      "account. Contact {{product}} support to unlock it.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Someone asked to reset the password of the {{product}} account {{username}}.\n"
+      "This account is locked, and for your safety no reset link is sent to a locked\n"
+      "account.</p>\n"
+      "<p>Contact {{product}} support to unlock it.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "verified", "Your {{product}} address is already confirmed",
+      "Hello{{username_greeting}},\n\n"
+      "Someone asked for a new confirmation link for {{to}} on the {{product}} account\n"
+      "{{username}}. This address is already confirmed: nothing more is needed.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Someone asked for a new confirmation link for {{to}} on the {{product}} account\n"
+      "{{username}}. This address is already confirmed: nothing more is needed.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    /* --- end account notices --- */
 };
 
 static const tmpl *builtin_find(const char *name)

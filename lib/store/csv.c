@@ -1,0 +1,352 @@
+/* lib/store csv: bulk import and export of accounts (RFC 4180 CSV). */
+#include "config.h"
+#include "store_int.h"
+#include "address/address.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CSV_FIELD_MAX 4096
+#define CSV_FIELDS_MAX 32
+
+enum col { C_USERNAME, C_EMAIL, C_STATUS, C_AUTH, C_SSO, C_VERIFIED, C_CREATED, C_LOGIN,
+           C_PWCHANGED, C_N };
+
+static const char *const col_names[C_N] = {
+    "username", "email", "status", "auth", "sso_provider", "email_verified", "created_at",
+    "last_login_at", "password_changed_at",
+};
+
+typedef struct csv_reader {
+    FILE *in;
+    unsigned long line;        /* physical line the reader is on (1-based) */
+    char *fields[CSV_FIELDS_MAX];
+    size_t nfields;
+    char buf[CSV_FIELD_MAX + 1];
+} csv_reader;
+
+static void csv_clear(csv_reader *r)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        free(r->fields[i]);
+    r->nfields = 0;
+}
+
+/* Reads one record.  Returns 1 with fields, 0 at the end, -1 on a syntax
+ * error (err says where). */
+static int csv_next(csv_reader *r, unsigned long *start_line, md_error *err)
+{
+    csv_clear(r);
+    int c = getc(r->in);
+    if (c == EOF)
+        return 0;
+    *start_line = r->line;
+    size_t len = 0;
+    int quoted = 0, after_quote = 0, field_started = 0;
+    for (;; c = getc(r->in)) {
+        if (quoted) {
+            if (c == EOF)
+                return md_error_set(err, MD_CONFIG, "store.import",
+                                    "line %lu: a quoted field is not closed", *start_line), -1;
+            if (c == '"') {
+                int n = getc(r->in);
+                if (n == '"') {
+                    c = '"';
+                } else {
+                    ungetc(n, r->in);
+                    quoted = 0;
+                    after_quote = 1;
+                    continue;
+                }
+            } else if (c == '\n') {
+                r->line++;
+            }
+        } else if (c == ',' || c == '\n' || c == '\r' || c == EOF) {
+            if (c == '\r') {
+                int n = getc(r->in);
+                if (n != '\n')
+                    return md_error_set(err, MD_CONFIG, "store.import",
+                                        "line %lu: a carriage return outside quotes", r->line), -1;
+                c = '\n';
+            }
+            if (r->nfields == CSV_FIELDS_MAX)
+                return md_error_set(err, MD_CONFIG, "store.import",
+                                    "line %lu: more than %d fields", r->line, CSV_FIELDS_MAX), -1;
+            r->buf[len] = '\0';
+            r->fields[r->nfields++] = md_xstrdup(r->buf);
+            len = 0;
+            quoted = after_quote = field_started = 0;
+            if (c == ',')
+                continue;
+            if (c == '\n')
+                r->line++;
+            return 1;
+        } else if (after_quote) {
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: text after a closing quote", r->line), -1;
+        } else if (c == '"') {
+            if (field_started)
+                return md_error_set(err, MD_CONFIG, "store.import",
+                                    "line %lu: a quote inside an unquoted field", r->line), -1;
+            quoted = 1;
+            field_started = 1;
+            continue;
+        }
+        if (c == '\0')
+            return md_error_set(err, MD_CONFIG, "store.import", "line %lu: a NUL byte",
+                                r->line), -1;
+        if (len >= CSV_FIELD_MAX)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: a field is longer than %d bytes", r->line,
+                                CSV_FIELD_MAX), -1;
+        r->buf[len++] = (char)c;
+        field_started = 1;
+    }
+}
+
+static int blank_record(const csv_reader *r)
+{
+    return r->nfields == 1 && r->fields[0][0] == '\0';
+}
+
+static md_status header(csv_reader *r, int *map, md_error *err)
+{
+    for (int i = 0; i < C_N; i++)
+        map[i] = -1;
+    for (size_t f = 0; f < r->nfields; f++) {
+        char *name = r->fields[f];
+        if (f == 0 && (unsigned char)name[0] == 0xef && (unsigned char)name[1] == 0xbb &&
+            (unsigned char)name[2] == 0xbf)   /* a UTF-8 byte-order mark */
+            memmove(name, name + 3, strlen(name + 3) + 1);
+        while (*name == ' ')
+            name++;
+        size_t n = strlen(name);
+        while (n && name[n - 1] == ' ')
+            name[--n] = '\0';
+        int found = -1;
+        for (int i = 0; i < C_N; i++)
+            if (strcasecmp(name, col_names[i]) == 0)
+                found = i;
+        if (found < 0) {
+            char safe[64];
+            md_sanitize(safe, sizeof safe, name, n);
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line 1: unknown column '%s' (known: username, email, status, auth,"
+                                " sso_provider, email_verified, created_at, last_login_at,"
+                                " password_changed_at)", safe);
+        }
+        if (map[found] >= 0)
+            return md_error_set(err, MD_CONFIG, "store.import", "line 1: the column '%s' appears twice",
+                                col_names[found]);
+        map[found] = (int)f;
+    }
+    if (map[C_USERNAME] < 0 || map[C_EMAIL] < 0)
+        return md_error_set(err, MD_CONFIG, "store.import",
+                            "line 1: the header must name the columns username and email");
+    return MD_OK;
+}
+
+static md_status row_time(const char *v, const char *col, unsigned long line, int64_t *t,
+                          md_error *err)
+{
+    *t = 0;
+    if (v == NULL || *v == '\0')
+        return MD_OK;
+    if (md_store_time_parse(v, t) != 0) {
+        char safe[64];
+        md_sanitize(safe, sizeof safe, v, strlen(v));
+        return md_error_set(err, MD_CONFIG, "store.import",
+                            "line %lu: %s '%s' is not an ISO 8601 time", line, col, safe);
+    }
+    return MD_OK;
+}
+
+static md_status row_account(csv_reader *r, const int *map, unsigned long line,
+                             md_store_account *a, md_error *err)
+{
+    const char *v[C_N];
+    for (int i = 0; i < C_N; i++)
+        v[i] = map[i] >= 0 && (size_t)map[i] < r->nfields ? r->fields[map[i]] : NULL;
+    memset(a, 0, sizeof *a);
+    if (v[C_USERNAME] == NULL || v[C_USERNAME][0] == '\0')
+        return md_error_set(err, MD_CONFIG, "store.import", "line %lu: the username is empty", line);
+    for (const char *p = v[C_USERNAME]; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: the username contains a control character", line);
+    if (v[C_EMAIL] == NULL || v[C_EMAIL][0] == '\0')
+        return md_error_set(err, MD_CONFIG, "store.import", "line %lu: the email is empty", line);
+    a->username = (char *)v[C_USERNAME];
+    a->email = (char *)v[C_EMAIL];
+    if (v[C_STATUS] && *v[C_STATUS]) {
+        int s = md_store_status_parse(v[C_STATUS]);
+        if (s < 0)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: status must be active, deactivated or locked", line);
+        a->status = (md_store_status)s;
+    }
+    if (v[C_AUTH] && *v[C_AUTH]) {
+        int au = md_store_auth_parse(v[C_AUTH]);
+        if (au < 0)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: auth must be password or sso", line);
+        a->auth = (md_store_auth)au;
+    }
+    if (v[C_SSO] && *v[C_SSO]) {
+        if (a->auth != MD_STORE_SSO)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: sso_provider is given but auth is not sso", line);
+        a->sso_provider = (char *)v[C_SSO];
+    }
+    if (v[C_VERIFIED] && *v[C_VERIFIED]) {
+        if (strcmp(v[C_VERIFIED], "0") != 0 && strcmp(v[C_VERIFIED], "1") != 0)
+            return md_error_set(err, MD_CONFIG, "store.import",
+                                "line %lu: email_verified must be 0 or 1", line);
+        a->email_verified = v[C_VERIFIED][0] == '1';
+    }
+    md_status st = row_time(v[C_CREATED], "created_at", line, &a->created_at, err);
+    if (st == MD_OK)
+        st = row_time(v[C_LOGIN], "last_login_at", line, &a->last_login_at, err);
+    if (st == MD_OK)
+        st = row_time(v[C_PWCHANGED], "password_changed_at", line, &a->password_changed_at, err);
+    return st;
+}
+
+static md_status import_body(md_store *s, FILE *in, unsigned key_flags, unsigned long *rows,
+                             md_error *err)
+{
+    csv_reader r = { .in = in, .line = 1 };
+    int map[C_N];
+    unsigned long line = 1;
+    md_status st = MD_OK;
+    int rc = csv_next(&r, &line, err);
+    if (rc <= 0) {
+        csv_clear(&r);
+        return rc < 0 ? MD_CONFIG
+                      : md_error_set(err, MD_CONFIG, "store.import", "the file is empty (no header row)");
+    }
+    st = header(&r, map, err);
+    while (st == MD_OK && (rc = csv_next(&r, &line, err)) > 0) {
+        if (blank_record(&r))
+            continue;
+        md_store_account a;
+        st = row_account(&r, map, line, &a, err);
+        if (st == MD_OK) {
+            md_error e2;
+            st = store_insert_account(s, &a, key_flags, NULL, &e2);
+            if (st != MD_OK)
+                md_error_set(err, st, "store.import", "line %lu: %s", line, e2.text);
+        }
+        if (st == MD_OK)
+            (*rows)++;
+    }
+    csv_clear(&r);
+    if (st == MD_OK && rc < 0)
+        st = MD_CONFIG;
+    if (st == MD_OK && ferror(in))
+        st = md_error_set(err, MD_CONFIG, "store.import", "cannot read the file");
+    if (st == MD_OK)
+        st = store_refresh_domains(s, err);
+    return st;
+}
+
+md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
+                              const md_store_audit *audit, unsigned long *rows, md_error *err)
+{
+    unsigned long dummy;
+    if (rows == NULL)
+        rows = &dummy;
+    *rows = 0;
+    if (s->product)
+        return md_error_set(err, MD_CONFIG, "store.product",
+                            "accounts are read from the product's database, read-only: import there");
+    md_status st = db_begin(s->own, 1, err);
+    if (st != MD_OK)
+        return st;
+    st = import_body(s, in, key_flags, rows, err);
+    if (st == MD_OK && audit) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "%lu accounts", *rows);
+        md_store_audit a = *audit;
+        a.detail = detail;
+        st = store_audit_write(s, &a, err);
+    }
+    if (st != MD_OK) {
+        db_rollback(s->own);
+        *rows = 0;
+        return st;
+    }
+    return db_commit(s->own, err);
+}
+
+static void csv_field(FILE *out, const char *v, int last)
+{
+    if (v == NULL)
+        v = "";
+    if (strpbrk(v, ",\"\r\n") != NULL || v[0] == ' ' || (*v && v[strlen(v) - 1] == ' ')) {
+        putc('"', out);
+        for (const char *p = v; *p; p++) {
+            if (*p == '"')
+                putc('"', out);
+            putc(*p, out);
+        }
+        putc('"', out);
+    } else {
+        fputs(v, out);
+    }
+    fputs(last ? "\r\n" : ",", out);
+}
+
+md_status md_store_export_csv(md_store *s, FILE *out, unsigned long *rows, md_error *err)
+{
+    unsigned long dummy;
+    if (rows == NULL)
+        rows = &dummy;
+    *rows = 0;
+    if (s->product)
+        return md_error_set(err, MD_CONFIG, "store.product",
+                            "accounts are in the product's database: export from there");
+    for (int i = 0; i < C_N; i++)
+        csv_field(out, col_names[i], i == C_N - 1);
+    int64_t after = 0;
+    for (;;) {
+        /* Pages keyed on id keep memory flat for any number of accounts. */
+        db_result r;
+        db_param p[] = { db_int(after) };
+        md_status st = db_run(s->own, "SELECT id, username, email, status, auth, sso_provider,"
+                                      " email_verified, created_at, last_login_at, password_changed_at"
+                                      " FROM accounts WHERE id > $1 ORDER BY id LIMIT 5000",
+                              p, 1, &r, err);
+        if (st != MD_OK)
+            return st;
+        if (r.nrows == 0) {
+            db_result_clear(&r);
+            break;
+        }
+        for (size_t i = 0; i < r.nrows; i++) {
+            char t[3][32];
+            for (int k = 0; k < 3; k++) {
+                const char *v = DB_VAL(&r, i, 7 + (size_t)k);
+                md_store_time_format(v ? strtoll(v, NULL, 10) : 0, t[k], sizeof t[k]);
+            }
+            csv_field(out, DB_VAL(&r, i, 1), 0);
+            csv_field(out, DB_VAL(&r, i, 2), 0);
+            csv_field(out, DB_VAL(&r, i, 3), 0);
+            csv_field(out, DB_VAL(&r, i, 4), 0);
+            csv_field(out, DB_VAL(&r, i, 5), 0);
+            csv_field(out, DB_VAL(&r, i, 6), 0);
+            csv_field(out, t[0], 0);
+            csv_field(out, t[1], 0);
+            csv_field(out, t[2], 1);
+            (*rows)++;
+        }
+        after = strtoll(DB_VAL(&r, r.nrows - 1, 0), NULL, 10);
+        db_result_clear(&r);
+    }
+    if (ferror(out))
+        return md_error_set(err, MD_INTERNAL, "store.export", "cannot write the CSV");
+    return MD_OK;
+}

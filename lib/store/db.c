@@ -1,0 +1,485 @@
+/* lib/store db: SQLite and PostgreSQL (libpq) behind one small interface. */
+#include "config.h"
+#include "db.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <libpq-fe.h>
+#include <dlfcn.h>
+
+#define DB_BUSY_TIMEOUT_MS 10000
+#define DB_MAX_PARAMS 32
+
+typedef struct stmt_cache {
+    const char *sql;        /* the caller's text (static in lib/store) */
+    sqlite3_stmt *st;       /* SQLite */
+    int *map;               /* SQLite: bind index -> parameter number - 1 */
+    int nmap;
+    char name[16];          /* PostgreSQL: prepared statement name */
+} stmt_cache;
+
+/* libpq is loaded on first use of a postgresql:// store: it drags in about
+ * twenty libraries (Kerberos, LDAP, GnuTLS) whose start-up costs every
+ * process ~4 ms, which an SQLite-only lookup should not pay. */
+static struct pq_api {
+    __typeof__(PQclear) *PQclear;
+    __typeof__(PQcmdTuples) *PQcmdTuples;
+    __typeof__(PQconnectdbParams) *PQconnectdbParams;
+    __typeof__(PQerrorMessage) *PQerrorMessage;
+    __typeof__(PQexec) *PQexec;
+    __typeof__(PQexecPrepared) *PQexecPrepared;
+    __typeof__(PQfinish) *PQfinish;
+    __typeof__(PQfname) *PQfname;
+    __typeof__(PQgetisnull) *PQgetisnull;
+    __typeof__(PQgetvalue) *PQgetvalue;
+    __typeof__(PQnfields) *PQnfields;
+    __typeof__(PQntuples) *PQntuples;
+    __typeof__(PQprepare) *PQprepare;
+    __typeof__(PQresultErrorField) *PQresultErrorField;
+    __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
+    __typeof__(PQresultStatus) *PQresultStatus;
+    __typeof__(PQstatus) *PQstatus;
+} pq;
+
+static md_status pq_load(md_error *err)
+{
+    static int loaded;
+    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQstatus" };
+    if (loaded)
+        return MD_OK;
+    void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        return md_error_set(err, MD_CONFIG, "store.open",
+                            "PostgreSQL stores need libpq (Debian package libpq5): %s", dlerror());
+    void **slot = (void **)&pq;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((slot[i] = dlsym(h, names[i])) == NULL)
+            return md_error_set(err, MD_CONFIG, "store.open", "libpq lacks %s", names[i]);
+    }
+    loaded = 1;
+    return MD_OK;
+}
+
+struct db {
+    db_kind kind;
+    sqlite3 *lite;
+    PGconn *pg;
+    stmt_cache *cache;
+    size_t ncache;
+    int in_tx;
+};
+
+db_kind db_kind_of(const db *d)
+{
+    return d->kind;
+}
+
+/* ------------------------------------------------------------- open/close */
+
+static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *err)
+{
+    int oflags = (flags & DB_READONLY) ? SQLITE_OPEN_READONLY
+               : SQLITE_OPEN_READWRITE | ((flags & DB_CREATE) ? SQLITE_OPEN_CREATE : 0);
+    oflags |= SQLITE_OPEN_NOMUTEX;
+    if (*path == '\0')
+        return md_error_set(err, MD_CONFIG, "store.open", "sqlite: needs a file path (sqlite:/var/lib/maildiag/store.db)");
+    int rc = sqlite3_open_v2(path, &d->lite, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        md_status st = md_error_set(err, MD_CONFIG, "store.open", "cannot open the SQLite store %s: %s%s",
+                                    path, d->lite ? sqlite3_errmsg(d->lite) : sqlite3_errstr(rc),
+                                    rc == SQLITE_CANTOPEN && !(flags & (DB_CREATE | DB_READONLY))
+                                        ? " (create it with: maildiag-user init)" : "");
+        return st;
+    }
+    sqlite3_busy_timeout(d->lite, DB_BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(d->lite, 1);
+    /* WAL: readers never block the writer (the mode is stored in the file,
+     * so it is set once, when the store is created); synchronous=FULL: a
+     * commit that returned survives a power cut, not only a process crash. */
+    const char *pragmas = (flags & DB_READONLY) ? "PRAGMA query_only=ON;"
+                        : (flags & DB_CREATE)
+                        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                        : "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    if (!(flags & DB_READONLY)) {
+        /* Many short processes share one store: keep the WAL and its index
+         * between them instead of checkpointing, deleting and recreating
+         * them at every exit (the automatic checkpoint every 1000 pages
+         * still bounds the WAL). */
+        int on = 1;
+        sqlite3_file_control(d->lite, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+        sqlite3_db_config(d->lite, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    }
+    char *msg = NULL;
+    if (sqlite3_exec(d->lite, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        md_error_set(err, MD_CONFIG, "store.open", "SQLite store %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        return MD_CONFIG;
+    }
+    return MD_OK;
+}
+
+static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
+{
+    /* Keywords before dbname are defaults the URI may override. */
+    const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+    const char *vals[] = { "10", "maildiag", uri, NULL };
+    md_status st = pq_load(err);
+    if (st != MD_OK)
+        return st;
+    d->pg = pq.PQconnectdbParams(keys, vals, 1);
+    if (d->pg == NULL)
+        return md_error_set(err, MD_NOMEM, "store.open", "out of memory connecting to PostgreSQL");
+    if (pq.PQstatus(d->pg) != CONNECTION_OK) {
+        md_error_set(err, MD_TEMPFAIL, "store.open", "cannot connect to PostgreSQL");
+        const char *m = pq.PQerrorMessage(d->pg);
+        md_error_set_peer(err, m, strlen(m));
+        return MD_TEMPFAIL;
+    }
+    const char *setup = (flags & DB_READONLY)
+        ? "SET default_transaction_read_only = on; SET client_min_messages = warning"
+        : "SET client_min_messages = warning";
+    return db_exec(d, setup, err);
+}
+
+md_status db_open(const char *uri, unsigned flags, db **out, md_error *err)
+{
+    *out = NULL;
+    db *d = md_xcalloc(1, sizeof *d);
+    md_status st;
+    if (uri == NULL || *uri == '\0') {
+        st = md_error_set(err, MD_CONFIG, "store.open", "no store given (--store URI or 'uri' in [store] of the config)");
+    } else if (strncmp(uri, "sqlite:", 7) == 0) {
+        d->kind = DB_SQLITE;
+        const char *path = uri + 7;
+        if (strncmp(path, "//", 2) == 0)   /* sqlite:///abs/path */
+            path += 2;
+        st = open_sqlite(d, path, flags, err);
+    } else if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0) {
+        d->kind = DB_POSTGRESQL;
+        st = open_pg(d, uri, flags, err);
+    } else {
+        st = md_error_set(err, MD_CONFIG, "store.open",
+                          "unknown store URI (want sqlite:PATH or postgresql://...)");
+    }
+    if (st != MD_OK) {
+        db_close(d);
+        return st;
+    }
+    *out = d;
+    return MD_OK;
+}
+
+void db_close(db *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->ncache; i++) {
+        if (d->cache[i].st)
+            sqlite3_finalize(d->cache[i].st);
+        free(d->cache[i].map);
+    }
+    free(d->cache);
+    if (d->lite)
+        sqlite3_close(d->lite);
+    if (d->pg)
+        pq.PQfinish(d->pg);
+    free(d);
+}
+
+/* ------------------------------------------------------------------ errors */
+
+static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
+{
+    int prim = rc & 0xff;
+    md_status st = prim == SQLITE_BUSY || prim == SQLITE_LOCKED ? MD_TEMPFAIL
+                 : prim == SQLITE_CONSTRAINT ? MD_PERMFAIL
+                 : prim == SQLITE_ERROR ? MD_CONFIG
+                 : prim == SQLITE_READONLY ? MD_CONFIG
+                 : MD_INTERNAL;
+    const char *why = st == MD_TEMPFAIL ? "the SQLite store is busy (locked by another process)"
+                    : st == MD_PERMFAIL ? "constraint violated"
+                    : "SQLite error";
+    md_error_set(err, st, stage, "%s: %s", why, sqlite3_errmsg(d->lite));
+    return st;
+}
+
+static md_status pg_error(db *d, PGresult *r, const char *stage, md_error *err)
+{
+    const char *state = r ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    md_status st;
+    if (pq.PQstatus(d->pg) != CONNECTION_OK)
+        st = MD_TEMPFAIL;
+    else if (state && strncmp(state, "23", 2) == 0)        /* integrity constraint */
+        st = MD_PERMFAIL;
+    else if (state && (strncmp(state, "40", 2) == 0 ||    /* serialization, deadlock */
+                       strncmp(state, "53", 2) == 0 ||    /* resources */
+                       strncmp(state, "57", 2) == 0 ||    /* operator intervention */
+                       strncmp(state, "08", 2) == 0))     /* connection */
+        st = MD_TEMPFAIL;
+    else if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "25", 2) == 0))
+        st = MD_CONFIG;                                   /* syntax, read-only tx */
+    else
+        st = MD_INTERNAL;
+    const char *m = r ? pq.PQresultErrorMessage(r) : pq.PQerrorMessage(d->pg);
+    char line[MD_ERROR_TEXT_MAX];
+    md_sanitize(line, sizeof line, m, strcspn(m, "\n"));
+    md_error_set(err, st, stage, "%s (SQLSTATE %s)", st == MD_PERMFAIL ? "constraint violated" : "PostgreSQL error",
+                 state ? state : "?");
+    md_error_set_peer(err, line, strlen(line));
+    if (err && (st == MD_PERMFAIL || st == MD_CONFIG))   /* the words matter here */
+        snprintf(err->text, sizeof err->text, "%s", line);
+    return st;
+}
+
+/* ------------------------------------------------------------------- exec */
+
+md_status db_exec(db *d, const char *sql, md_error *err)
+{
+    if (d->kind == DB_SQLITE) {
+        char *msg = NULL;
+        int rc = sqlite3_exec(d->lite, sql, NULL, NULL, &msg);
+        sqlite3_free(msg);
+        return rc == SQLITE_OK ? MD_OK : lite_error(d, rc, "store.sql", err);
+    }
+    PGresult *r = pq.PQexec(d->pg, sql);
+    ExecStatusType s = pq.PQresultStatus(r);
+    md_status st = MD_OK;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        st = pg_error(d, r, "store.sql", err);
+    pq.PQclear(r);
+    return st;
+}
+
+static stmt_cache *cache_find(db *d, const char *sql)
+{
+    for (size_t i = 0; i < d->ncache; i++)
+        if (d->cache[i].sql == sql || strcmp(d->cache[i].sql, sql) == 0)
+            return &d->cache[i];
+    return NULL;
+}
+
+static md_status prepare(db *d, const char *sql, stmt_cache **out, md_error *err)
+{
+    stmt_cache *c = cache_find(d, sql);
+    if (c) {
+        *out = c;
+        return MD_OK;
+    }
+    stmt_cache n = { .sql = sql };
+    if (d->kind == DB_SQLITE) {
+        const char *tail = NULL;
+        int rc = sqlite3_prepare_v3(d->lite, sql, -1, SQLITE_PREPARE_PERSISTENT, &n.st, &tail);
+        if (rc != SQLITE_OK)
+            return lite_error(d, rc, "store.prepare", err);
+        while (tail && (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';'))
+            tail++;
+        if (n.st == NULL || (tail && *tail)) {   /* SQLite would silently skip the rest */
+            sqlite3_finalize(n.st);
+            return md_error_set(err, MD_CONFIG, "store.prepare",
+                                "one SQL statement expected, got %s", n.st ? "more" : "none");
+        }
+        n.nmap = sqlite3_bind_parameter_count(n.st);
+        n.map = md_xcalloc((size_t)n.nmap + 1, sizeof *n.map);
+        for (int i = 1; i <= n.nmap; i++) {
+            const char *name = sqlite3_bind_parameter_name(n.st, i);
+            long k = name && name[0] == '$' ? strtol(name + 1, NULL, 10) : i;
+            n.map[i] = k >= 1 && k <= DB_MAX_PARAMS ? (int)k - 1 : -1;
+        }
+    } else {
+        snprintf(n.name, sizeof n.name, "md%zu", d->ncache);
+        PGresult *r = pq.PQprepare(d->pg, n.name, sql, 0, NULL);
+        if (pq.PQresultStatus(r) != PGRES_COMMAND_OK) {
+            md_status st = pg_error(d, r, "store.prepare", err);
+            pq.PQclear(r);
+            return st;
+        }
+        pq.PQclear(r);
+    }
+    d->cache = md_xrealloc(d->cache, (d->ncache + 1) * sizeof *d->cache);
+    d->cache[d->ncache] = n;
+    *out = &d->cache[d->ncache++];
+    return MD_OK;
+}
+
+static void result_names(db_result *res, size_t ncols)
+{
+    res->ncols = ncols;
+    res->names = md_xcalloc(ncols + 1, sizeof *res->names);
+}
+
+static void result_row(db_result *res, size_t *cap)
+{
+    if (res->nrows == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        res->vals = md_xrealloc(res->vals, *cap * res->ncols * sizeof *res->vals + 1);
+    }
+    res->nrows++;
+}
+
+static md_status run_sqlite(db *d, stmt_cache *c, const db_param *p, size_t np,
+                            db_result *res, md_error *err)
+{
+    sqlite3_stmt *st = c->st;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (int i = 1; i <= c->nmap; i++) {
+        int k = c->map[i];
+        if (k < 0 || (size_t)k >= np)
+            return md_error_set(err, MD_CONFIG, "store.bind",
+                                "the SQL uses parameter %d, but only %zu are given", i, np);
+        int rc = SQLITE_OK;
+        switch (p[k].type) {
+        case DB_NULL: rc = sqlite3_bind_null(st, i); break;
+        case DB_TEXT: rc = sqlite3_bind_text(st, i, p[k].s, -1, SQLITE_STATIC); break;
+        case DB_INT: rc = sqlite3_bind_int64(st, i, p[k].i); break;
+        }
+        if (rc != SQLITE_OK)
+            return lite_error(d, rc, "store.bind", err);
+    }
+    size_t cap = 0;
+    if (res)
+        result_names(res, (size_t)sqlite3_column_count(st));
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            md_status s = lite_error(d, rc, "store.step", err);
+            sqlite3_reset(st);
+            return s;
+        }
+        if (res == NULL)
+            continue;
+        if (res->nrows == 0 && res->ncols)
+            for (size_t j = 0; j < res->ncols; j++)
+                res->names[j] = md_xstrdup(sqlite3_column_name(st, (int)j));
+        result_row(res, &cap);
+        for (size_t j = 0; j < res->ncols; j++) {
+            const unsigned char *v = sqlite3_column_text(st, (int)j);
+            DB_VAL(res, res->nrows - 1, j) = v ? md_xstrdup((const char *)v) : NULL;
+        }
+    }
+    if (res) {
+        if (res->nrows == 0)
+            for (size_t j = 0; j < res->ncols; j++)
+                res->names[j] = md_xstrdup(sqlite3_column_name(st, (int)j));
+        res->changes = sqlite3_changes(d->lite);
+    }
+    sqlite3_reset(st);
+    return MD_OK;
+}
+
+static md_status run_pg(db *d, stmt_cache *c, const db_param *p, size_t np,
+                        db_result *res, md_error *err)
+{
+    char nums[DB_MAX_PARAMS][24];
+    const char *vals[DB_MAX_PARAMS];
+    if (np > DB_MAX_PARAMS)
+        return md_error_set(err, MD_INTERNAL, "store.bind", "too many parameters");
+    for (size_t i = 0; i < np; i++) {
+        switch (p[i].type) {
+        case DB_NULL: vals[i] = NULL; break;
+        case DB_TEXT: vals[i] = p[i].s; break;
+        case DB_INT:
+            snprintf(nums[i], sizeof nums[i], "%" PRId64, p[i].i);
+            vals[i] = nums[i];
+            break;
+        }
+    }
+    PGresult *r = pq.PQexecPrepared(d->pg, c->name, (int)np, vals, NULL, NULL, 0);
+    ExecStatusType s = pq.PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        md_status st = pg_error(d, r, "store.sql", err);
+        pq.PQclear(r);
+        return st;
+    }
+    if (res) {
+        size_t nr = (size_t)pq.PQntuples(r), nc = (size_t)pq.PQnfields(r);
+        result_names(res, nc);
+        for (size_t j = 0; j < nc; j++)
+            res->names[j] = md_xstrdup(pq.PQfname(r, (int)j));
+        res->nrows = nr;
+        res->vals = md_xcalloc(nr * nc + 1, sizeof *res->vals);
+        for (size_t i = 0; i < nr; i++)
+            for (size_t j = 0; j < nc; j++)
+                if (!pq.PQgetisnull(r, (int)i, (int)j))
+                    DB_VAL(res, i, j) = md_xstrdup(pq.PQgetvalue(r, (int)i, (int)j));
+        const char *ct = pq.PQcmdTuples(r);
+        res->changes = ct && *ct ? strtoll(ct, NULL, 10) : 0;
+    }
+    pq.PQclear(r);
+    return MD_OK;
+}
+
+md_status db_run(db *d, const char *sql, const db_param *p, size_t np, db_result *res,
+                 md_error *err)
+{
+    stmt_cache *c = NULL;
+    if (res)
+        memset(res, 0, sizeof *res);
+    md_status st = prepare(d, sql, &c, err);
+    if (st != MD_OK)
+        return st;
+    st = d->kind == DB_SQLITE ? run_sqlite(d, c, p, np, res, err) : run_pg(d, c, p, np, res, err);
+    if (st != MD_OK && res)
+        db_result_clear(res);
+    return st;
+}
+
+void db_result_clear(db_result *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nrows * r->ncols; i++)
+        free(r->vals[i]);
+    free(r->vals);
+    if (r->names)
+        for (size_t j = 0; j < r->ncols; j++)
+            free(r->names[j]);
+    free(r->names);
+    memset(r, 0, sizeof *r);
+}
+
+int db_col(const db_result *r, const char *name)
+{
+    for (size_t j = 0; j < r->ncols; j++)
+        if (r->names[j] && strcmp(r->names[j], name) == 0)
+            return (int)j;
+    return -1;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+md_status db_begin(db *d, int write, md_error *err)
+{
+    const char *sql = d->kind == DB_SQLITE ? (write ? "BEGIN IMMEDIATE" : "BEGIN") : "BEGIN";
+    md_status st = db_exec(d, sql, err);
+    if (st == MD_OK)
+        d->in_tx = 1;
+    return st;
+}
+
+md_status db_commit(db *d, md_error *err)
+{
+    md_status st = db_exec(d, "COMMIT", err);
+    if (st != MD_OK)
+        db_rollback(d);
+    d->in_tx = 0;
+    return st;
+}
+
+void db_rollback(db *d)
+{
+    if (d->kind == DB_SQLITE) {
+        if (!sqlite3_get_autocommit(d->lite))
+            sqlite3_exec(d->lite, "ROLLBACK", NULL, NULL, NULL);
+    } else {
+        PGresult *r = pq.PQexec(d->pg, "ROLLBACK");
+        pq.PQclear(r);
+    }
+    d->in_tx = 0;
+}

@@ -1,0 +1,30 @@
+/* lib/store: what store.c, csv.c and schema.c share.  Not installed. */
+#ifndef MAILDIAG_STORE_INT_H
+#define MAILDIAG_STORE_INT_H
+
+#include "store.h"
+#include "db.h"
+
+struct md_store {
+    db *own;
+    db *product;              /* a product's database, read-only, or NULL */
+    char *p_email, *p_username, *p_also, *p_sessions, *p_domain_count;
+};
+
+/* The DDL that takes the schema from version - 1 to version. */
+const char *store_migration(db_kind kind, int version);
+
+/* Normalizes an address for the accounts table: lookup key, provider key
+ * ("" when none) and domain.  MD_CONFIG with err for a bad address. */
+md_status store_address_keys(const char *email, unsigned key_flags, char *key, char *pkey,
+                             char *domain, md_error *err);
+
+/* Inserts one account inside the caller's transaction. */
+md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,
+                               int64_t *id, md_error *err);
+/* Recomputes domain_stats inside the caller's transaction. */
+md_status store_refresh_domains(md_store *s, md_error *err);
+/* Writes an audit record inside the caller's transaction. */
+md_status store_audit_write(md_store *s, const md_store_audit *a, md_error *err);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * maildiag-user: the accounts behind an address, for support engineers.
+ * Lookup (every account, its state, and what that means for the product's
+ * emails), sessions, suppressions, bulk import/export, the audit log.
+ * Over lib/address, lib/store, lib/account.  Manual: maildiag-user.1.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "usercli.h"
+
+static const char *prog = "maildiag-user";
+
+typedef struct options {
+    ucli u;
+    cli_format format;
+    const char *username;    /* --username */
+    const char *reason;      /* --reason */
+    const char *text;        /* --text */
+    unsigned limit;          /* --limit */
+    char **args;             /* subcommand and its operands */
+    int nargs;
+} options;
+
+static void usage(void)
+{
+    printf("Usage: %s [OPTION]... COMMAND [ARG]...\n"
+           "The accounts behind an email address, and the states that stop the product's emails.\n\n"
+           "Commands:\n"
+           "  init                       create or migrate the store's schema\n"
+           "  lookup ADDRESS             every account on ADDRESS and what stops its emails\n"
+           "  lookup --username NAME     the same, from the account's username\n"
+           "  remind ADDRESS             send the username reminder (all usernames on ADDRESS)\n"
+           "  sessions list|revoke ADDRESS|--username NAME\n"
+           "                             list, or revoke every session of, the accounts\n"
+           "  suppression list           suppressed addresses\n"
+           "  suppression add ADDRESS --reason hard-bounce|complaint|manual [--text TEXT]\n"
+           "  suppression remove ADDRESS after the cause is fixed\n"
+           "  import FILE.csv            load accounts (one transaction; '-' = stdin)\n"
+           "  export [FILE.csv]          dump every account as CSV (default stdout)\n"
+           "  audit [--limit N]          the latest audit records (default 20)\n\n"
+           "Options:\n"
+           "  -s, --store URI            sqlite:PATH or postgresql://... (default: MAILDIAG_STORE,\n"
+           "                             else 'uri' in [store] of the configuration)\n"
+           "  -C, --config FILE          configuration file (default MAILDIAG_CONFIG, else\n"
+           "                             " UCLI_CONFIG_DEFAULT " when present)\n"
+           "  -u, --username NAME        look up by username instead of address\n"
+           "      --operator NAME        who is working, for the audit log (default: login name)\n"
+           "      --reason REASON        suppression add: hard-bounce, complaint or manual\n"
+           "      --text TEXT            suppression add: the bounce text\n"
+           "  -n, --limit N              audit: records shown\n"
+           "  -j, --json                 JSON output\n"
+           "      --no-dns               lookup: do not check the domain's MX\n"
+           "  -r, --resolver IP[:PORT]   DNS server for the MX check (repeatable)\n"
+           "  -t, --timeout SECONDS      budget of each DNS query (default 5)\n"
+           "  -h, --help                 show this help\n"
+           "  -V, --version              show the version\n\n"
+           "lookup exits 0 when an account on the address can receive the product's emails,\n"
+           "1 when there are findings a user can act on, 2 when no email can reach it,\n"
+           "3 on errors.  remind exits 0 accepted, 1 deferred or no account, 2 rejected,\n"
+           "failed or suppressed.  Other commands exit 0 done, 1 nothing to do, 3 error.\n", prog);
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    enum { OPT_OPERATOR = 256, OPT_REASON, OPT_TEXT, OPT_NODNS };
+    static const struct option longopts[] = {
+        { "store", required_argument, NULL, 's' }, { "config", required_argument, NULL, 'C' },
+        { "username", required_argument, NULL, 'u' },
+        { "operator", required_argument, NULL, OPT_OPERATOR },
+        { "reason", required_argument, NULL, OPT_REASON }, { "text", required_argument, NULL, OPT_TEXT },
+        { "limit", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
+        { "no-dns", no_argument, NULL, OPT_NODNS }, { "resolver", required_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 }
+    };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:C:u:n:jr:t:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o->u.store_uri = optarg; break;
+        case 'C': o->u.config_path = optarg; break;
+        case 'u': o->username = optarg; break;
+        case OPT_OPERATOR: o->u.operator_name = optarg; break;
+        case OPT_REASON: o->reason = optarg; break;
+        case OPT_TEXT: o->text = optarg; break;
+        case 'n':
+            if (cli_parse_uint(prog, "--limit", optarg, 100000, &o->limit) != 0)
+                return -1;
+            break;
+        case 'j': o->format = CLI_JSON; break;
+        case OPT_NODNS: o->u.no_dns = 1; break;
+        case 'r':
+            if (cli_dns_add_resolver(&o->u.dns, prog, optarg) != 0)
+                return -1;
+            break;
+        case 't':
+            if (cli_parse_timeout(prog, optarg, &o->u.dns.timeout) != 0)
+                return -1;
+            break;
+        case 'h': usage(); return 1;
+        case 'V': cli_version(prog); return 1;
+        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
+        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        }
+    }
+    o->args = argv + optind;
+    o->nargs = argc - optind;
+    if (o->nargs == 0) {
+        cli_usage_error(prog, "no command given (init, lookup, remind, sessions, suppression, import, export, audit)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the operand count of a command: want operands after the command
+ * words (words = 1 or 2), or none when --username is given. */
+static int operands(const options *o, int words, int min, int max, const char *what)
+{
+    int n = o->nargs - words;
+    if (n < min || n > max) {
+        cli_usage_error(prog, "%s", what);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Prints a one-line result: text, or {"command", "ok", fields...}. */
+static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
+{
+    if (o->format == CLI_JSON) {
+        json_t *j = json_object();
+        json_object_set_new(j, "schema_version", json_integer(1));
+        json_object_set_new(j, "command", json_string(command));
+        if (fields)
+            json_object_update(j, fields);
+        json_dumpf(j, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(j);
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+    }
+    json_decref(fields);
+}
+
+static int cmd_init(options *o)
+{
+    md_error err;
+    int from = 0;
+    if (operands(o, 1, 0, 0, "init takes no operand") != 0 || ucli_open_store(&o->u, MD_STORE_CREATE) != 0)
+        return MD_EXIT_UNKNOWN;
+    if (md_store_migrate(o->u.store, &from, &err) != MD_OK) {
+        ucli_error(&o->u, "init", &err);
+        return MD_EXIT_UNKNOWN;
+    }
+    md_store_audit a = { ucli_operator(&o->u), "init", md_store_engine(o->u.store), NULL };
+    md_store_audit_add(o->u.store, &a, &err);
+    result(o, "init", json_pack("{s:i,s:i}", "from_version", from, "version", MD_STORE_SCHEMA_VERSION),
+           "%s store: schema version %d (%s)", md_store_engine(o->u.store), MD_STORE_SCHEMA_VERSION,
+           from == 0 ? "created" : from == MD_STORE_SCHEMA_VERSION ? "already current" : "migrated");
+    return MD_EXIT_OK;
+}
+
+static int cmd_lookup(options *o)
+{
+    md_error err;
+    const char *target = o->username ? o->username : (o->nargs > 1 ? o->args[1] : NULL);
+    if (operands(o, 1, o->username ? 0 : 1, o->username ? 0 : 1,
+                 "lookup takes one ADDRESS, or --username NAME") != 0 ||
+        ucli_open_store(&o->u, 0) != 0 || ucli_open_dns(&o->u) != 0)
+        return MD_EXIT_UNKNOWN;
+    md_report *rep = md_report_new(prog, target);
+    md_status st = o->username
+        ? md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err)
+        : md_account_lookup(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
+    int rc = MD_EXIT_UNKNOWN;
+    if (st == MD_CONFIG && err.stage[0] && strcmp(err.stage, "input.address") == 0) {
+        md_report_set(rep, "address", json_string(target));
+        md_report_add(rep, "address.invalid", MD_SEV_DEFAULT, "not a valid email address: %s", err.text);
+        st = MD_OK;
+    } else if (st == MD_NOTFOUND) {
+        md_report_set(rep, "username", json_string(target));
+        md_report_set(rep, "accounts", json_array());
+        md_report_add(rep, "account.none", MD_SEV_DEFAULT, "%s", err.text);
+        st = MD_OK;
+    }
+    if (st != MD_OK) {
+        ucli_error(&o->u, "lookup", &err);
+    } else {
+        md_store_audit a = { ucli_operator(&o->u), o->username ? "lookup.username" : "lookup", target, NULL };
+        if (md_store_audit_add(o->u.store, &a, &err) != MD_OK) {
+            ucli_error(&o->u, "audit log", &err);   /* no unaudited answers */
+        } else {
+            if (o->format == CLI_JSON)
+                md_report_write_json(rep, stdout);
+            else
+                md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE
+                                                                          : MD_TEXT_EVIDENCE);
+            rc = md_severity_exit_code(md_report_status(rep));
+        }
+    }
+    md_report_free(rep);
+    return rc;
+}
+
+/* The username reminder: one email listing every username on the address
+ * that can receive one; the server's verdict printed and logged. */
+static int cmd_remind(options *o)
+{
+    md_error err = { 0 };
+    md_address a;
+    char key[MD_ADDRESS_MAX + 1];
+    md_store_account_list acc = { 0 };
+    md_store_suppression sup;
+    if (operands(o, 1, 1, 1, "remind takes one ADDRESS") != 0)
+        return MD_EXIT_UNKNOWN;
+    const char *target = o->args[1];
+    if (md_address_parse(target, &a, &err) != MD_OK)
+        return cli_usage_error(prog, "'%s': %s", target, err.text);
+    md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
+    if (ucli_open_store(&o->u, 0) != 0)
+        return MD_EXIT_UNKNOWN;
+    md_status st = md_store_suppression_get(o->u.store, key, &sup, &err);
+    if (st == MD_OK) {
+        result(o, "remind", json_pack("{s:s,s:s,s:s}", "address", a.display, "outcome", "suppressed",
+                                      "reason", sup.reason),
+               "%s is suppressed (%s): nothing sent; 'maildiag-user suppression remove' once the cause is fixed",
+               a.display, sup.reason);
+        md_store_suppression_clear(&sup);
+        return MD_EXIT_CRITICAL;
+    }
+    if ((st != MD_NOTFOUND) || md_store_find_by_email(o->u.store, key, &acc, &err) != MD_OK) {
+        ucli_error(&o->u, "remind", &err);
+        return MD_EXIT_UNKNOWN;
+    }
+    const char **names = md_xcalloc(acc.n + 1, sizeof *names);
+    size_t nn = 0;
+    const md_store_account *first = NULL;
+    json_t *jn = json_array();
+    for (size_t i = 0; i < acc.n; i++)
+        if (md_account_mail_for(&acc.v[i], MD_ACCOUNT_WANT_USERNAME) == MD_ACCOUNT_MAIL_REMINDER) {
+            names[nn++] = acc.v[i].username;
+            json_array_append_new(jn, json_string(acc.v[i].username));
+            first = first ? first : &acc.v[i];
+        }
+    int rc = MD_EXIT_UNKNOWN;
+    if (nn == 0) {
+        result(o, "remind", json_pack("{s:s,s:s,s:o}", "address", a.display, "outcome", "no_account",
+                                      "usernames", jn),
+               "no account on %s can receive a reminder: nothing sent", a.display);
+        rc = MD_EXIT_WARNING;
+    } else if (ucli_open_mailer(&o->u) == 0) {
+        md_account_sent sent;
+        st = md_account_mail_one(o->u.store, &o->u.mailer, a.ascii, key, MD_ACCOUNT_MAIL_REMINDER, first,
+                                 names, nn, &sent, &err);
+        char detail[700];
+        snprintf(detail, sizeof detail, "%s: %s", md_smtp_outcome_name(sent.outcome), sent.reply);
+        md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
+        md_store_audit_add(o->u.store, &au, &err);
+        result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
+                                      "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
+                                      "message_id", sent.message_id),
+               "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
+               md_smtp_outcome_name(sent.outcome), sent.reply);
+        json_decref(jn);
+        jn = NULL;
+        rc = st != MD_OK ? MD_EXIT_UNKNOWN : sent.outcome == MD_SMTP_ACCEPTED ? MD_EXIT_OK
+           : sent.outcome == MD_SMTP_DEFERRED ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
+    } else {
+        json_decref(jn);
+    }
+    free(names);
+    md_store_account_list_clear(&acc);
+    return rc;
+}
+
+/* The accounts named by ADDRESS or --username. */
+static int target_accounts(options *o, const char *target, md_store_account_list *acc)
+{
+    md_error err;
+    md_status st;
+    if (o->username) {
+        st = md_store_find_by_username(o->u.store, target, acc, &err);
+    } else {
+        md_address a;
+        char key[MD_ADDRESS_MAX + 1];
+        if (md_address_parse(target, &a, &err) != MD_OK) {
+            cli_usage_error(prog, "'%s': %s", target, err.text);
+            return -1;
+        }
+        md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
+        st = md_store_find_by_email(o->u.store, key, acc, &err);
+    }
+    if (st != MD_OK) {
+        ucli_error(&o->u, "sessions", &err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_sessions(options *o)
+{
+    md_error err;
+    md_store_account_list acc = { 0 };
+    int revoke = o->nargs > 1 && strcmp(o->args[1], "revoke") == 0;
+    if (o->nargs < 2 || (!revoke && strcmp(o->args[1], "list") != 0))
+        return cli_usage_error(prog, "sessions list|revoke ADDRESS|--username NAME");
+    const char *target = o->username ? o->username : (o->nargs > 2 ? o->args[2] : NULL);
+    if (operands(o, 2, o->username ? 0 : 1, o->username ? 0 : 1,
+                 "sessions list|revoke takes one ADDRESS, or --username NAME") != 0 ||
+        ucli_open_store(&o->u, 0) != 0 || target_accounts(o, target, &acc) != 0)
+        return MD_EXIT_UNKNOWN;
+    int rc = MD_EXIT_OK;
+    if (acc.n == 0) {
+        result(o, revoke ? "sessions.revoke" : "sessions.list", json_pack("{s:i}", "accounts", 0),
+               "no account on %s", target);
+        rc = MD_EXIT_WARNING;
+    } else if (revoke) {
+        int64_t *ids = md_xcalloc(acc.n, sizeof *ids);
+        for (size_t i = 0; i < acc.n; i++)
+            ids[i] = acc.v[i].id;
+        unsigned long n = 0;
+        md_store_audit a = { ucli_operator(&o->u), "sessions.revoke", target, NULL };
+        if (md_store_sessions_revoke(o->u.store, ids, acc.n, now_s(), &a, &n, &err) != MD_OK) {
+            ucli_error(&o->u, "sessions revoke", &err);
+            rc = MD_EXIT_UNKNOWN;
+        } else {
+            result(o, "sessions.revoke", json_pack("{s:i,s:i}", "accounts", (int)acc.n, "revoked", (int)n),
+                   "revoked %lu session%s of %zu account%s on %s", n, n == 1 ? "" : "s", acc.n,
+                   acc.n == 1 ? "" : "s", target);
+            rc = n ? MD_EXIT_OK : MD_EXIT_WARNING;
+        }
+        free(ids);
+    } else {
+        json_t *arr = json_array();
+        int64_t now = now_s();
+        for (size_t i = 0; i < acc.n && rc == MD_EXIT_OK; i++) {
+            md_store_session_list sl;
+            if (md_store_sessions(o->u.store, acc.v[i].id, 0, now, &sl, &err) != MD_OK) {
+                ucli_error(&o->u, "sessions", &err);
+                rc = MD_EXIT_UNKNOWN;
+                break;
+            }
+            for (size_t j = 0; j < sl.n; j++) {
+                const md_store_session *x = &sl.v[j];
+                const char *state = x->revoked_at ? "revoked" : x->expires_at <= now ? "expired" : "active";
+                char cr[32], ls[32], ex[32];
+                md_store_time_format(x->created_at, cr, sizeof cr);
+                md_store_time_format(x->last_seen_at, ls, sizeof ls);
+                md_store_time_format(x->expires_at, ex, sizeof ex);
+                json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "username", acc.v[i].username,
+                                                     "state", state, "created_at", cr, "last_seen_at", ls,
+                                                     "expires_at", ex));
+                if (o->format != CLI_JSON)
+                    printf("%s\t%s\tcreated %s\tlast seen %s\texpires %s\n", acc.v[i].username, state,
+                           cr, ls[0] ? ls : "never", ex);
+            }
+            free(sl.v);
+        }
+        if (o->format == CLI_JSON && rc == MD_EXIT_OK)
+            result(o, "sessions.list", json_pack("{s:o}", "sessions", arr), "%s", "");
+        else {
+            if (rc == MD_EXIT_OK && json_array_size(arr) == 0)
+                printf("no sessions for the %zu account%s on %s\n", acc.n, acc.n == 1 ? "" : "s", target);
+            json_decref(arr);
+        }
+    }
+    md_store_account_list_clear(&acc);
+    return rc;
+}
+
+static int suppression_key(options *o, const char *addr, char *key)
+{
+    md_address a;
+    md_error err;
+    if (md_address_parse(addr, &a, &err) != MD_OK) {
+        cli_usage_error(prog, "'%s': %s", addr, err.text);
+        return -1;
+    }
+    md_address_key(&a, o->u.aopt.key_flags, key, MD_ADDRESS_MAX + 1);
+    return 0;
+}
+
+static int cmd_suppression(options *o)
+{
+    md_error err;
+    char key[MD_ADDRESS_MAX + 1];
+    const char *sub = o->nargs > 1 ? o->args[1] : "";
+    int list = strcmp(sub, "list") == 0, add = strcmp(sub, "add") == 0, rm = strcmp(sub, "remove") == 0;
+    if (!list && !add && !rm)
+        return cli_usage_error(prog, "suppression list|add|remove [ADDRESS]");
+    if (operands(o, 2, list ? 0 : 1, list ? 0 : 1, list ? "suppression list takes no operand"
+                                                        : "suppression add|remove takes one ADDRESS") != 0)
+        return MD_EXIT_UNKNOWN;
+    if (add && !md_store_suppression_reason_valid(o->reason))
+        return cli_usage_error(prog, "suppression add needs --reason hard-bounce, complaint or manual");
+    if (!list && suppression_key(o, o->args[2], key) != 0)
+        return MD_EXIT_UNKNOWN;
+    if (ucli_open_store(&o->u, 0) != 0)
+        return MD_EXIT_UNKNOWN;
+    if (list) {
+        md_store_suppression_list l;
+        if (md_store_suppressions(o->u.store, &l, &err) != MD_OK) {
+            ucli_error(&o->u, "suppression list", &err);
+            return MD_EXIT_UNKNOWN;
+        }
+        json_t *arr = json_array();
+        for (size_t i = 0; i < l.n; i++) {
+            char since[32];
+            md_store_time_format(l.v[i].since, since, sizeof since);
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s?}", "address", l.v[i].address,
+                                                 "reason", l.v[i].reason, "since", since, "text", l.v[i].text));
+            if (o->format != CLI_JSON)
+                printf("%s\t%s\t%s\t%s\n", l.v[i].address, l.v[i].reason, since, l.v[i].text ? l.v[i].text : "");
+        }
+        md_store_suppression_list_clear(&l);
+        if (o->format == CLI_JSON)
+            result(o, "suppression.list", json_pack("{s:o}", "suppressions", arr), "%s", "");
+        else
+            json_decref(arr);
+        return MD_EXIT_OK;
+    }
+    md_store_audit a = { ucli_operator(&o->u), add ? "suppression.add" : "suppression.remove", key, o->reason };
+    if (add) {
+        md_store_suppression x = { .address = key, .reason = (char *)o->reason, .since = now_s(),
+                                   .text = (char *)o->text };
+        if (md_store_suppression_add(o->u.store, &x, &a, &err) != MD_OK) {
+            ucli_error(&o->u, "suppression add", &err);
+            return MD_EXIT_UNKNOWN;
+        }
+        result(o, "suppression.add", json_pack("{s:s}", "address", key), "suppressed %s (%s)", key, o->reason);
+        return MD_EXIT_OK;
+    }
+    md_status st = md_store_suppression_remove(o->u.store, key, &a, &err);
+    if (st == MD_NOTFOUND) {
+        result(o, "suppression.remove", json_pack("{s:s,s:b}", "address", key, "removed", 0),
+               "%s was not suppressed", key);
+        return MD_EXIT_WARNING;
+    }
+    if (st != MD_OK) {
+        ucli_error(&o->u, "suppression remove", &err);
+        return MD_EXIT_UNKNOWN;
+    }
+    result(o, "suppression.remove", json_pack("{s:s,s:b}", "address", key, "removed", 1),
+           "%s is no longer suppressed", key);
+    return MD_EXIT_OK;
+}
+
+static int cmd_import_export(options *o, int import)
+{
+    md_error err;
+    unsigned long rows = 0;
+    if (operands(o, 1, import, 1, import ? "import takes one FILE.csv ('-' = stdin)"
+                                         : "export takes at most one FILE.csv") != 0)
+        return MD_EXIT_UNKNOWN;
+    const char *path = o->nargs > 1 ? o->args[1] : "-";
+    int std = strcmp(path, "-") == 0;
+    FILE *f = std ? (import ? stdin : stdout) : fopen(path, import ? "r" : "w");
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return MD_EXIT_UNKNOWN;
+    }
+    int rc = MD_EXIT_UNKNOWN;
+    if (ucli_open_store(&o->u, 0) == 0) {
+        md_store_audit a = { ucli_operator(&o->u), import ? "import" : "export", path, NULL };
+        md_status st = import ? md_store_import_csv(o->u.store, f, o->u.aopt.key_flags, &a, &rows, &err)
+                              : md_store_export_csv(o->u.store, f, &rows, &err);
+        if (st == MD_OK && !import) {
+            char n[32];
+            snprintf(n, sizeof n, "%lu accounts", rows);
+            a.detail = n;
+            st = md_store_audit_add(o->u.store, &a, &err);
+        }
+        if (st != MD_OK) {
+            ucli_error(&o->u, import ? path : "export", &err);
+        } else {
+            if (import)
+                result(o, "import", json_pack("{s:i}", "accounts", (json_int_t)rows),
+                       "imported %lu account%s from %s", rows, rows == 1 ? "" : "s", path);
+            else if (!std)
+                result(o, "export", json_pack("{s:i}", "accounts", (json_int_t)rows),
+                       "exported %lu account%s to %s", rows, rows == 1 ? "" : "s", path);
+            rc = MD_EXIT_OK;
+        }
+    }
+    if (!std && fclose(f) != 0 && rc == MD_EXIT_OK) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        rc = MD_EXIT_UNKNOWN;
+    }
+    return rc;
+}
+
+static int cmd_audit(options *o)
+{
+    md_error err;
+    md_store_audit_list l;
+    if (operands(o, 1, 0, 0, "audit takes no operand") != 0 || ucli_open_store(&o->u, 0) != 0)
+        return MD_EXIT_UNKNOWN;
+    if (md_store_audit_recent(o->u.store, o->limit ? o->limit : 20, &l, &err) != MD_OK) {
+        ucli_error(&o->u, "audit", &err);
+        return MD_EXIT_UNKNOWN;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.n; i++) {
+        char at[32];
+        md_store_time_format(l.v[i].at, at, sizeof at);
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s?}", "at", at, "operator", l.v[i].operator_name,
+                                             "action", l.v[i].action, "target", l.v[i].target,
+                                             "detail", l.v[i].detail));
+        if (o->format != CLI_JSON)
+            printf("%s\t%s\t%s\t%s\t%s\n", at, l.v[i].operator_name, l.v[i].action, l.v[i].target,
+                   l.v[i].detail ? l.v[i].detail : "");
+    }
+    md_store_audit_list_clear(&l);
+    if (o->format == CLI_JSON)
+        result(o, "audit", json_pack("{s:o}", "records", arr), "%s", "");
+    else
+        json_decref(arr);
+    return MD_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .u = { .prog = prog, .dns = { .timeout = MD_DNS_TIMEOUT_DEFAULT } } };
+    int rc = MD_EXIT_UNKNOWN;
+    int p = parse_options(argc, argv, &o);
+    if (p != 0) {
+        rc = p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
+        goto done;
+    }
+    if (ucli_load_config(&o.u) != 0)
+        goto done;
+    const char *cmd = o.args[0];
+    if (strcmp(cmd, "init") == 0)
+        rc = cmd_init(&o);
+    else if (strcmp(cmd, "lookup") == 0)
+        rc = cmd_lookup(&o);
+    else if (strcmp(cmd, "remind") == 0)
+        rc = cmd_remind(&o);
+    else if (strcmp(cmd, "sessions") == 0)
+        rc = cmd_sessions(&o);
+    else if (strcmp(cmd, "suppression") == 0)
+        rc = cmd_suppression(&o);
+    else if (strcmp(cmd, "import") == 0 || strcmp(cmd, "export") == 0)
+        rc = cmd_import_export(&o, strcmp(cmd, "import") == 0);
+    else if (strcmp(cmd, "audit") == 0)
+        rc = cmd_audit(&o);
+    else
+        rc = cli_usage_error(prog, "unknown command '%s'", cmd);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "%s: cannot write the output\n", prog);
+        rc = MD_EXIT_UNKNOWN;
+    }
+done:
+    ucli_clear(&o.u);
+    return rc;
+}

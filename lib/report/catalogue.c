@@ -23,6 +23,40 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_ip_literal", MD_SEV_WARNING, "an MX target is an IP address, not a host name" },
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
+    /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (issue 3: lib/spf, lib/auth) --- */
+    /* SPF evaluation results, RFC 7208 2.6: severity follows the exit-code
+     * mapping of maildiag-spf (pass 0; neutral, none, softfail 1; fail,
+     * permerror 2; temperror 3). */
+    { "spf.pass", MD_SEV_OK, "SPF pass: the address is a permitted sender" },
+    { "spf.neutral", MD_SEV_WARNING, "SPF neutral: the domain makes no assertion about the address" },
+    { "spf.none", MD_SEV_WARNING, "SPF none: no SPF record (or no usable domain)" },
+    { "spf.softfail", MD_SEV_WARNING, "SPF softfail: the address is probably not permitted" },
+    { "spf.fail", MD_SEV_CRITICAL, "SPF fail: the address is not permitted" },
+    { "spf.permerror", MD_SEV_CRITICAL, "SPF permerror: the records cannot be evaluated" },
+    { "spf.temperror", MD_SEV_UNKNOWN, "SPF temperror: a temporary DNS error stopped the evaluation" },
+    /* why an evaluation ended in an error, and lint findings */
+    { "spf.lookup_limit", MD_SEV_CRITICAL, "more than 10 DNS-querying terms in total (RFC 7208 4.6.4)" },
+    { "spf.lookups_near_limit", MD_SEV_WARNING, "9 or 10 DNS-querying terms: one more include breaks SPF" },
+    { "spf.void_limit", MD_SEV_CRITICAL, "more than 2 void lookups (RFC 7208 4.6.4)" },
+    { "spf.void_lookups", MD_SEV_WARNING, "terms name domains with no records (void lookups)" },
+    { "spf.mx_limit", MD_SEV_CRITICAL, "an mx term with more than 10 MX hosts (RFC 7208 4.6.4)" },
+    { "spf.syntax", MD_SEV_CRITICAL, "syntax error in an SPF record (RFC 7208 4.6: permerror)" },
+    { "spf.multiple_records", MD_SEV_CRITICAL, "more than one SPF record at a name (RFC 7208 4.5: permerror)" },
+    { "spf.include_no_record", MD_SEV_CRITICAL, "an include names a domain without SPF (permerror)" },
+    { "spf.redirect_no_record", MD_SEV_CRITICAL, "redirect= names a domain without SPF (permerror)" },
+    { "spf.redirect_ignored", MD_SEV_WARNING, "redirect= next to 'all' is never used (RFC 7208 6.1)" },
+    { "spf.dns_temporary", MD_SEV_UNKNOWN, "a DNS lookup for SPF failed temporarily (temperror)" },
+    { "spf.invalid_domain", MD_SEV_WARNING, "the identity's domain is not a usable domain name (RFC 7208 4.3: none)" },
+    { "spf.no_record", MD_SEV_WARNING, "the domain publishes no SPF record" },
+    { "spf.pass_all", MD_SEV_CRITICAL, "'+all': every address passes" },
+    { "spf.neutral_all", MD_SEV_WARNING, "'?all': every other address is neutral" },
+    { "spf.ptr", MD_SEV_WARNING, "the ptr mechanism is used (RFC 7208 5.5: do not)" },
+    { "spf.too_long", MD_SEV_WARNING, "the SPF TXT answer does not fit a 512-byte UDP reply" },
+    { "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits" },
+    { "spf.libspf2_differs", MD_SEV_OK, "libspf2 alone would answer differently; the RFC 7208 answer is used" },
+    { "spf.engine_failed", MD_SEV_UNKNOWN, "the SPF evaluation crashed or overran its deadline (temperror)" },
+    { "input.invalid_line", MD_SEV_UNKNOWN, "a bulk input line is not in the expected form" },
+    /* --- end spf --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

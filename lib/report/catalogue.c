@@ -54,6 +54,7 @@ static const md_catalogue_entry catalogue[] = {
     { "spf.too_long", MD_SEV_WARNING, "the SPF TXT answer does not fit a 512-byte UDP reply" },
     { "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits" },
     { "spf.libspf2_differs", MD_SEV_OK, "libspf2 alone would answer differently; the RFC 7208 answer is used" },
+    { "spf.libspf2_crashed", MD_SEV_OK, "libspf2 crashed or hung on this input (isolated); the RFC 7208 result stands" },
     { "spf.engine_failed", MD_SEV_UNKNOWN, "the SPF evaluation crashed or overran its deadline (temperror)" },
     { "input.invalid_line", MD_SEV_UNKNOWN, "a bulk input line is not in the expected form" },
     /* --- end spf --- */

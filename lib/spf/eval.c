@@ -51,6 +51,17 @@ typedef struct ev {
     int withheld;               /* TXT strings withheld from libspf2 */
 } ev;
 
+/* Record text for JSON and evidence: control bytes and non-ASCII become
+ * '?' (records are untrusted; JSON strings must be valid UTF-8). */
+static json_t *json_text(const char *data, size_t len)
+{
+    char *b = md_xmalloc(len + 1);
+    md_sanitize(b, len + 1, data, len);
+    json_t *j = json_string(b);
+    free(b);
+    return j;
+}
+
 /* --- DNS: one table per evaluation ------------------------------------ */
 
 typedef struct slot {
@@ -139,7 +150,8 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     m->ans = ans;
     m->next = e->memo;
     e->memo = m;
-    json_t *q = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", name, "type", type_name(type),
+    json_t *q = json_pack("{s:o, s:s, s:s, s:I, s:s}", "name", json_text(name, strlen(name)),
+                          "type", type_name(type),
                           "outcome", md_dns_outcome_name(ans->outcome), "records", (json_int_t)ans->n,
                           "by", e->origin);
     if (ans->detail[0])
@@ -509,8 +521,8 @@ static char *explanation(ev *e, const char *spec)
 static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
                               json_t *siblings, int depth)
 {
-    json_t *node = json_pack("{s:s, s:s, s:n, s:i}", "domain", domain, "via", via,
-                             "record", "lookups", 0);
+    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
+                             "via", via, "record", "lookups", 0);
     json_t *children = json_array();
     json_array_append_new(siblings, node);
     json_object_set_new(node, "children", children);
@@ -548,7 +560,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
-    json_object_set_new(node, "record", json_stringn_nocheck(found->data, found->len));
+    json_object_set_new(node, "record", json_text(found->data, found->len));
     rec = spf_record_parse(found->data, found->len);
     if (rec->bad || memchr(found->data, '\0', found->len) != NULL) {
         fail_with(e, "spf.syntax", "syntax error in the record of %s %s", domain,
@@ -762,10 +774,10 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
 static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,
                         const char *evidence)
 {
-    json_t *f = json_pack("{s:s, s:s, s:s, s:[]}", "id", id, "severity", md_severity_name(sev),
-                          "summary", summary, "evidence");
+    json_t *f = json_pack("{s:s, s:s, s:o, s:[]}", "id", id, "severity", md_severity_name(sev),
+                          "summary", json_text(summary, strlen(summary)), "evidence");
     if (evidence && *evidence)
-        json_array_append_new(json_object_get(f, "evidence"), json_string(evidence));
+        json_array_append_new(json_object_get(f, "evidence"), json_text(evidence, strlen(evidence)));
     json_array_append_new(findings, f);
 }
 
@@ -815,12 +827,15 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
         code = check_host(&e, domain, 1, "top", tree, 0);
     }
     /* check_host() is pure on the domain it was given: keep a trailing dot out. */
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s}", "domain", domain, "ip", e.ipstr,
-                            "sender", e.sender, "helo", e.helo,
-                            "identity", helo_id ? "helo" : "mailfrom",
-                            "result", md_spf_code_name(code));
+    json_t *out = json_object();
+    json_object_set_new(out, "domain", json_text(domain, strlen(domain)));
+    json_object_set_new(out, "ip", json_string(e.ipstr));
+    json_object_set_new(out, "sender", json_text(e.sender, strlen(e.sender)));
+    json_object_set_new(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
+    json_object_set_new(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
+    json_object_set_new(out, "result", json_string(md_spf_code_name(code)));
     if (code == MD_SPF_FAIL && e.explanation) {
-        json_object_set_new(out, "explanation", json_string(e.explanation));
+        json_object_set_new(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
         json_object_set_new(out, "explanation_source", json_string("exp"));
     } else {
         json_object_set_new(out, "explanation", json_null());
@@ -864,9 +879,18 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
         spf_libspf2_out lo;
         e.origin = "libspf2";
         spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
-                             req->identity == MD_SPF_ID_HELO, &lo);
+                             req->identity == MD_SPF_ID_HELO, e.deadline, &lo);
         e.origin = "walk";
         json_object_set_new(l2, "ran", json_true());
+        if (lo.crashed) {
+            /* The RFC verdict above does not depend on libspf2: keep it, and
+             * say what happened (see libspf2.c). */
+            json_object_set_new(l2, "crashed", json_string(lo.error));
+            add_finding(findings, "spf.libspf2_crashed", MD_SEV_OK,
+                        "libspf2 crashed or hung on this input (isolated); the RFC 7208 result"
+                        " does not depend on it", lo.error);
+            goto l2done;
+        }
         json_object_set_new(l2, "result", json_string(lo.result));
         json_object_set_new(l2, "reason", json_string(lo.reason));
         if (lo.error[0])
@@ -887,6 +911,7 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
                         why);
         }
     }
+l2done:
     json_object_set_new(out, "libspf2", l2);
     json_object_set_new(out, "queries", json_incref(e.queries));
     json_object_set_new(out, "findings", findings);
@@ -901,8 +926,8 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
 static void lint_node(ev *e, const char *domain, const char *via, json_t *siblings, int depth,
                       json_t *findings, json_t *top)
 {
-    json_t *node = json_pack("{s:s, s:s, s:n, s:i}", "domain", domain, "via", via,
-                             "record", "lookups", 0);
+    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
+                             "via", via, "record", "lookups", 0);
     json_t *children = json_array();
     json_array_append_new(siblings, node);
     json_object_set_new(node, "children", children);
@@ -947,11 +972,11 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         for (size_t i = 0; i < a->n; i++)
             if (md_spf_is_record(a->txt[i].data, a->txt[i].len))
                 json_array_append_new(json_object_get(f, "evidence"),
-                                      json_stringn_nocheck(a->txt[i].data, a->txt[i].len));
+                                      json_text(a->txt[i].data, a->txt[i].len));
         json_array_append_new(findings, f);
         return;
     }
-    json_t *rtext = json_stringn_nocheck(found->data, found->len);
+    json_t *rtext = json_text(found->data, found->len);
     json_object_set(node, "record", rtext);
     if (depth == 0)
         json_object_set(top, "record", rtext);
@@ -1042,7 +1067,7 @@ json_t *md_spf_lint(md_dns *dns, const char *domain, md_error *err)
     e.queries = json_array();
     e.deadline = md_now_ms() + 30000;
     e.receiver = "maildiag";
-    json_t *out = json_pack("{s:s, s:n}", "domain", domain, "record");
+    json_t *out = json_pack("{s:o, s:n}", "domain", json_text(domain, strlen(domain)), "record");
     json_t *tree = json_array(), *findings = json_array();
     lint_node(&e, domain, "top", tree, 0, findings, out);
     char line[200];

@@ -25,6 +25,11 @@
 #include <arpa/nameser.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +136,9 @@ static void layer_destroy(SPF_dns_server_t *srv)
     free(srv);
 }
 
-void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
-                          const char *sender, const char *helo, int helo_identity,
-                          spf_libspf2_out *out)
+static void run_libspf2(spf_lookup_fn lookup, void *arg, const char *ip,
+                        const char *sender, const char *helo, int helo_identity,
+                        spf_libspf2_out *out)
 {
     memset(out, 0, sizeof *out);
     SPF_error_handler = fatal;
@@ -191,4 +196,87 @@ done:
     SPF_request_free(req);
     SPF_server_free(srv);
     SPF_dns_free(layer);
+}
+
+/*
+ * libspf2 runs in a child process of its own: it segfaults on some inputs
+ * (a sender of "@domain" crashed 1.2.10 here) and has an unpatched macro
+ * flaw, and the RFC verdict must survive that.  The child inherits the
+ * answer table (copy-on-write), so the prefetched data costs nothing to
+ * hand over; its result comes back as a fixed-size struct over a pipe.
+ */
+void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
+                          const char *sender, const char *helo, int helo_identity,
+                          int64_t deadline_ms, spf_libspf2_out *out)
+{
+    int fd[2];
+    memset(out, 0, sizeof *out);
+    if (pipe(fd) != 0) {
+        snprintf(out->error, sizeof out->error, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        snprintf(out->error, sizeof out->error, "fork: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        spf_libspf2_out o;
+        close(fd[0]);
+        run_libspf2(lookup, arg, ip, sender, helo, helo_identity, &o);
+        ssize_t w = write(fd[1], &o, sizeof o);
+        _exit(w == (ssize_t)sizeof o ? 0 : 1);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    int timed_out = 0;
+    while (got < sizeof *out) {
+        int64_t left = deadline_ms - md_now_ms();
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd p = { .fd = fd[0], .events = POLLIN };
+        int k = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            timed_out = k == 0;
+            if (k == 0)
+                continue;
+            break;
+        }
+        ssize_t r = read(fd[0], (char *)out + got, sizeof *out - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    if (got < sizeof *out)
+        kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (got == sizeof *out) {
+        out->result[sizeof out->result - 1] = '\0';
+        out->reason[sizeof out->reason - 1] = '\0';
+        out->error[sizeof out->error - 1] = '\0';
+        out->received_spf[sizeof out->received_spf - 1] = '\0';
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    out->crashed = 1;
+    if (timed_out)
+        snprintf(out->error, sizeof out->error, "libspf2 did not finish in time: killed");
+    else if (WIFSIGNALED(st))
+        snprintf(out->error, sizeof out->error, "libspf2 was killed by signal %d (%s)",
+                 WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(out->error, sizeof out->error, "libspf2 exited with status %d",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }

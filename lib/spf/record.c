@@ -525,8 +525,8 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
         if (c == '%') { sb_add(&b, &n, &cap, "%", 1); continue; }
         if (c == '_') { sb_add(&b, &n, &cap, " ", 1); continue; }
         if (c == '-') { sb_add(&b, &n, &cap, "%20", 3); continue; }
-        /* %{ letter digits [r] delims } */
-        i += 2;
+        /* %{ letter digits [r] delims }: i is at '{' */
+        i++;
         char letter = s[i++];
         int digits = 0;
         while (isdigit((unsigned char)s[i]))

@@ -54,10 +54,11 @@ typedef struct spf_libspf2_out {
     int errcode;
     char error[160];
     char received_spf[512];
+    int crashed;            /* 1: libspf2 crashed, aborted or hung (error says how) */
 } spf_libspf2_out;
 
 void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
                           const char *sender, const char *helo, int helo_identity,
-                          spf_libspf2_out *out);
+                          int64_t deadline_ms, spf_libspf2_out *out);
 
 #endif

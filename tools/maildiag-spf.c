@@ -24,6 +24,7 @@ typedef struct options {
     char **files;
     size_t nfiles;
     unsigned workers;
+    double deadline;
     cli_format format;
     int quiet, no_libspf2;
 } options;
@@ -49,6 +50,8 @@ static void usage(void)
            "  -I, --identity ID      mailfrom (default) or helo\n"
            "  -f, --file FILE        evaluate one 'IP ADDRESS [HELO]' a line ('-' = stdin)\n"
            "  -c, --concurrency N    evaluations at once, each in its own worker (default 4)\n"
+           "  -d, --deadline SECONDS time limit for one evaluation; past it the worker is\n"
+           "                         killed and the result is temperror (default 30)\n"
            "  -R, --receiver NAME    authserv-id for the header lines (default maildiag)\n"
            "      --no-libspf2       skip the libspf2 cross-evaluation\n"
            "  -j, --json             one JSON object per evaluation or domain, one per line\n"
@@ -66,7 +69,7 @@ static int parse_options(int argc, char **argv, options *o)
         { "ip", required_argument, NULL, 'i' }, { "from", required_argument, NULL, 'F' },
         { "helo", required_argument, NULL, 'H' }, { "identity", required_argument, NULL, 'I' },
         { "file", required_argument, NULL, 'f' }, { "concurrency", required_argument, NULL, 'c' },
-        { "receiver", required_argument, NULL, 'R' }, { "no-libspf2", no_argument, NULL, 'L' },
+        { "receiver", required_argument, NULL, 'R' }, { "deadline", required_argument, NULL, 'd' }, { "no-libspf2", no_argument, NULL, 'L' },
         { "json", no_argument, NULL, 'j' }, { "resolver", required_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
@@ -74,7 +77,7 @@ static int parse_options(int argc, char **argv, options *o)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:R:jr:t:qhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:d:R:jr:t:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o->ip = optarg; break;
         case 'F': o->from = strcmp(optarg, "<>") == 0 ? "" : optarg; break;
@@ -93,6 +96,10 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             break;
         case 'R': o->receiver = optarg; break;
+        case 'd':
+            if (cli_parse_timeout(prog, optarg, &o->deadline) != 0)
+                return -1;
+            break;
         case 'L': o->no_libspf2 = 1; break;
         case 'j': o->format = CLI_JSON; break;
         case 'r':
@@ -169,7 +176,7 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     md_dns_config dc = { .servers = (const char *const *)o->dns.servers,
                          .nservers = o->dns.nservers, .timeout = o->dns.timeout };
     md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : 4),
-                              .deadline = o->dns.timeout * 4 + 10 };
+                              .deadline = o->deadline > 0 ? o->deadline : 30 };
     md_spf_pool *pool = md_spf_pool_new(&pc, err);
     if (pool == NULL)
         return -1;
@@ -179,7 +186,7 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     for (;;) {
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
-                               .deadline = o->dns.timeout * 4 };
+                               .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
         char line[MD_INPUT_LINE_MAX];
         if (o->ip) {
             if (!first)

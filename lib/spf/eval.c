@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_DEPTH 32
 
@@ -791,9 +792,15 @@ static const char *const result_summary[] = {
     "SPF permerror: the domain's SPF records cannot be evaluated",
 };
 
-json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
+json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
+                            void (*between)(void *arg, json_t *out), void *between_arg,
+                            md_error *err)
 {
     ev e = { .dns = dns, .origin = "walk" };
+    const char *fault = getenv("MAILDIAG_SPF_FAULT");   /* see libspf2.c */
+    if (fault && strcmp(fault, "walk-hang") == 0)
+        for (;;)
+            pause();
     if (set_ip(&e, req->ip) != 0) {
         md_error_set(err, MD_CONFIG, "spf.request", "'%.64s' is not an IPv4 or IPv6 address",
                      req->ip ? req->ip : "");
@@ -860,6 +867,12 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
     if (e.err_id && code >= MD_SPF_TEMPERROR)
         add_finding(findings, e.err_id, sev, e.error, NULL);
 
+    if (between) {
+        json_object_set_new(out, "findings", json_incref(findings));
+        json_object_set_new(out, "queries", json_incref(e.queries));
+        between(between_arg, out);
+    }
+
     /* libspf2's verdict on the same data (see spf.h). */
     json_t *l2 = json_object();
     int safe_input = 1;
@@ -879,7 +892,7 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
         spf_libspf2_out lo;
         e.origin = "libspf2";
         spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
-                             req->identity == MD_SPF_ID_HELO, e.deadline, &lo);
+                             req->identity == MD_SPF_ID_HELO, e.deadline, isolate, &lo);
         e.origin = "walk";
         json_object_set_new(l2, "ran", json_true());
         if (lo.crashed) {
@@ -917,6 +930,11 @@ l2done:
     json_object_set_new(out, "findings", findings);
     ev_clear(&e);
     return out;
+}
+
+json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
+{
+    return spf_evaluate_staged(dns, req, 1, NULL, NULL, err);
 }
 
 /* --- lint --------------------------------------------------------------- */

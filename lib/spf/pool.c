@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "pool.h"
+#include "spf-int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@ typedef struct worker {
     int busy;
     void *tag;
     json_t *req;             /* the request in flight */
+    json_t *partial;         /* its RFC result, while libspf2 runs */
     int64_t started;
     char *buf;
     size_t len, cap;
@@ -36,20 +38,46 @@ struct md_spf_pool {
     int64_t deadline_ms;
 };
 
+/* Each request is answered with two lines: the RFC result (written before
+ * libspf2 runs, so a libspf2 crash cannot take it along), then libspf2's
+ * verdict {"libspf2", "findings" (added), "queries" (all)}. */
+static FILE *worker_out;
+static size_t worker_nfind;
+
+static int put_line(json_t *j)
+{
+    if (json_dumpf(j, worker_out, JSON_COMPACT) != 0 || fputc('\n', worker_out) == EOF
+        || fflush(worker_out) != 0)
+        return -1;
+    return 0;
+}
+
+static void first_line(void *arg, json_t *out)
+{
+    (void)arg;
+    worker_nfind = json_array_size(json_object_get(out, "findings"));
+    json_object_set_new(out, "libspf2", json_pack("{s:b}", "ran", 0));
+    if (put_line(out) != 0)
+        _exit(71);
+    json_object_del(out, "libspf2");
+}
+
 static void worker_main(md_spf_pool *p, int in, int out) __attribute__((noreturn));
 static void worker_main(md_spf_pool *p, int in, int out)
 {
     md_error err = { 0 };
-    FILE *fin = fdopen(in, "r"), *fout = fdopen(out, "w");
+    FILE *fin = fdopen(in, "r");
+    worker_out = fdopen(out, "w");
     md_dns *dns = md_dns_new(&p->dns, &err);
     char *line = NULL;
     size_t cap = 0;
     signal(SIGPIPE, SIG_DFL);
-    if (fin == NULL || fout == NULL || dns == NULL)
+    if (fin == NULL || worker_out == NULL || dns == NULL)
         _exit(70);
     while (getline(&line, &cap, fin) > 0) {
         json_t *rq = json_loads(line, 0, NULL);
         json_t *res = NULL;
+        worker_nfind = (size_t)-1;
         if (rq != NULL) {
             md_spf_request r = {
                 .ip = json_string_value(json_object_get(rq, "ip")),
@@ -63,15 +91,27 @@ static void worker_main(md_spf_pool *p, int in, int out)
                 .deadline = json_real_value(json_object_get(rq, "deadline")),
             };
             md_error_clear(&err);
-            res = md_spf_evaluate(dns, &r, &err);
-            if (res == NULL)
-                res = json_pack("{s:s, s:s}", "result", "temperror", "request_error", err.text);
+            res = spf_evaluate_staged(dns, &r, 0, first_line, NULL, &err);
             json_decref(rq);
-        } else {
-            res = json_pack("{s:s, s:s}", "result", "temperror", "request_error", "bad request");
         }
-        if (json_dumpf(res, fout, JSON_COMPACT) != 0 || fputc('\n', fout) == EOF || fflush(fout) != 0)
+        json_t *second;
+        if (res == NULL || worker_nfind == (size_t)-1) {
+            json_t *e = json_pack("{s:s, s:s}", "result", "temperror", "request_error",
+                                  res ? "internal" : err.text[0] ? err.text : "bad request");
+            if (put_line(e) != 0)
+                _exit(71);
+            json_decref(e);
+            second = json_object();
+        } else {
+            json_t *f = json_object_get(res, "findings"), *add = json_array();
+            for (size_t i = worker_nfind; i < json_array_size(f); i++)
+                json_array_append(add, json_array_get(f, i));
+            second = json_pack("{s:O, s:o, s:O}", "libspf2", json_object_get(res, "libspf2"),
+                               "findings", add, "queries", json_object_get(res, "queries"));
+        }
+        if (put_line(second) != 0)
             _exit(71);
+        json_decref(second);
         json_decref(res);
     }
     /* The pool closed our request pipe: done.  No exit handlers: they
@@ -169,6 +209,7 @@ void md_spf_pool_free(md_spf_pool *p)
         worker *w = &p->w[i];
         reap(w, w->busy, &st);
         json_decref(w->req);
+        json_decref(w->partial);
         free(w->buf);
     }
     free(p->w);
@@ -269,7 +310,27 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
 static json_t *finish(md_spf_pool *p, unsigned i, json_t *r, const char *why, void **tag)
 {
     worker *w = &p->w[i];
-    if (r == NULL) {
+    if (r == NULL && w->partial != NULL) {
+        /* The worker died or hung inside libspf2, after the RFC result. */
+        int st = 0;
+        char msg[200];
+        reap(w, 1, &st);
+        if (why)
+            snprintf(msg, sizeof msg, "libspf2: %s", why);
+        else if (WIFSIGNALED(st))
+            snprintf(msg, sizeof msg, "libspf2 was killed by signal %d (%s)", WTERMSIG(st),
+                     strsignal(WTERMSIG(st)));
+        else
+            snprintf(msg, sizeof msg, "libspf2's process exited with status %d",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        r = w->partial;
+        w->partial = NULL;
+        json_object_set_new(r, "libspf2", json_pack("{s:b, s:s}", "ran", 1, "crashed", msg));
+        json_array_append_new(json_object_get(r, "findings"),
+            json_pack("{s:s, s:s, s:s, s:[s]}", "id", "spf.libspf2_crashed", "severity", "ok",
+                      "summary", "libspf2 crashed or hung on this input (isolated); the RFC 7208"
+                      " result does not depend on it", "evidence", msg));
+    } else if (r == NULL) {
         int st = 0;
         int timed_out = why != NULL;
         reap(w, 1, &st);
@@ -283,6 +344,19 @@ static json_t *finish(md_spf_pool *p, unsigned i, json_t *r, const char *why, vo
             snprintf(msg, sizeof msg, "the evaluation process exited with status %d",
                      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         r = failed_result(w->req, msg);
+    }
+    if (w->partial != NULL) {
+        /* r is the second line: merge it into the RFC result. */
+        json_t *full = w->partial;
+        w->partial = NULL;
+        json_t *l2 = json_object_get(r, "libspf2");
+        if (l2)
+            json_object_set(full, "libspf2", l2);
+        if (json_object_get(r, "queries"))
+            json_object_set(full, "queries", json_object_get(r, "queries"));
+        json_array_extend(json_object_get(full, "findings"), json_object_get(r, "findings"));
+        json_decref(r);
+        r = full;
     }
     *tag = w->tag;
     json_decref(w->req);
@@ -344,6 +418,18 @@ json_t *md_spf_pool_next(md_spf_pool *p, void **tag)
                 }
                 w->len += (size_t)r;
                 char *nl = memchr(w->buf, '\n', w->len);
+                if (nl != NULL && w->partial == NULL) {
+                    *nl = '\0';
+                    w->partial = json_loads(w->buf, 0, NULL);
+                    size_t used = (size_t)(nl + 1 - w->buf);
+                    memmove(w->buf, nl + 1, w->len - used);
+                    w->len -= used;
+                    if (w->partial == NULL) {
+                        out = finish(p, i, NULL, "the evaluation process sent a bad result", tag);
+                        goto done;
+                    }
+                    nl = memchr(w->buf, '\n', w->len);
+                }
                 if (nl != NULL) {
                     *nl = '\0';
                     json_t *res = json_loads(w->buf, 0, NULL);

@@ -220,13 +220,43 @@ class Evaluate(SpfCase):
         o, run = self.evaluate("incok.spf.test", "pass")
         self.assertEqual(o["mechanism"], "include:pass.spf.test")
 
-    def test_libspf2_crash_is_contained(self):
-        # libspf2 1.2.10 segfaults on a sender with an empty local part.
+    def test_empty_local_part(self):
         run = self.spf("--ip", IP, "--from", "@pass.spf.test", "--helo", "h.example.com")
         o = self.one(run)
         self.assertEqual(o["result"], "pass", run)
         self.assertEqual(o["sender"], "postmaster@pass.spf.test", run)
         self.assertEqual(run.rc, 0, run)
+
+    # --- isolation: libspf2 crashing or hanging never kills the tool ------
+
+    def faulty(self, fault, *args):
+        argv = [BIN, "--resolver", NSD.resolver, "--timeout", "1", "--deadline", "2", "--json"]
+        return mdlab.run_tool(argv + list(args), env={"MAILDIAG_SPF_FAULT": fault})
+
+    def test_libspf2_crash_keeps_rfc_result(self):
+        for fault in ("libspf2-crash", "libspf2-hang"):
+            t0 = time.monotonic()
+            run = self.faulty(fault, "--ip", IP, "--from", "u@pass.spf.test")
+            o = self.one(run)
+            self.assertEqual(o["result"], "pass", run)
+            self.assertTrue(o["libspf2"].get("crashed"), run)
+            self.assertFinding(o, "spf.libspf2_crashed", run, "ok")
+            self.assertEqual(run.rc, 0, run)
+            self.assertLess(time.monotonic() - t0, 6, run)
+
+    def test_engine_hang_is_temperror(self):
+        run = self.faulty("walk-hang", "--ip", IP, "--from", "u@pass.spf.test")
+        o = self.one(run)
+        self.assertEqual(o["result"], "temperror", run)
+        self.assertFinding(o, "spf.engine_failed", run, "unknown")
+        self.assertEqual(run.rc, 3, run)
+
+    def test_bulk_survives_crashes(self):
+        stdin = "".join("%s u@pass.spf.test\n" % IP for _ in range(6))
+        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "-c", "2"]
+        run = mdlab.run_tool(argv, stdin=stdin.encode(), env={"MAILDIAG_SPF_FAULT": "libspf2-crash"})
+        objs = mdlab.json_results(run)
+        self.assertEqual([o["result"] for o in objs], ["pass"] * 6, run)
 
     # --- temporary failures -------------------------------------------------
 

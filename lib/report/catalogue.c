@@ -57,7 +57,41 @@ static const md_catalogue_entry catalogue[] = {
     { "spf.libspf2_crashed", MD_SEV_OK, "libspf2 crashed or hung on this input (isolated); the RFC 7208 result stands" },
     { "spf.engine_failed", MD_SEV_UNKNOWN, "the SPF evaluation crashed or overran its deadline (temperror)" },
     { "input.invalid_line", MD_SEV_UNKNOWN, "a bulk input line is not in the expected form" },
-    /* --- end spf --- */
+    /* DMARC, RFC 7489 */
+    { "dmarc.ok", MD_SEV_OK, "a DMARC policy of quarantine or reject is published" },
+    { "dmarc.missing", MD_SEV_CRITICAL, "no DMARC record at the domain or its organizational domain" },
+    { "dmarc.multiple", MD_SEV_CRITICAL, "more than one DMARC record (RFC 7489 6.6.3: none applies)" },
+    { "dmarc.syntax", MD_SEV_WARNING, "a DMARC tag is missing or invalid (critical when p= is unusable)" },
+    { "dmarc.p_none", MD_SEV_WARNING, "DMARC p=none: spoofed mail is not stopped" },
+    { "dmarc.pct", MD_SEV_WARNING, "DMARC pct= below 100" },
+    { "dmarc.no_rua", MD_SEV_WARNING, "no DMARC aggregate report address (rua=)" },
+    { "dmarc.rua_unauthorized", MD_SEV_WARNING, "an external report destination lacks its authorization record (RFC 7489 7.1)" },
+    { "dmarc.inherited", MD_SEV_OK, "the DMARC record comes from the organizational domain" },
+    /* DKIM, RFC 6376, RFC 8301, RFC 8463 */
+    { "dkim.ok", MD_SEV_OK, "a DKIM key of adequate size is published" },
+    { "dkim.missing", MD_SEV_CRITICAL, "no DKIM key at a selector that was asked for" },
+    { "dkim.none_found", MD_SEV_WARNING, "no DKIM key at any of the usual selectors" },
+    { "dkim.multiple", MD_SEV_WARNING, "several TXT records at one DKIM selector" },
+    { "dkim.syntax", MD_SEV_CRITICAL, "a DKIM key record cannot be parsed" },
+    { "dkim.revoked", MD_SEV_CRITICAL, "a DKIM key is revoked (empty p=)" },
+    { "dkim.key_invalid", MD_SEV_CRITICAL, "a DKIM public key cannot be parsed" },
+    { "dkim.key_weak", MD_SEV_CRITICAL, "an RSA DKIM key under 1024 bits (RFC 8301: verifiers reject it)" },
+    { "dkim.key_short", MD_SEV_WARNING, "an RSA DKIM key under 2048 bits" },
+    { "dkim.testing", MD_SEV_WARNING, "a DKIM key is in testing mode (t=y)" },
+    /* MTA-STS, RFC 8461; TLS-RPT, RFC 8460; BIMI */
+    { "mtasts.ok", MD_SEV_OK, "MTA-STS is announced" },
+    { "mtasts.absent", MD_SEV_OK, "no MTA-STS record (optional)" },
+    { "mtasts.multiple", MD_SEV_WARNING, "more than one MTA-STS record" },
+    { "mtasts.invalid", MD_SEV_WARNING, "the MTA-STS record is invalid" },
+    { "mtasts.policy_host", MD_SEV_WARNING, "the MTA-STS policy host mta-sts.DOMAIN has no address" },
+    { "tlsrpt.ok", MD_SEV_OK, "TLS-RPT reports are requested" },
+    { "tlsrpt.absent", MD_SEV_OK, "no TLS-RPT record (optional)" },
+    { "tlsrpt.multiple", MD_SEV_WARNING, "more than one TLS-RPT record" },
+    { "tlsrpt.invalid", MD_SEV_WARNING, "the TLS-RPT record is invalid" },
+    { "bimi.present", MD_SEV_OK, "a BIMI record is published (noted)" },
+    { "bimi.multiple", MD_SEV_WARNING, "more than one BIMI record" },
+    { "bimi.invalid", MD_SEV_WARNING, "the BIMI record is invalid" },
+    /* --- end spf, dmarc, dkim, mtasts, tlsrpt, bimi --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

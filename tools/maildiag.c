@@ -19,6 +19,8 @@ static const struct tool {
     const char *what;
 } tools[] = {
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
+    { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
+    { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },
 };
 
 static void list_tools(FILE *out)

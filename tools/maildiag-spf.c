@@ -257,7 +257,7 @@ int main(int argc, char **argv)
         o.dns.servers = md_dns_server_list_split(getenv("MAILDIAG_RESOLVER"), &o.dns.nservers);
     }
     md_tally_init(&r.tally);
-    r.text_flags = md_color_wanted(stdout) ? MD_TEXT_COLOR : 0;
+    r.text_flags = MD_TEXT_EVIDENCE | (md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
     in = md_input_new(o.ip ? NULL : argv + optind, o.ip ? 0 : (size_t)(argc - optind),
                       o.files, o.nfiles);
     int st = (o.ip || o.nfiles) ? evaluate(&r, &o, in, o.ip && optind < argc ? argv[optind] : NULL, &err)

@@ -1020,7 +1020,8 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         if (t->mech == M_ALL && t->qual == '+')
             add_finding(findings, "spf.pass_all", MD_SEV_CRITICAL,
                         "'+all' lets every address on the Internet pass", ev_line);
-        if (t->mech == M_ALL && t->qual == '?')
+        /* ?all inside an include only means "no match" there: harmless */
+        if (t->mech == M_ALL && t->qual == '?' && strcmp(via, "include") != 0)
             add_finding(findings, "spf.neutral_all", MD_SEV_WARNING,
                         "'?all' makes every other address neutral: SPF protects nothing", ev_line);
         if (t->mech == M_PTR)

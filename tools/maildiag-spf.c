@@ -147,6 +147,16 @@ static void emit(run *r, json_t *obj)
     json_decref(obj);
 }
 
+/* A result from the pool, already rendered by its worker. */
+static void emit_rendered(run *r, md_spf_result *res)
+{
+    md_tally_add(&r->tally, res->status);
+    if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered
+        && fwrite(res->rendered, 1, res->len, stdout) != res->len)
+        r->write_error = 1;
+    md_spf_result_clear(res);
+}
+
 /* One "IP ADDRESS [HELO]" line of --file into req (pointing into line). */
 static int parse_line(char *line, md_spf_request *req)
 {
@@ -176,13 +186,15 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     md_dns_config dc = { .servers = (const char *const *)o->dns.servers,
                          .nservers = o->dns.nservers, .timeout = o->dns.timeout };
     md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : 4),
-                              .deadline = o->deadline > 0 ? o->deadline : 30 };
+                              .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
+                              .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
+                              .text_flags = r->text_flags };
     md_spf_pool *pool = md_spf_pool_new(&pc, err);
     if (pool == NULL)
         return -1;
     const char *item;
     int first = 1;
-    void *tag;
+    md_spf_result res;
     for (;;) {
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
@@ -207,17 +219,14 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
             }
         }
         first = 0;
-        while (!md_spf_pool_has_idle(pool)) {
-            json_t *res = md_spf_pool_next(pool, &tag);
-            if (res)
-                emit(r, res);
-        }
+        while (!md_spf_pool_has_idle(pool))
+            if (md_spf_pool_next(pool, &res))
+                emit_rendered(r, &res);
         if (md_spf_pool_submit(pool, &req, NULL, err) != MD_OK)
             break;
     }
-    json_t *res;
-    while ((res = md_spf_pool_next(pool, &tag)) != NULL)
-        emit(r, res);
+    while (md_spf_pool_next(pool, &res))
+        emit_rendered(r, &res);
     md_spf_pool_free(pool);
     return md_input_failed(in) ? -1 : 0;
 }

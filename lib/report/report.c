@@ -244,11 +244,17 @@ json_t *md_report_to_json(const md_report *rep)
 int md_report_write_json(const md_report *rep, FILE *out)
 {
     json_t *o = md_report_to_json(rep);
-    int rc = json_dumpf(o, out, JSON_COMPACT);
+    /* json_dumps + one fwrite: json_dumpf calls fwrite once per token,
+     * which was a tenth of maildiag-spf's bulk run time. */
+    char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (rc != 0 || fputc('\n', out) == EOF)
+    if (s == NULL)
         return -1;
-    return 0;
+    size_t n = strlen(s);
+    s[n] = '\n';
+    int rc = fwrite(s, 1, n + 1, out) == n + 1 ? 0 : -1;
+    free(s);
+    return rc;
 }
 
 static const char *sev_color(md_severity s)

@@ -1,5 +1,17 @@
 /*
  * lib/spf pool: worker processes for SPF evaluation (see pool.h).
+ *
+ * Protocol.  The parent writes one JSON request a line.  A worker answers
+ * with one frame, "F STATUS LENGTH\n" then LENGTH bytes: the result in the
+ * pool's output form (a JSON object, or the report already rendered as a
+ * JSON line or text, so the serial parent only copies bytes); STATUS is its
+ * worst severity (0-3).
+ *
+ * libspf2 runs inside the worker.  When a worker dies or overruns with
+ * libspf2 in play, the request is run again on a fresh worker without
+ * libspf2, carrying the crash note: the RFC 7208 result survives (finding
+ * spf.libspf2_crashed) and only the rare crash pays twice.  If that run
+ * fails too, the result is temperror with spf.engine_failed.
  */
 #include "config.h"
 #include "pool.h"
@@ -16,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES (8u << 20)   /* one result; bigger means a runaway worker */
+#define FRAME_MAX (8u << 20)   /* one result; bigger means a runaway worker */
 
 typedef struct worker {
     pid_t pid;
@@ -24,7 +36,7 @@ typedef struct worker {
     int busy;
     void *tag;
     json_t *req;             /* the request in flight */
-    json_t *partial;         /* its RFC result, while libspf2 runs */
+    int retried;             /* already run again without libspf2 */
     int64_t started;
     char *buf;
     size_t len, cap;
@@ -36,30 +48,64 @@ struct md_spf_pool {
     md_dns_config dns;
     char **servers;
     int64_t deadline_ms;
+    md_spf_output output;
+    char *tool;
+    unsigned text_flags;
 };
 
-/* Each request is answered with two lines: the RFC result (written before
- * libspf2 runs, so a libspf2 crash cannot take it along), then libspf2's
- * verdict {"libspf2", "findings" (added), "queries" (all)}. */
-static FILE *worker_out;
-static size_t worker_nfind;
-
-static int put_line(json_t *j)
+void md_spf_result_clear(md_spf_result *r)
 {
-    if (json_dumpf(j, worker_out, JSON_COMPACT) != 0 || fputc('\n', worker_out) == EOF
-        || fflush(worker_out) != 0)
-        return -1;
-    return 0;
+    if (r == NULL)
+        return;
+    json_decref(r->obj);
+    free(r->rendered);
+    memset(r, 0, sizeof *r);
 }
 
-static void first_line(void *arg, json_t *out)
+static md_severity worst_finding(json_t *obj)
 {
-    (void)arg;
-    worker_nfind = json_array_size(json_object_get(out, "findings"));
-    json_object_set_new(out, "libspf2", json_pack("{s:b}", "ran", 0));
-    if (put_line(out) != 0)
-        _exit(71);
-    json_object_del(out, "libspf2");
+    md_severity w = MD_SEV_OK;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(obj, "findings"), i, f) {
+        int s = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
+        w = md_severity_worst(w, s < 0 ? MD_SEV_UNKNOWN : (md_severity)s);
+    }
+    return w;
+}
+
+/* The object in the pool's output form: rendered bytes, or the object. */
+static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
+{
+    out->status = worst_finding(obj);
+    if (p->output == MD_SPF_OUT_OBJECT) {
+        out->obj = obj;
+        return;
+    }
+    md_report *rep = md_spf_report(p->tool, obj);
+    out->status = md_report_status(rep);
+    FILE *f = open_memstream(&out->rendered, &out->len);
+    if (f != NULL) {
+        if (p->output == MD_SPF_OUT_JSON)
+            md_report_write_json(rep, f);
+        else
+            md_report_write_text(rep, f, p->text_flags);
+        fclose(f);
+    }
+    md_report_free(rep);
+    json_decref(obj);
+}
+
+/* --- worker ------------------------------------------------------------- */
+
+static FILE *worker_out;
+
+static int put_frame(int status, const char *s, size_t n)
+{
+    if (fprintf(worker_out, "F %d %zu\n", status, n) < 0
+        || fwrite(s, 1, n, worker_out) != n || fflush(worker_out) != 0)
+        return -1;
+    return 0;
 }
 
 static void worker_main(md_spf_pool *p, int in, int out) __attribute__((noreturn));
@@ -77,7 +123,6 @@ static void worker_main(md_spf_pool *p, int in, int out)
     while (getline(&line, &cap, fin) > 0) {
         json_t *rq = json_loads(line, 0, NULL);
         json_t *res = NULL;
-        worker_nfind = (size_t)-1;
         if (rq != NULL) {
             md_spf_request r = {
                 .ip = json_string_value(json_object_get(rq, "ip")),
@@ -91,33 +136,43 @@ static void worker_main(md_spf_pool *p, int in, int out)
                 .deadline = json_real_value(json_object_get(rq, "deadline")),
             };
             md_error_clear(&err);
-            res = spf_evaluate_staged(dns, &r, 0, first_line, NULL, &err);
+            /* isolate 0: this worker is the isolation (see above) */
+            res = spf_evaluate_staged(dns, &r, 0, NULL, NULL, &err);
+            const char *crash = json_string_value(json_object_get(rq, "libspf2_crash"));
+            if (res != NULL && crash != NULL) {
+                json_object_set_new(res, "libspf2", json_pack("{s:b, s:s}", "ran", 1, "crashed", crash));
+                json_array_append_new(json_object_get(res, "findings"),
+                    json_pack("{s:s, s:s, s:s, s:[s]}", "id", "spf.libspf2_crashed", "severity",
+                              "ok", "summary", "libspf2 crashed or hung on this input (isolated);"
+                              " the RFC 7208 result does not depend on it", "evidence", crash));
+            }
             json_decref(rq);
         }
-        json_t *second;
-        if (res == NULL || worker_nfind == (size_t)-1) {
-            json_t *e = json_pack("{s:s, s:s}", "result", "temperror", "request_error",
-                                  res ? "internal" : err.text[0] ? err.text : "bad request");
-            if (put_line(e) != 0)
-                _exit(71);
-            json_decref(e);
-            second = json_object();
+        if (res == NULL)
+            res = json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "result", "temperror",
+                            "domain", "", "findings", "id", "input.invalid_line",
+                            "severity", "unknown", "summary", "the request cannot be evaluated",
+                            "evidence", err.text[0] ? err.text : "bad request");
+        md_spf_result sr = { 0 };
+        shape(p, res, &sr);
+        int rc;
+        if (sr.obj != NULL) {
+            char *s = json_dumps(sr.obj, JSON_COMPACT);
+            rc = s ? put_frame((int)sr.status, s, strlen(s)) : -1;
+            free(s);
         } else {
-            json_t *f = json_object_get(res, "findings"), *add = json_array();
-            for (size_t i = worker_nfind; i < json_array_size(f); i++)
-                json_array_append(add, json_array_get(f, i));
-            second = json_pack("{s:O, s:o, s:O}", "libspf2", json_object_get(res, "libspf2"),
-                               "findings", add, "queries", json_object_get(res, "queries"));
+            rc = put_frame((int)sr.status, sr.rendered ? sr.rendered : "", sr.len);
         }
-        if (put_line(second) != 0)
+        md_spf_result_clear(&sr);
+        if (rc != 0)
             _exit(71);
-        json_decref(second);
-        json_decref(res);
     }
     /* The pool closed our request pipe: done.  No exit handlers: they
      * belong to the parent. */
     _exit(0);
 }
+
+/* --- parent ------------------------------------------------------------- */
 
 static int spawn(md_spf_pool *p, unsigned i)
 {
@@ -183,6 +238,9 @@ md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
         p->servers[i] = md_xstrdup(cfg->dns.servers[i]);
     p->dns.servers = (const char *const *)p->servers;
     p->deadline_ms = (int64_t)((cfg->deadline > 0 ? cfg->deadline : 30.0) * 1000.0);
+    p->output = cfg->output;
+    p->tool = md_xstrdup(cfg->tool ? cfg->tool : "maildiag-spf");
+    p->text_flags = cfg->text_flags;
     /* Fail early, in the parent, on a bad resolver. */
     md_dns *probe = md_dns_new(&p->dns, err);
     if (probe == NULL) {
@@ -209,13 +267,13 @@ void md_spf_pool_free(md_spf_pool *p)
         worker *w = &p->w[i];
         reap(w, w->busy, &st);
         json_decref(w->req);
-        json_decref(w->partial);
         free(w->buf);
     }
     free(p->w);
     for (char **s = p->servers; s && *s; s++)
         free(*s);
     free(p->servers);
+    free(p->tool);
     free(p);
 }
 
@@ -249,7 +307,7 @@ static int write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
-/* The result for a request whose worker died or overran. */
+/* The result for a request whose worker died or overran before its P frame. */
 static json_t *failed_result(const json_t *rq, const char *why)
 {
     const char *sender = json_string_value(json_object_get(rq, "sender"));
@@ -267,6 +325,22 @@ static json_t *failed_result(const json_t *rq, const char *why)
                      "findings", "id", "spf.engine_failed", "severity", "unknown",
                      "summary", "the SPF evaluation did not finish: reported as temperror",
                      "evidence", why);
+}
+
+static void send_req(worker *w)
+{
+    char *s = json_dumps(w->req, JSON_COMPACT);
+    size_t n = strlen(s);
+    s = md_xrealloc(s, n + 2);
+    s[n++] = '\n';
+    s[n] = '\0';
+    w->started = md_now_ms();
+    w->len = 0;
+    if (write_all(w->to, s, n) != 0) {
+        /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
+        kill(w->pid, SIGKILL);
+    }
+    free(s);
 }
 
 md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err)
@@ -287,89 +361,92 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
                            "no_libspf2", req->no_libspf2,
                            "deadline", req->deadline > 0 ? req->deadline
                                        : (double)p->deadline_ms / 1000.0 * 0.8);
-    char *s = json_dumps(rq, JSON_COMPACT);
-    size_t n = strlen(s);
-    s = md_xrealloc(s, n + 2);
-    s[n++] = '\n';
-    s[n] = '\0';
+    if (rq == NULL)   /* not UTF-8: the line cannot be a valid request */
+        rq = json_pack("{s:s}", "ip", "invalid");
     w->busy = 1;
     w->tag = tag;
     w->req = rq;
-    w->started = md_now_ms();
-    w->len = 0;
-    if (write_all(w->to, s, n) != 0) {
-        /* Dead worker: the result is produced by md_spf_pool_next. */
-        kill(w->pid, SIGKILL);
-    }
-    free(s);
+    w->retried = 0;
+    send_req(w);
     return MD_OK;
 }
 
-/* Finishes worker i's request with result r (NULL: it failed, why says
- * how), replacing the worker when it is gone. */
-static json_t *finish(md_spf_pool *p, unsigned i, json_t *r, const char *why, void **tag)
+/* Worker i died, overran (why), or sent garbage.  Returns 0 when the
+ * request was sent again without libspf2 (on a fresh worker), or 1 when out
+ * holds its final (failed) result. */
+static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_result *out)
 {
     worker *w = &p->w[i];
-    if (r == NULL && w->partial != NULL) {
-        /* The worker died or hung inside libspf2, after the RFC result. */
-        int st = 0;
-        char msg[200];
-        reap(w, 1, &st);
-        if (why)
-            snprintf(msg, sizeof msg, "libspf2: %s", why);
-        else if (WIFSIGNALED(st))
-            snprintf(msg, sizeof msg, "libspf2 was killed by signal %d (%s)", WTERMSIG(st),
-                     strsignal(WTERMSIG(st)));
-        else
-            snprintf(msg, sizeof msg, "libspf2's process exited with status %d",
-                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        r = w->partial;
-        w->partial = NULL;
-        json_object_set_new(r, "libspf2", json_pack("{s:b, s:s}", "ran", 1, "crashed", msg));
-        json_array_append_new(json_object_get(r, "findings"),
-            json_pack("{s:s, s:s, s:s, s:[s]}", "id", "spf.libspf2_crashed", "severity", "ok",
-                      "summary", "libspf2 crashed or hung on this input (isolated); the RFC 7208"
-                      " result does not depend on it", "evidence", msg));
-    } else if (r == NULL) {
-        int st = 0;
-        int timed_out = why != NULL;
-        reap(w, 1, &st);
-        char msg[200];
-        if (timed_out)
-            snprintf(msg, sizeof msg, "%s", why);
-        else if (WIFSIGNALED(st))
-            snprintf(msg, sizeof msg, "the evaluation process was killed by signal %d (%s)"
-                     " inside libspf2 or the DNS layer", WTERMSIG(st), strsignal(WTERMSIG(st)));
-        else
-            snprintf(msg, sizeof msg, "the evaluation process exited with status %d",
-                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        r = failed_result(w->req, msg);
+    int st = 0;
+    char msg[200], m2[320];
+    reap(w, 1, &st);
+    if (why)
+        snprintf(msg, sizeof msg, "%s", why);
+    else if (WIFSIGNALED(st))
+        snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(msg, sizeof msg, "exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    if (!w->retried && !json_is_true(json_object_get(w->req, "no_libspf2"))
+        && spawn(p, i) == 0) {
+        snprintf(m2, sizeof m2, "the evaluation with libspf2 %s; evaluated again without it", msg);
+        json_object_set_new(w->req, "no_libspf2", json_true());
+        json_object_set_new(w->req, "libspf2_crash", json_string(m2));
+        w->retried = 1;
+        w->busy = 1;
+        send_req(w);
+        return 0;
     }
-    if (w->partial != NULL) {
-        /* r is the second line: merge it into the RFC result. */
-        json_t *full = w->partial;
-        w->partial = NULL;
-        json_t *l2 = json_object_get(r, "libspf2");
-        if (l2)
-            json_object_set(full, "libspf2", l2);
-        if (json_object_get(r, "queries"))
-            json_object_set(full, "queries", json_object_get(r, "queries"));
-        json_array_extend(json_object_get(full, "findings"), json_object_get(r, "findings"));
-        json_decref(r);
-        r = full;
-    }
-    *tag = w->tag;
+    snprintf(m2, sizeof m2, "the evaluation process %s", msg);
+    shape(p, failed_result(w->req, m2), out);
+    return 1;
+}
+
+static void done_worker(worker *w, md_spf_result *out)
+{
+    out->tag = w->tag;
     json_decref(w->req);
     w->req = NULL;
     w->busy = 0;
     w->len = 0;
-    return r;
 }
 
-json_t *md_spf_pool_next(md_spf_pool *p, void **tag)
+/* Takes the frame from w's buffer.  Returns 1 when it filled out, 0 when
+ * more bytes are needed, -1 on a malformed frame. */
+static int frames(md_spf_pool *p, worker *w, md_spf_result *out)
+{
+    char *nl = memchr(w->buf, '\n', w->len < 64 ? w->len : 64);
+    if (nl == NULL)
+        return w->len >= 64 ? -1 : 0;
+    char kind;
+    int status;
+    size_t len;
+    *nl = '\0';
+    if (sscanf(w->buf, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
+        || kind != 'F' || status < 0 || status > 3)
+        return -1;
+    *nl = '\n';
+    size_t hdr = (size_t)(nl + 1 - w->buf);
+    if (w->len < hdr + len)
+        return 0;
+    char *payload = w->buf + hdr;
+    if (p->output == MD_SPF_OUT_OBJECT) {
+        out->obj = json_loadb(payload, len, 0, NULL);
+        if (out->obj == NULL)
+            return -1;
+    } else {
+        out->rendered = md_xstrndup(payload, len);
+        out->len = len;
+    }
+    out->status = (md_severity)status;
+    w->len = 0;
+    return 1;
+}
+
+int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
 {
     struct pollfd *pf = md_xcalloc(p->n, sizeof *pf);
-    json_t *out = NULL;
+    int got = 0;
+    memset(out, 0, sizeof *out);
     for (;;) {
         int64_t now = md_now_ms(), wait = -1;
         unsigned np = 0;
@@ -384,10 +461,15 @@ json_t *md_spf_pool_next(md_spf_pool *p, void **tag)
             int64_t left = w->started + p->deadline_ms - now;
             if (left <= 0) {
                 char why[120];
-                snprintf(why, sizeof why, "the evaluation did not finish within %.1f s: killed",
+                snprintf(why, sizeof why, "did not finish within %.1f s: killed",
                          (double)p->deadline_ms / 1000.0);
-                out = finish(p, i, NULL, why, tag);
-                goto done;
+                if (fail_worker(p, i, why, out)) {
+                    done_worker(w, out);
+                    got = 1;
+                    goto done;
+                }
+                wait = 0;   /* sent again: poll it on the next round */
+                continue;
             }
             if (wait < 0 || left < wait)
                 wait = left;
@@ -405,49 +487,42 @@ json_t *md_spf_pool_next(md_spf_pool *p, void **tag)
             for (;;) {
                 if (w->cap - w->len < 65536) {
                     w->cap = w->cap ? w->cap * 2 : 131072;
+                    if (w->cap > FRAME_MAX * 2 + 131072) {
+                        if (fail_worker(p, i, "sent an oversized result", out)) {
+                            done_worker(w, out);
+                            got = 1;
+                            goto done;
+                        }
+                        break;
+                    }
                     w->buf = md_xrealloc(w->buf, w->cap);
                 }
-                ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len - 1);
+                ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len);
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
                 if (r <= 0) {            /* EOF: the worker died */
-                    out = finish(p, i, NULL, NULL, tag);
-                    goto done;
-                }
-                w->len += (size_t)r;
-                char *nl = memchr(w->buf, '\n', w->len);
-                if (nl != NULL && w->partial == NULL) {
-                    *nl = '\0';
-                    w->partial = json_loads(w->buf, 0, NULL);
-                    size_t used = (size_t)(nl + 1 - w->buf);
-                    memmove(w->buf, nl + 1, w->len - used);
-                    w->len -= used;
-                    if (w->partial == NULL) {
-                        out = finish(p, i, NULL, "the evaluation process sent a bad result", tag);
+                    if (fail_worker(p, i, NULL, out)) {
+                        done_worker(w, out);
+                        got = 1;
                         goto done;
                     }
-                    nl = memchr(w->buf, '\n', w->len);
+                    break;
                 }
-                if (nl != NULL) {
-                    *nl = '\0';
-                    json_t *res = json_loads(w->buf, 0, NULL);
-                    if (res == NULL) {
-                        out = finish(p, i, NULL, "the evaluation process sent a bad result", tag);
-                    } else {
-                        out = finish(p, i, res, NULL, tag);
-                    }
+                w->len += (size_t)r;
+                int f = frames(p, w, out);
+                if (f > 0 || (f < 0 && fail_worker(p, i, "sent a malformed result", out))) {
+                    done_worker(w, out);
+                    got = 1;
                     goto done;
                 }
-                if (w->len > LINE_MAX_BYTES) {
-                    out = finish(p, i, NULL, "the evaluation process sent an oversized result", tag);
-                    goto done;
-                }
+                if (f < 0)
+                    break;
             }
         }
     }
 done:
     free(pf);
-    return out;
+    return got;
 }

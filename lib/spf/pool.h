@@ -20,11 +20,32 @@
 extern "C" {
 #endif
 
+typedef enum md_spf_output {
+    MD_SPF_OUT_OBJECT = 0,   /* results as JSON objects (md_spf_evaluate's) */
+    MD_SPF_OUT_JSON,         /* rendered by the worker as md_report_write_json would */
+    MD_SPF_OUT_TEXT          /* rendered by the worker as md_report_write_text would */
+} md_spf_output;
+
 typedef struct md_spf_pool_config {
     md_dns_config dns;       /* each worker's resolver (servers are copied) */
     unsigned workers;        /* 0 = 1 */
     double deadline;         /* seconds per evaluation before the kill; 0 = 30 */
+    md_spf_output output;    /* rendering in the workers keeps the parent,
+                              * which is serial, out of JSON work */
+    const char *tool;        /* report tool name for the rendered outputs */
+    unsigned text_flags;     /* MD_TEXT_* for MD_SPF_OUT_TEXT */
 } md_spf_pool_config;
+
+typedef struct md_spf_result {
+    json_t *obj;             /* MD_SPF_OUT_OBJECT: the evaluation */
+    char *rendered;          /* otherwise: the report, ready to write */
+    size_t len;
+    md_severity status;      /* worst severity of the findings */
+    void *tag;               /* as given to md_spf_pool_submit */
+} md_spf_result;
+
+/* Frees what a result holds (not r itself). */
+void md_spf_result_clear(md_spf_result *r);
 
 typedef struct md_spf_pool md_spf_pool;
 
@@ -42,10 +63,9 @@ size_t md_spf_pool_busy(const md_spf_pool *p);
  * MD_OK, or MD_TEMPFAIL when no worker is idle, or MD_INTERNAL. */
 md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
 
-/* Waits for the next finished evaluation.  Returns its result object (as
- * md_spf_evaluate's; caller decrefs) and sets *tag, or NULL when nothing is
- * in flight. */
-json_t *md_spf_pool_next(md_spf_pool *p, void **tag);
+/* Waits for the next finished evaluation and fills out (caller clears it
+ * with md_spf_result_clear).  Returns 1, or 0 when nothing is in flight. */
+int md_spf_pool_next(md_spf_pool *p, md_spf_result *out);
 
 #ifdef __cplusplus
 }

@@ -18,8 +18,11 @@
  *     libspf2 breaks.  Where libspf2 alone would be wrong, ours is the answer.
  *
  * libspf2 has an unpatched macro-parsing flaw and aborts on some inputs, so
- * tools evaluate through md_spf_pool (pool.h): worker processes with a
- * deadline, a crash becoming a temperror with an spf.engine_failed finding.
+ * md_spf_evaluate runs it in a child process of its own, and tools evaluate
+ * through md_spf_pool (pool.h): worker processes with a deadline, where a
+ * crash or hang is re-run without libspf2 (the RFC result survives with an
+ * spf.libspf2_crashed finding) and a failure even then is a temperror with
+ * an spf.engine_failed finding.
  */
 #ifndef MAILDIAG_SPF_H
 #define MAILDIAG_SPF_H

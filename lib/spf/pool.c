@@ -30,21 +30,30 @@
 
 #define FRAME_MAX (8u << 20)   /* one result; bigger means a runaway worker */
 
+#define DEPTH_MAX 16
+
+typedef struct job {
+    void *tag;
+    json_t *req;
+    int retried;             /* already run again without libspf2 */
+} job;
+
+/* A worker evaluates its queue in order, so results come back in order:
+ * the head job is the one running.  Several jobs in flight per worker keep
+ * it busy while the parent reads and writes. */
 typedef struct worker {
     pid_t pid;
     int to, from;            /* request pipe (write end), result pipe (read end) */
-    int busy;
-    void *tag;
-    json_t *req;             /* the request in flight */
-    int retried;             /* already run again without libspf2 */
-    int64_t started;
+    job q[DEPTH_MAX];        /* ring: q[head] .. q[head + n - 1] */
+    unsigned head, n;
+    int64_t started;         /* when the head job started (about) */
     char *buf;
     size_t len, cap;
 } worker;
 
 struct md_spf_pool {
     worker *w;
-    unsigned n;
+    unsigned n, depth;
     md_dns_config dns;
     char **servers;
     int64_t deadline_ms;
@@ -82,14 +91,23 @@ static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
         out->obj = obj;
         return;
     }
+    if (p->output == MD_SPF_OUT_JSON) {
+        json_t *j = spf_report_json(obj);
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        json_decref(obj);
+        if (s != NULL) {
+            out->len = strlen(s);
+            s[out->len++] = '\n';   /* the NUL becomes the line end */
+            out->rendered = s;
+        }
+        return;
+    }
     md_report *rep = md_spf_report(p->tool, obj);
     out->status = md_report_status(rep);
     FILE *f = open_memstream(&out->rendered, &out->len);
     if (f != NULL) {
-        if (p->output == MD_SPF_OUT_JSON)
-            md_report_write_json(rep, f);
-        else
-            md_report_write_text(rep, f, p->text_flags);
+        md_report_write_text(rep, f, p->text_flags);
         fclose(f);
     }
     md_report_free(rep);
@@ -208,7 +226,6 @@ static int spawn(md_spf_pool *p, unsigned i)
     w->pid = pid;
     w->to = a[1];
     w->from = b[0];
-    w->busy = 0;
     w->len = 0;
     return 0;
 }
@@ -226,11 +243,17 @@ static void reap(worker *w, int kill_it, int *status)
     w->pid = 0;
 }
 
+static job *qjob(worker *w, unsigned k)
+{
+    return &w->q[(w->head + k) % DEPTH_MAX];
+}
+
 md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
 {
     md_spf_pool *p = md_xcalloc(1, sizeof *p);
     signal(SIGPIPE, SIG_IGN);   /* a dead worker must not kill the tool */
     p->n = cfg->workers ? cfg->workers : 1;
+    p->depth = cfg->depth ? (cfg->depth < DEPTH_MAX ? cfg->depth : DEPTH_MAX) : 4;
     p->w = md_xcalloc(p->n, sizeof *p->w);
     p->dns = cfg->dns;
     p->servers = md_xcalloc(cfg->dns.nservers + 1, sizeof *p->servers);
@@ -265,8 +288,9 @@ void md_spf_pool_free(md_spf_pool *p)
     for (unsigned i = 0; i < p->n; i++) {
         int st;
         worker *w = &p->w[i];
-        reap(w, w->busy, &st);
-        json_decref(w->req);
+        reap(w, w->n > 0, &st);
+        for (unsigned k = 0; k < w->n; k++)
+            json_decref(qjob(w, k)->req);
         free(w->buf);
     }
     free(p->w);
@@ -280,7 +304,7 @@ void md_spf_pool_free(md_spf_pool *p)
 int md_spf_pool_has_idle(const md_spf_pool *p)
 {
     for (unsigned i = 0; i < p->n; i++)
-        if (!p->w[i].busy)
+        if (p->w[i].n < p->depth)
             return 1;
     return 0;
 }
@@ -289,7 +313,7 @@ size_t md_spf_pool_busy(const md_spf_pool *p)
 {
     size_t n = 0;
     for (unsigned i = 0; i < p->n; i++)
-        n += p->w[i].busy != 0;
+        n += p->w[i].n;
     return n;
 }
 
@@ -307,7 +331,7 @@ static int write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
-/* The result for a request whose worker died or overran before its P frame. */
+/* The result for a request whose evaluation failed even without libspf2. */
 static json_t *failed_result(const json_t *rq, const char *why)
 {
     const char *sender = json_string_value(json_object_get(rq, "sender"));
@@ -327,31 +351,31 @@ static json_t *failed_result(const json_t *rq, const char *why)
                      "evidence", why);
 }
 
-static void send_req(worker *w)
+static void send_req(worker *w, const job *j)
 {
-    char *s = json_dumps(w->req, JSON_COMPACT);
+    char *s = json_dumps(j->req, JSON_COMPACT);
     size_t n = strlen(s);
     s = md_xrealloc(s, n + 2);
     s[n++] = '\n';
     s[n] = '\0';
-    w->started = md_now_ms();
-    w->len = 0;
-    if (write_all(w->to, s, n) != 0) {
+    if (w->pid <= 0 || write_all(w->to, s, n) != 0) {
         /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
-        kill(w->pid, SIGKILL);
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
     }
     free(s);
 }
 
 md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err)
 {
-    unsigned i;
-    for (i = 0; i < p->n && p->w[i].busy; i++)
-        ;
-    if (i == p->n)
+    unsigned best = p->n;
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].n < p->depth && (best == p->n || p->w[i].n < p->w[best].n))
+            best = i;
+    if (best == p->n)
         return md_error_set(err, MD_TEMPFAIL, "spf.pool", "no idle worker");
-    worker *w = &p->w[i];
-    if (w->pid <= 0 && spawn(p, i) != 0)
+    worker *w = &p->w[best];
+    if (w->pid <= 0 && spawn(p, best) != 0)
         return md_error_set(err, MD_INTERNAL, "spf.pool", "cannot start an SPF worker: %s",
                             strerror(errno));
     json_t *rq = json_pack("{s:s?, s:s?, s:s?, s:i, s:s?, s:s?, s:b, s:f}",
@@ -363,57 +387,77 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
                                        : (double)p->deadline_ms / 1000.0 * 0.8);
     if (rq == NULL)   /* not UTF-8: the line cannot be a valid request */
         rq = json_pack("{s:s}", "ip", "invalid");
-    w->busy = 1;
-    w->tag = tag;
-    w->req = rq;
-    w->retried = 0;
-    send_req(w);
+    job *j = qjob(w, w->n);
+    j->tag = tag;
+    j->req = rq;
+    j->retried = 0;
+    if (w->n++ == 0)
+        w->started = md_now_ms();
+    send_req(w, j);
     return MD_OK;
 }
 
-/* Worker i died, overran (why), or sent garbage.  Returns 0 when the
- * request was sent again without libspf2 (on a fresh worker), or 1 when out
- * holds its final (failed) result. */
+static void pop_head(worker *w, md_spf_result *out)
+{
+    job *j = qjob(w, 0);
+    out->tag = j->tag;
+    json_decref(j->req);
+    j->req = NULL;
+    w->head = (w->head + 1) % DEPTH_MAX;
+    w->n--;
+    w->started = md_now_ms();
+}
+
+/* Worker i died, overran (why), or sent garbage while running its head
+ * job.  The head job runs again without libspf2 on a fresh worker (with the
+ * crash note), unless it already did: then out gets its failed result and
+ * 1 is returned.  The jobs behind it had not started: they are sent again. */
 static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_result *out)
 {
     worker *w = &p->w[i];
-    int st = 0;
+    int st = 0, ret = 0;
     char msg[200], m2[320];
     reap(w, 1, &st);
+    w->len = 0;
     if (why)
         snprintf(msg, sizeof msg, "%s", why);
     else if (WIFSIGNALED(st))
         snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
     else
         snprintf(msg, sizeof msg, "exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    if (!w->retried && !json_is_true(json_object_get(w->req, "no_libspf2"))
-        && spawn(p, i) == 0) {
+    job *h = qjob(w, 0);
+    if (!h->retried && !json_is_true(json_object_get(h->req, "no_libspf2"))) {
         snprintf(m2, sizeof m2, "the evaluation with libspf2 %s; evaluated again without it", msg);
-        json_object_set_new(w->req, "no_libspf2", json_true());
-        json_object_set_new(w->req, "libspf2_crash", json_string(m2));
-        w->retried = 1;
-        w->busy = 1;
-        send_req(w);
-        return 0;
+        json_object_set_new(h->req, "no_libspf2", json_true());
+        json_object_set_new(h->req, "libspf2_crash", json_string(m2));
+        h->retried = 1;
+    } else {
+        snprintf(m2, sizeof m2, "the evaluation process %s", msg);
+        shape(p, failed_result(h->req, m2), out);
+        pop_head(w, out);
+        ret = 1;
     }
-    snprintf(m2, sizeof m2, "the evaluation process %s", msg);
-    shape(p, failed_result(w->req, m2), out);
-    return 1;
+    if (w->n > 0) {
+        if (spawn(p, i) == 0) {
+            for (unsigned k = 0; k < w->n; k++)
+                send_req(w, qjob(w, k));
+        } else if (!ret) {
+            /* no new worker: this job's result is the failure */
+            shape(p, failed_result(h->req, "cannot start an evaluation process"), out);
+            pop_head(w, out);
+            ret = 1;
+        }
+    }
+    w->started = md_now_ms();
+    return ret;
 }
 
-static void done_worker(worker *w, md_spf_result *out)
+/* Takes one frame from w's buffer.  Returns 1 when it filled out (for the
+ * head job), 0 when more bytes are needed, -1 on a malformed frame. */
+static int frame(md_spf_pool *p, worker *w, md_spf_result *out)
 {
-    out->tag = w->tag;
-    json_decref(w->req);
-    w->req = NULL;
-    w->busy = 0;
-    w->len = 0;
-}
-
-/* Takes the frame from w's buffer.  Returns 1 when it filled out, 0 when
- * more bytes are needed, -1 on a malformed frame. */
-static int frames(md_spf_pool *p, worker *w, md_spf_result *out)
-{
+    if (w->len == 0 || w->n == 0)
+        return 0;
     char *nl = memchr(w->buf, '\n', w->len < 64 ? w->len : 64);
     if (nl == NULL)
         return w->len >= 64 ? -1 : 0;
@@ -438,15 +482,25 @@ static int frames(md_spf_pool *p, worker *w, md_spf_result *out)
         out->len = len;
     }
     out->status = (md_severity)status;
-    w->len = 0;
+    memmove(w->buf, payload + len, w->len - hdr - len);
+    w->len -= hdr + len;
+    pop_head(w, out);
     return 1;
 }
 
 int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
 {
+    memset(out, 0, sizeof *out);
+    /* frames already read */
+    for (unsigned i = 0; i < p->n; i++) {
+        int f = frame(p, &p->w[i], out);
+        if (f > 0)
+            return 1;
+        if (f < 0 && fail_worker(p, i, "sent a malformed result", out))
+            return 1;
+    }
     struct pollfd *pf = md_xcalloc(p->n, sizeof *pf);
     int got = 0;
-    memset(out, 0, sizeof *out);
     for (;;) {
         int64_t now = md_now_ms(), wait = -1;
         unsigned np = 0;
@@ -455,7 +509,7 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
             pf[i].fd = -1;
             pf[i].events = POLLIN;
             pf[i].revents = 0;
-            if (!w->busy)
+            if (w->n == 0)
                 continue;
             np++;
             int64_t left = w->started + p->deadline_ms - now;
@@ -464,7 +518,6 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
                 snprintf(why, sizeof why, "did not finish within %.1f s: killed",
                          (double)p->deadline_ms / 1000.0);
                 if (fail_worker(p, i, why, out)) {
-                    done_worker(w, out);
                     got = 1;
                     goto done;
                 }
@@ -473,7 +526,7 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
             }
             if (wait < 0 || left < wait)
                 wait = left;
-            pf[i].fd = w->from;
+            pf[i].fd = w->pid > 0 ? w->from : -1;
         }
         if (np == 0)
             goto done;
@@ -486,15 +539,14 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
                 continue;
             for (;;) {
                 if (w->cap - w->len < 65536) {
-                    w->cap = w->cap ? w->cap * 2 : 131072;
-                    if (w->cap > FRAME_MAX * 2 + 131072) {
+                    if (w->cap > FRAME_MAX * 2) {
                         if (fail_worker(p, i, "sent an oversized result", out)) {
-                            done_worker(w, out);
                             got = 1;
                             goto done;
                         }
                         break;
                     }
+                    w->cap = w->cap ? w->cap * 2 : 131072;
                     w->buf = md_xrealloc(w->buf, w->cap);
                 }
                 ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len);
@@ -503,17 +555,16 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
                 if (r <= 0) {            /* EOF: the worker died */
-                    if (fail_worker(p, i, NULL, out)) {
-                        done_worker(w, out);
+                    /* results it finished before dying still count */
+                    if (frame(p, w, out) > 0 || fail_worker(p, i, NULL, out)) {
                         got = 1;
                         goto done;
                     }
                     break;
                 }
                 w->len += (size_t)r;
-                int f = frames(p, w, out);
+                int f = frame(p, w, out);
                 if (f > 0 || (f < 0 && fail_worker(p, i, "sent a malformed result", out))) {
-                    done_worker(w, out);
                     got = 1;
                     goto done;
                 }

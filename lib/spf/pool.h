@@ -29,6 +29,7 @@ typedef enum md_spf_output {
 typedef struct md_spf_pool_config {
     md_dns_config dns;       /* each worker's resolver (servers are copied) */
     unsigned workers;        /* 0 = 1 */
+    unsigned depth;          /* requests queued per worker; 0 = 4, at most 16 */
     double deadline;         /* seconds per evaluation before the kill; 0 = 30 */
     md_spf_output output;    /* rendering in the workers keeps the parent,
                               * which is serial, out of JSON work */
@@ -54,7 +55,7 @@ typedef struct md_spf_pool md_spf_pool;
 md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
 void md_spf_pool_free(md_spf_pool *p);
 
-/* Whether a worker is free to take a request. */
+/* Whether a worker can take another request (its queue is not full). */
 int md_spf_pool_has_idle(const md_spf_pool *p);
 /* Requests in flight. */
 size_t md_spf_pool_busy(const md_spf_pool *p);

@@ -69,4 +69,8 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                             void (*between)(void *arg, json_t *out), void *between_arg,
                             md_error *err);
 
+/* The JSON line of md_report_to_json(md_spf_report(tool, obj)), built
+ * directly (report.c).  Caller decrefs. */
+json_t *spf_report_json(json_t *obj);
+
 #endif

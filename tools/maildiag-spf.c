@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "base/input.h"
@@ -49,7 +50,7 @@ static void usage(void)
            "  -H, --helo NAME        the HELO/EHLO name\n"
            "  -I, --identity ID      mailfrom (default) or helo\n"
            "  -f, --file FILE        evaluate one 'IP ADDRESS [HELO]' a line ('-' = stdin)\n"
-           "  -c, --concurrency N    evaluations at once, each in its own worker (default 4)\n"
+           "  -c, --concurrency N    worker processes (default: the number of CPUs, at least 2)\n"
            "  -d, --deadline SECONDS time limit for one evaluation; past it the worker is\n"
            "                         killed and the result is temperror (default 30)\n"
            "  -R, --receiver NAME    authserv-id for the header lines (default maildiag)\n"
@@ -185,7 +186,9 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
 {
     md_dns_config dc = { .servers = (const char *const *)o->dns.servers,
                          .nservers = o->dns.nservers, .timeout = o->dns.timeout };
-    md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : 4),
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned dflt = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
+    md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : dflt),
                               .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
                               .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
                               .text_flags = r->text_flags };

@@ -368,10 +368,22 @@ static void send_req(worker *w, const job *j)
 
 md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err)
 {
-    unsigned best = p->n;
-    for (unsigned i = 0; i < p->n; i++)
-        if (p->w[i].n < p->depth && (best == p->n || p->w[i].n < p->w[best].n))
-            best = i;
+    /* Affinity: the same domain goes to the same worker when it has room,
+     * so each worker's resolver cache holds its share of the domains
+     * instead of every worker fetching every record. */
+    const char *key = req->domain ? req->domain
+                    : req->sender && strrchr(req->sender, '@') ? strrchr(req->sender, '@') + 1
+                    : req->sender && *req->sender ? req->sender : req->helo ? req->helo : "";
+    unsigned h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)(*c | 0x20)) * 16777619u;
+    unsigned best = h % p->n;
+    if (p->w[best].n >= p->depth) {
+        best = p->n;
+        for (unsigned i = 0; i < p->n; i++)
+            if (p->w[i].n < p->depth && (best == p->n || p->w[i].n < p->w[best].n))
+                best = i;
+    }
     if (best == p->n)
         return md_error_set(err, MD_TEMPFAIL, "spf.pool", "no idle worker");
     worker *w = &p->w[best];

@@ -209,7 +209,9 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
             req.ip = o->ip;
             req.helo = o->helo;
             req.domain = domain;
-            req.sender = o->from ? o->from : domain ? "" : "";
+            /* DOMAIN without --from: its policy, as postmaster@DOMAIN */
+            snprintf(line, sizeof line, "postmaster@%s", domain ? domain : "");
+            req.sender = o->from ? o->from : domain ? line : "";
             if (o->from == NULL && domain == NULL)
                 req.identity = MD_SPF_ID_HELO;
         } else {

@@ -882,11 +882,12 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     for (const char *p = e.helo ? e.helo : ""; *p; p++)
         if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
             safe_input = 0;
-    if (req->no_libspf2 || req->domain != NULL || !safe_input || strlen(from) > 320
+    int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
+    if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
         || (e.helo && strlen(e.helo) > 255)) {
         json_object_set_new(l2, "ran", json_false());
         json_object_set_new(l2, "why", json_string(req->no_libspf2 ? "disabled"
-                            : req->domain ? "domain override (libspf2 checks the sender's domain)"
+                            : override ? "domain override (libspf2 checks the sender's domain)"
                             : "input not safe to hand to libspf2"));
     } else {
         spf_libspf2_out lo;

@@ -106,9 +106,13 @@ int main(int argc, char **argv)
         md_error err = { 0 };
         json_t *obj = md_auth_check(dns, argv[i], &cfg, &err);
         if (obj == NULL)
-            obj = json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", "", "findings",
+            obj = json_pack("{s:s?, s:[{s:s, s:s, s:s}]}", "domain", argv[i], "findings",
                             "id", "input.invalid_domain", "severity", "unknown",
-                            "summary", err.text, "evidence", "");
+                            "summary", err.text);
+        if (obj == NULL)   /* not UTF-8 */
+            obj = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "domain", "(not UTF-8)", "findings",
+                            "id", "input.invalid_domain", "severity", "unknown",
+                            "summary", "the domain is not valid UTF-8");
         md_report *rep = md_auth_report(prog, obj);
         md_tally_add(&tally, md_report_status(rep));
         if ((o.format == CLI_JSON ? md_report_write_json(rep, stdout)

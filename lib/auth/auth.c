@@ -15,6 +15,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "dns/name.h"
 #include "mx/mx.h"
 #include "report/report.h"
 #include "spf/spf.h"
@@ -722,23 +723,16 @@ json_t *md_auth_check(md_dns *dns, const char *domain_in, const md_auth_config *
     md_auth_config def = { .sends_reset = 1 };
     if (cfg == NULL)
         cfg = &def;
-    size_t dl = strlen(domain_in);
-    if (dl == 0 || dl > 253 || strchr(domain_in, '.') == NULL || domain_in[0] == '.') {
-        md_error_set(err, MD_CONFIG, "auth", "'%.80s' is not a usable domain name", domain_in);
+    /* IDN to A-labels, lower case, LDH labels (lib/dns/name.h) */
+    char ascii[MD_DNS_NAME_MAX + 1];
+    if (md_dns_name_normalize(domain_in, ascii, sizeof ascii, NULL, 0, err) != MD_OK)
+        return NULL;
+    if (strchr(ascii, '.') == NULL) {
+        md_error_set(err, MD_CONFIG, "auth", "'%.80s' is not a domain with at least two labels",
+                     domain_in);
         return NULL;
     }
-    char *domain = md_xstrdup(domain_in);
-    for (char *p = domain; *p; p++) {
-        *p = (char)tolower((unsigned char)*p);
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
-            free(domain);
-            md_error_set(err, MD_CONFIG, "auth", "'%.80s' is not a usable domain name"
-                         " (give IDNs in A-label form)", domain_in);
-            return NULL;
-        }
-    }
-    if (domain[dl - 1] == '.')
-        domain[dl - 1] = '\0';
+    char *domain = md_xstrdup(ascii);
     char *org = md_auth_org_domain(domain);
     json_t *findings = json_array();
     json_t *out = json_pack("{s:s, s:s}", "domain", domain, "org_domain", org);
@@ -780,6 +774,8 @@ md_report *md_auth_report(const char *tool, json_t *obj)
             md_report_set(rep, key, json_incref(val));
     }
     json_t *d = json_object_get(obj, "dmarc");
+    if (json_object_get(obj, "org_domain") == NULL)
+        goto findings;   /* the domain was not usable: nothing was looked up */
     md_report_add_detail(rep, "DMARC: %s%s%s", json_string_value(json_object_get(d, "record"))
                          ?: "(none)", json_is_true(json_object_get(d, "inherited")) ? " (from " : "",
                          json_is_true(json_object_get(d, "inherited"))
@@ -808,6 +804,7 @@ md_report *md_auth_report(const char *tool, json_t *obj)
     json_array_foreach(json_object_get(json_object_get(obj, "mx"), "mx"), i, m)
         md_report_add_detail(rep, "MX %lld %s", (long long)json_integer_value(json_object_get(m, "preference")),
                              json_string_value(json_object_get(m, "host")) ?: "?");
+findings:;
     json_t *f;
     json_array_foreach(json_object_get(obj, "findings"), i, f) {
         int sev = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "spf-int.h"
+#include "dns/name.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1077,8 +1078,19 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
     spf_record_free(rec);
 }
 
-json_t *md_spf_lint(md_dns *dns, const char *domain, md_error *err)
+json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
 {
+    /* IDN given by a person: A-labels first (names with '_', such as
+     * _spf.example.com, are fine as they are) */
+    char ascii[MD_DNS_NAME_MAX + 1];
+    const char *domain = domain_in;
+    for (const char *p = domain_in; *p; p++)
+        if ((unsigned char)*p >= 0x80) {
+            if (md_dns_name_normalize(domain_in, ascii, sizeof ascii, NULL, 0, err) != MD_OK)
+                return NULL;
+            domain = ascii;
+            break;
+        }
     if (!domain_ok(domain)) {
         md_error_set(err, MD_CONFIG, "spf.lint", "'%.80s' is not a usable domain name", domain);
         return NULL;

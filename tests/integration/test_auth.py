@@ -142,6 +142,15 @@ class Auth(unittest.TestCase):
         o, run = self.auth("nohost.auth.test")
         self.assertFinding(o, "mtasts.policy_host", "warning", run)
 
+    def test_input_forms(self):
+        o, run = self.auth("GOOD.Auth.Test.", "-s", "sel1")
+        self.assertEqual((o["domain"], o["status"]), ("good.auth.test", "ok"), run)
+        o, run = self.auth("bücher.auth.test")
+        self.assertEqual(o["domain"], "xn--bcher-kva.auth.test", run)
+        o, run = self.auth("bad..name")
+        self.assertEqual(o["status"], "unknown", run)
+        self.assertFinding(o, "input.invalid_domain", "unknown", run)
+
     def test_text_and_usage(self):
         _, run = self.auth("good.auth.test", "-s", "sel1", json=False)
         self.assertEqual(run.rc, 0, run)

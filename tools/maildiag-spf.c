@@ -35,6 +35,8 @@ typedef struct run {
     md_tally tally;
     unsigned text_flags;
     int write_error;
+    cli_progress progress;     /* bulk: a line on stderr when it is a terminal */
+    size_t started, finished;
 } run;
 
 static void usage(void)
@@ -152,6 +154,8 @@ static void emit(run *r, json_t *obj)
 static void emit_rendered(run *r, md_spf_result *res)
 {
     md_tally_add(&r->tally, res->status);
+    r->finished++;
+    cli_progress_end(&r->progress);
     if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered
         && fwrite(res->rendered, 1, res->len, stdout) != res->len)
         r->write_error = 1;
@@ -229,9 +233,12 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
                 emit_rendered(r, &res);
         if (md_spf_pool_submit(pool, &req, NULL, err) != MD_OK)
             break;
+        if (++r->started % 64 == 0)
+            cli_progress_update(&r->progress, "evaluations", r->started, r->finished);
     }
     while (md_spf_pool_next(pool, &res))
         emit_rendered(r, &res);
+    cli_progress_end(&r->progress);
     md_spf_pool_free(pool);
     return md_input_failed(in) ? -1 : 0;
 }
@@ -271,6 +278,7 @@ int main(int argc, char **argv)
         o.dns.servers = md_dns_server_list_split(getenv("MAILDIAG_RESOLVER"), &o.dns.nservers);
     }
     md_tally_init(&r.tally);
+    cli_progress_init(&r.progress);
     r.text_flags = MD_TEXT_EVIDENCE | (md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
     in = md_input_new(o.ip ? NULL : argv + optind, o.ip ? 0 : (size_t)(argc - optind),
                       o.files, o.nfiles);

@@ -752,7 +752,10 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
         if (*p == '(' || *p == ')' || *p == '\\')
             *p = '?';
     const char *recv = req->receiver ? req->receiver : "maildiag";
-    char *from = hdr_value(e->sender), *helo = hdr_value(e->helo ? e->helo : ""),
+    /* envelope-from is the MAIL FROM as given ("<>" for the null path);
+     * smtp.mailfrom below is the identity that was checked */
+    const char *given = req->sender && *req->sender ? req->sender : "<>";
+    char *from = hdr_value(given), *ident = hdr_value(e->sender), *helo = hdr_value(e->helo ? e->helo : ""),
          *rcv = hdr_value(recv), *mech = hdr_value(e->mechanism);
     int helo_id = req->identity == MD_SPF_ID_HELO || req->sender == NULL || req->sender[0] == '\0';
     char *problem = NULL;
@@ -767,10 +770,10 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
                             problem ? " problem=" : "", problem ? problem : "");
     char *ar = md_xasprintf("Authentication-Results: %s; spf=%s smtp.%s=%s", rcv,
                             md_spf_code_name(code), helo_id ? "helo" : "mailfrom",
-                            helo_id ? helo : from);
+                            helo_id ? helo : ident);
     json_object_set_new(out, "received_spf", json_string(rs));
     json_object_set_new(out, "authentication_results", json_string(ar));
-    free(rs); free(ar); free(from); free(helo); free(rcv); free(mech); free(problem);
+    free(rs); free(ar); free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
 }
 
 static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,

@@ -125,3 +125,45 @@ void cli_progress_end(cli_progress *p)
         fputs("\r\033[K", stderr);
     p->shown = 0;
 }
+
+/* --- secrets (maildiag-send, maildiag-token) ------------------------------- */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+char *cli_read_secret_file(const char *prog, const char *what, const char *path)
+{
+    int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        fprintf(stderr, "%s: cannot open the %s file %s: %s\n", prog, what, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO)) {
+        fprintf(stderr, "%s: the %s file %s is readable by other users (mode %04o): chmod 600 it\n",
+                prog, what, path, (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return NULL;
+    }
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fd);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    char *s = md_xstrdup(buf);
+    memset(buf, 0, sizeof buf);
+    return s;
+}
+
+void cli_secret_free(char *s)
+{
+    if (s == NULL)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = 0;
+    free(s);
+}

@@ -52,3 +52,11 @@ void cli_progress_update(cli_progress *p, const char *what, size_t started, size
 void cli_progress_end(cli_progress *p);
 
 #endif
+
+/* --- secrets (maildiag-send, maildiag-token) -------------------------------
+ * Reads a secret (password, token state) from path ("-" = standard input),
+ * without its final newline.  A file readable by other users is refused
+ * (like msmtp's password files).  Returns a new string (free with
+ * cli_secret_free, which wipes it), or NULL after printing the error. */
+char *cli_read_secret_file(const char *prog, const char *what, const char *path);
+void cli_secret_free(char *s);

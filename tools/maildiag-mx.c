@@ -152,8 +152,9 @@ int main(int argc, char **argv)
     r.text_flags = md_color_wanted(stdout) ? MD_TEXT_COLOR : 0;
     in = md_input_new(argv + optind, (size_t)(argc - optind), o.files, o.nfiles);
 
+    md_mx_options mo = { .no_details = o.format != CLI_TEXT };
     md_bulk_config bc = {
-        .concurrency = o.concurrency, .start = md_mx_check,
+        .concurrency = o.concurrency, .start = md_mx_check, .check_arg = &mo,
         .output = output, .output_arg = &r, .progress = progress, .progress_arg = &r,
         .ordered = o.nfiles == 0,   /* a few names typed by hand: keep their order */
     };

@@ -21,6 +21,8 @@ static const struct tool {
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
     { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
     { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },
+    { "send", "send the verify/reset/username email now and show the server's answer" },
+    { "token", "check (or issue) the signed token of a verify or reset link" },
 };
 
 static void list_tools(FILE *out)

@@ -74,6 +74,8 @@ static json_t *host_json(const md_mx_host *h)
     if (h->resolved) {
         json_object_set_new(o, "a", json_string(md_dns_outcome_name(h->a)));
         json_object_set_new(o, "aaaa", json_string(md_dns_outcome_name(h->aaaa)));
+    } else if (h->host[0] && !h->ip_literal) {
+        json_object_set_new(o, "resolved", json_false());
     }
     if (h->ncnames) {
         json_t *c = json_array();
@@ -112,8 +114,9 @@ static void host_detail(const md_mx_host *h, int implicit, md_report *rep)
                              h->ncnames ? h->cnames[h->ncnames - 1] : "", addrs);
 }
 
-void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
+void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep)
 {
+    int details = opt == NULL || !opt->no_details;
     const char *d = r->domain;
     json_t *mx = json_array();
 
@@ -121,7 +124,8 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
         /* An implicit MX without an address is no route at all. */
         if (!(r->implicit && r->hosts[i].naddresses == 0))
             json_array_append_new(mx, host_json(&r->hosts[i]));
-        host_detail(&r->hosts[i], r->implicit, rep);
+        if (details)
+            host_detail(&r->hosts[i], r->implicit, rep);
     }
     md_report_set(rep, "mx", mx);
     md_report_set(rep, "mx_lookup", json_string(md_dns_outcome_name(r->mx)));
@@ -179,6 +183,14 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
             usable++;
     md_severity lost = usable > 0 ? MD_SEV_WARNING : MD_SEV_CRITICAL;
 
+    size_t skipped = 0;
+    for (size_t i = 0; i < r->nhosts; i++)
+        skipped += !r->hosts[i].resolved && !r->hosts[i].ip_literal;
+    if (skipped > 0)
+        md_report_add(rep, "mx.too_many_hosts", MD_SEV_WARNING,
+                      "%s lists %zu MX hosts; only the first %d were checked", d, r->nhosts,
+                      MD_MX_HOSTS_MAX);
+
     for (size_t i = 0; i < r->nhosts; i++) {
         const md_mx_host *h = &r->hosts[i];
         if (h->ip_literal) {
@@ -186,10 +198,13 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
                           "MX %u of %s points at the address %s, not at a host name; "
                           "senders reject or ignore it", h->preference, d, h->host);
         } else if (!h->resolved) {
-            continue;
+            continue;   /* over MD_MX_HOSTS_MAX: reported once below */
         } else if (h->naddresses == 0 && host_temporary(h)) {
-            md_report_add(rep, "dns.temporary", usable ? MD_SEV_WARNING : MD_SEV_UNKNOWN,
-                          "the address lookup for MX host %s failed (%s)", h->host, worse_detail(h));
+            /* Always unknown, as the contract says: we do not know whether
+             * that host works, even when another one does. */
+            md_report_add(rep, "dns.temporary", MD_SEV_UNKNOWN,
+                          "the address lookup for MX host %s failed (%s)%s", h->host,
+                          worse_detail(h), usable ? "; the other MX hosts have addresses" : "");
         } else if (h->naddresses == 0) {
             md_finding *f = md_report_add(rep, "mx.target_unresolvable", lost,
                                           "MX host %s of %s has no address (A: %s, AAAA: %s)%s",
@@ -220,6 +235,7 @@ void md_mx_route_evaluate(const md_mx_route *r, md_report *rep)
 
 typedef struct mx_job {
     md_dns *dns;
+    const md_mx_options *opt;
     char *input;
     char unicode[512];
     md_mx_route route;
@@ -246,9 +262,10 @@ static void job_finish(mx_job *job)
     md_report_set(rep, "domain", json_string(job->route.domain));
     if (job->unicode[0]) {
         md_report_set(rep, "domain_unicode", json_string(job->unicode));
-        md_report_add_detail(rep, "IDN: %s = %s", job->unicode, job->route.domain);
+        if (job->opt == NULL || !job->opt->no_details)
+            md_report_add_detail(rep, "IDN: %s = %s", job->unicode, job->route.domain);
     }
-    md_mx_route_evaluate(&job->route, rep);
+    md_mx_route_evaluate(&job->route, job->opt, rep);
     md_mx_route_clear(&job->route);
     free(job->input);
     md_check_done_fn done = job->done;
@@ -350,10 +367,10 @@ void md_mx_check(md_dns *dns, const char *input, void *check_arg,
 {
     char ascii[MD_DNS_NAME_MAX + 1];
     md_error err;
-    (void)check_arg;
 
     mx_job *job = md_xcalloc(1, sizeof *job);
     job->dns = dns;
+    job->opt = check_arg;
     job->input = md_xstrdup(input);
     job->done = done;
     job->done_arg = done_arg;

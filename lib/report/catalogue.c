@@ -22,6 +22,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_cname", MD_SEV_WARNING, "an MX target is an alias (CNAME), which RFC 2181 10.3 forbids" },
     { "mx.target_ip_literal", MD_SEV_WARNING, "an MX target is an IP address, not a host name" },
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
+    { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
     /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (issue 3: lib/spf, lib/auth) --- */
     /* SPF evaluation results, RFC 7208 2.6: severity follows the exit-code
@@ -92,6 +93,55 @@ static const md_catalogue_entry catalogue[] = {
     { "bimi.multiple", MD_SEV_WARNING, "more than one BIMI record" },
     { "bimi.invalid", MD_SEV_WARNING, "the BIMI record is invalid" },
     /* --- end spf, dmarc, dkim, mtasts, tlsrpt, bimi --- */
+    /* --- send / token (issue 4: lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
+    /* smtp: the outcome of a send or probe */
+    { "smtp.accepted", MD_SEV_OK, "the server accepted the message" },
+    { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the requested phase (--quit-after)" },
+    { "smtp.rcpt.rejected", MD_SEV_CRITICAL, "the server rejected the recipient (5xx)" },
+    { "smtp.rcpt.deferred", MD_SEV_WARNING, "the server deferred the recipient (4xx): try again later" },
+    { "smtp.greylisted", MD_SEV_WARNING, "the server greylists: a retry after a few minutes is expected to pass" },
+    { "smtp.mail.rejected", MD_SEV_CRITICAL, "the server rejected the sender (MAIL FROM)" },
+    { "smtp.mail.deferred", MD_SEV_WARNING, "the server deferred the sender (MAIL FROM, 4xx)" },
+    { "smtp.data.rejected", MD_SEV_CRITICAL, "the server rejected the message content (DATA, 5xx)" },
+    { "smtp.data.deferred", MD_SEV_WARNING, "the server deferred the message content (DATA, 4xx)" },
+    { "smtp.connect.failed", MD_SEV_CRITICAL, "could not connect to the SMTP server (refused, unreachable)" },
+    { "smtp.connect.timeout", MD_SEV_CRITICAL, "the TCP connection was not established before the deadline" },
+    { "smtp.resolve.failed", MD_SEV_CRITICAL, "the SMTP server name does not resolve" },
+    { "smtp.banner.rejected", MD_SEV_CRITICAL, "the server refused the session in its greeting (554 or 421)" },
+    { "smtp.ehlo.rejected", MD_SEV_CRITICAL, "the server refused EHLO and HELO" },
+    { "smtp.timeout", MD_SEV_CRITICAL, "the server stopped answering: the deadline passed" },
+    { "smtp.dropped", MD_SEV_CRITICAL, "the server closed the connection in the middle of the dialogue" },
+    { "smtp.protocol", MD_SEV_CRITICAL, "the server's reply is not valid SMTP (garbage, over-long line)" },
+    { "smtp.host_failed", MD_SEV_WARNING, "one MX host could not take the message; the next one was tried" },
+    { "smtp.no_route", MD_SEV_CRITICAL, "the recipient domain has no usable MX route" },
+    { "smtp.dsn_unsupported", MD_SEV_WARNING, "DSN was requested but the server does not offer it" },
+    /* tls */
+    { "tls.ok", MD_SEV_OK, "TLS is in use and the certificate verifies for the host name" },
+    { "tls.not_offered", MD_SEV_CRITICAL, "TLS is required but the server does not offer STARTTLS" },
+    { "tls.not_offered_opportunistic", MD_SEV_WARNING, "the server does not offer STARTTLS: the message travels in clear" },
+    { "tls.handshake_failed", MD_SEV_CRITICAL, "the TLS handshake failed" },
+    { "tls.cert_expired", MD_SEV_CRITICAL, "the server's certificate has expired" },
+    { "tls.cert_not_yet_valid", MD_SEV_CRITICAL, "the server's certificate is not valid yet" },
+    { "tls.cert_self_signed", MD_SEV_CRITICAL, "the server's certificate is self-signed" },
+    { "tls.cert_unknown_ca", MD_SEV_CRITICAL, "the server's certificate is issued by an unknown authority" },
+    { "tls.cert_name_mismatch", MD_SEV_CRITICAL, "the server's certificate does not name the host connected to" },
+    { "tls.cert_invalid", MD_SEV_CRITICAL, "the server's certificate does not verify" },
+    { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (--insecure or opportunistic TLS)" },
+    { "tls.cert_expiring", MD_SEV_WARNING, "the server's certificate expires within 14 days" },
+    /* auth */
+    { "auth.ok", MD_SEV_OK, "authentication succeeded" },
+    { "auth.failed", MD_SEV_CRITICAL, "the server refused the user name or password (AUTH)" },
+    { "auth.not_offered", MD_SEV_CRITICAL, "a password was given but the server offers no usable AUTH mechanism" },
+    /* token */
+    { "token.valid", MD_SEV_OK, "the token is valid" },
+    { "token.test", MD_SEV_WARNING, "a test token, signed with a throwaway key: no product will accept it" },
+    { "token.expired", MD_SEV_CRITICAL, "the token has expired" },
+    { "token.not_yet_valid", MD_SEV_CRITICAL, "the token is issued in the future (clock skew?)" },
+    { "token.wrong_kind", MD_SEV_CRITICAL, "the token is for another purpose (e.g. a verify token used to reset)" },
+    { "token.stale", MD_SEV_CRITICAL, "the account changed since the token was issued (used, or password changed)" },
+    { "token.bad_signature", MD_SEV_CRITICAL, "no key verifies the token: altered, forged, or signed with another key" },
+    { "token.malformed", MD_SEV_CRITICAL, "this is not a maildiag token" },
+    /* --- end send / token --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

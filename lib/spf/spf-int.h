@@ -61,10 +61,11 @@ void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
                           const char *sender, const char *helo, int helo_identity,
                           int64_t deadline_ms, int isolate, spf_libspf2_out *out);
 
-/* md_spf_evaluate in two stages, for the pool's worker: between(arg, out)
- * is called with the RFC result (out holds "findings" and "queries" so far)
- * before libspf2 runs; isolate 0 runs libspf2 in this process (the worker
- * is the isolation).  Returns the complete object, as md_spf_evaluate. */
+/* md_spf_evaluate with two knobs: isolate 0 runs libspf2 in this process
+ * (the pool's workers: the worker is the isolation); between, when not
+ * NULL, is called with the RFC result (out holds "findings" and "queries"
+ * so far) before libspf2 runs.  Returns the complete object, as
+ * md_spf_evaluate. */
 json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                             void (*between)(void *arg, json_t *out), void *between_arg,
                             md_error *err);

@@ -15,6 +15,7 @@ import tempfile
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep the source tree clean when run by hand
 _TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_TESTS, "lab"))
@@ -240,6 +241,8 @@ class Scripted(unittest.TestCase):
         ("cn.s.test", "*", "answer", [("CNAME", "t.s.test"), ("t.s.test", "A", "192.0.2.3")]),
         (".suffix.s.test", "A", "answer", [("A", "192.0.2.4")]),
         ("*.wild.s.test", "*", "servfail"),
+        ("big.s.test", "MX", "answer", [("MX", i, "host-number-%d.big.s.test" % i)
+                                        for i in range(40)]),
     ]
 
     @classmethod
@@ -308,6 +311,16 @@ class Scripted(unittest.TestCase):
         self.assertEqual(rrs(r), [("tc.s.test", "MX", (10, "mx.tc.s.test"))])
         self.assertEqual([e["transport"] for e in self.sd.queries(name="tc.s.test")],
                          ["udp", "tcp"])
+
+    def test_udp_512_limit(self):
+        r = self.q("big.s.test", "MX")
+        self.assertTrue(r["tc"])
+        self.assertEqual(r["answer"], [])
+        self.assertLessEqual(len(r["raw"]), 512)
+        r = self.q("big.s.test", "MX", tcp=True)
+        self.assertFalse(r["tc"])
+        self.assertEqual(len(r["answer"]), 40)
+        self.assertGreater(len(r["raw"]), 512)
 
     def test_malformed(self):
         for tcp in (False, True):

@@ -15,6 +15,7 @@ import tempfile
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep the source tree clean when run by hand
 _TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_TESTS, "lab"))
@@ -150,6 +151,17 @@ class MxCases(MxTestCase):
         o, run = self.check_case(*CASES["unresolvable_nx"][:3], severity="critical")
         self.assertNoFinding(o, "dns.temporary", run)
 
+    def test_too_many_hosts(self):
+        run = self.mx("many.mx.test")
+        o = self.by_input(run, ["many.mx.test"])["many.mx.test"]
+        self.assertEqual(len(o["mx"]), 34, "every MX is listed\n%s" % run)
+        unresolved = [m["host"] for m in o["mx"] if m.get("resolved") is False]
+        self.assertEqual(unresolved, ["mx32.many.mx.test", "mx33.many.mx.test"],
+                         "the two over the limit are marked\n%s" % run)
+        ids = [f["id"] for f in o["findings"]]
+        self.assertIn("mx.too_many_hosts", ids, run)
+        self.assertEqual(o["status"], "warning", run)
+
     def test_sorted_by_preference(self):
         o, run = self.check_case(*CASES["sorted"][:3])
         self.assertEqual([(m["preference"], m["host"].rstrip(".").lower()) for m in o["mx"]],
@@ -175,7 +187,7 @@ class MxCases(MxTestCase):
                          "an A-label IDN input also carries its U-label form\n%s" % run)
 
     def test_trailing_dot_and_case(self):
-        inputs = ["ok.mx.test.", "OK.Mx.TEST", "NullMX.mx.test."]
+        inputs = ["ok.mx.test.", "OK.Mx.TEST", "NullMX.mx.test.", "xn--bcher-kva.test."]
         run = self.mx(*inputs)
         got = self.by_input(run, inputs)
         for i in inputs:
@@ -184,6 +196,7 @@ class MxCases(MxTestCase):
         self.assertStatus(got["ok.mx.test."], "ok", run)
         self.assertStatus(got["OK.Mx.TEST"], "ok", run)
         self.assertStatus(got["NullMX.mx.test."], "critical", run)
+        self.assertStatus(got["xn--bcher-kva.test."], "ok", run)
         self.assertRc(run, 2)
 
 
@@ -381,6 +394,23 @@ class MxUsage(MxTestCase):
     def test_bad_timeout(self):
         run = self.mx("ok.mx.test", json=False, timeout="abc")
         self.assertRc(run, 3)
+
+    def test_missing_option_value(self):
+        run = mdlab.run_tool([self.mx_bin, "ok.mx.test", "--timeout"])
+        self.assertRc(run, 3)
+
+    def test_bad_resolver_spec(self):
+        for spec in ("not-an-address", "127.0.0.1:99999", "300.1.2.3"):
+            with self.subTest(spec):
+                run = mdlab.run_tool([self.mx_bin, "--resolver", spec, "--timeout", "1",
+                                      "ok.mx.test"])
+                self.assertRc(run, 3)
+                self.assertEqual(run.out.strip(), "", "no result on a usage error\n%s" % run)
+
+    def test_bad_concurrency(self):
+        for n in ("0", "-1", "many"):
+            with self.subTest(n):
+                self.assertRc(self.mx("--concurrency", n, "ok.mx.test", json=False), 3)
 
     def test_help(self):
         run = mdlab.run_tool([self.mx_bin, "--help"])

@@ -12,6 +12,7 @@ import sys
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep the source tree clean when run by hand
 _TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_TESTS, "lab"))
@@ -41,6 +42,17 @@ RULES = (
         # the MX answer is fine, the MX host's address lookups fail temporarily
         ("hostfail.fail.test", "MX", "answer", [("MX", 10, "mx.hostfail.fail.test")]),
         ("mx.hostfail.fail.test", "*", "servfail"),
+        # the MX host's address lookups never get an answer
+        ("hosthang.fail.test", "MX", "answer", [("MX", 10, "mx.hosthang.fail.test")]),
+        ("mx.hosthang.fail.test", "*", "hang"),
+        # one good MX host, the other one's address lookups fail temporarily
+        ("halfbad.fail.test", "MX", "answer", [("MX", 10, "mx.good.fail.test"),
+                                               ("MX", 20, "mx.hostfail.fail.test")]),
+        # 20 MX records: too long for 512 bytes of UDP, so the answer needs TCP
+        ("big.fail.test", "MX", "answer",
+         [("MX", (i * 7) % 20 * 5, "mail-exchanger-%02d.big.fail.test" % i) for i in range(20)]),
+        (".big.fail.test", "A", "answer", [("A", "192.0.2.70")]),
+        (".big.fail.test", "AAAA", "nodata"),
         # a healthy domain
         ("good.fail.test", "MX", "answer", [("MX", 10, "mx.good.fail.test")]),
         ("mx.good.fail.test", "*", "answer", [("A", "192.0.2.61"), ("AAAA", "2001:db8::61")]),
@@ -125,6 +137,20 @@ class MxFailures(MxTestCase):
                                  ("mx2.tc.fail.test", 20, ["192.0.2.52"])],
                          "mx list from the TCP answer\n%s" % run)
 
+    def test_big_mx_set_over_tcp(self):
+        run = self.mx("big.fail.test")
+        o = self.by_input(run, ["big.fail.test"])["big.fail.test"]
+        self.assertHealthy(o, run)
+        self.assertRc(run, 0)
+        self.assertTrue(SD.queries(name="big.fail.test", qtype="MX", transport="tcp"),
+                        "no MX query over TCP\n%s" % self.log_text())
+        want = sorted(((i * 7) % 20 * 5, "mail-exchanger-%02d.big.fail.test" % i)
+                      for i in range(20))
+        self.assertEqual([(m["preference"], m["host"].rstrip(".").lower()) for m in o["mx"]],
+                         want, "all 20 MX records, sorted by preference\n%s" % run)
+        for m in o["mx"]:
+            self.assertEqual(m["addresses"], ["192.0.2.70"], "addresses\n%s" % run)
+
     def test_mx_host_address_servfail(self):
         run = self.mx("hostfail.fail.test")
         o = self.by_input(run, ["hostfail.fail.test"])["hostfail.fail.test"]
@@ -135,6 +161,29 @@ class MxFailures(MxTestCase):
         self.assertRc(run, 3)
         self.assertTrue(SD.queries(name="mx.hostfail.fail.test"),
                         "no address query for the MX host\n%s" % self.log_text())
+
+    def test_mx_host_address_hang(self):
+        run = self.mx("hosthang.fail.test", timeout=1)
+        o = self.by_input(run, ["hosthang.fail.test"])["hosthang.fail.test"]
+        self.assertFinding(o, "dns.temporary", run, "unknown")
+        self.assertStatus(o, "unknown", run)
+        self.assertNoFinding(o, "mx.target_unresolvable", run)
+        self.assertRc(run, 3)
+        self.assertLess(run.elapsed, 3.0, "took %.2f s with --timeout 1\n%s"
+                        % (run.elapsed, run))
+
+    def test_one_mx_host_temporary_other_fine(self):
+        run = self.mx("halfbad.fail.test")
+        o = self.by_input(run, ["halfbad.fail.test"])["halfbad.fail.test"]
+        self.assertFinding(o, "dns.temporary", run, "unknown")
+        # a SERVFAIL is no proof that the host has no address
+        self.assertNoFinding(o, "mx.target_unresolvable", run)
+        self.assertNotIn(o["status"], ("critical",), "status\n%s" % run)
+        self.assertEqual(run.rc, {"ok": 0, "warning": 1, "unknown": 3}[o["status"]],
+                         "exit code follows the status\n%s" % run)
+        hosts = {m["host"].rstrip(".").lower(): m for m in o.get("mx", [])}
+        self.assertEqual(hosts.get("mx.good.fail.test", {}).get("addresses"),
+                         ["192.0.2.61", "2001:db8::61"], "the good host's addresses\n%s" % run)
 
     def test_nxdomain_is_permanent(self):
         run = self.mx("nx.fail.test")

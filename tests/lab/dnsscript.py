@@ -244,6 +244,8 @@ def normalize_record(rec, qname):
 
 # ---------------------------------------------------------------- the server
 
+UDP_MAX = 512  # no EDNS here (RFC 1035 4.2.1): longer UDP answers are sent with TC=1
+
 ACTIONS = ("answer", "nodata", "nxdomain", "servfail", "refused", "hang", "truncate",
            "malformed")
 
@@ -403,7 +405,11 @@ class DnsScript:
             owner, rtype, args = normalize_record(rec, qname)
             if qtype == 255 or type_code(rtype) == qtype or rtype == "CNAME":
                 answers.append(_rr(owner, rtype, _rdata(rtype, args)))
-        return reply(RCODE_NOERROR, answers)
+        out = reply(RCODE_NOERROR, answers)
+        if transport == "udp" and len(out) > UDP_MAX:
+            # like a server without EDNS: a reply over 512 bytes goes out truncated
+            return reply(RCODE_NOERROR, tc=True)
+        return out
 
     # -- loops
 

@@ -1,0 +1,558 @@
+/*
+ * lib/message: composing the product's emails (see message.h).
+ */
+#include "config.h"
+#include "message.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define TEMPLATE_FILE_MAX (64 * 1024)
+
+/* --- a small growable buffer -------------------------------------------- */
+typedef struct buf { char *p; size_t len, cap; } buf;
+
+static void buf_add(buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = md_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+static void buf_str(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+static void buf_fmt(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_fmt(buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    buf_add(b, tmp, n < 0 ? 0 : (size_t)n >= sizeof tmp ? sizeof tmp - 1 : (size_t)n);
+}
+
+/* --- built-in templates -------------------------------------------------- */
+typedef struct tmpl { const char *name, *subject, *txt, *html; } tmpl;
+
+static const tmpl builtin[] = {
+    { "verify", "Confirm your email address for {{product}}",
+      "Hello{{username_greeting}},\n\n"
+      "Please confirm that {{to}} is your email address for {{product}} by opening this link:\n\n"
+      "{{link}}\n\n"
+      "The link works until {{expires}}.\n"
+      "If you did not ask for this, ignore this message.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Please confirm that {{to}} is your email address for {{product}}:</p>\n"
+      "<p><a href=\"{{link}}\">Confirm my address</a></p>\n"
+      "<p>The link works until {{expires}}.<br>\n"
+      "If you did not ask for this, ignore this message.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "reset", "Reset your {{product}} password",
+      "Hello{{username_greeting}},\n\n"
+      "Someone asked to reset the password of your {{product}} account. To choose a new password, open this link:\n\n"
+      "{{link}}\n\n"
+      "The link works until {{expires}} and only once.\n"
+      "If you did not ask for this, ignore this message: your password stays as it is.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello{{username_greeting}},</p>\n"
+      "<p>Someone asked to reset the password of your {{product}} account.</p>\n"
+      "<p><a href=\"{{link}}\">Choose a new password</a></p>\n"
+      "<p>The link works until {{expires}} and only once.<br>\n"
+      "If you did not ask for this, ignore this message: your password stays as it is.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "username", "Your {{product}} username",
+      "Hello,\n\n"
+      "You asked which {{product}} usernames belong to {{to}}:\n\n"
+      "{{usernames}}\n"
+      "If you did not ask for this, ignore this message.\n\n"
+      "-- \n{{product}}\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>Hello,</p>\n"
+      "<p>You asked which {{product}} usernames belong to {{to}}:</p>\n"
+      "{{usernames}}\n"
+      "<p>If you did not ask for this, ignore this message.</p>\n"
+      "<p>{{product}}</p>\n</body></html>\n" },
+    { "plain", "{{product}} test message",
+      "This is a test message from {{product}} to {{to}}.\n"
+      "If you can read it, mail from {{product}} reaches you.\n",
+      "<!DOCTYPE html>\n<html><body>\n"
+      "<p>This is a test message from {{product}} to {{to}}.</p>\n"
+      "<p>If you can read it, mail from {{product}} reaches you.</p>\n"
+      "</body></html>\n" },
+};
+
+static const tmpl *builtin_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (strcmp(builtin[i].name, name) == 0)
+            return &builtin[i];
+    return NULL;
+}
+
+int md_message_template_known(const char *name)
+{
+    return name != NULL && builtin_find(name) != NULL;
+}
+
+/* Reads DIR/NAME.EXT; returns NULL when absent (ENOENT), -1 via *failed on
+ * other errors. */
+static char *read_override(const char *dir, const char *name, const char *ext, md_error *err,
+                           int *failed)
+{
+    if (dir == NULL)
+        return NULL;
+    char *path = md_xasprintf("%s/%s.%s", dir, name, ext);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        if (errno != ENOENT) {
+            md_error_set(err, MD_CONFIG, "message.template", "cannot read %s: %s", path, strerror(errno));
+            *failed = 1;
+        }
+        free(path);
+        return NULL;
+    }
+    char *text = md_xmalloc(TEMPLATE_FILE_MAX + 1);
+    size_t n = fread(text, 1, TEMPLATE_FILE_MAX + 1, f);
+    fclose(f);
+    if (n > TEMPLATE_FILE_MAX || memchr(text, 0, n) != NULL) {
+        md_error_set(err, MD_CONFIG, "message.template", "%s is over %d bytes or binary", path,
+                     TEMPLATE_FILE_MAX);
+        *failed = 1;
+        free(text);
+        free(path);
+        return NULL;
+    }
+    text[n] = '\0';
+    /* Templates are edited on any system: store them with \n only. */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(text[i] == '\r' && text[i + 1] == '\n'))
+            text[j++] = text[i];
+    text[j] = '\0';
+    free(path);
+    return text;
+}
+
+/* --- validation ----------------------------------------------------------- */
+
+/* 1 when s holds a control character (C0, DEL) or is not valid UTF-8. */
+static int has_controls_or_bad_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p < 0x20 || *p == 0x7f)
+            return 1;
+        if (*p < 0x80) { p++; continue; }
+        int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || *p == 0xc0 || *p == 0xc1 || *p > 0xf4)
+            return 1;
+        for (int i = 1; i <= n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 1;
+        /* C1 controls (U+0080..U+009F) are controls too. */
+        if (n == 1 && p[0] == 0xc2 && p[1] < 0xa0)
+            return 1;
+        p += n + 1;
+    }
+    return 0;
+}
+
+static md_status check_text(const char *field, const char *v, md_error *err)
+{
+    if (v == NULL)
+        return MD_OK;
+    if (strlen(v) > MD_MESSAGE_FIELD_MAX)
+        return md_error_set(err, MD_CONFIG, field, "%s: longer than %d bytes", field, MD_MESSAGE_FIELD_MAX);
+    if (has_controls_or_bad_utf8(v))
+        return md_error_set(err, MD_CONFIG, field,
+                            "%s: holds a line break or another control character, or is not UTF-8", field);
+    return MD_OK;
+}
+
+md_status md_message_check_address(const char *field, const char *addr, md_error *err)
+{
+    if (addr == NULL || *addr == '\0')
+        return md_error_set(err, MD_CONFIG, field, "%s: no address given", field);
+    if (strlen(addr) > 254)
+        return md_error_set(err, MD_CONFIG, field, "%s: longer than 254 bytes", field);
+    if (has_controls_or_bad_utf8(addr))
+        return md_error_set(err, MD_CONFIG, field,
+                            "%s: holds a line break or another control character", field);
+    if (strpbrk(addr, " <>\"\\,;()[]") != NULL)
+        return md_error_set(err, MD_CONFIG, field,
+                            "%s: '%s' is not a plain address (no spaces, quotes, brackets or lists)", field, addr);
+    const char *at = strrchr(addr, '@');
+    if (at == NULL || at == addr || at[1] == '\0' || strchr(addr, '@') != at)
+        return md_error_set(err, MD_CONFIG, field, "%s: '%s' is not local@domain", field, addr);
+    if (at[1] == '.' || addr[strlen(addr) - 1] == '.' || strstr(at, ".."))
+        return md_error_set(err, MD_CONFIG, field, "%s: '%s' has a bad domain", field, addr);
+    return MD_OK;
+}
+
+static md_status check_link(const char *link, md_error *err)
+{
+    if (link == NULL)
+        return MD_OK;
+    if (strlen(link) > MD_MESSAGE_FIELD_MAX)
+        return md_error_set(err, MD_CONFIG, "message.link", "message.link: longer than %d bytes",
+                            MD_MESSAGE_FIELD_MAX);
+    for (const unsigned char *p = (const unsigned char *)link; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+            return md_error_set(err, MD_CONFIG, "message.link",
+                                "message.link: a link is printable ASCII without spaces, quotes or brackets");
+    if (strncmp(link, "https://", 8) != 0 && strncmp(link, "http://", 7) != 0)
+        return md_error_set(err, MD_CONFIG, "message.link", "message.link: a link starts with https://");
+    return MD_OK;
+}
+
+/* --- encodings ------------------------------------------------------------ */
+
+static int is_ascii_printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+char *md_message_encode_header(const char *value, size_t name_len)
+{
+    if (has_controls_or_bad_utf8(value))
+        return NULL;
+    if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
+        return md_xstrdup(value);
+    /* Encoded-words of 60 characters ("=?UTF-8?B?" + 48 base64 + "?="): 36
+     * bytes of input each, so "Subject: " plus a word stays under 78
+     * columns.  Never split a UTF-8 sequence across words (RFC 2047 5). */
+    buf b = { 0 };
+    const char *p = value;
+    int first = 1;
+    while (*p) {
+        size_t n = strlen(p);
+        size_t take = n < 36 ? n : 36;
+        while (take < n && ((unsigned char)p[take] & 0xc0) == 0x80)
+            take--;
+        unsigned char enc[64];
+        int elen = EVP_EncodeBlock(enc, (const unsigned char *)p, (int)take);
+        if (!first)
+            buf_str(&b, "\r\n ");
+        buf_str(&b, "=?UTF-8?B?");
+        buf_add(&b, (const char *)enc, (size_t)elen);
+        buf_str(&b, "?=");
+        first = 0;
+        p += take;
+    }
+    return b.p;
+}
+
+/* Quoted-printable (RFC 2045 6.7) of text with \n line ends, into CRLF lines
+ * of at most 76 characters. */
+static void qp_encode(buf *out, const char *text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t col = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '\n') {
+            buf_str(out, "\r\n");
+            col = 0;
+            continue;
+        }
+        char enc[4];
+        size_t n;
+        int last_on_line = p[1] == '\n' || p[1] == '\0';
+        if ((*p >= 33 && *p <= 126 && *p != '=') || ((*p == ' ' || *p == '\t') && !last_on_line)) {
+            enc[0] = (char)*p;
+            n = 1;
+        } else {
+            enc[0] = '=';
+            enc[1] = hex[*p >> 4];
+            enc[2] = hex[*p & 15];
+            n = 3;
+        }
+        /* Keep room for a soft break "=" at column 76. */
+        if (col + n > 75) {
+            buf_str(out, "=\r\n");
+            col = 0;
+        }
+        buf_add(out, enc, n);
+        col += n;
+    }
+    if (col > 0)
+        buf_str(out, "\r\n");
+}
+
+static void html_escape(buf *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': buf_str(out, "&amp;"); break;
+        case '<': buf_str(out, "&lt;"); break;
+        case '>': buf_str(out, "&gt;"); break;
+        case '"': buf_str(out, "&quot;"); break;
+        case '\'': buf_str(out, "&#39;"); break;
+        default: buf_add(out, s, 1);
+        }
+    }
+}
+
+/* --- placeholders --------------------------------------------------------- */
+enum mode { M_TEXT, M_HTML, M_HEADER };
+
+typedef struct vars {
+    const md_message_request *req;
+    char expires[64];
+    const char *product;
+} vars;
+
+static void put(buf *out, enum mode m, const char *v)
+{
+    if (m == M_HTML)
+        html_escape(out, v);
+    else
+        buf_str(out, v);
+}
+
+static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_error *err)
+{
+    const md_message_request *r = v->req;
+    const char *p = t;
+    while (*p) {
+        const char *open = strstr(p, "{{");
+        if (open == NULL) {
+            buf_str(out, p);
+            break;
+        }
+        buf_add(out, p, (size_t)(open - p));
+        const char *close = strstr(open + 2, "}}");
+        if (close == NULL || close - open > 40)
+            return md_error_set(err, MD_CONFIG, "message.template", "unterminated placeholder in a template");
+        char name[48];
+        snprintf(name, sizeof name, "%.*s", (int)(close - open - 2), open + 2);
+        if (strcmp(name, "product") == 0) {
+            put(out, m, v->product);
+        } else if (strcmp(name, "to") == 0) {
+            put(out, m, r->to);
+        } else if (strcmp(name, "username") == 0) {
+            put(out, m, r->username ? r->username : "");
+        } else if (strcmp(name, "username_greeting") == 0) {
+            if (r->username && *r->username) {
+                buf_str(out, " ");
+                put(out, m, r->username);
+            }
+        } else if (strcmp(name, "link") == 0) {
+            if (r->link == NULL)
+                return md_error_set(err, MD_CONFIG, "message.link", "the %s template needs a link",
+                                    r->template_name);
+            put(out, m, r->link);
+            if (r->link_is_test && m != M_HEADER)
+                buf_str(out, m == M_HTML ? " (test link: signed with a throwaway key, it will not work)"
+                                         : "\n(test link: signed with a throwaway key, it will not work)");
+        } else if (strcmp(name, "expires") == 0) {
+            put(out, m, v->expires);
+        } else if (strcmp(name, "usernames") == 0) {
+            if (m == M_HTML)
+                buf_str(out, "<ul>\n");
+            for (size_t i = 0; i < r->nusernames; i++) {
+                if (m == M_HTML) {
+                    buf_str(out, "<li>");
+                    html_escape(out, r->usernames[i]);
+                    buf_str(out, "</li>\n");
+                } else {
+                    buf_str(out, "  ");
+                    buf_str(out, r->usernames[i]);
+                    buf_str(out, m == M_HEADER ? " " : "\n");
+                }
+            }
+            if (m == M_HTML)
+                buf_str(out, "</ul>");
+        } else {
+            return md_error_set(err, MD_CONFIG, "message.template", "unknown placeholder {{%s}}", name);
+        }
+        p = close + 2;
+    }
+    if (out->p == NULL)
+        buf_add(out, "", 0);
+    return MD_OK;
+}
+
+/* --- composing ------------------------------------------------------------ */
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char r[32];
+    if (nbytes > sizeof r)
+        nbytes = sizeof r;
+    if (RAND_bytes(r, (int)nbytes) != 1)
+        for (size_t i = 0; i < nbytes; i++)
+            r[i] = (unsigned char)(md_now_ms() >> (i % 8));
+    for (size_t i = 0; i < nbytes; i++)
+        sprintf(out + 2 * i, "%02x", r[i]);
+}
+
+void md_message_free(md_message *m)
+{
+    if (m == NULL)
+        return;
+    free(m->data);
+    free(m->message_id);
+    free(m->subject);
+    free(m);
+}
+
+md_status md_message_compose(const md_message_request *req, md_message **out, md_error *err)
+{
+    *out = NULL;
+    const tmpl *bt = req->template_name ? builtin_find(req->template_name) : NULL;
+    if (bt == NULL)
+        return md_error_set(err, MD_CONFIG, "message.template",
+                            "unknown template '%s' (verify, reset, username, plain)",
+                            req->template_name ? req->template_name : "");
+    if (md_message_check_address("message.from", req->from, err) != MD_OK ||
+        md_message_check_address("message.to", req->to, err) != MD_OK ||
+        check_text("message.from_name", req->from_name, err) != MD_OK ||
+        check_text("message.subject", req->subject, err) != MD_OK ||
+        check_text("message.product", req->product, err) != MD_OK ||
+        check_text("message.username", req->username, err) != MD_OK ||
+        check_link(req->link, err) != MD_OK)
+        return err ? err->status : MD_CONFIG;
+    for (size_t i = 0; i < req->nusernames; i++)
+        if (check_text("message.usernames", req->usernames[i], err) != MD_OK)
+            return MD_CONFIG;
+    if (req->message_id_domain && (check_text("message.message_id_domain", req->message_id_domain, err) != MD_OK ||
+                                   strpbrk(req->message_id_domain, " <>@") != NULL))
+        return md_error_set(err, MD_CONFIG, "message.message_id_domain", "bad Message-ID domain");
+
+    vars v = { .req = req, .product = req->product ? req->product : "Example" };
+    if (req->expires > 0) {
+        time_t t = (time_t)req->expires;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(v.expires, sizeof v.expires, "%Y-%m-%d %H:%M UTC", &tm);
+    } else {
+        snprintf(v.expires, sizeof v.expires, "a short while");
+    }
+
+    int failed = 0;
+    char *o_subj = read_override(req->template_dir, bt->name, "subject", err, &failed);
+    char *o_txt = failed ? NULL : read_override(req->template_dir, bt->name, "txt", err, &failed);
+    char *o_html = failed ? NULL : read_override(req->template_dir, bt->name, "html", err, &failed);
+    buf subj = { 0 }, txt = { 0 }, html = { 0 }, msg = { 0 };
+    char *enc_subj = NULL, *enc_name = NULL;
+    md_status st = MD_CONFIG;
+    if (failed)
+        goto done;
+    if (o_subj) {   /* a subject file is one line */
+        char *nl = strchr(o_subj, '\n');
+        if (nl) *nl = '\0';
+    }
+    if (req->subject)
+        buf_str(&subj, req->subject);
+    else if (expand(&v, o_subj ? o_subj : bt->subject, M_HEADER, &subj, err) != MD_OK)
+        goto done;
+    if (expand(&v, o_txt ? o_txt : bt->txt, M_TEXT, &txt, err) != MD_OK ||
+        expand(&v, o_html ? o_html : bt->html, M_HTML, &html, err) != MD_OK)
+        goto done;
+    if (req->test_send) {
+        buf note = { 0 };
+        buf_str(&note, "[Test send: this message was sent by support with maildiag-send to check delivery.]\n\n");
+        buf_add(&note, txt.p, txt.len);
+        free(txt.p);
+        txt = note;
+    }
+    /* The subject is checked after expansion: a template value must not
+     * smuggle a line break in either. */
+    if ((enc_subj = md_message_encode_header(subj.p, 7)) == NULL) {
+        md_error_set(err, MD_CONFIG, "message.subject", "message.subject: holds a line break or control character");
+        goto done;
+    }
+    if (req->from_name && *req->from_name) {
+        /* Printable ASCII names are quoted (with \" and \\ escaped). */
+        if (is_ascii_printable(req->from_name)) {
+            buf q = { 0 };
+            buf_str(&q, "\"");
+            for (const char *p = req->from_name; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    buf_str(&q, "\\");
+                buf_add(&q, p, 1);
+            }
+            buf_str(&q, "\"");
+            enc_name = q.p;
+        } else if ((enc_name = md_message_encode_header(req->from_name, 4)) == NULL) {
+            md_error_set(err, MD_CONFIG, "message.from_name", "message.from_name: holds a control character");
+            goto done;
+        }
+    }
+
+    char idhex[33], bnd[33];
+    random_hex(idhex, 16);
+    random_hex(bnd, 12);
+    const char *iddom = req->message_id_domain ? req->message_id_domain : strrchr(req->from, '@') + 1;
+    char *msgid = md_xasprintf("<%s.%lld@%s>", idhex, (long long)time(NULL), iddom);
+
+    time_t now = req->date ? req->date : time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char date[64];
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+
+    buf_fmt(&msg, "Date: %s\r\n", date);
+    if (enc_name) {
+        buf_str(&msg, "From: ");
+        buf_str(&msg, enc_name);
+        buf_str(&msg, " <");
+        buf_str(&msg, req->from);
+        buf_str(&msg, ">\r\n");
+    } else {
+        buf_str(&msg, "From: ");
+        buf_str(&msg, req->from);
+        buf_str(&msg, "\r\n");
+    }
+    buf_str(&msg, "To: ");
+    buf_str(&msg, req->to);
+    buf_str(&msg, "\r\nSubject: ");
+    buf_str(&msg, enc_subj);
+    buf_str(&msg, "\r\nMessage-ID: ");
+    buf_str(&msg, msgid);
+    buf_str(&msg, "\r\nMIME-Version: 1.0\r\n"
+                  "Auto-Submitted: auto-generated\r\n");
+    if (req->test_send)
+        buf_str(&msg, "X-Maildiag-Test: yes (a test send by maildiag-send)\r\n");
+    buf_fmt(&msg, "Content-Type: multipart/alternative; boundary=\"=_md_%s\"\r\n\r\n", bnd);
+    buf_str(&msg, "This is a MIME message with a text and an HTML part.\r\n\r\n");
+    buf_fmt(&msg, "--=_md_%s\r\n", bnd);
+    buf_str(&msg, "Content-Type: text/plain; charset=UTF-8\r\n"
+                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    qp_encode(&msg, txt.p);
+    buf_fmt(&msg, "\r\n--=_md_%s\r\n", bnd);
+    buf_str(&msg, "Content-Type: text/html; charset=UTF-8\r\n"
+                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    qp_encode(&msg, html.p);
+    buf_fmt(&msg, "\r\n--=_md_%s--\r\n", bnd);
+
+    md_message *m = md_xcalloc(1, sizeof *m);
+    m->data = msg.p;
+    m->len = msg.len;
+    m->message_id = msgid;
+    m->subject = md_xstrdup(subj.p);
+    msg.p = NULL;
+    *out = m;
+    st = MD_OK;
+done:
+    free(o_subj); free(o_txt); free(o_html);
+    free(subj.p); free(txt.p); free(html.p); free(msg.p);
+    free(enc_subj); free(enc_name);
+    return st;
+}

@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""maildiag-send against real SMTP servers on loopback: Postfix's smtp-sink (accept,
+5xx and 4xx at RCPT, byte-for-byte delivery), aiosmtpd (STARTTLS with certificates made
+here, AUTH PLAIN/LOGIN, 550 5.1.1, greylisting), the DNS lab (NSD) for direct-to-MX
+routing, and a scripted hostile server (hang, drop mid-DATA, garbage, 1 MB line,
+1 byte a second).  Also maildiag-token.
+
+Environment: MAILDIAG_BIN_DIR, MAILDIAG_TESTS_DIR.  Exit 0 pass, 1 fail, 77 skip.
+Run one test: python3 test_send.py SinkCases.test_accept_byte_for_byte
+"""
+
+import base64
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import unittest
+
+_TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(_TESTS, "lab"))
+
+import mdlab  # noqa: E402
+import smtplab  # noqa: E402
+
+TMP = None
+PKI = None
+FROM = "noreply@example.com"
+TO = "user@example.com"
+RC = {"accepted": 0, "deferred": 1, "rejected": 2, "failed": 2}
+
+
+def setUpModule():
+    global TMP
+    mdlab.tool_path("maildiag-send")
+    TMP = tempfile.mkdtemp(prefix="mdtest-send-")
+    os.chmod(TMP, 0o711)   # smtp-sink runs as nobody and writes its dumps below
+
+
+def tearDownModule():
+    if TMP:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+def pki():
+    global PKI
+    if PKI is None:
+        d = os.path.join(TMP, "pki")
+        os.mkdir(d)
+        PKI = smtplab.make_pki(d)
+    return PKI
+
+
+class SendCase(unittest.TestCase):
+    maxDiff = None
+
+    def send(self, *args, env=None, timeout=30):
+        argv = [mdlab.tool_path("maildiag-send"), "--from", FROM] + list(args)
+        return mdlab.run_tool(argv, env=env, timeout=timeout)
+
+    def result(self, run):
+        """The one JSON object of a --json send."""
+        lines = [l for l in run.out.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, "one JSON object expected\n%s" % run)
+        try:
+            return json.loads(lines[0])
+        except ValueError as e:
+            self.fail("bad JSON (%s)\n%s" % (e, run))
+
+    def assertOutcome(self, run, result, phase=None):
+        j = self.result(run)
+        self.assertEqual(j["result"], result, "result\n%s" % run)
+        if phase:
+            self.assertEqual(j["phase"], phase, "phase\n%s" % run)
+        self.assertEqual(run.rc, RC[result], "exit code\n%s" % run)
+        for k in ("to", "route", "result", "phase", "reply", "queue_id", "message_id", "tls",
+                  "transcript", "findings"):
+            self.assertIn(k, j, "JSON key %s\n%s" % (k, run))
+        return j
+
+    def ids(self, j):
+        return [f["id"] for f in j["findings"]]
+
+
+class SinkCases(SendCase):
+    """Postfix smtp-sink: accept, reject, defer, exact bytes."""
+
+    def test_accept_byte_for_byte(self):
+        d = tempfile.mkdtemp(dir=TMP)
+        tdir = tempfile.mkdtemp(dir=TMP)
+        # A line starting with '.' checks dot-stuffing on the way.
+        with open(os.path.join(tdir, "reset.txt"), "w") as f:
+            f.write(".hidden dot line\nReset: {{link}}\nbye\n")
+        saved = os.path.join(TMP, "sent.eml")
+        with smtplab.Sink(dump_dir=d) as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-T", "reset",
+                            "--template-dir", tdir, "--save-message", saved, "--json")
+            j = self.assertOutcome(run, "accepted", "data")
+            time.sleep(0.2)
+            dumps = sink.dumps()
+        self.assertEqual(len(dumps), 1, "one message dumped\n%s" % run)
+        with open(saved, "rb") as f:
+            sent = f.read()
+        got = dumps[0]
+        # smtp-sink puts its own X-*/Received lines before the message.
+        i = got.find(b"Date: ")
+        self.assertGreaterEqual(i, 0, got[:400])
+        # smtp-sink writes its dump with LF line ends and one blank line after
+        # the message: compare in that form (the CRLF bytes: test_exact_bytes_crlf).
+        self.assertEqual(got[i:], sent.replace(b"\r\n", b"\n") + b"\n",
+                         "delivered bytes differ from the composed message")
+        self.assertIn(b"\r\n.hidden dot line", sent.replace(b"=\r\n", b""))
+        self.assertIn(j["message_id"].encode(), sent)
+        self.assertEqual(j["route"], "relay")
+        self.assertEqual(j["reply"]["code"], 250)
+        dirs = {l["dir"] for l in j["transcript"]}
+        self.assertTrue({">", "<"} <= dirs, j["transcript"])
+        self.assertTrue(all(isinstance(l["ms"], int) for l in j["transcript"]))
+
+    def test_reject_at_rcpt(self):
+        with smtplab.Sink(args=["-f", "RCPT"]) as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json")
+        j = self.assertOutcome(run, "rejected", "rcpt")
+        self.assertEqual(j["reply"]["code"] // 100, 5, run)
+        self.assertIn("smtp.rcpt.rejected", self.ids(j))
+
+    def test_defer_at_rcpt(self):
+        with smtplab.Sink(args=["-r", "RCPT"]) as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json")
+        j = self.assertOutcome(run, "deferred", "rcpt")
+        self.assertEqual(j["reply"]["code"] // 100, 4, run)
+        self.assertIn("smtp.rcpt.deferred", self.ids(j))
+
+    def test_refusals_before_the_envelope(self):
+        cases = [(["-f", "CONNECT"], "rejected", "banner", "smtp.banner.rejected"),
+                 (["-f", "EHLO,HELO"], "rejected", "ehlo", "smtp.ehlo.rejected"),
+                 (["-f", "MAIL"], "rejected", "mail", "smtp.mail.rejected"),
+                 (["-r", "MAIL"], "deferred", "mail", "smtp.mail.deferred"),
+                 (["-f", "."], "rejected", "data", "smtp.data.rejected"),
+                 (["-Q", "RCPT"], "deferred", "rcpt", "smtp.rcpt.deferred")]
+        for args, result, phase, finding in cases:
+            with smtplab.Sink(args=args) as sink:
+                for probe in ([], ["-q", "rcpt"]) if phase != "data" else ([],):
+                    run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json", *probe)
+                    j = self.assertOutcome(run, result, phase)
+                    self.assertIn(finding, self.ids(j), run)
+
+    def test_quit_after_rcpt_sends_nothing(self):
+        d = tempfile.mkdtemp(dir=TMP)
+        with smtplab.Sink(dump_dir=d) as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--quit-after", "rcpt", "--json")
+            time.sleep(0.2)
+            dumps = sink.dumps()
+        j = self.assertOutcome(run, "accepted", "rcpt")
+        self.assertIn("smtp.probe_ok", self.ids(j))
+        sent = [l["text"] for l in j["transcript"] if l["dir"] == ">"]
+        self.assertNotIn("DATA", sent, run)
+        self.assertEqual(sent[-1], "QUIT", run)
+        self.assertEqual(dumps, [], "a probe must not deliver")
+
+    def test_quit_after_each_phase(self):
+        with smtplab.Sink() as sink:
+            for phase in ("connect", "banner", "ehlo", "mail", "rcpt"):
+                run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-q", phase, "--json")
+                j = self.assertOutcome(run, "accepted", phase)
+
+    def test_count_sends_many(self):
+        d = tempfile.mkdtemp(dir=TMP)
+        with smtplab.Sink(dump_dir=d) as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--to", "b@example.com",
+                            "--count", "3", "--json")
+            time.sleep(0.3)
+            n = len(sink.dumps())
+        self.assertEqual(run.rc, 0, run)
+        self.assertEqual(len([l for l in run.out.splitlines() if l.strip()]), 6, run)
+        self.assertEqual(n, 6, run)
+
+    def test_dsn(self):
+        with smtplab.Sink() as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--dsn", "--json")
+        j = self.assertOutcome(run, "accepted", "data")
+        sent = [l["text"] for l in j["transcript"] if l["dir"] == ">"]
+        mail = [t for t in sent if t.startswith("MAIL FROM")][0]
+        rcpt = [t for t in sent if t.startswith("RCPT TO")][0]
+        self.assertIn("RET=HDRS", mail, run)
+        self.assertIn("ENVID=", mail, run)
+        self.assertIn("NOTIFY=SUCCESS,FAILURE,DELAY", rcpt, run)
+        self.assertRegex(j["started"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        with smtplab.Sink(args=["-N"]) as sink:   # no DSN offered
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--dsn", "--json")
+        j = self.assertOutcome(run, "accepted", "data")
+        self.assertIn("smtp.dsn_unsupported", self.ids(j))
+
+    def test_text_verdict(self):
+        with smtplab.Sink() as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-v")
+        self.assertEqual(run.rc, 0, run)
+        self.assertRegex(run.out.splitlines()[0], r"^user@example.com: accepted by 127\.0\.0\.1 in \d+ ms$")
+        self.assertIn("> MAIL FROM:<noreply@example.com>", run.out)
+
+    def test_connection_refused(self):
+        port = mdlab.free_port()
+        run = self.send("--server", "127.0.0.1:%d" % port, "--to", TO, "--json")
+        j = self.assertOutcome(run, "failed", "connect")
+        self.assertIn("smtp.connect.failed", self.ids(j))
+
+
+class TlsAuthCases(SendCase):
+    """aiosmtpd with STARTTLS (certificates made here) and AUTH."""
+
+    @classmethod
+    def setUpClass(cls):
+        smtplab.aiosmtpd_python()
+        cls.pki = pki()
+        cls.pwfile = os.path.join(TMP, "pw-%d" % os.getpid())
+        with open(cls.pwfile, "w") as f:
+            f.write("s3cret-Pa55\n")
+        os.chmod(cls.pwfile, 0o600)
+
+    def server(self, cert="good", **kw):
+        return smtplab.Aio(cert=self.pki[cert], key=self.pki["key"], user="alice",
+                           password_file=self.pwfile, **kw)
+
+    def test_starttls_auth_good(self):
+        sni = os.path.join(TMP, "sni-%d.log" % os.getpid())
+        with self.server(sni_log=sni) as srv:
+            run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file",
+                            self.pki["ca"], "--user", "alice", "--password-file", self.pwfile, "--to", TO, "--json")
+        j = self.assertOutcome(run, "accepted", "data")
+        self.assertTrue(j["tls"]["used"] and j["tls"]["verified"], j["tls"])
+        self.assertEqual(j["tls"]["peer_name"], "localhost")
+        self.assertIn("tls.ok", self.ids(j))
+        self.assertIn("auth.ok", self.ids(j))
+        self.assertRegex(j["queue_id"] or "", r"^TEST\d+$")
+        with open(sni) as f:
+            self.assertEqual(f.read().split(), ["localhost"], "SNI sent (libESMTP sends none by itself)")
+        text = run.out
+        for secret in ("s3cret-Pa55", base64.b64encode(b"s3cret-Pa55").decode(),
+                       base64.b64encode(b"\0alice\0s3cret-Pa55").decode()):
+            self.assertNotIn(secret, text, "secret in the transcript")
+
+    def test_password_from_env(self):
+        with self.server() as srv:
+            run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                            "--to", TO, "--json", env={"MAILDIAG_SMTP_PASSWORD": "s3cret-Pa55"})
+        self.assertOutcome(run, "accepted", "data")
+
+    def test_bad_password_is_auth_failure(self):
+        bad = os.path.join(TMP, "bad-pw")
+        with open(bad, "w") as f:
+            f.write("wrong\n")
+        os.chmod(bad, 0o600)
+        with self.server(save_dir=tempfile.mkdtemp(dir=TMP)) as srv:
+            for probe in ([], ["--quit-after", "auth"]):
+                run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                                "--password-file", bad, "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed", "auth")
+                self.assertIn("auth.failed", self.ids(j))
+                self.assertEqual(j["reply"]["code"], 535, run)
+                self.assertNotIn("MAIL FROM", " ".join(l["text"] for l in j["transcript"]),
+                                 "must not go on unauthenticated")
+                self.assertNotIn("wrong", run.out)
+
+    def test_auth_login_only(self):
+        bad = os.path.join(TMP, "bad-pw2")
+        with open(bad, "w") as f:
+            f.write("wrong\n")
+        os.chmod(bad, 0o600)
+        with self.server(login_only=True) as srv:
+            for probe in ([], ["-q", "auth"], ["-q", "rcpt"]):
+                run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                                "--password-file", self.pwfile, "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "accepted")
+                self.assertIn("auth.ok", self.ids(j))
+                self.assertIn("AUTH LOGIN", " ".join(l["text"] for l in j["transcript"]))
+                run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                                "--password-file", bad, "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed", "auth")
+                self.assertIn("auth.failed", self.ids(j))
+
+    def test_loose_password_file_refused(self):
+        loose = os.path.join(TMP, "loose-pw")
+        with open(loose, "w") as f:
+            f.write("x\n")
+        os.chmod(loose, 0o644)
+        run = self.send("--server", "localhost:1", "--user", "alice", "--password-file", loose, "--to", TO)
+        self.assertEqual(run.rc, 3, run)
+        self.assertIn("readable by other users", run.err)
+
+    def test_name_mismatch(self):
+        with self.server(cert="wrongname") as srv:
+            run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file", self.pki["ca"],
+                            "--to", TO, "--json")
+        j = self.assertOutcome(run, "failed", "starttls")
+        self.assertIn("tls.cert_name_mismatch", self.ids(j))
+        self.assertNotIn("MAIL FROM", " ".join(l["text"] for l in j["transcript"]))
+
+    def test_expired_certificate(self):
+        with self.server(cert="expired") as srv:
+            for probe in ([], ["-q", "starttls"]):
+                run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file",
+                                self.pki["ca"], "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed", "starttls")
+                self.assertIn("tls.cert_expired", self.ids(j))
+                self.assertTrue(j["tls"]["not_after"], j["tls"])
+
+    def test_unknown_ca_and_insecure(self):
+        with self.server() as srv:
+            run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--to", TO, "--json")
+            j = self.assertOutcome(run, "failed", "starttls")
+            self.assertIn("tls.cert_unknown_ca", self.ids(j))
+            run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--insecure",
+                            "--user", "alice", "--password-file", self.pwfile, "--to", TO, "--json")
+            j = self.assertOutcome(run, "accepted", "data")
+            self.assertIn("tls.cert_unverified", self.ids(j))
+
+    def test_many_tls_sessions_one_process(self):
+        # libESMTP 1.1.0 crashes on the second STARTTLS session with its own SSL_CTX.
+        with self.server() as srv:
+            run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
+                            "--password-file", self.pwfile, "--to", TO, "--count", "3", "--json")
+        self.assertEqual(run.rc, 0, run)
+        self.assertEqual([json.loads(l)["result"] for l in run.out.splitlines()], ["accepted"] * 3)
+
+    def test_tls_required_not_offered(self):
+        with smtplab.Sink() as sink:
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--tls", "required", "--to", TO, "--json")
+        j = self.assertOutcome(run, "failed", "starttls")
+        self.assertIn("tls.not_offered", self.ids(j))
+
+    def test_exact_bytes_crlf(self):
+        save = tempfile.mkdtemp(dir=TMP)
+        saved = os.path.join(TMP, "sent-crlf.eml")
+        with smtplab.Aio(save_dir=save) as srv:
+            run = self.send("--server", "127.0.0.1:%d" % srv.port, "--to", TO, "-T", "username",
+                            "--username", "alice", "--username", "al\u00efce.work", "--save-message", saved, "--json")
+            self.assertOutcome(run, "accepted", "data")
+            time.sleep(0.2)
+        with open(saved, "rb") as f:
+            sent = f.read()
+        with open(os.path.join(save, "1.eml"), "rb") as f:
+            got = f.read()
+        self.assertEqual(got, sent, "aiosmtpd received other bytes than composed")
+
+    def test_550_511_explained(self):
+        with smtplab.Aio(rcpt_reply="550 5.1.1 <user@example.com>: Recipient address rejected: User unknown") as srv:
+            run = self.send("--server", "127.0.0.1:%d" % srv.port, "--to", TO, "--json")
+        j = self.assertOutcome(run, "rejected", "rcpt")
+        self.assertEqual((j["reply"]["code"], j["reply"]["enhanced"]), (550, "5.1.1"))
+        self.assertIn("no such mailbox", j["reply"]["explanation"])
+
+    def test_greylisting(self):
+        with smtplab.Aio(rcpt_reply="451 4.7.1 Greylisted, please try again later") as srv:
+            run = self.send("--server", "127.0.0.1:%d" % srv.port, "--to", TO, "--json")
+        j = self.assertOutcome(run, "deferred", "rcpt")
+        self.assertTrue(j.get("greylisted"), j)
+        self.assertIn("smtp.greylisted", self.ids(j))
+
+
+class DirectCases(SendCase):
+    """Direct to the MX hosts of the DNS lab zone send.test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.nsd = mdlab.Nsd({"send.test": mdlab.zone_path("send.test.zone")}, workdir=tempfile.mkdtemp(dir=TMP))
+        cls.nsd.start()
+        cls.port = mdlab.free_port()
+        cls.ok_dir = tempfile.mkdtemp(dir=TMP)
+        cls.sinks = [smtplab.Sink(port=cls.port, dump_dir=cls.ok_dir).start(),
+                     smtplab.Sink(port=cls.port, host="127.0.0.3", args=["-r", "RCPT"]).start(),
+                     smtplab.Sink(port=cls.port, host="127.0.0.4", args=["-f", "RCPT"]).start()]
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.sinks:
+            s.stop()
+        cls.nsd.stop()
+
+    def direct(self, to):
+        return self.send("--direct", "--resolver", self.nsd.resolver, "--to", to, "--json", "--timeout", "10",
+                         env={"MAILDIAG_SMTP_PORT": str(self.port)})
+
+    def test_first_refuses_second_accepts(self):
+        run = self.direct("user@refused.send.test")
+        j = self.assertOutcome(run, "accepted", "data")
+        self.assertEqual(j["route"], "direct")
+        self.assertEqual(j["host"], "mx2.refused.send.test")
+        self.assertIn("smtp.host_failed", self.ids(j))
+        self.assertIn("127.0.0.2", " ".join(l["text"] for l in j["transcript"]))
+
+    def test_first_defers_second_accepts(self):
+        run = self.direct("user@tempfail.send.test")
+        j = self.assertOutcome(run, "accepted", "data")
+        self.assertEqual(j["host"], "mx2.tempfail.send.test")
+
+    def test_5xx_stops(self):
+        run = self.direct("user@hardfail.send.test")
+        j = self.assertOutcome(run, "rejected", "rcpt")
+        self.assertEqual(j["host"], "mx1.hardfail.send.test")
+        self.assertNotIn("127.0.0.1:", " ".join(l["text"] for l in j["transcript"]))
+
+    def test_null_mx(self):
+        run = self.direct("user@nullmx.send.test")
+        j = self.assertOutcome(run, "failed", "resolve")
+        self.assertIn("mx.null", self.ids(j))
+
+
+class HostileCases(SendCase):
+    """Each bad server behaviour ends inside the deadline with the right finding."""
+
+    def hostile(self, mode, *extra, timeout="3"):
+        with smtplab.Hostile(mode) as h:
+            run = self.send("--server", "127.0.0.1:%d" % h.port, "--to", TO, "--timeout", timeout, "--json",
+                            *extra, timeout=20)
+        return run
+
+    def check(self, mode, finding, phase=None, extra=()):
+        for probe in ([], ["-q", "rcpt"]):
+            run = self.hostile(mode, *(list(extra) + probe))
+            self.assertLess(run.elapsed, 5.0, "took too long\n%s" % run)
+            j = self.assertOutcome(run, "failed", phase)
+            self.assertIn(finding, self.ids(j), run)
+
+    def test_connect_timeout(self):
+        with smtplab.SynHang() as sh:
+            for probe in ([], ["-q", "banner"]):
+                run = self.send("--server", "127.0.0.1:%d" % sh.port, "--to", TO, "--timeout", "2", "--json",
+                                *probe, timeout=20)
+                self.assertLess(run.elapsed, 4.0, "took too long\n%s" % run)
+                j = self.assertOutcome(run, "failed", "connect")
+                self.assertIn("smtp.connect.timeout", self.ids(j))
+
+    def test_hang(self):
+        self.check("hang", "smtp.timeout", "banner")
+
+    def test_drop_mid_data(self):
+        run = self.hostile("drop_data")
+        j = self.assertOutcome(run, "failed", "data")
+        self.assertIn("smtp.dropped", self.ids(j))
+
+    def test_garbage(self):
+        self.check("garbage", "smtp.protocol", "banner")
+
+    def test_one_megabyte_line(self):
+        self.check("longline", "smtp.protocol", "banner")
+
+    def test_one_byte_per_second(self):
+        self.check("slow", "smtp.timeout", "banner")
+
+    def test_greylisting_recognised(self):
+        run = self.hostile("greylist")
+        j = self.assertOutcome(run, "deferred", "rcpt")
+        self.assertIn("smtp.greylisted", self.ids(j))
+
+
+class MessageCases(SendCase):
+
+    def test_dry_run_prints_message(self):
+        run = self.send("--dry-run", "--to", TO, "-T", "verify")
+        self.assertEqual(run.rc, 0, run)
+        self.assertIn("X-Maildiag-Test: yes", run.out)
+        self.assertIn("Auto-Submitted: auto-generated", run.out)
+        self.assertIn("test link", run.out.replace("=\n", ""))
+
+    def test_header_injection_refused(self):
+        for args in (["--to", "a@example.com\r\nBcc: x@example.net"], ["--to", TO, "--from-name", "x\nBcc: y@example.net"],
+                     ["--to", TO, "--product", "p\r\nBcc: z@example.net"]):
+            run = self.send("--dry-run", *args)
+            self.assertEqual(run.rc, 3, run)
+            self.assertNotIn("Bcc:", run.out, run)
+
+    def test_usage_errors(self):
+        for args in ([], ["--to", TO], ["--to", TO, "--server", "x", "--direct"], ["--to", TO, "-T", "nope", "--dry-run"],
+                     ["--to", TO, "--server", "[::1]:25"], ["--to", TO, "--server", "h", "-q", "data"]):
+            run = self.send(*args)
+            self.assertEqual(run.rc, 3, run)
+
+
+class TokenCases(unittest.TestCase):
+
+    def token(self, *args, env=None):
+        return mdlab.run_tool([mdlab.tool_path("maildiag-token")] + list(args), env=env)
+
+    def test_issue_verify_cycle(self):
+        keys = os.path.join(TMP, "keys")
+        with open(keys, "w") as f:
+            f.write("# test keys\n" + "ab" * 32 + "\n")
+        os.chmod(keys, 0o600)
+        t = self.token("issue", "-k", keys, "--kind", "reset", "--account", "42", "--ttl", "60", "--now", "1000")
+        self.assertEqual(t.rc, 0, t)
+        tok = t.out.strip()
+        cases = [(["--now", "1030"], 0, "valid"), (["--now", "1060"], 2, "expired"),
+                 (["--now", "500"], 2, "not_yet_valid"), (["--now", "1030", "--kind", "verify"], 2, "wrong_kind")]
+        for extra, rc, verdict in cases:
+            r = self.token("verify", "-k", keys, "--json", tok, *extra)
+            self.assertEqual(r.rc, rc, r)
+            self.assertEqual(json.loads(r.out)["verdict"], verdict, r)
+        r = self.token("verify", "--json", tok[:-2] + ("AA" if not tok.endswith("AA") else "BB"),
+                       env={"MAILDIAG_TOKEN_KEYS": keys})
+        self.assertEqual(json.loads(r.out)["verdict"], "bad_signature", r)
+        os.chmod(keys, 0o644)
+        r = self.token("verify", "-k", keys, tok)
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("permissions", r.err)
+
+
+if __name__ == "__main__":
+    sys.exit(mdlab.run_tests())

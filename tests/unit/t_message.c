@@ -1,0 +1,214 @@
+/* Unit tests for lib/message: every template composes to CRLF MIME; no CR/LF
+ * from any user-controlled field reaches a header; RFC 2047; overrides. */
+#include "config.h"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "message/message.h"
+#include "tap.h"
+
+static md_message_request base_req(const char *tmpl)
+{
+    static const char *names[] = { "alice", "alice.work" };
+    md_message_request r = {
+        .template_name = tmpl, .from = "noreply@example.com", .from_name = "Example Support",
+        .to = "user@example.com", .product = "Example", .username = "alice",
+        .usernames = names, .nusernames = 2,
+        .link = "https://example.com/reset?t=abc.def", .expires = 1700003600,
+        .test_send = 1, .date = 1700000000,
+    };
+    return r;
+}
+
+/* The header block: everything before the first empty line. */
+static char *headers_of(const char *msg)
+{
+    const char *end = strstr(msg, "\r\n\r\n");
+    return end ? strndup(msg, (size_t)(end - msg) + 2) : strdup(msg);
+}
+
+/* Every line ends in CRLF; no bare CR or LF anywhere. */
+static int crlf_only(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) return 0;
+        if (s[i] == '\r' && (i + 1 >= len || s[i + 1] != '\n')) return 0;
+    }
+    return len >= 2 && s[len - 2] == '\r' && s[len - 1] == '\n';
+}
+
+static size_t longest_line(const char *s)
+{
+    size_t best = 0, cur = 0;
+    for (; *s; s++) {
+        if (*s == '\r') continue;
+        if (*s == '\n') { if (cur > best) best = cur; cur = 0; } else cur++;
+    }
+    return best;
+}
+
+/* Header field names: each header line that does not start with white space. */
+static int header_names_allowed(const char *hdrs)
+{
+    static const char *allowed[] = { "Date:", "From:", "To:", "Subject:", "Message-ID:", "MIME-Version:",
+                                     "Auto-Submitted:", "X-Maildiag-Test:", "Content-Type:", NULL };
+    const char *p = hdrs;
+    while (*p) {
+        if (*p != ' ' && *p != '\t') {
+            int found = 0;
+            for (int i = 0; allowed[i]; i++)
+                if (strncmp(p, allowed[i], strlen(allowed[i])) == 0)
+                    found = 1;
+            if (!found) { printf("# unexpected header line: %.40s\n", p); return 0; }
+        }
+        const char *nl = strstr(p, "\r\n");
+        if (nl == NULL) break;
+        p = nl + 2;
+    }
+    return 1;
+}
+
+int main(void)
+{
+    md_error err;
+    md_message *m;
+    const char *tmpls[] = { "verify", "reset", "username", "plain" };
+    for (size_t i = 0; i < 4; i++) {
+        md_message_request r = base_req(tmpls[i]);
+        md_status st = md_message_compose(&r, &m, &err);
+        is_int(st, MD_OK, "%s composes", tmpls[i]);
+        if (st != MD_OK) { printf("# %s\n", err.text); continue; }
+        char *h = headers_of(m->data);
+        ok(crlf_only(m->data, m->len), "%s: CRLF only", tmpls[i]);
+        ok(longest_line(m->data) <= 78, "%s: lines <= 78 (%zu)", tmpls[i], longest_line(m->data));
+        ok(header_names_allowed(h), "%s: only our headers", tmpls[i]);
+        ok(strstr(h, "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n") != NULL, "%s: Date", tmpls[i]);
+        ok(strstr(h, "From: \"Example Support\" <noreply@example.com>\r\n") != NULL, "%s: From", tmpls[i]);
+        ok(strstr(h, "To: user@example.com\r\n") != NULL, "%s: To", tmpls[i]);
+        ok(strstr(h, "Auto-Submitted: auto-generated\r\n") && strstr(h, "MIME-Version: 1.0\r\n"), "%s: Auto-Submitted, MIME", tmpls[i]);
+        ok(strstr(h, "X-Maildiag-Test: yes") != NULL, "%s: test-send marker", tmpls[i]);
+        ok(strstr(h, "multipart/alternative") && strstr(m->data, "text/plain; charset=UTF-8") &&
+           strstr(m->data, "text/html; charset=UTF-8"), "%s: multipart/alternative text + html", tmpls[i]);
+        ok(m->message_id[0] == '<' && strstr(m->message_id, "@example.com>") != NULL, "%s: Message-ID in the sending domain %s", tmpls[i], m->message_id);
+        free(h);
+        if (i == 2)
+            ok(strstr(m->data, "<li>alice.work</li>") && strstr(m->data, "  alice.work"), "username: lists usernames in both parts");
+        if (i == 1)
+            ok(strstr(m->data, "https://example.com/reset?t=3Dabc.def") != NULL, "reset: link in the body (QP: = as =3D)");
+        md_message_free(m);
+    }
+    /* Two composes give two Message-IDs. */
+    md_message_request r = base_req("plain");
+    md_message *m2;
+    md_message_compose(&r, &m, &err);
+    md_message_compose(&r, &m2, &err);
+    ok(strcmp(m->message_id, m2->message_id) != 0, "Message-IDs are unique");
+    md_message_free(m); md_message_free(m2);
+
+    /* Injection: every field a user controls, with CR, LF, CRLF and a
+     * header after it.  Either refused, or the header never appears. */
+    const char *evil[] = { "x\r\nBcc: victim@example.net", "x\nBcc: victim@example.net",
+                           "x\rBcc: victim@example.net", "x\x0b" "y", "x\xc2\x85y" /* NEL */, NULL };
+    const char *fields[] = { "to", "from", "from_name", "subject", "product", "username", "usernames",
+                             "link", "message_id_domain", NULL };
+    for (int f = 0; fields[f]; f++) {
+        for (int e = 0; evil[e]; e++) {
+            r = base_req(strcmp(fields[f], "usernames") == 0 ? "username" : "reset");
+            const char *one[1] = { evil[e] };
+            char addr[128], link[128];
+            snprintf(addr, sizeof addr, "a%s@example.com", evil[e]);
+            snprintf(link, sizeof link, "https://example.com/%s", evil[e]);
+            if (!strcmp(fields[f], "to")) r.to = addr;
+            else if (!strcmp(fields[f], "from")) r.from = addr;
+            else if (!strcmp(fields[f], "from_name")) r.from_name = evil[e];
+            else if (!strcmp(fields[f], "subject")) r.subject = evil[e];
+            else if (!strcmp(fields[f], "product")) r.product = evil[e];
+            else if (!strcmp(fields[f], "username")) r.username = evil[e];
+            else if (!strcmp(fields[f], "usernames")) { r.usernames = one; r.nusernames = 1; }
+            else if (!strcmp(fields[f], "link")) r.link = link;
+            else if (!strcmp(fields[f], "message_id_domain")) r.message_id_domain = evil[e];
+            md_status st = md_message_compose(&r, &m, &err);
+            int safe = st != MD_OK;
+            if (st == MD_OK) {
+                char *h = headers_of(m->data);
+                safe = strstr(h, "Bcc:") == NULL && header_names_allowed(h) && crlf_only(m->data, m->len);
+                free(h);
+                md_message_free(m);
+            }
+            ok(safe, "%s with control %d: refused or harmless (%s)", fields[f], e, st != MD_OK ? err.text : "composed");
+        }
+    }
+    /* Addresses that are not plain addresses. */
+    const char *bad_addrs[] = { "", "user", "@example.com", "user@", "a b@example.com", "<a@example.com>",
+                                "a@b@example.com", "a@example.com, b@example.com", "a@.example.com", NULL };
+    for (int i = 0; bad_addrs[i]; i++)
+        is_int(md_message_check_address("to", bad_addrs[i], &err), MD_CONFIG, "address refused: '%s'", bad_addrs[i]);
+    is_int(md_message_check_address("to", "j\xc3\xb6rg@b\xc3\xbc" "cher.test", &err), MD_OK, "UTF-8 address accepted");
+
+    /* RFC 2047: non-ASCII subject and name are encoded, long ones folded. */
+    r = base_req("plain");
+    r.subject = "Passwort zur\xc3\xbc" "cksetzen f\xc3\xbcr Ihr Konto bei Example \xe2\x80\x94 bitte best\xc3\xa4tigen Sie jetzt";
+    r.from_name = "J\xc3\xb6rg";
+    md_message_compose(&r, &m, &err);
+    char *h = headers_of(m->data);
+    ok(strstr(h, "Subject: =?UTF-8?B?") && strstr(h, "?=\r\n =?UTF-8?B?"), "non-ASCII subject: folded encoded-words");
+    ok(strstr(h, "From: =?UTF-8?B?SsO2cmc=?= <noreply@example.com>") != NULL, "non-ASCII display name encoded");
+    ok(longest_line(h) <= 78, "encoded header lines <= 78");
+    is_str(m->subject, r.subject, "decoded subject kept");
+    free(h);
+    md_message_free(m);
+    char *e = md_message_encode_header("plain words", 7);
+    is_str(e, "plain words", "ASCII header unchanged");
+    free(e);
+    e = md_message_encode_header("looks =?like?= a word", 7);
+    ok(strncmp(e, "=?UTF-8?B?", 10) == 0, "'=?' in ASCII is encoded so it cannot be misread");
+    free(e);
+    ok(md_message_encode_header("a\r\nb", 7) == NULL, "CRLF refused by the encoder");
+    r = base_req("plain");
+    r.from_name = "Say \"hi\"";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "From: \"Say \\\"hi\\\"\" <noreply@example.com>") != NULL, "quotes in display name escaped");
+    md_message_free(m);
+
+    /* HTML escaping of values. */
+    r = base_req("reset");
+    r.username = "<script>&";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "&lt;script&gt;&amp;") != NULL, "HTML part escapes values");
+    md_message_free(m);
+
+    /* Template overrides, unknown placeholders, missing link. */
+    char dir[] = "/tmp/md-tmpl-XXXXXX";
+    mkdtemp(dir);
+    char path[256];
+    snprintf(path, sizeof path, "%s/plain.subject", dir);
+    FILE *f = fopen(path, "w"); fputs("Custom {{product}} subject\r\nsecond line ignored\n", f); fclose(f);
+    snprintf(path, sizeof path, "%s/plain.txt", dir);
+    f = fopen(path, "w"); fputs("Custom body for {{to}}.\n", f); fclose(f);
+    r = base_req("plain");
+    r.template_dir = dir;
+    is_int(md_message_compose(&r, &m, &err), MD_OK, "override composes");
+    ok(strstr(m->data, "Subject: Custom Example subject\r\n") && strstr(m->data, "Custom body for user@example.com."),
+       "override subject and text used; HTML falls back to built-in");
+    ok(strstr(m->data, "second line") == NULL, "subject file: first line only");
+    md_message_free(m);
+    snprintf(path, sizeof path, "%s/plain.html", dir);
+    f = fopen(path, "w"); fputs("<p>{{nope}}</p>\n", f); fclose(f);
+    ok(md_message_compose(&r, &m, &err) == MD_CONFIG && strstr(err.text, "nope"), "unknown placeholder refused: %s", err.text);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/plain.txt", dir); unlink(path);
+    snprintf(path, sizeof path, "%s/plain.subject", dir); unlink(path);
+    rmdir(dir);
+    r = base_req("verify");
+    r.link = NULL;
+    ok(md_message_compose(&r, &m, &err) == MD_CONFIG, "verify without a link refused");
+    r = base_req("nonesuch");
+    ok(md_message_compose(&r, &m, &err) == MD_CONFIG, "unknown template refused");
+    r = base_req("reset");
+    r.link_is_test = 1;
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "test link") != NULL, "throwaway-key link marked as a test link");
+    md_message_free(m);
+    return tap_done();
+}

@@ -1,0 +1,73 @@
+/* Unit tests for lib/smtp's pure helpers: enhanced codes, greylisting,
+ * queue ids, phase names, request validation. */
+#include "config.h"
+#include <stdlib.h>
+#include "smtp/smtp.h"
+#include "tap.h"
+
+int main(void)
+{
+    struct { const char *code, *want; } ex[] = {
+        { "5.1.1", "no such mailbox (the address does not exist)" },
+        { "5.2.2", "mailbox full (over quota)" },
+        { "5.7.1", "refused by policy (spam filter, blocklist, or relaying denied)" },
+        { "4.2.2", "mailbox full (over quota), try later" },
+        { "5.9.9", "permanent failure" }, { "4.9.9", "temporary failure" }, { "", "" }, { "2.0.0", "ok" },
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        is_str(md_smtp_enhanced_explain(ex[i].code), ex[i].want, "explain %s", ex[i].code);
+    is_str(md_smtp_enhanced_explain(NULL), "", "explain NULL");
+
+    struct { int code; const char *enh, *text; int want; } gl[] = {
+        { 450, "4.2.0", "Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/", 1 },
+        { 451, "4.7.1", "Please try again later", 1 },
+        { 450, "4.7.1", "Service unavailable", 1 },
+        { 452, "4.2.2", "Mailbox full", 0 },
+        { 550, "5.7.1", "greylisted", 0 },
+        { 421, "4.3.2", "Service shutting down", 0 },
+    };
+    for (size_t i = 0; i < sizeof gl / sizeof gl[0]; i++)
+        is_int(md_smtp_is_greylisting(gl[i].code, gl[i].enh, gl[i].text), gl[i].want, "greylisting: %d %s", gl[i].code, gl[i].text);
+
+    struct { const char *text, *want; } q[] = {
+        { "Ok: queued as 4Bq7Zp3xYzz", "4Bq7Zp3xYzz" },
+        { "2.0.0 OK queued as TEST0001", "TEST0001" },
+        { "OK id=1qXyZa-0003Ab-2C", "1qXyZa-0003Ab-2C" },
+        { "2.0.0 Ok: queued as <ABCD1234@mx.example>", "ABCD1234@mx.example" },
+        { "Ok", NULL }, { "", NULL },
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        char out[64] = "";
+        int got = md_smtp_queue_id(q[i].text, out, sizeof out);
+        is_str(got ? out : NULL, q[i].want, "queue id from '%s'", q[i].text);
+    }
+
+    const char *phases[] = { "connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt" };
+    for (size_t i = 0; i < 7; i++)
+        is_str(md_smtp_phase_name((md_smtp_phase)md_smtp_phase_parse(phases[i])), phases[i], "phase %s round trip", phases[i]);
+    is_int(md_smtp_phase_parse("data"), -1, "data is not a --quit-after phase");
+    is_int(md_smtp_phase_parse("RCPT"), MD_SMTP_PHASE_RCPT, "phases are case-insensitive");
+    is_str(md_smtp_outcome_name(MD_SMTP_DEFERRED), "deferred", "outcome name");
+
+    /* Bad requests are refused before any network work. */
+    md_error err;
+    md_smtp_ctx *ctx = md_smtp_ctx_new(NULL, &err);
+    ok(ctx != NULL, "context");
+    md_smtp_result res;
+    struct { md_smtp_request rq; const char *what; } bad[] = {
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com\r\nRCPT TO:<c@x>", .quit_after = MD_SMTP_PHASE_RCPT }, "CRLF in recipient" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com>", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "bracket in sender" },
+        { { .server = "[::1]:25", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "IPv6 literal" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com" }, "no message" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT, .auth_user = "u", .auth_password = "p\nw" }, "CRLF in password" },
+        { { .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "direct without resolver" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        is_int(md_smtp_send(ctx, &bad[i].rq, &res, &err), MD_CONFIG, "refused: %s", bad[i].what);
+        md_smtp_result_clear(&res);
+    }
+    md_smtp_ctx_free(ctx);
+    md_smtp_ctx_free(NULL);
+    md_smtp_result_clear(NULL);
+    return tap_done();
+}

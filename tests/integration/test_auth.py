@@ -161,4 +161,4 @@ class Auth(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    mdlab.run_tests()
+    sys.exit(mdlab.run_tests())

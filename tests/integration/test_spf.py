@@ -351,4 +351,4 @@ class Lint(SpfCase):
 
 
 if __name__ == "__main__":
-    mdlab.run_tests()
+    sys.exit(mdlab.run_tests())

@@ -98,4 +98,4 @@ class Valgrind(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    mdlab.run_tests()
+    sys.exit(mdlab.run_tests())

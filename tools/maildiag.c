@@ -19,10 +19,12 @@ static const struct tool {
     const char *what;
 } tools[] = {
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
-    { "user", "the accounts behind an address and the states that stop the product's emails" },
-    { "selfcheck", "self-service help for a missing email that never tells whether an account exists" },
+    { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
+    { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },
     { "send", "send the verify/reset/username email now and show the server's answer" },
     { "token", "check (or issue) the signed token of a verify or reset link" },
+    { "user", "the accounts behind an address and the states that stop the product's emails" },
+    { "selfcheck", "self-service help for a missing email that never tells whether an account exists" },
 };
 
 static void list_tools(FILE *out)

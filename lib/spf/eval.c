@@ -1,0 +1,1141 @@
+/*
+ * lib/spf eval: check_host() (RFC 7208 section 4) walked over lib/dns, and
+ * the combination with libspf2's verdict.  See spf.h for why the walk
+ * exists beside libspf2.
+ *
+ * DNS: every answer is fetched once into a per-evaluation table (the
+ * "prefetch"), which libspf2's DNS layer then reads, so both engines see the
+ * same data and the trace lists every query with its outcome.
+ */
+#include "config.h"
+#include "spf-int.h"
+#include "dns/name.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 32
+
+typedef struct memo {
+    char *name;
+    int type;
+    md_dns_answer *ans;
+    struct memo *next;
+} memo;
+
+typedef struct ev {
+    md_dns *dns;
+    int64_t deadline;
+    int family;                 /* 4 or 6 (v4-mapped IPv6 is 4) */
+    unsigned char ip[16];
+    char ipstr[48];             /* canonical text */
+    char inib[80];              /* %{i}: dotted quad or dotted nibbles */
+    char *sender, *local, *sdomain, *helo;
+    const char *receiver;
+    const char *cur;            /* %{d} */
+    char *pval;                 /* %{p} last computed */
+    char tbuf[24];
+    int lookups, voids;
+    memo *memo;
+    json_t *queries;
+    const char *origin;         /* "walk" or "libspf2" */
+    /* verdict details */
+    const char *err_id;         /* finding id explaining an error result */
+    char error[320];
+    char mechanism[300];
+    char *explanation;
+    int withheld;               /* TXT strings withheld from libspf2 */
+} ev;
+
+/* Record text for JSON and evidence: control bytes and non-ASCII become
+ * '?' (records are untrusted; JSON strings must be valid UTF-8). */
+static json_t *json_text(const char *data, size_t len)
+{
+    char *b = md_xmalloc(len + 1);
+    md_sanitize(b, len + 1, data, len);
+    json_t *j = json_string(b);
+    free(b);
+    return j;
+}
+
+/* --- DNS: one table per evaluation ------------------------------------ */
+
+typedef struct slot {
+    int done;
+    md_dns_answer *ans;
+} slot;
+
+static void slot_cb(void *arg, const md_dns_answer *a)
+{
+    slot *s = arg;
+    s->ans = md_dns_answer_copy(a);
+    s->done = 1;
+}
+
+static int name_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 253)
+        return 0;
+    size_t lab = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (n[i] == '.') {
+            if (lab == 0)
+                return 0;
+            lab = 0;
+        } else if (++lab > 63) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static md_dns_answer *fake_answer(const char *name, int type, md_dns_outcome o, const char *why)
+{
+    md_dns_answer *a = md_xcalloc(1, sizeof *a);
+    a->outcome = o;
+    a->type = type;
+    a->qname = md_xstrdup(name);
+    snprintf(a->detail, sizeof a->detail, "%s", why);
+    return a;
+}
+
+static const char *type_name(int t)
+{
+    switch (t) {
+    case MD_DNS_A: return "A";
+    case MD_DNS_AAAA: return "AAAA";
+    case MD_DNS_MX: return "MX";
+    case MD_DNS_TXT: return "TXT";
+    case MD_DNS_PTR: return "PTR";
+    default: return "?";
+    }
+}
+
+static const md_dns_answer *lookup(ev *e, const char *qname, int type)
+{
+    char *name = md_xstrdup(qname);
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < nl; i++)
+        name[i] = (char)tolower((unsigned char)name[i]);
+    if (nl > 1 && name[nl - 1] == '.')
+        name[--nl] = '\0';
+    for (memo *m = e->memo; m; m = m->next)
+        if (m->type == type && strcmp(m->name, name) == 0) {
+            free(name);
+            return m->ans;
+        }
+    md_dns_answer *ans;
+    if (!name_valid(name)) {
+        /* RFC 7208 4.3/5: a name no query can be made for is treated as
+         * non-existent. */
+        ans = fake_answer(name, type, MD_DNS_NXDOMAIN, "not a valid domain name: not queried");
+    } else if (md_now_ms() > e->deadline) {
+        ans = fake_answer(name, type, MD_DNS_TIMEOUT, "evaluation time limit reached: not queried");
+    } else {
+        slot s = { 0 };
+        md_dns_query(e->dns, name, type, slot_cb, &s);
+        while (!s.done)
+            if (md_dns_step(e->dns, -1) == 0 && !s.done)
+                break;
+        ans = s.done ? s.ans : fake_answer(name, type, MD_DNS_ERROR, "internal: query lost");
+    }
+    memo *m = md_xcalloc(1, sizeof *m);
+    m->name = name;
+    m->type = type;
+    m->ans = ans;
+    m->next = e->memo;
+    e->memo = m;
+    json_t *q = json_pack("{s:o, s:s, s:s, s:I, s:s}", "name", json_text(name, strlen(name)),
+                          "type", type_name(type),
+                          "outcome", md_dns_outcome_name(ans->outcome), "records", (json_int_t)ans->n,
+                          "by", e->origin);
+    if (ans->detail[0])
+        json_object_set_new(q, "detail", json_string(ans->detail));
+    json_array_append_new(e->queries, q);
+    return ans;
+}
+
+static int is_void(const md_dns_answer *a)
+{
+    return a->outcome == MD_DNS_NXDOMAIN || a->outcome == MD_DNS_NODATA
+        || (a->outcome == MD_DNS_ANSWER && a->n == 0);
+}
+
+static int is_temp(const md_dns_answer *a)
+{
+    return md_dns_outcome_is_temporary(a->outcome);
+}
+
+/* --- helpers ------------------------------------------------------------ */
+
+static int cidr_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+static int addr_match(const ev *e, const md_dns_answer *a, int c4, int c6)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const md_dns_addr *ad = &a->addr[i];
+        if (e->family == 4 && ad->family == AF_INET && cidr_match(ad->bytes, e->ip, c4 < 0 ? 32 : c4))
+            return 1;
+        if (e->family == 6 && ad->family == AF_INET6 && cidr_match(ad->bytes, e->ip, c6 < 0 ? 128 : c6))
+            return 1;
+    }
+    return 0;
+}
+
+static void fail_with(ev *e, const char *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_with(ev *e, const char *id, const char *fmt, ...)
+{
+    if (e->err_id != NULL)
+        return;   /* keep the first, innermost cause */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->error, sizeof e->error, fmt, ap);
+    va_end(ap);
+    e->err_id = id;
+}
+
+static void reverse_name(const ev *e, char *out, size_t size)
+{
+    if (e->family == 4) {
+        snprintf(out, size, "%u.%u.%u.%u.in-addr.arpa", e->ip[3], e->ip[2], e->ip[1], e->ip[0]);
+        return;
+    }
+    size_t n = 0;
+    for (int i = 15; i >= 0; i--)
+        n += (size_t)snprintf(out + n, size - n, "%x.%x.", e->ip[i] & 0xf, e->ip[i] >> 4);
+    snprintf(out + n, size - n, "ip6.arpa");
+}
+
+static int is_subdomain(const char *name, const char *dom)
+{
+    size_t nl = strlen(name), dl = strlen(dom);
+    if (dl > 0 && dom[dl - 1] == '.')
+        dl--;
+    if (nl > 0 && name[nl - 1] == '.')
+        nl--;
+    if (nl == dl)
+        return strncasecmp(name, dom, nl) == 0;
+    return nl > dl && name[nl - dl - 1] == '.' && strncasecmp(name + nl - dl, dom, dl) == 0;
+}
+
+/* PTR names of the client that resolve back to it (RFC 7208 5.5), at most
+ * MD_SPF_MAX_NAMES looked at; DNS errors skip a name. */
+static char **validated_names(ev *e, size_t *n)
+{
+    char rev[80];
+    char **out = NULL;
+    *n = 0;
+    reverse_name(e, rev, sizeof rev);
+    const md_dns_answer *p = lookup(e, rev, MD_DNS_PTR);
+    if (p->outcome != MD_DNS_ANSWER)
+        return NULL;
+    size_t lim = p->n < MD_SPF_MAX_NAMES ? p->n : MD_SPF_MAX_NAMES;
+    char **names = md_xcalloc(lim + 1, sizeof *names);
+    for (size_t i = 0; i < lim; i++)
+        names[i] = md_xstrdup(p->names[i]);
+    for (size_t i = 0; i < lim; i++) {
+        const md_dns_answer *a = lookup(e, names[i], e->family == 4 ? MD_DNS_A : MD_DNS_AAAA);
+        if (a->outcome == MD_DNS_ANSWER && addr_match(e, a, -1, -1)) {
+            out = md_xrealloc(out, (*n + 1) * sizeof *out);
+            out[(*n)++] = names[i];
+            names[i] = NULL;
+        }
+    }
+    for (size_t i = 0; i < lim; i++)
+        free(names[i]);
+    free(names);
+    return out;
+}
+
+static void free_names(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static const char *macro_var(void *arg, char l)
+{
+    ev *e = arg;
+    switch (l) {
+    case 's': return e->sender;
+    case 'l': return e->local;
+    case 'o': return e->sdomain;
+    case 'd': return e->cur;
+    case 'i': return e->inib;
+    case 'v': return e->family == 4 ? "in-addr" : "ip6";
+    case 'h': return e->helo ? e->helo : "";
+    case 'c': return e->ipstr;
+    case 'r': return e->receiver;
+    case 't':
+        snprintf(e->tbuf, sizeof e->tbuf, "%lld", (long long)time(NULL));
+        return e->tbuf;
+    case 'p': {
+        size_t n;
+        char **v = validated_names(e, &n);
+        free(e->pval);
+        e->pval = NULL;
+        for (size_t i = 0; i < n && !e->pval; i++)
+            if (is_subdomain(v[i], e->cur))
+                e->pval = md_xstrdup(v[i]);
+        if (!e->pval)
+            e->pval = md_xstrdup(n > 0 ? v[0] : "unknown");
+        free_names(v, n);
+        return e->pval;
+    }
+    default: return "";
+    }
+}
+
+/* Expands a domain-spec and shortens it to 253 characters by dropping
+ * labels on the left (RFC 7208 7.3). */
+static char *expand_domain(ev *e, const char *spec)
+{
+    spf_macro_vars v = { macro_var, e };
+    char *s = spf_macro_expand(spec, strlen(spec), &v, 0);
+    if (s == NULL)
+        return NULL;
+    size_t len = strlen(s);
+    if (len > 0 && s[len - 1] == '.')
+        s[--len] = '\0';
+    char *p = s;
+    while (strlen(p) > 253) {
+        char *dot = strchr(p, '.');
+        if (dot == NULL)
+            break;
+        p = dot + 1;
+    }
+    if (p != s)
+        memmove(s, p, strlen(p) + 1);
+    return s;
+}
+
+/* --- check_host() ------------------------------------------------------- */
+
+enum { NOMATCH = 0, MATCH = 1, ERROR = 2 };
+
+static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
+                              json_t *siblings, int depth);
+
+/* Counts one DNS-querying term (RFC 7208 4.6.4): 0, or -1 over the limit. */
+static int count_term(ev *e, json_t *node, const spf_term *t, const char *what)
+{
+    e->lookups++;
+    json_object_set_new(node, "lookups",
+                        json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
+    if (e->lookups > MD_SPF_MAX_TERMS) {
+        fail_with(e, "spf.lookup_limit",
+                  "more than %d DNS-querying terms in total: '%s' in %s is number %d",
+                  MD_SPF_MAX_TERMS, t ? t->text : what, e->cur, e->lookups);
+        return -1;
+    }
+    return 0;
+}
+
+static int count_void(ev *e, const char *what)
+{
+    if (++e->voids > MD_SPF_MAX_VOID) {
+        fail_with(e, "spf.void_limit", "more than %d void lookups: '%s' in %s is number %d",
+                  MD_SPF_MAX_VOID, what, e->cur, e->voids);
+        return -1;
+    }
+    return 0;
+}
+
+static int temp_error(ev *e, const md_dns_answer *a, const char *what)
+{
+    fail_with(e, "spf.dns_temporary", "DNS %s lookup of %s for '%s' failed: %s%s%s",
+              type_name(a->type), a->qname, what, md_dns_outcome_name(a->outcome),
+              a->detail[0] ? ": " : "", a->detail);
+    return ERROR;
+}
+
+static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node, json_t *children,
+                     int depth, md_spf_code *code)
+{
+    char *target = NULL;
+    int rc = NOMATCH;
+
+    switch (t->mech) {
+    case M_ALL:
+        return MATCH;
+    case M_IP4:
+        return e->family == 4 && cidr_match(t->addr, e->ip, t->c4 < 0 ? 32 : t->c4);
+    case M_IP6:
+        return e->family == 6 && cidr_match(t->addr, e->ip, t->c6 < 0 ? 128 : t->c6);
+    default:
+        break;
+    }
+    if (count_term(e, node, t, NULL) != 0) {
+        *code = MD_SPF_PERMERROR;
+        return ERROR;
+    }
+    target = t->arg ? expand_domain(e, t->arg) : md_xstrdup(domain);
+    if (target == NULL) {
+        fail_with(e, "spf.syntax", "cannot expand the macros of '%s' in %s", t->text, domain);
+        *code = MD_SPF_PERMERROR;
+        return ERROR;
+    }
+    int atype = e->family == 4 ? MD_DNS_A : MD_DNS_AAAA;
+    switch (t->mech) {
+    case M_A: {
+        const md_dns_answer *a = lookup(e, target, atype);
+        if (is_temp(a)) {
+            rc = temp_error(e, a, t->text);
+            *code = MD_SPF_TEMPERROR;
+        } else if (is_void(a)) {
+            if (count_void(e, t->text) != 0) {
+                *code = MD_SPF_PERMERROR;
+                rc = ERROR;
+            }
+        } else {
+            rc = addr_match(e, a, t->c4, t->c6);
+        }
+        break;
+    }
+    case M_MX: {
+        const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
+        if (is_temp(m)) {
+            rc = temp_error(e, m, t->text);
+            *code = MD_SPF_TEMPERROR;
+            break;
+        }
+        if (is_void(m)) {
+            if (count_void(e, t->text) != 0) {
+                *code = MD_SPF_PERMERROR;
+                rc = ERROR;
+            }
+            break;
+        }
+        if (m->n > MD_SPF_MAX_NAMES) {
+            fail_with(e, "spf.mx_limit", "'%s' in %s: %s has %zu MX records, over the limit of %d",
+                      t->text, domain, target, m->n, MD_SPF_MAX_NAMES);
+            *code = MD_SPF_PERMERROR;
+            rc = ERROR;
+            break;
+        }
+        size_t n = m->n;
+        char **hosts = md_xcalloc(n + 1, sizeof *hosts);
+        for (size_t i = 0; i < n; i++)
+            hosts[i] = md_xstrdup(m->mx[i].host);
+        for (size_t i = 0; i < n && rc == NOMATCH; i++) {
+            if (hosts[i][0] == '\0')
+                continue;   /* null MX "." */
+            const md_dns_answer *a = lookup(e, hosts[i], atype);
+            if (is_temp(a)) {
+                rc = temp_error(e, a, t->text);
+                *code = MD_SPF_TEMPERROR;
+            } else if (a->outcome == MD_DNS_ANSWER && addr_match(e, a, t->c4, t->c6)) {
+                rc = MATCH;
+            }
+        }
+        free_names(hosts, n);
+        break;
+    }
+    case M_PTR: {
+        char rev[80];
+        reverse_name(e, rev, sizeof rev);
+        const md_dns_answer *p = lookup(e, rev, MD_DNS_PTR);
+        if (is_void(p) && count_void(e, t->text) != 0) {
+            *code = MD_SPF_PERMERROR;
+            rc = ERROR;
+            break;
+        }
+        size_t n;
+        char **v = validated_names(e, &n);
+        for (size_t i = 0; i < n && rc == NOMATCH; i++)
+            if (is_subdomain(v[i], target))
+                rc = MATCH;
+        free_names(v, n);
+        break;
+    }
+    case M_EXISTS: {
+        const md_dns_answer *a = lookup(e, target, MD_DNS_A);
+        if (is_temp(a)) {
+            rc = temp_error(e, a, t->text);
+            *code = MD_SPF_TEMPERROR;
+        } else if (is_void(a)) {
+            if (count_void(e, t->text) != 0) {
+                *code = MD_SPF_PERMERROR;
+                rc = ERROR;
+            }
+        } else {
+            rc = MATCH;
+        }
+        break;
+    }
+    case M_INCLUDE: {
+        md_spf_code r = check_host(e, target, 0, "include", children, depth + 1);
+        switch (r) {
+        case MD_SPF_PASS: rc = MATCH; break;
+        case MD_SPF_FAIL: case MD_SPF_SOFTFAIL: case MD_SPF_NEUTRAL: rc = NOMATCH; break;
+        case MD_SPF_NONE:
+            fail_with(e, "spf.include_no_record", "'%s' in %s: %s has no SPF record",
+                      t->text, domain, target);
+            *code = MD_SPF_PERMERROR;
+            rc = ERROR;
+            break;
+        default:
+            *code = r;
+            rc = ERROR;
+            break;
+        }
+        break;
+    }
+    }
+    free(target);
+    return rc;
+}
+
+/* RFC 7208 6.2: the explanation, or NULL when there is none to be had. */
+static char *explanation(ev *e, const char *spec)
+{
+    char *name = expand_domain(e, spec);
+    if (name == NULL)
+        return NULL;
+    const md_dns_answer *a = lookup(e, name, MD_DNS_TXT);
+    free(name);
+    if (a->outcome != MD_DNS_ANSWER || a->n != 1)
+        return NULL;
+    const md_dns_txt *t = &a->txt[0];
+    if (memchr(t->data, '\0', t->len) != NULL)
+        return NULL;
+    spf_macro_vars v = { macro_var, e };
+    return spf_macro_expand(t->data, t->len, &v, 1);
+}
+
+static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
+                              json_t *siblings, int depth)
+{
+    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
+                             "via", via, "record", "lookups", 0);
+    json_t *children = json_array();
+    json_array_append_new(siblings, node);
+    json_object_set_new(node, "children", children);
+    md_spf_code code = MD_SPF_NEUTRAL;
+    spf_record *rec = NULL;
+    const char *saved_cur = e->cur;
+    e->cur = domain;
+
+    if (depth > MAX_DEPTH) {
+        fail_with(e, "spf.lookup_limit", "include/redirect nesting deeper than %d", MAX_DEPTH);
+        code = MD_SPF_PERMERROR;
+        goto done;
+    }
+    /* RFC 7208 4.4, 4.5: the TXT records at the domain, exactly one "v=spf1". */
+    const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
+    if (is_temp(a)) {
+        temp_error(e, a, "record lookup");
+        code = MD_SPF_TEMPERROR;
+        goto done;
+    }
+    const md_dns_txt *found = NULL;
+    size_t nfound = 0;
+    for (size_t i = 0; a->outcome == MD_DNS_ANSWER && i < a->n; i++)
+        if (md_spf_is_record(a->txt[i].data, a->txt[i].len)) {
+            found = &a->txt[i];
+            nfound++;
+        }
+    if (nfound == 0) {
+        code = MD_SPF_NONE;
+        goto done;
+    }
+    if (nfound > 1) {
+        fail_with(e, "spf.multiple_records", "%s publishes %zu SPF records (RFC 7208 4.5: permerror)",
+                  domain, nfound);
+        code = MD_SPF_PERMERROR;
+        goto done;
+    }
+    json_object_set_new(node, "record", json_text(found->data, found->len));
+    rec = spf_record_parse(found->data, found->len);
+    if (rec->bad || memchr(found->data, '\0', found->len) != NULL) {
+        fail_with(e, "spf.syntax", "syntax error in the record of %s %s", domain,
+                  rec->bad ? rec->error : "(NUL byte)");
+        json_object_set_new(node, "error", json_string(rec->error));
+        code = MD_SPF_PERMERROR;
+        goto done;
+    }
+    for (size_t i = 0; i < rec->nterms; i++) {
+        const spf_term *t = &rec->terms[i];
+        md_spf_code ec = MD_SPF_PERMERROR;
+        int m = eval_term(e, t, domain, node, children, depth, &ec);
+        if (m == ERROR) {
+            code = ec;
+            goto done;
+        }
+        if (m == MATCH) {
+            switch (t->qual) {
+            case '-': code = MD_SPF_FAIL; break;
+            case '~': code = MD_SPF_SOFTFAIL; break;
+            case '?': code = MD_SPF_NEUTRAL; break;
+            default: code = MD_SPF_PASS; break;
+            }
+            json_object_set_new(node, "matched", json_string(t->text));
+            if (depth == 0 || strcmp(via, "redirect") == 0)
+                snprintf(e->mechanism, sizeof e->mechanism, "%s", t->text);
+            if (code == MD_SPF_FAIL && want_exp && rec->exp) {
+                free(e->explanation);
+                e->explanation = explanation(e, rec->exp);
+            }
+            goto done;
+        }
+    }
+    /* RFC 7208 6.1: redirect only when no mechanism matched (so never when
+     * the record has "all", which always matches). */
+    if (rec->redirect) {
+        if (count_term(e, node, NULL, "redirect") != 0) {
+            code = MD_SPF_PERMERROR;
+            goto done;
+        }
+        char *target = expand_domain(e, rec->redirect);
+        if (target == NULL) {
+            fail_with(e, "spf.syntax", "cannot expand redirect=%s in %s", rec->redirect, domain);
+            code = MD_SPF_PERMERROR;
+            goto done;
+        }
+        code = check_host(e, target, want_exp, "redirect", children, depth + 1);
+        if (code == MD_SPF_NONE) {
+            fail_with(e, "spf.redirect_no_record", "redirect=%s in %s: %s has no SPF record",
+                      rec->redirect, domain, target);
+            code = MD_SPF_PERMERROR;
+        }
+        free(target);
+        goto done;
+    }
+    code = MD_SPF_NEUTRAL;
+done:
+    json_object_set_new(node, "result", json_string(md_spf_code_name(code)));
+    spf_record_free(rec);
+    e->cur = saved_cur;
+    return code;
+}
+
+/* --- request ------------------------------------------------------------ */
+
+/* RFC 7208 4.3: a usable, multi-label domain name. */
+static int domain_ok(const char *d)
+{
+    if (d == NULL || *d == '\0' || d[0] == '[' || strchr(d, '.') == NULL)
+        return 0;
+    char *c = md_xstrdup(d);
+    size_t l = strlen(c);
+    if (l > 1 && c[l - 1] == '.')
+        c[l - 1] = '\0';
+    int ok = name_valid(c) && strchr(c, '.') != NULL;
+    free(c);
+    return ok;
+}
+
+static int set_ip(ev *e, const char *ip)
+{
+    unsigned char b[16];
+    if (ip == NULL)
+        return -1;
+    if (inet_pton(AF_INET, ip, b) == 1) {
+        e->family = 4;
+        memcpy(e->ip, b, 4);
+    } else if (inet_pton(AF_INET6, ip, b) == 1) {
+        static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+        if (memcmp(b, mapped, 12) == 0) {
+            e->family = 4;
+            memcpy(e->ip, b + 12, 4);
+        } else {
+            e->family = 6;
+            memcpy(e->ip, b, 16);
+        }
+    } else {
+        return -1;
+    }
+    inet_ntop(e->family == 4 ? AF_INET : AF_INET6, e->ip, e->ipstr, sizeof e->ipstr);
+    if (e->family == 4) {
+        snprintf(e->inib, sizeof e->inib, "%s", e->ipstr);
+    } else {
+        size_t n = 0;
+        for (int i = 0; i < 16; i++)
+            n += (size_t)snprintf(e->inib + n, sizeof e->inib - n, "%s%x.%x", i ? "." : "",
+                                  e->ip[i] >> 4, e->ip[i] & 0xf);
+    }
+    return 0;
+}
+
+static void ev_clear(ev *e)
+{
+    memo *m = e->memo;
+    while (m) {
+        memo *n = m->next;
+        md_dns_answer_free(m->ans);
+        free(m->name);
+        free(m);
+        m = n;
+    }
+    free(e->sender);
+    free(e->local);
+    free(e->sdomain);
+    free(e->helo);
+    free(e->pval);
+    free(e->explanation);
+    json_decref(e->queries);
+}
+
+/* The libspf2 DNS layer reads the same table; anything the walk did not
+ * need is asked through lib/dns and marked "libspf2" in the trace. */
+static const md_dns_answer *libspf2_lookup(void *arg, const char *name, int type)
+{
+    ev *e = arg;
+    return lookup(e, name, type);
+}
+
+/* Quotes a header value when it is not a plain token (RFC 5322 atoms plus
+ * '@' and '.'); untrusted input is sanitized first. */
+static char *hdr_value(const char *v)
+{
+    char s[300];
+    md_sanitize(s, sizeof s, v ? v : "", v ? strlen(v) : 0);
+    int plain = s[0] != '\0';
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-/=?^_`{|}~.@:", *p) == NULL)
+            plain = 0;
+    if (plain)
+        return md_xstrdup(s);
+    char q[620];
+    size_t n = 0;
+    q[n++] = '"';
+    for (const char *p = s; *p && n < sizeof q - 3; p++) {
+        if (*p == '"' || *p == '\\')
+            q[n++] = '\\';
+        q[n++] = *p;
+    }
+    q[n++] = '"';
+    q[n] = '\0';
+    return md_xstrdup(q);
+}
+
+static void headers(ev *e, const md_spf_request *req, md_spf_code code, const char *domain,
+                    json_t *out)
+{
+    char dom[256], cm[600];
+    md_sanitize(dom, sizeof dom, domain, strlen(domain));
+    switch (code) {
+    case MD_SPF_NONE:
+        snprintf(cm, sizeof cm, "domain of %s does not provide an SPF record", dom); break;
+    case MD_SPF_NEUTRAL:
+        snprintf(cm, sizeof cm, "%s is neither permitted nor denied by domain of %s", e->ipstr, dom); break;
+    case MD_SPF_PASS:
+        snprintf(cm, sizeof cm, "domain of %s designates %s as permitted sender", dom, e->ipstr); break;
+    case MD_SPF_FAIL:
+        snprintf(cm, sizeof cm, "domain of %s does not designate %s as permitted sender", dom, e->ipstr); break;
+    case MD_SPF_SOFTFAIL:
+        snprintf(cm, sizeof cm, "transitioning domain of %s does not designate %s as permitted sender",
+                 dom, e->ipstr); break;
+    case MD_SPF_TEMPERROR:
+        snprintf(cm, sizeof cm, "error in processing during lookup of %s", dom); break;
+    default:
+        snprintf(cm, sizeof cm, "permanent error in processing domain of %s", dom); break;
+    }
+    for (char *p = cm; *p; p++)
+        if (*p == '(' || *p == ')' || *p == '\\')
+            *p = '?';
+    const char *recv = req->receiver ? req->receiver : "maildiag";
+    /* envelope-from is the MAIL FROM as given ("<>" for the null path);
+     * smtp.mailfrom below is the identity that was checked */
+    const char *given = req->sender && *req->sender ? req->sender : "<>";
+    char *from = hdr_value(given), *ident = hdr_value(e->sender), *helo = hdr_value(e->helo ? e->helo : ""),
+         *rcv = hdr_value(recv), *mech = hdr_value(e->mechanism);
+    int helo_id = req->identity == MD_SPF_ID_HELO || req->sender == NULL || req->sender[0] == '\0';
+    char *problem = NULL;
+    if (code == MD_SPF_PERMERROR || code == MD_SPF_TEMPERROR)
+        problem = hdr_value(e->error[0] ? e->error : md_spf_code_name(code));
+    char *rs = md_xasprintf("Received-SPF: %s (%s: %s) client-ip=%s; envelope-from=%s; helo=%s;"
+                            " receiver=%s; identity=%s;%s%s%s%s%s",
+                            md_spf_code_name(code), rcv, cm, e->ipstr, from, helo, rcv,
+                            helo_id ? "helo" : "mailfrom",
+                            e->mechanism[0] ? " mechanism=" : "", e->mechanism[0] ? mech : "",
+                            e->mechanism[0] ? ";" : "",
+                            problem ? " problem=" : "", problem ? problem : "");
+    char *ar = md_xasprintf("Authentication-Results: %s; spf=%s smtp.%s=%s", rcv,
+                            md_spf_code_name(code), helo_id ? "helo" : "mailfrom",
+                            helo_id ? helo : ident);
+    json_object_set_new(out, "received_spf", json_string(rs));
+    json_object_set_new(out, "authentication_results", json_string(ar));
+    free(rs); free(ar); free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
+}
+
+static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,
+                        const char *evidence)
+{
+    json_t *f = json_pack("{s:s, s:s, s:o, s:[]}", "id", id, "severity", md_severity_name(sev),
+                          "summary", json_text(summary, strlen(summary)), "evidence");
+    if (evidence && *evidence)
+        json_array_append_new(json_object_get(f, "evidence"), json_text(evidence, strlen(evidence)));
+    json_array_append_new(findings, f);
+}
+
+static const char *const result_summary[] = {
+    "no SPF record: the receiver sees SPF none",
+    "SPF neutral: the domain neither permits nor denies this address",
+    "SPF pass: the domain designates this address as a permitted sender",
+    "SPF fail: the domain does not permit this address",
+    "SPF softfail: the domain does not permit this address (transitional)",
+    "SPF temperror: a temporary error stopped the evaluation",
+    "SPF permerror: the domain's SPF records cannot be evaluated",
+};
+
+json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
+                            void (*between)(void *arg, json_t *out), void *between_arg,
+                            md_error *err)
+{
+    ev e = { .dns = dns, .origin = "walk" };
+    const char *fault = getenv("MAILDIAG_SPF_FAULT");   /* see libspf2.c */
+    if (fault && strcmp(fault, "walk-hang") == 0)
+        for (;;)
+            pause();
+    if (set_ip(&e, req->ip) != 0) {
+        md_error_set(err, MD_CONFIG, "spf.request", "'%.64s' is not an IPv4 or IPv6 address",
+                     req->ip ? req->ip : "");
+        return NULL;
+    }
+    e.queries = json_array();
+    e.receiver = req->receiver ? req->receiver : "maildiag";
+    e.deadline = md_now_ms() + (int64_t)((req->deadline > 0 ? req->deadline : 20.0) * 1000.0);
+    e.helo = req->helo ? md_xstrdup(req->helo) : NULL;
+    const char *from = req->sender ? req->sender : "";
+    int helo_id = req->identity == MD_SPF_ID_HELO || from[0] == '\0';
+    /* RFC 7208 2.3, 2.4, 4.3: the identity, "postmaster" when the local part
+     * is missing. */
+    if (helo_id) {
+        e.local = md_xstrdup("postmaster");
+        e.sdomain = md_xstrdup(e.helo ? e.helo : "");
+    } else {
+        const char *at = strrchr(from, '@');
+        e.local = at && at > from ? md_xstrndup(from, (size_t)(at - from)) : md_xstrdup("postmaster");
+        e.sdomain = md_xstrdup(at ? at + 1 : from);
+    }
+    e.sender = md_xasprintf("%s@%s", e.local, e.sdomain);
+    const char *domain = req->domain ? req->domain : e.sdomain;
+
+    json_t *tree = json_array();
+    md_spf_code code;
+    if (!domain_ok(domain)) {
+        code = MD_SPF_NONE;
+        fail_with(&e, "spf.invalid_domain", "'%s' is not a usable domain name (RFC 7208 4.3)", domain);
+    } else {
+        code = check_host(&e, domain, 1, "top", tree, 0);
+    }
+    /* check_host() is pure on the domain it was given: keep a trailing dot out. */
+    json_t *out = json_object();
+    json_object_set_new(out, "domain", json_text(domain, strlen(domain)));
+    json_object_set_new(out, "ip", json_string(e.ipstr));
+    json_object_set_new(out, "sender", json_text(e.sender, strlen(e.sender)));
+    json_object_set_new(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
+    json_object_set_new(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
+    json_object_set_new(out, "result", json_string(md_spf_code_name(code)));
+    if (code == MD_SPF_FAIL && e.explanation) {
+        json_object_set_new(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
+        json_object_set_new(out, "explanation_source", json_string("exp"));
+    } else {
+        json_object_set_new(out, "explanation", json_null());
+    }
+    json_object_set_new(out, "lookups", json_integer(e.lookups));
+    json_object_set_new(out, "void_lookups", json_integer(e.voids));
+    json_object_set_new(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
+    json_object_set_new(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
+                                      ? json_string(e.error) : json_null());
+    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+                                                           : json_null());
+    json_decref(tree);
+    headers(&e, req, code, domain, out);
+
+    json_t *findings = json_array();
+    md_severity sev = md_spf_code_severity(code);
+    char id[32];
+    snprintf(id, sizeof id, "spf.%s", md_spf_code_name(code));
+    char ev_line[400];
+    snprintf(ev_line, sizeof ev_line, "%s", e.mechanism[0] ? e.mechanism : "");
+    add_finding(findings, id, sev, result_summary[code], ev_line);
+    if (e.err_id && code >= MD_SPF_TEMPERROR)
+        add_finding(findings, e.err_id, sev, e.error, NULL);
+
+    if (between) {
+        json_object_set_new(out, "findings", json_incref(findings));
+        json_object_set_new(out, "queries", json_incref(e.queries));
+        between(between_arg, out);
+    }
+
+    /* libspf2's verdict on the same data (see spf.h). */
+    json_t *l2 = json_object();
+    int safe_input = 1;
+    for (const char *p = from; *p; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            safe_input = 0;
+    for (const char *p = e.helo ? e.helo : ""; *p; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            safe_input = 0;
+    int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
+    if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
+        || (e.helo && strlen(e.helo) > 255)) {
+        json_object_set_new(l2, "ran", json_false());
+        json_object_set_new(l2, "why", json_string(req->no_libspf2 ? "disabled"
+                            : override ? "domain override (libspf2 checks the sender's domain)"
+                            : "input not safe to hand to libspf2"));
+    } else {
+        spf_libspf2_out lo;
+        e.origin = "libspf2";
+        spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
+                             req->identity == MD_SPF_ID_HELO, e.deadline, isolate, &lo);
+        e.origin = "walk";
+        json_object_set_new(l2, "ran", json_true());
+        if (lo.crashed) {
+            /* The RFC verdict above does not depend on libspf2: keep it, and
+             * say what happened (see libspf2.c). */
+            json_object_set_new(l2, "crashed", json_string(lo.error));
+            add_finding(findings, "spf.libspf2_crashed", MD_SEV_OK,
+                        "libspf2 crashed or hung on this input (isolated); the RFC 7208 result"
+                        " does not depend on it", lo.error);
+            goto l2done;
+        }
+        json_object_set_new(l2, "result", json_string(lo.result));
+        json_object_set_new(l2, "reason", json_string(lo.reason));
+        if (lo.error[0])
+            json_object_set_new(l2, "error", json_string(lo.error));
+        int agree = strcmp(lo.result, md_spf_code_name(code)) == 0;
+        json_object_set_new(l2, "agrees", json_boolean(agree));
+        if (!agree) {
+            char why[600];
+            snprintf(why, sizeof why, "libspf2 1.2.10 says %s, RFC 7208 says %s%s%s", lo.result,
+                     md_spf_code_name(code), e.err_id ? ": " : "", e.err_id ? e.error : "");
+            if (strcmp(lo.reason, "localhost") == 0)
+                snprintf(why, sizeof why, "libspf2 1.2.10 passes loopback clients without"
+                         " evaluating; RFC 7208 evaluates %s like any address: %s",
+                         e.ipstr, md_spf_code_name(code));
+            json_object_set_new(l2, "override", json_string(why));
+            add_finding(findings, "spf.libspf2_differs", MD_SEV_OK,
+                        "libspf2 alone would give a different result; the RFC 7208 result is used",
+                        why);
+        }
+    }
+l2done:
+    json_object_set_new(out, "libspf2", l2);
+    json_object_set_new(out, "queries", json_incref(e.queries));
+    json_object_set_new(out, "findings", findings);
+    ev_clear(&e);
+    return out;
+}
+
+json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
+{
+    return spf_evaluate_staged(dns, req, 1, NULL, NULL, err);
+}
+
+/* --- lint --------------------------------------------------------------- */
+
+/* Lint counts the worst case: every DNS term of the whole include/redirect
+ * tree, as if no mechanism matched, which is what a receiver may spend. */
+static void lint_node(ev *e, const char *domain, const char *via, json_t *siblings, int depth,
+                      json_t *findings, json_t *top)
+{
+    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
+                             "via", via, "record", "lookups", 0);
+    json_t *children = json_array();
+    json_array_append_new(siblings, node);
+    json_object_set_new(node, "children", children);
+    char ev_line[400];
+    if (depth > 12) {
+        json_object_set_new(node, "error", json_string("nested too deep: not followed"));
+        return;
+    }
+    const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
+    if (is_temp(a)) {
+        snprintf(ev_line, sizeof ev_line, "TXT %s: %s %s", domain, md_dns_outcome_name(a->outcome), a->detail);
+        add_finding(findings, "spf.dns_temporary", MD_SEV_UNKNOWN,
+                    "a DNS lookup failed temporarily: receivers would see temperror", ev_line);
+        return;
+    }
+    const md_dns_txt *found = NULL;
+    size_t nfound = 0, wire = 12 + strlen(domain) + 2 + 4;
+    for (size_t i = 0; a->outcome == MD_DNS_ANSWER && i < a->n; i++) {
+        wire += 2 + 10 + a->txt[i].len + a->txt[i].len / 255 + 1;
+        if (md_spf_is_record(a->txt[i].data, a->txt[i].len)) {
+            found = &a->txt[i];
+            nfound++;
+        }
+    }
+    if (nfound == 0) {
+        if (depth == 0) {
+            add_finding(findings, "spf.no_record", MD_SEV_WARNING,
+                        "the domain publishes no SPF record: receivers see SPF none", domain);
+        } else {
+            snprintf(ev_line, sizeof ev_line, "%s:%s has no SPF record (%s)", via, domain,
+                     md_dns_outcome_name(a->outcome));
+            add_finding(findings, "spf.include_no_record", MD_SEV_CRITICAL,
+                        "an include or redirect names a domain without SPF: permerror", ev_line);
+        }
+        return;
+    }
+    if (nfound > 1) {
+        json_t *f = json_pack("{s:s, s:s, s:s, s:[]}", "id", "spf.multiple_records",
+                              "severity", "critical", "summary",
+                              "more than one SPF record: receivers see permerror (RFC 7208 4.5)",
+                              "evidence");
+        for (size_t i = 0; i < a->n; i++)
+            if (md_spf_is_record(a->txt[i].data, a->txt[i].len))
+                json_array_append_new(json_object_get(f, "evidence"),
+                                      json_text(a->txt[i].data, a->txt[i].len));
+        json_array_append_new(findings, f);
+        return;
+    }
+    json_t *rtext = json_text(found->data, found->len);
+    json_object_set(node, "record", rtext);
+    if (depth == 0)
+        json_object_set(top, "record", rtext);
+    json_decref(rtext);
+    if (wire > 512) {
+        snprintf(ev_line, sizeof ev_line, "TXT answer for %s is about %zu bytes", domain, wire);
+        add_finding(findings, "spf.too_long", MD_SEV_WARNING,
+                    "the TXT answer does not fit one 512-byte UDP reply (RFC 7208 3.4)", ev_line);
+    }
+    spf_record *rec = spf_record_parse(found->data, found->len);
+    if (rec->bad) {
+        snprintf(ev_line, sizeof ev_line, "%s: %s", domain, rec->error);
+        add_finding(findings, "spf.syntax", MD_SEV_CRITICAL,
+                    "syntax error in an SPF record: receivers see permerror", ev_line);
+        json_object_set_new(node, "error", json_string(rec->error));
+        spf_record_free(rec);
+        return;
+    }
+    e->cur = domain;
+    for (size_t i = 0; i < rec->nterms; i++) {
+        const spf_term *t = &rec->terms[i];
+        snprintf(ev_line, sizeof ev_line, "%s in %s", t->text, domain);
+        if (t->mech == M_ALL && t->qual == '+')
+            add_finding(findings, "spf.pass_all", MD_SEV_CRITICAL,
+                        "'+all' lets every address on the Internet pass", ev_line);
+        /* ?all inside an include only means "no match" there: harmless */
+        if (t->mech == M_ALL && t->qual == '?' && strcmp(via, "include") != 0)
+            add_finding(findings, "spf.neutral_all", MD_SEV_WARNING,
+                        "'?all' makes every other address neutral: SPF protects nothing", ev_line);
+        if (t->mech == M_PTR)
+            add_finding(findings, "spf.ptr", MD_SEV_WARNING,
+                        "the ptr mechanism is slow and unreliable; RFC 7208 5.5 says do not use it",
+                        ev_line);
+        if (t->mech == M_ALL || t->mech == M_IP4 || t->mech == M_IP6)
+            continue;
+        e->lookups++;
+        json_object_set_new(node, "lookups",
+                            json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
+        if (t->arg && strchr(t->arg, '%')) {
+            json_array_append_new(children, json_pack("{s:s, s:s}", "term", t->text,
+                                  "note", "target uses macros: depends on the sender, not followed"));
+            continue;
+        }
+        const char *target = t->arg ? t->arg : domain;
+        if (t->mech == M_INCLUDE) {
+            lint_node(e, target, "include", children, depth + 1, findings, top);
+            e->cur = domain;
+        } else if (t->mech == M_MX) {
+            const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
+            if (is_void(m))
+                e->voids++;
+            else if (m->n > MD_SPF_MAX_NAMES)
+                add_finding(findings, "spf.mx_limit", MD_SEV_CRITICAL,
+                            "an mx term names more than 10 MX hosts: permerror", ev_line);
+        } else if (t->mech == M_A) {
+            const md_dns_answer *a4 = lookup(e, target, MD_DNS_A);
+            const md_dns_answer *a6 = lookup(e, target, MD_DNS_AAAA);
+            if (is_void(a4) && is_void(a6))
+                e->voids++;
+        } else if (t->mech == M_EXISTS) {
+            if (is_void(lookup(e, target, MD_DNS_A)))
+                e->voids++;
+        }
+    }
+    if (rec->redirect) {
+        if (rec->has_all) {
+            snprintf(ev_line, sizeof ev_line, "redirect=%s in %s", rec->redirect, domain);
+            add_finding(findings, "spf.redirect_ignored", MD_SEV_WARNING,
+                        "redirect= is never used because the record has 'all' (RFC 7208 6.1)",
+                        ev_line);
+        } else {
+            e->lookups++;
+            json_object_set_new(node, "lookups",
+                                json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
+            if (strchr(rec->redirect, '%') == NULL)
+                lint_node(e, rec->redirect, "redirect", children, depth + 1, findings, top);
+        }
+    }
+    spf_record_free(rec);
+}
+
+json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
+{
+    /* IDN given by a person: A-labels first (names with '_', such as
+     * _spf.example.com, are fine as they are) */
+    char ascii[MD_DNS_NAME_MAX + 1];
+    const char *domain = domain_in;
+    for (const char *p = domain_in; *p; p++)
+        if ((unsigned char)*p >= 0x80) {
+            if (md_dns_name_normalize(domain_in, ascii, sizeof ascii, NULL, 0, err) != MD_OK)
+                return NULL;
+            domain = ascii;
+            break;
+        }
+    if (!domain_ok(domain)) {
+        md_error_set(err, MD_CONFIG, "spf.lint", "'%.80s' is not a usable domain name", domain);
+        return NULL;
+    }
+    ev e = { .dns = dns, .origin = "lint", .family = 4 };
+    e.queries = json_array();
+    e.deadline = md_now_ms() + 30000;
+    e.receiver = "maildiag";
+    json_t *out = json_pack("{s:o, s:n}", "domain", json_text(domain, strlen(domain)), "record");
+    json_t *tree = json_array(), *findings = json_array();
+    lint_node(&e, domain, "top", tree, 0, findings, out);
+    char line[200];
+    snprintf(line, sizeof line, "%d DNS-querying terms over the whole tree", e.lookups);
+    if (e.lookups > MD_SPF_MAX_TERMS)
+        add_finding(findings, "spf.lookup_limit", MD_SEV_CRITICAL,
+                    "more than 10 DNS-querying terms: receivers may see permerror", line);
+    else if (e.lookups >= MD_SPF_MAX_TERMS - 1)
+        add_finding(findings, "spf.lookups_near_limit", MD_SEV_WARNING,
+                    "close to the limit of 10 DNS-querying terms", line);
+    snprintf(line, sizeof line, "%d void lookups (NXDOMAIN or no data)", e.voids);
+    if (e.voids > MD_SPF_MAX_VOID)
+        add_finding(findings, "spf.void_limit", MD_SEV_CRITICAL,
+                    "more than 2 void lookups: receivers see permerror", line);
+    else if (e.voids > 0)
+        add_finding(findings, "spf.void_lookups", MD_SEV_WARNING,
+                    "terms name domains that do not exist or have no address", line);
+    int bad = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(findings, i, f)
+        if (strcmp(json_string_value(json_object_get(f, "severity")), "ok") != 0)
+            bad = 1;
+    if (!bad)
+        add_finding(findings, "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits",
+                    json_string_value(json_object_get(out, "record")));
+    json_object_set_new(out, "lookups", json_integer(e.lookups));
+    json_object_set_new(out, "void_lookups", json_integer(e.voids));
+    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+                                                           : json_null());
+    json_decref(tree);
+    json_object_set_new(out, "queries", json_incref(e.queries));
+    json_object_set_new(out, "findings", findings);
+    ev_clear(&e);
+    return out;
+}

@@ -1,0 +1,591 @@
+/*
+ * lib/spf pool: worker processes for SPF evaluation (see pool.h).
+ *
+ * Protocol.  The parent writes one JSON request a line.  A worker answers
+ * with one frame, "F STATUS LENGTH\n" then LENGTH bytes: the result in the
+ * pool's output form (a JSON object, or the report already rendered as a
+ * JSON line or text, so the serial parent only copies bytes); STATUS is its
+ * worst severity (0-3).
+ *
+ * libspf2 runs inside the worker.  When a worker dies or overruns with
+ * libspf2 in play, the request is run again on a fresh worker without
+ * libspf2, carrying the crash note: the RFC 7208 result survives (finding
+ * spf.libspf2_crashed) and only the rare crash pays twice.  If that run
+ * fails too, the result is temperror with spf.engine_failed.
+ */
+#include "config.h"
+#include "pool.h"
+#include "spf-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FRAME_MAX (8u << 20)   /* one result; bigger means a runaway worker */
+
+#define DEPTH_MAX 16
+
+typedef struct job {
+    void *tag;
+    json_t *req;
+    int retried;             /* already run again without libspf2 */
+} job;
+
+/* A worker evaluates its queue in order, so results come back in order:
+ * the head job is the one running.  Several jobs in flight per worker keep
+ * it busy while the parent reads and writes. */
+typedef struct worker {
+    pid_t pid;
+    int to, from;            /* request pipe (write end), result pipe (read end) */
+    job q[DEPTH_MAX];        /* ring: q[head] .. q[head + n - 1] */
+    unsigned head, n;
+    int64_t started;         /* when the head job started (about) */
+    char *buf;
+    size_t len, cap;
+} worker;
+
+struct md_spf_pool {
+    worker *w;
+    unsigned n, depth;
+    md_dns_config dns;
+    char **servers;
+    int64_t deadline_ms;
+    md_spf_output output;
+    char *tool;
+    unsigned text_flags;
+};
+
+void md_spf_result_clear(md_spf_result *r)
+{
+    if (r == NULL)
+        return;
+    json_decref(r->obj);
+    free(r->rendered);
+    memset(r, 0, sizeof *r);
+}
+
+static md_severity worst_finding(json_t *obj)
+{
+    md_severity w = MD_SEV_OK;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(obj, "findings"), i, f) {
+        int s = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
+        w = md_severity_worst(w, s < 0 ? MD_SEV_UNKNOWN : (md_severity)s);
+    }
+    return w;
+}
+
+/* The object in the pool's output form: rendered bytes, or the object. */
+static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
+{
+    out->status = worst_finding(obj);
+    if (p->output == MD_SPF_OUT_OBJECT) {
+        out->obj = obj;
+        return;
+    }
+    if (p->output == MD_SPF_OUT_JSON) {
+        json_t *j = spf_report_json(obj);
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        json_decref(obj);
+        if (s != NULL) {
+            out->len = strlen(s);
+            s[out->len++] = '\n';   /* the NUL becomes the line end */
+            out->rendered = s;
+        }
+        return;
+    }
+    md_report *rep = md_spf_report(p->tool, obj);
+    out->status = md_report_status(rep);
+    FILE *f = open_memstream(&out->rendered, &out->len);
+    if (f != NULL) {
+        md_report_write_text(rep, f, p->text_flags);
+        fclose(f);
+    }
+    md_report_free(rep);
+    json_decref(obj);
+}
+
+/* --- worker ------------------------------------------------------------- */
+
+static FILE *worker_out;
+
+static int put_frame(int status, const char *s, size_t n)
+{
+    if (fprintf(worker_out, "F %d %zu\n", status, n) < 0
+        || fwrite(s, 1, n, worker_out) != n || fflush(worker_out) != 0)
+        return -1;
+    return 0;
+}
+
+static void worker_main(md_spf_pool *p, int in, int out) __attribute__((noreturn));
+static void worker_main(md_spf_pool *p, int in, int out)
+{
+    md_error err = { 0 };
+    FILE *fin = fdopen(in, "r");
+    worker_out = fdopen(out, "w");
+    md_dns *dns = md_dns_new(&p->dns, &err);
+    char *line = NULL;
+    size_t cap = 0;
+    signal(SIGPIPE, SIG_DFL);
+    if (fin == NULL || worker_out == NULL || dns == NULL)
+        _exit(70);
+    while (getline(&line, &cap, fin) > 0) {
+        json_t *rq = json_loads(line, 0, NULL);
+        json_t *res = NULL;
+        if (rq != NULL) {
+            md_spf_request r = {
+                .ip = json_string_value(json_object_get(rq, "ip")),
+                .sender = json_string_value(json_object_get(rq, "sender")),
+                .helo = json_string_value(json_object_get(rq, "helo")),
+                .identity = json_integer_value(json_object_get(rq, "identity")) ? MD_SPF_ID_HELO
+                                                                                 : MD_SPF_ID_MAILFROM,
+                .domain = json_string_value(json_object_get(rq, "domain")),
+                .receiver = json_string_value(json_object_get(rq, "receiver")),
+                .no_libspf2 = json_is_true(json_object_get(rq, "no_libspf2")),
+                .deadline = json_real_value(json_object_get(rq, "deadline")),
+            };
+            md_error_clear(&err);
+            /* isolate 0: this worker is the isolation (see above) */
+            res = spf_evaluate_staged(dns, &r, 0, NULL, NULL, &err);
+            const char *crash = json_string_value(json_object_get(rq, "libspf2_crash"));
+            if (res != NULL && crash != NULL) {
+                json_object_set_new(res, "libspf2", json_pack("{s:b, s:s}", "ran", 1, "crashed", crash));
+                json_array_append_new(json_object_get(res, "findings"),
+                    json_pack("{s:s, s:s, s:s, s:[s]}", "id", "spf.libspf2_crashed", "severity",
+                              "ok", "summary", "libspf2 crashed or hung on this input (isolated);"
+                              " the RFC 7208 result does not depend on it", "evidence", crash));
+            }
+            json_decref(rq);
+        }
+        if (res == NULL)
+            res = json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "result", "temperror",
+                            "domain", "", "findings", "id", "input.invalid_line",
+                            "severity", "unknown", "summary", "the request cannot be evaluated",
+                            "evidence", err.text[0] ? err.text : "bad request");
+        md_spf_result sr = { 0 };
+        shape(p, res, &sr);
+        int rc;
+        if (sr.obj != NULL) {
+            char *s = json_dumps(sr.obj, JSON_COMPACT);
+            rc = s ? put_frame((int)sr.status, s, strlen(s)) : -1;
+            free(s);
+        } else {
+            rc = put_frame((int)sr.status, sr.rendered ? sr.rendered : "", sr.len);
+        }
+        md_spf_result_clear(&sr);
+        if (rc != 0)
+            _exit(71);
+    }
+    /* The pool closed our request pipe: done.  No exit handlers: they
+     * belong to the parent. */
+    _exit(0);
+}
+
+/* --- parent ------------------------------------------------------------- */
+
+static int spawn(md_spf_pool *p, unsigned i)
+{
+    int a[2], b[2];
+    if (pipe(a) != 0)
+        return -1;
+    if (pipe(b) != 0) {
+        close(a[0]); close(a[1]);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(a[0]); close(a[1]); close(b[0]); close(b[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        for (unsigned k = 0; k < p->n; k++)
+            if (k != i && p->w[k].pid > 0) {
+                close(p->w[k].to);
+                close(p->w[k].from);
+            }
+        close(a[1]);
+        close(b[0]);
+        worker_main(p, a[0], b[1]);
+    }
+    close(a[0]);
+    close(b[1]);
+    fcntl(b[0], F_SETFL, fcntl(b[0], F_GETFL) | O_NONBLOCK);
+    fcntl(a[1], F_SETFD, FD_CLOEXEC);
+    fcntl(b[0], F_SETFD, FD_CLOEXEC);
+    worker *w = &p->w[i];
+    w->pid = pid;
+    w->to = a[1];
+    w->from = b[0];
+    w->len = 0;
+    return 0;
+}
+
+static void reap(worker *w, int kill_it, int *status)
+{
+    if (w->pid <= 0)
+        return;
+    if (kill_it)
+        kill(w->pid, SIGKILL);
+    close(w->to);
+    close(w->from);
+    while (waitpid(w->pid, status, 0) < 0 && errno == EINTR)
+        ;
+    w->pid = 0;
+}
+
+static job *qjob(worker *w, unsigned k)
+{
+    return &w->q[(w->head + k) % DEPTH_MAX];
+}
+
+md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
+{
+    md_spf_pool *p = md_xcalloc(1, sizeof *p);
+    signal(SIGPIPE, SIG_IGN);   /* a dead worker must not kill the tool */
+    p->n = cfg->workers ? cfg->workers : 1;
+    p->depth = cfg->depth ? (cfg->depth < DEPTH_MAX ? cfg->depth : DEPTH_MAX) : 4;
+    p->w = md_xcalloc(p->n, sizeof *p->w);
+    p->dns = cfg->dns;
+    p->servers = md_xcalloc(cfg->dns.nservers + 1, sizeof *p->servers);
+    for (size_t i = 0; i < cfg->dns.nservers; i++)
+        p->servers[i] = md_xstrdup(cfg->dns.servers[i]);
+    p->dns.servers = (const char *const *)p->servers;
+    p->deadline_ms = (int64_t)((cfg->deadline > 0 ? cfg->deadline : 30.0) * 1000.0);
+    p->output = cfg->output;
+    p->tool = md_xstrdup(cfg->tool ? cfg->tool : "maildiag-spf");
+    p->text_flags = cfg->text_flags;
+    /* Fail early, in the parent, on a bad resolver. */
+    md_dns *probe = md_dns_new(&p->dns, err);
+    if (probe == NULL) {
+        md_spf_pool_free(p);
+        return NULL;
+    }
+    md_dns_free(probe);
+    for (unsigned i = 0; i < p->n; i++)
+        if (spawn(p, i) != 0) {
+            md_error_set(err, MD_INTERNAL, "spf.pool", "cannot start an SPF worker: %s",
+                         strerror(errno));
+            md_spf_pool_free(p);
+            return NULL;
+        }
+    return p;
+}
+
+void md_spf_pool_free(md_spf_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (unsigned i = 0; i < p->n; i++) {
+        int st;
+        worker *w = &p->w[i];
+        reap(w, w->n > 0, &st);
+        for (unsigned k = 0; k < w->n; k++)
+            json_decref(qjob(w, k)->req);
+        free(w->buf);
+    }
+    free(p->w);
+    for (char **s = p->servers; s && *s; s++)
+        free(*s);
+    free(p->servers);
+    free(p->tool);
+    free(p);
+}
+
+int md_spf_pool_has_idle(const md_spf_pool *p)
+{
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].n < p->depth)
+            return 1;
+    return 0;
+}
+
+size_t md_spf_pool_busy(const md_spf_pool *p)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < p->n; i++)
+        n += p->w[i].n;
+    return n;
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The result for a request whose evaluation failed even without libspf2. */
+static json_t *failed_result(const json_t *rq, const char *why)
+{
+    const char *sender = json_string_value(json_object_get(rq, "sender"));
+    const char *helo = json_string_value(json_object_get(rq, "helo"));
+    const char *dom = json_string_value(json_object_get(rq, "domain"));
+    if (dom == NULL) {
+        const char *at = sender && *sender ? strrchr(sender, '@') : NULL;
+        dom = at ? at + 1 : sender && *sender ? sender : helo ? helo : "";
+    }
+    return json_pack("{s:s, s:O, s:O, s:O, s:s, s:n, s:i, s:i, s:n, s:s, s:n, s:[{s:s, s:s, s:s, s:[s]}]}",
+                     "domain", dom, "ip", json_object_get(rq, "ip"),
+                     "sender", json_object_get(rq, "sender"), "helo", json_object_get(rq, "helo"),
+                     "result", "temperror", "explanation", "lookups", 0, "void_lookups", 0,
+                     "mechanism", "error", why, "tree",
+                     "findings", "id", "spf.engine_failed", "severity", "unknown",
+                     "summary", "the SPF evaluation did not finish: reported as temperror",
+                     "evidence", why);
+}
+
+static void send_req(worker *w, const job *j)
+{
+    char *s = json_dumps(j->req, JSON_COMPACT);
+    size_t n = strlen(s);
+    s = md_xrealloc(s, n + 2);
+    s[n++] = '\n';
+    s[n] = '\0';
+    if (w->pid <= 0 || write_all(w->to, s, n) != 0) {
+        /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
+    }
+    free(s);
+}
+
+md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err)
+{
+    /* Affinity: the same domain goes to the same worker when it has room,
+     * so each worker's resolver cache holds its share of the domains
+     * instead of every worker fetching every record. */
+    const char *key = req->domain ? req->domain
+                    : req->sender && strrchr(req->sender, '@') ? strrchr(req->sender, '@') + 1
+                    : req->sender && *req->sender ? req->sender : req->helo ? req->helo : "";
+    unsigned h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)(*c | 0x20)) * 16777619u;
+    unsigned best = h % p->n;
+    if (p->w[best].n >= p->depth) {
+        best = p->n;
+        for (unsigned i = 0; i < p->n; i++)
+            if (p->w[i].n < p->depth && (best == p->n || p->w[i].n < p->w[best].n))
+                best = i;
+    }
+    if (best == p->n)
+        return md_error_set(err, MD_TEMPFAIL, "spf.pool", "no idle worker");
+    worker *w = &p->w[best];
+    if (w->pid <= 0 && spawn(p, best) != 0)
+        return md_error_set(err, MD_INTERNAL, "spf.pool", "cannot start an SPF worker: %s",
+                            strerror(errno));
+    json_t *rq = json_pack("{s:s?, s:s?, s:s?, s:i, s:s?, s:s?, s:b, s:f}",
+                           "ip", req->ip, "sender", req->sender, "helo", req->helo,
+                           "identity", req->identity == MD_SPF_ID_HELO,
+                           "domain", req->domain, "receiver", req->receiver,
+                           "no_libspf2", req->no_libspf2,
+                           "deadline", req->deadline > 0 ? req->deadline
+                                       : (double)p->deadline_ms / 1000.0 * 0.8);
+    if (rq == NULL)   /* not UTF-8: the line cannot be a valid request */
+        rq = json_pack("{s:s}", "ip", "invalid");
+    job *j = qjob(w, w->n);
+    j->tag = tag;
+    j->req = rq;
+    j->retried = 0;
+    if (w->n++ == 0)
+        w->started = md_now_ms();
+    send_req(w, j);
+    return MD_OK;
+}
+
+static void pop_head(worker *w, md_spf_result *out)
+{
+    job *j = qjob(w, 0);
+    out->tag = j->tag;
+    json_decref(j->req);
+    j->req = NULL;
+    w->head = (w->head + 1) % DEPTH_MAX;
+    w->n--;
+    w->started = md_now_ms();
+}
+
+/* Worker i died, overran (why), or sent garbage while running its head
+ * job.  The head job runs again without libspf2 on a fresh worker (with the
+ * crash note), unless it already did: then out gets its failed result and
+ * 1 is returned.  The jobs behind it had not started: they are sent again. */
+static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_result *out)
+{
+    worker *w = &p->w[i];
+    int st = 0, ret = 0;
+    char msg[200], m2[320];
+    reap(w, 1, &st);
+    w->len = 0;
+    if (why)
+        snprintf(msg, sizeof msg, "%s", why);
+    else if (WIFSIGNALED(st))
+        snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(msg, sizeof msg, "exited with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    job *h = qjob(w, 0);
+    if (!h->retried && !json_is_true(json_object_get(h->req, "no_libspf2"))) {
+        snprintf(m2, sizeof m2, "the evaluation with libspf2 %s; evaluated again without it", msg);
+        json_object_set_new(h->req, "no_libspf2", json_true());
+        json_object_set_new(h->req, "libspf2_crash", json_string(m2));
+        h->retried = 1;
+    } else {
+        snprintf(m2, sizeof m2, "the evaluation process %s", msg);
+        shape(p, failed_result(h->req, m2), out);
+        pop_head(w, out);
+        ret = 1;
+    }
+    if (w->n > 0) {
+        if (spawn(p, i) == 0) {
+            for (unsigned k = 0; k < w->n; k++)
+                send_req(w, qjob(w, k));
+        } else if (!ret) {
+            /* no new worker: this job's result is the failure */
+            shape(p, failed_result(h->req, "cannot start an evaluation process"), out);
+            pop_head(w, out);
+            ret = 1;
+        }
+    }
+    w->started = md_now_ms();
+    return ret;
+}
+
+/* Takes one frame from w's buffer.  Returns 1 when it filled out (for the
+ * head job), 0 when more bytes are needed, -1 on a malformed frame. */
+static int frame(md_spf_pool *p, worker *w, md_spf_result *out)
+{
+    if (w->len == 0 || w->n == 0)
+        return 0;
+    char *nl = memchr(w->buf, '\n', w->len < 64 ? w->len : 64);
+    if (nl == NULL)
+        return w->len >= 64 ? -1 : 0;
+    char kind;
+    int status;
+    size_t len;
+    *nl = '\0';
+    if (sscanf(w->buf, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
+        || kind != 'F' || status < 0 || status > 3)
+        return -1;
+    *nl = '\n';
+    size_t hdr = (size_t)(nl + 1 - w->buf);
+    if (w->len < hdr + len)
+        return 0;
+    char *payload = w->buf + hdr;
+    if (p->output == MD_SPF_OUT_OBJECT) {
+        out->obj = json_loadb(payload, len, 0, NULL);
+        if (out->obj == NULL)
+            return -1;
+    } else {
+        out->rendered = md_xstrndup(payload, len);
+        out->len = len;
+    }
+    out->status = (md_severity)status;
+    memmove(w->buf, payload + len, w->len - hdr - len);
+    w->len -= hdr + len;
+    pop_head(w, out);
+    return 1;
+}
+
+int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
+{
+    memset(out, 0, sizeof *out);
+    /* frames already read */
+    for (unsigned i = 0; i < p->n; i++) {
+        int f = frame(p, &p->w[i], out);
+        if (f > 0)
+            return 1;
+        if (f < 0 && fail_worker(p, i, "sent a malformed result", out))
+            return 1;
+    }
+    struct pollfd *pf = md_xcalloc(p->n, sizeof *pf);
+    int got = 0;
+    for (;;) {
+        int64_t now = md_now_ms(), wait = -1;
+        unsigned np = 0;
+        for (unsigned i = 0; i < p->n; i++) {
+            worker *w = &p->w[i];
+            pf[i].fd = -1;
+            pf[i].events = POLLIN;
+            pf[i].revents = 0;
+            if (w->n == 0)
+                continue;
+            np++;
+            int64_t left = w->started + p->deadline_ms - now;
+            if (left <= 0) {
+                char why[120];
+                snprintf(why, sizeof why, "did not finish within %.1f s: killed",
+                         (double)p->deadline_ms / 1000.0);
+                if (fail_worker(p, i, why, out)) {
+                    got = 1;
+                    goto done;
+                }
+                wait = 0;   /* sent again: poll it on the next round */
+                continue;
+            }
+            if (wait < 0 || left < wait)
+                wait = left;
+            pf[i].fd = w->pid > 0 ? w->from : -1;
+        }
+        if (np == 0)
+            goto done;
+        int k = poll(pf, p->n, (int)wait);
+        if (k < 0 && errno != EINTR)
+            goto done;
+        for (unsigned i = 0; i < p->n && k > 0; i++) {
+            worker *w = &p->w[i];
+            if (pf[i].fd < 0 || pf[i].revents == 0)
+                continue;
+            for (;;) {
+                if (w->cap - w->len < 65536) {
+                    if (w->cap > FRAME_MAX * 2) {
+                        if (fail_worker(p, i, "sent an oversized result", out)) {
+                            got = 1;
+                            goto done;
+                        }
+                        break;
+                    }
+                    w->cap = w->cap ? w->cap * 2 : 131072;
+                    w->buf = md_xrealloc(w->buf, w->cap);
+                }
+                ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+                if (r <= 0) {            /* EOF: the worker died */
+                    /* results it finished before dying still count */
+                    if (frame(p, w, out) > 0 || fail_worker(p, i, NULL, out)) {
+                        got = 1;
+                        goto done;
+                    }
+                    break;
+                }
+                w->len += (size_t)r;
+                int f = frame(p, w, out);
+                if (f > 0 || (f < 0 && fail_worker(p, i, "sent a malformed result", out))) {
+                    got = 1;
+                    goto done;
+                }
+                if (f < 0)
+                    break;
+            }
+        }
+    }
+done:
+    free(pf);
+    return got;
+}

@@ -1,0 +1,77 @@
+/* lib/spf private declarations shared by its files.  Not installed. */
+#ifndef MAILDIAG_SPF_INT_H
+#define MAILDIAG_SPF_INT_H
+
+#include "spf.h"
+
+enum { M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS };
+
+typedef struct spf_term {
+    char qual;              /* '+', '-', '~', '?' */
+    int mech;               /* M_* */
+    char *arg;              /* domain-spec, NULL when absent */
+    int c4, c6;             /* CIDR lengths, -1 when absent */
+    unsigned char addr[16]; /* ip4 / ip6 network */
+    char *text;             /* the term as written */
+    size_t col;             /* 0-based column in the record */
+} spf_term;
+
+typedef struct spf_record {
+    spf_term *terms;
+    size_t nterms;
+    char *redirect, *exp;   /* domain-specs, NULL when absent */
+    size_t redirect_col;
+    int has_all, has_ptr;
+    int bad;                /* syntax error: error says where and why */
+    char error[224];
+} spf_record;
+
+/* Parses the record text (which starts with "v=spf1").  Never NULL; check
+ * ->bad.  Free with spf_record_free(). */
+spf_record *spf_record_parse(const char *txt, size_t len);
+void spf_record_free(spf_record *r);
+
+int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char **why);
+int spf_domain_spec_check(const char *s, size_t len, size_t *bad, const char **why);
+
+/* Macro values: get(arg, letter) returns the value for a lower-case
+ * letter (borrowed until the next call), or NULL for "". */
+typedef struct spf_macro_vars {
+    const char *(*get)(void *arg, char letter);
+    void *arg;
+} spf_macro_vars;
+
+/* Expands a macro-string; NULL when it is malformed.  Caller frees. */
+char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int exp);
+
+/* libspf2 cross-evaluation (libspf2.c).  lookup answers a DNS question
+ * (borrowed answer, NULL only on internal failure). */
+typedef const md_dns_answer *(*spf_lookup_fn)(void *arg, const char *name, int type);
+
+typedef struct spf_libspf2_out {
+    char result[16];        /* libspf2's result name, "" if it did not run */
+    char reason[32];
+    int errcode;
+    char error[160];
+    char received_spf[512];
+    int crashed;            /* 1: libspf2 crashed, aborted or hung (error says how) */
+} spf_libspf2_out;
+
+void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
+                          const char *sender, const char *helo, int helo_identity,
+                          int64_t deadline_ms, int isolate, spf_libspf2_out *out);
+
+/* md_spf_evaluate with two knobs: isolate 0 runs libspf2 in this process
+ * (the pool's workers: the worker is the isolation); between, when not
+ * NULL, is called with the RFC result (out holds "findings" and "queries"
+ * so far) before libspf2 runs.  Returns the complete object, as
+ * md_spf_evaluate. */
+json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
+                            void (*between)(void *arg, json_t *out), void *between_arg,
+                            md_error *err);
+
+/* The JSON line of md_report_to_json(md_spf_report(tool, obj)), built
+ * directly (report.c).  Caller decrefs. */
+json_t *spf_report_json(json_t *obj);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * maildiag-spf: what will a receiver's SPF check (RFC 7208) say about mail
+ * from an address, and what is wrong with a domain's SPF record?  Over
+ * lib/spf (libspf2 in isolated workers, plus the RFC rules it lacks),
+ * lib/dns, lib/report.  The manual is maildiag-spf.1 beside this file.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "base/input.h"
+#include "spf/pool.h"
+
+static const char *prog = "maildiag-spf";
+
+typedef struct options {
+    cli_dns dns;
+    const char *ip, *from, *helo, *receiver;
+    int helo_identity;
+    char **files;
+    size_t nfiles;
+    unsigned workers;
+    double deadline;
+    cli_format format;
+    int quiet, no_libspf2;
+} options;
+
+typedef struct run {
+    const options *o;
+    md_tally tally;
+    unsigned text_flags;
+    int write_error;
+    cli_progress progress;     /* bulk: a line on stderr when it is a terminal */
+    size_t started, finished;
+} run;
+
+static void usage(void)
+{
+    printf("Usage: %s [OPTION]... DOMAIN...                 lint DOMAIN's SPF record\n"
+           "  or:  %s --ip IP --from ADDRESS [--helo NAME] [DOMAIN]   evaluate (RFC 7208)\n"
+           "  or:  %s --file FILE                           evaluate 'IP ADDRESS [HELO]' lines\n"
+           "Exit for an evaluation: 0 pass; 1 neutral, none, softfail; 2 fail, permerror;\n"
+           "3 temperror.  Lint: 0 ok, 1 warning, 2 critical, 3 unknown.\n\n"
+           "  -i, --ip IP            the sending client's address (IPv4 or IPv6)\n"
+           "  -F, --from ADDRESS     MAIL FROM; \"\" or <> is the null reverse-path (then the\n"
+           "                         HELO identity is checked)\n"
+           "  -H, --helo NAME        the HELO/EHLO name\n"
+           "  -I, --identity ID      mailfrom (default) or helo\n"
+           "  -f, --file FILE        evaluate one 'IP ADDRESS [HELO]' a line ('-' = stdin)\n"
+           "  -c, --concurrency N    worker processes (default: the number of CPUs, at least 2)\n"
+           "  -d, --deadline SECONDS time limit for one evaluation; past it the worker is\n"
+           "                         killed and the result is temperror (default 30)\n"
+           "  -R, --receiver NAME    authserv-id for the header lines (default maildiag)\n"
+           "      --no-libspf2       skip the libspf2 cross-evaluation\n"
+           "  -j, --json             one JSON object per evaluation or domain, one per line\n"
+           "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n"
+           "                         default MAILDIAG_RESOLVER, else the system resolver\n"
+           "  -t, --timeout SECONDS  budget for each DNS query, retries included (default 5)\n"
+           "  -q, --quiet            show only results with problems\n"
+           "  -h, --help             show this help\n"
+           "  -V, --version          show the version\n", prog, prog, prog);
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    static const struct option longopts[] = {
+        { "ip", required_argument, NULL, 'i' }, { "from", required_argument, NULL, 'F' },
+        { "helo", required_argument, NULL, 'H' }, { "identity", required_argument, NULL, 'I' },
+        { "file", required_argument, NULL, 'f' }, { "concurrency", required_argument, NULL, 'c' },
+        { "receiver", required_argument, NULL, 'R' }, { "deadline", required_argument, NULL, 'd' }, { "no-libspf2", no_argument, NULL, 'L' },
+        { "json", no_argument, NULL, 'j' }, { "resolver", required_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:d:R:jr:t:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': o->ip = optarg; break;
+        case 'F': o->from = strcmp(optarg, "<>") == 0 ? "" : optarg; break;
+        case 'H': o->helo = optarg; break;
+        case 'I':
+            if (strcmp(optarg, "helo") != 0 && strcmp(optarg, "mailfrom") != 0)
+                return cli_usage_error(prog, "--identity must be mailfrom or helo"), -1;
+            o->helo_identity = strcmp(optarg, "helo") == 0;
+            break;
+        case 'f':
+            o->files = md_xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
+            o->files[o->nfiles++] = optarg;
+            break;
+        case 'c':
+            if (cli_parse_uint(prog, "--concurrency", optarg, 256, &o->workers) != 0)
+                return -1;
+            break;
+        case 'R': o->receiver = optarg; break;
+        case 'd':
+            if (cli_parse_timeout(prog, optarg, &o->deadline) != 0)
+                return -1;
+            break;
+        case 'L': o->no_libspf2 = 1; break;
+        case 'j': o->format = CLI_JSON; break;
+        case 'r':
+            if (cli_dns_add_resolver(&o->dns, prog, optarg) != 0)
+                return -1;
+            break;
+        case 't':
+            if (cli_parse_timeout(prog, optarg, &o->dns.timeout) != 0)
+                return -1;
+            break;
+        case 'q': o->quiet = 1; break;
+        case 'h': usage(); return 1;
+        case 'V': cli_version(prog); return 1;
+        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
+        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        }
+    }
+    unsigned char b[16];
+    if (o->ip && inet_pton(AF_INET, o->ip, b) != 1 && inet_pton(AF_INET6, o->ip, b) != 1)
+        return cli_usage_error(prog, "--ip '%s' is not an IPv4 or IPv6 address", o->ip), -1;
+    if (o->ip && o->nfiles)
+        return cli_usage_error(prog, "give --ip or --file, not both"), -1;
+    if (o->ip && o->from == NULL && o->helo == NULL && optind >= argc)
+        return cli_usage_error(prog, "--ip needs --from ADDRESS, --helo NAME or a DOMAIN"), -1;
+    if (o->ip && argc - optind > 1)
+        return cli_usage_error(prog, "--ip evaluates one DOMAIN"), -1;
+    if (!o->ip && optind >= argc && o->nfiles == 0)
+        return cli_usage_error(prog, "no domain given (give DOMAIN..., --ip IP --from ADDRESS,"
+                               " or --file FILE)"), -1;
+    return 0;
+}
+
+static void emit(run *r, json_t *obj)
+{
+    md_report *rep = md_spf_report(prog, obj);
+    md_severity st = md_report_status(rep);
+    md_tally_add(&r->tally, st);
+    if (!(r->o->quiet && st == MD_SEV_OK)) {
+        int rc = r->o->format == CLI_JSON ? md_report_write_json(rep, stdout)
+                                          : md_report_write_text(rep, stdout, r->text_flags);
+        if (rc != 0)
+            r->write_error = 1;
+    }
+    md_report_free(rep);
+    json_decref(obj);
+}
+
+/* A result from the pool, already rendered by its worker. */
+static void emit_rendered(run *r, md_spf_result *res)
+{
+    md_tally_add(&r->tally, res->status);
+    r->finished++;
+    cli_progress_end(&r->progress);
+    if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered
+        && fwrite(res->rendered, 1, res->len, stdout) != res->len)
+        r->write_error = 1;
+    md_spf_result_clear(res);
+}
+
+/* One "IP ADDRESS [HELO]" line of --file into req (pointing into line). */
+static int parse_line(char *line, md_spf_request *req)
+{
+    char *save = NULL;
+    req->ip = strtok_r(line, " \t", &save);
+    req->sender = strtok_r(NULL, " \t", &save);
+    req->helo = strtok_r(NULL, " \t", &save);
+    unsigned char b[16];
+    if (req->ip == NULL || req->sender == NULL || strtok_r(NULL, " \t", &save) != NULL
+        || (inet_pton(AF_INET, req->ip, b) != 1 && inet_pton(AF_INET6, req->ip, b) != 1))
+        return -1;
+    if (strcmp(req->sender, "<>") == 0)
+        req->sender = "";
+    return 0;
+}
+
+static void bad_line(run *r, const char *line)
+{
+    emit(r, json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", "", "result",
+                      "temperror", "findings", "id", "input.invalid_line", "severity", "unknown",
+                      "summary", "not an 'IP ADDRESS [HELO]' line", "evidence", line));
+}
+
+/* Evaluations through the worker pool: the --ip request, or every line. */
+static int evaluate(run *r, const options *o, md_input *in, const char *domain, md_error *err)
+{
+    md_dns_config dc = { .servers = (const char *const *)o->dns.servers,
+                         .nservers = o->dns.nservers, .timeout = o->dns.timeout };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned dflt = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
+    md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : dflt),
+                              .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
+                              .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
+                              .text_flags = r->text_flags };
+    md_spf_pool *pool = md_spf_pool_new(&pc, err);
+    if (pool == NULL)
+        return -1;
+    const char *item;
+    int first = 1;
+    md_spf_result res;
+    for (;;) {
+        md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
+                               .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
+                               .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
+        char line[MD_INPUT_LINE_MAX];
+        if (o->ip) {
+            if (!first)
+                break;
+            req.ip = o->ip;
+            req.helo = o->helo;
+            req.domain = domain;
+            /* DOMAIN without --from: its policy, as postmaster@DOMAIN */
+            snprintf(line, sizeof line, "postmaster@%s", domain ? domain : "");
+            req.sender = o->from ? o->from : domain ? line : "";
+            if (o->from == NULL && domain == NULL)
+                req.identity = MD_SPF_ID_HELO;
+        } else {
+            if ((item = md_input_next(in, err)) == NULL)
+                break;
+            snprintf(line, sizeof line, "%s", item);
+            if (parse_line(line, &req) != 0) {
+                bad_line(r, item);
+                continue;
+            }
+        }
+        first = 0;
+        while (!md_spf_pool_has_idle(pool))
+            if (md_spf_pool_next(pool, &res))
+                emit_rendered(r, &res);
+        if (md_spf_pool_submit(pool, &req, NULL, err) != MD_OK)
+            break;
+        if (++r->started % 64 == 0)
+            cli_progress_update(&r->progress, "evaluations", r->started, r->finished);
+    }
+    while (md_spf_pool_next(pool, &res))
+        emit_rendered(r, &res);
+    cli_progress_end(&r->progress);
+    md_spf_pool_free(pool);
+    return md_input_failed(in) ? -1 : 0;
+}
+
+static int lint(run *r, md_input *in, const options *o, md_error *err)
+{
+    md_dns *dns = cli_dns_open((cli_dns *)&o->dns, prog, 0);
+    const char *d;
+    if (dns == NULL)
+        return -2;
+    while ((d = md_input_next(in, err)) != NULL) {
+        json_t *obj = md_spf_lint(dns, d, err);
+        if (obj == NULL)
+            obj = json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", d, "findings",
+                            "id", "input.invalid_domain", "severity", "unknown",
+                            "summary", "not a usable domain name", "evidence", d);
+        emit(r, obj);
+    }
+    md_dns_free(dns);
+    return md_input_failed(in) ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { .dns = { .timeout = MD_DNS_TIMEOUT_DEFAULT } };
+    run r = { .o = &o };
+    md_error err = { 0 };
+    md_input *in = NULL;
+    int rc = MD_EXIT_UNKNOWN;
+
+    int p = parse_options(argc, argv, &o);
+    if (p != 0) {
+        rc = p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
+        goto done;
+    }
+    if (o.dns.nservers == 0 && getenv("MAILDIAG_RESOLVER") && *getenv("MAILDIAG_RESOLVER")) {
+        o.dns.servers = md_dns_server_list_split(getenv("MAILDIAG_RESOLVER"), &o.dns.nservers);
+    }
+    md_tally_init(&r.tally);
+    cli_progress_init(&r.progress);
+    r.text_flags = MD_TEXT_EVIDENCE | (md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
+    in = md_input_new(o.ip ? NULL : argv + optind, o.ip ? 0 : (size_t)(argc - optind),
+                      o.files, o.nfiles);
+    int st = (o.ip || o.nfiles) ? evaluate(&r, &o, in, o.ip && optind < argc ? argv[optind] : NULL, &err)
+                                : lint(&r, in, &o, &err);
+    if (fflush(stdout) != 0 || r.write_error) {
+        fprintf(stderr, "%s: cannot write the results\n", prog);
+        goto done;
+    }
+    if (st == -1) {
+        fprintf(stderr, "%s: %s\n", prog, err.text);
+        goto done;
+    }
+    if (st == 0)
+        rc = md_severity_exit_code(r.tally.worst);
+done:
+    md_input_free(in);
+    cli_dns_clear(&o.dns);
+    free(o.files);
+    return rc;
+}

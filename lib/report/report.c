@@ -252,25 +252,16 @@ int md_report_write_json(const md_report *rep, FILE *out)
 {
     /* One fwrite per report: jansson's stream dumper makes ~100 tiny
      * writes per object, which dominated bulk runs. */
-    char small[8192];
     json_t *o = md_report_to_json(rep);
-    size_t n = json_dumpb(o, small, sizeof small - 1, JSON_COMPACT);
-    char *buf = small;
-    if (n >= sizeof small - 1) {
-        buf = md_xmalloc(n + 1);
-        n = json_dumpb(o, buf, n, JSON_COMPACT);
-    }
+    md_buf b = { 0 };
+    int rc = md_json_append(&b, o);
     json_decref(o);
-    int rc = 0;
-    if (n == 0)
-        rc = -1;
-    else {
-        buf[n++] = '\n';
-        if (fwrite(buf, 1, n, out) != n)
+    if (rc == 0) {
+        md_buf_add(&b, "\n", 1);
+        if (fwrite(b.data, 1, b.len, out) != b.len)
             rc = -1;
     }
-    if (buf != small)
-        free(buf);
+    free(b.data);
     return rc;
 }
 
@@ -342,4 +333,143 @@ int md_color_wanted(FILE *out)
     if (nc != NULL && *nc)
         return 0;
     return isatty(fileno(out));
+}
+
+/* --- compact JSON into a buffer ------------------------------------------ */
+
+void md_buf_add(md_buf *b, const char *s, size_t n)
+{
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < n)
+            cap *= 2;
+        b->data = md_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+void md_json_append_string(md_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0;
+    md_buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        md_buf_add(b, s + run, i - run);
+        run = i + 1;
+        char esc[6] = { '\\', 0 };
+        size_t k = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            k = 6;
+        }
+        md_buf_add(b, esc, k);
+    }
+    md_buf_add(b, s + run, n - run);
+    md_buf_add(b, "\"", 1);
+}
+
+static int json_append_value(md_buf *b, const json_t *v, int depth)
+{
+    char num[64];
+    int n;
+    if (depth > 2048)   /* jansson's own dump limit is the same order */
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *val;
+        int first = 1;
+        md_buf_add(b, "{", 1);
+        json_object_foreach((json_t *)v, key, val) {
+            if (!first)
+                md_buf_add(b, ",", 1);
+            first = 0;
+            md_json_append_string(b, key, strlen(key));
+            md_buf_add(b, ":", 1);
+            if (json_append_value(b, val, depth + 1) != 0)
+                return -1;
+        }
+        md_buf_add(b, "}", 1);
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *val;
+        md_buf_add(b, "[", 1);
+        json_array_foreach(v, i, val) {
+            if (i > 0)
+                md_buf_add(b, ",", 1);
+            if (json_append_value(b, val, depth + 1) != 0)
+                return -1;
+        }
+        md_buf_add(b, "]", 1);
+        return 0;
+    }
+    case JSON_STRING:
+        md_json_append_string(b, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        md_buf_add(b, num, (size_t)n);
+        return 0;
+    case JSON_REAL: {
+        /* as jansson: %.17g, a '.' or an exponent always, exponent without
+         * '+' or leading zeros */
+        double d = json_real_value(v);
+        if (d != d || d - d != 0)
+            return -1;
+        n = snprintf(num, sizeof num, "%.17g", d);
+        char *e = strchr(num, 'e');
+        if (e == NULL && strchr(num, '.') == NULL) {
+            memcpy(num + n, ".0", 3);
+            n += 2;
+        } else if (e != NULL) {
+            char *w = e + 1, *r = e + 1;
+            if (*r == '-')
+                *w++ = *r++;
+            else if (*r == '+')
+                r++;
+            while (*r == '0' && r[1] != '\0')
+                r++;
+            memmove(w, r, strlen(r) + 1);
+            n = (int)strlen(num);
+        }
+        md_buf_add(b, num, (size_t)n);
+        return 0;
+    }
+    case JSON_TRUE:
+        md_buf_add(b, "true", 4);
+        return 0;
+    case JSON_FALSE:
+        md_buf_add(b, "false", 5);
+        return 0;
+    default:
+        md_buf_add(b, "null", 4);
+        return 0;
+    }
+}
+
+int md_json_append(md_buf *b, const json_t *v)
+{
+    size_t len = b->len;
+    if (v == NULL || json_append_value(b, v, 0) != 0) {
+        b->len = len;
+        return -1;
+    }
+    return 0;
 }

@@ -92,15 +92,11 @@ static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
         return;
     }
     if (p->output == MD_SPF_OUT_JSON) {
-        json_t *j = spf_report_json(obj);
-        char *s = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
+        md_buf b = { 0 };
+        spf_report_json_append(&b, obj);
         json_decref(obj);
-        if (s != NULL) {
-            out->len = strlen(s);
-            s[out->len++] = '\n';   /* the NUL becomes the line end */
-            out->rendered = s;
-        }
+        out->rendered = b.data;
+        out->len = b.len;
         return;
     }
     md_report *rep = md_spf_report(p->tool, obj);

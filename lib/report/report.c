@@ -353,34 +353,41 @@ void md_buf_add(md_buf *b, const char *s, size_t n)
 void md_json_append_string(md_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t run = 0;
-    md_buf_add(b, "\"", 1);
+    /* room for the worst case (every byte a \u00XX escape) up front, so
+     * the loop writes without checks */
+    if (b->cap - b->len < n * 6 + 2) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < n * 6 + 2)
+            cap *= 2;
+        b->data = md_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
             continue;
-        md_buf_add(b, s + run, i - run);
-        run = i + 1;
-        char esc[6] = { '\\', 0 };
-        size_t k = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            k = 6;
         }
-        md_buf_add(b, esc, k);
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
     }
-    md_buf_add(b, s + run, n - run);
-    md_buf_add(b, "\"", 1);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
 }
 
 static int json_append_value(md_buf *b, const json_t *v, int depth)

@@ -57,11 +57,25 @@ typedef struct ev {
  * '?' (records are untrusted; JSON strings must be valid UTF-8). */
 static json_t *json_text(const char *data, size_t len)
 {
-    char *b = md_xmalloc(len + 1);
+    char small[512];
+    char *b = len < sizeof small ? small : md_xmalloc(len + 1);
     md_sanitize(b, len + 1, data, len);
-    json_t *j = json_string(b);
-    free(b);
+    json_t *j = json_stringn_nocheck(b, len);   /* sanitized: ASCII */
+    if (b != small)
+        free(b);
     return j;
+}
+
+/* Sets a member whose key is one of ours (a literal: no UTF-8 check). */
+static void jset(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new_nocheck(o, key, v);
+}
+
+/* One of our own ASCII literals as a JSON string. */
+static json_t *jlit(const char *s)
+{
+    return json_string_nocheck(s);
 }
 
 /* --- DNS: one table per evaluation ------------------------------------ */
@@ -152,12 +166,14 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     m->ans = ans;
     m->next = e->memo;
     e->memo = m;
-    json_t *q = json_pack("{s:o, s:s, s:s, s:I, s:s}", "name", json_text(name, strlen(name)),
-                          "type", type_name(type),
-                          "outcome", md_dns_outcome_name(ans->outcome), "records", (json_int_t)ans->n,
-                          "by", e->origin);
+    json_t *q = json_object();
+    jset(q, "name", json_text(name, nl));
+    jset(q, "type", jlit(type_name(type)));
+    jset(q, "outcome", jlit(md_dns_outcome_name(ans->outcome)));
+    jset(q, "records", json_integer((json_int_t)ans->n));
+    jset(q, "by", jlit(e->origin));
     if (ans->detail[0])
-        json_object_set_new(q, "detail", json_string(ans->detail));
+        jset(q, "detail", json_text(ans->detail, strlen(ans->detail)));
     json_array_append_new(e->queries, q);
     return ans;
 }
@@ -523,11 +539,14 @@ static char *explanation(ev *e, const char *spec)
 static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
                               json_t *siblings, int depth)
 {
-    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
-                             "via", via, "record", "lookups", 0);
+    json_t *node = json_object();
+    jset(node, "domain", json_text(domain, strlen(domain)));
+    jset(node, "via", jlit(via));
+    jset(node, "record", json_null());
+    jset(node, "lookups", json_integer(0));
     json_t *children = json_array();
     json_array_append_new(siblings, node);
-    json_object_set_new(node, "children", children);
+    jset(node, "children", children);
     md_spf_code code = MD_SPF_NEUTRAL;
     spf_record *rec = NULL;
     const char *saved_cur = e->cur;
@@ -620,7 +639,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
     }
     code = MD_SPF_NEUTRAL;
 done:
-    json_object_set_new(node, "result", json_string(md_spf_code_name(code)));
+    jset(node, "result", jlit(md_spf_code_name(code)));
     spf_record_free(rec);
     e->cur = saved_cur;
     return code;
@@ -761,28 +780,42 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
     char *problem = NULL;
     if (code == MD_SPF_PERMERROR || code == MD_SPF_TEMPERROR)
         problem = hdr_value(e->error[0] ? e->error : md_spf_code_name(code));
-    char *rs = md_xasprintf("Received-SPF: %s (%s: %s) client-ip=%s; envelope-from=%s; helo=%s;"
-                            " receiver=%s; identity=%s;%s%s%s%s%s",
-                            md_spf_code_name(code), rcv, cm, e->ipstr, from, helo, rcv,
-                            helo_id ? "helo" : "mailfrom",
-                            e->mechanism[0] ? " mechanism=" : "", e->mechanism[0] ? mech : "",
-                            e->mechanism[0] ? ";" : "",
-                            problem ? " problem=" : "", problem ? problem : "");
-    char *ar = md_xasprintf("Authentication-Results: %s; spf=%s smtp.%s=%s", rcv,
-                            md_spf_code_name(code), helo_id ? "helo" : "mailfrom",
-                            helo_id ? helo : ident);
-    json_object_set_new(out, "received_spf", json_string(rs));
-    json_object_set_new(out, "authentication_results", json_string(ar));
-    free(rs); free(ar); free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
+    /* Received-SPF: RESULT (RCV: COMMENT) client-ip=..; envelope-from=..;
+     * helo=..; receiver=..; identity=..;[ mechanism=..;][ problem=..]
+     * (every part is ASCII: sanitized above) */
+    const char *const rs[] = {
+        "Received-SPF: ", md_spf_code_name(code), " (", rcv, ": ", cm, ") client-ip=", e->ipstr,
+        "; envelope-from=", from, "; helo=", helo, "; receiver=", rcv, "; identity=",
+        helo_id ? "helo" : "mailfrom", ";", e->mechanism[0] ? " mechanism=" : "",
+        e->mechanism[0] ? mech : "", e->mechanism[0] ? ";" : "",
+        problem ? " problem=" : "", problem ? problem : "",
+    };
+    const char *const ar[] = {
+        "Authentication-Results: ", rcv, "; spf=", md_spf_code_name(code), " smtp.",
+        helo_id ? "helo" : "mailfrom", "=", helo_id ? helo : ident,
+    };
+    md_buf b = { 0 };
+    for (size_t i = 0; i < sizeof rs / sizeof *rs; i++)
+        md_buf_add(&b, rs[i], strlen(rs[i]));
+    jset(out, "received_spf", json_stringn_nocheck(b.data, b.len));
+    b.len = 0;
+    for (size_t i = 0; i < sizeof ar / sizeof *ar; i++)
+        md_buf_add(&b, ar[i], strlen(ar[i]));
+    jset(out, "authentication_results", json_stringn_nocheck(b.data, b.len));
+    free(b.data);
+    free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
 }
 
 static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,
                         const char *evidence)
 {
-    json_t *f = json_pack("{s:s, s:s, s:o, s:[]}", "id", id, "severity", md_severity_name(sev),
-                          "summary", json_text(summary, strlen(summary)), "evidence");
+    json_t *f = json_object(), *evid = json_array();
+    jset(f, "id", jlit(id));
+    jset(f, "severity", jlit(md_severity_name(sev)));
+    jset(f, "summary", json_text(summary, strlen(summary)));
+    jset(f, "evidence", evid);
     if (evidence && *evidence)
-        json_array_append_new(json_object_get(f, "evidence"), json_text(evidence, strlen(evidence)));
+        json_array_append_new(evid, json_text(evidence, strlen(evidence)));
     json_array_append_new(findings, f);
 }
 
@@ -826,7 +859,11 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         e.local = at && at > from ? md_xstrndup(from, (size_t)(at - from)) : md_xstrdup("postmaster");
         e.sdomain = md_xstrdup(at ? at + 1 : from);
     }
-    e.sender = md_xasprintf("%s@%s", e.local, e.sdomain);
+    size_t ll = strlen(e.local), dl = strlen(e.sdomain);
+    e.sender = md_xmalloc(ll + dl + 2);
+    memcpy(e.sender, e.local, ll);
+    e.sender[ll] = '@';
+    memcpy(e.sender + ll + 1, e.sdomain, dl + 1);
     const char *domain = req->domain ? req->domain : e.sdomain;
 
     json_t *tree = json_array();

@@ -364,12 +364,18 @@ void md_json_append_string(md_buf *b, const char *s, size_t n)
     }
     char *o = b->data + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
+    size_t i = 0;
+    while (i < n) {
+        /* copy the run that needs no escape in one go */
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        i = run + 1;
         *o++ = '\\';
         switch (c) {
         case '"': *o++ = '"'; break;

@@ -55,6 +55,8 @@ typedef struct worker {
     job q[DEPTH_MAX];        /* ring: q[head] .. q[head + n - 1] */
     unsigned head, n;
     int64_t started;         /* when the head job started (about) */
+    md_buf pend;             /* requests not yet written (sent in one write
+                              * when the pool next waits for results) */
     char *buf;
     size_t len, cap;
 } worker;
@@ -261,6 +263,7 @@ static int spawn(md_spf_pool *p, unsigned i)
     w->to = a[1];
     w->from = b[0];
     w->len = 0;
+    w->pend.len = 0;   /* what was queued for the old process is sent again */
     return 0;
 }
 
@@ -295,7 +298,7 @@ md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
     md_spf_pool *p = md_xcalloc(1, sizeof *p);
     signal(SIGPIPE, SIG_IGN);   /* a dead worker must not kill the tool */
     p->n = cfg->workers ? cfg->workers : 1;
-    p->depth = cfg->depth ? (cfg->depth < DEPTH_MAX ? cfg->depth : DEPTH_MAX) : 4;
+    p->depth = cfg->depth ? (cfg->depth < DEPTH_MAX ? cfg->depth : DEPTH_MAX) : 8;
     p->w = md_xcalloc(p->n, sizeof *p->w);
     p->dns = cfg->dns;
     p->servers = md_xcalloc(cfg->dns.nservers + 1, sizeof *p->servers);
@@ -334,6 +337,7 @@ void md_spf_pool_free(md_spf_pool *p)
         for (unsigned k = 0; k < w->n; k++)
             job_clear(qjob(w, k));
         free(w->buf);
+        free(w->pend.data);
     }
     free(p->w);
     for (char **s = p->servers; s && *s; s++)
@@ -390,27 +394,35 @@ static json_t *failed_result(const job *j, const char *why)
                      "evidence", why);
 }
 
+/* Writes w's pending requests. */
+static void flush_reqs(worker *w)
+{
+    if (w->pend.len == 0)
+        return;
+    if (w->pid <= 0 || write_all(w->to, w->pend.data, w->pend.len) != 0) {
+        /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
+    }
+    w->pend.len = 0;
+}
+
+/* Queues j's request for w (written by flush_reqs). */
 static void send_req(worker *w, const job *j)
 {
-    md_buf b = { 0 };
+    md_buf *b = &w->pend;
     char head[64], flags[64];
     size_t len = (size_t)snprintf(flags, sizeof flags, "%d %d %.3f", j->identity_helo,
                                   j->no_libspf2, j->deadline) + 1;
     for (int k = 0; k < RQ_N; k++)
         len += j->f[k] ? strlen(j->f[k]) + 2 : 1;
-    md_buf_add(&b, head, (size_t)snprintf(head, sizeof head, "Q %zu\n", len));
-    md_buf_add(&b, flags, strlen(flags) + 1);
+    md_buf_add(b, head, (size_t)snprintf(head, sizeof head, "Q %zu\n", len));
+    md_buf_add(b, flags, strlen(flags) + 1);
     for (int k = 0; k < RQ_N; k++) {
-        md_buf_add(&b, j->f[k] ? "+" : "-", 1);
+        md_buf_add(b, j->f[k] ? "+" : "-", 1);
         if (j->f[k])
-            md_buf_add(&b, j->f[k], strlen(j->f[k]) + 1);
+            md_buf_add(b, j->f[k], strlen(j->f[k]) + 1);
     }
-    if (w->pid <= 0 || write_all(w->to, b.data, b.len) != 0) {
-        /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
-        if (w->pid > 0)
-            kill(w->pid, SIGKILL);
-    }
-    free(b.data);
 }
 
 /* Strict UTF-8 (what jansson accepts): results are JSON, so a request
@@ -595,6 +607,8 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
     struct pollfd *pf = md_xcalloc(p->n, sizeof *pf);
     int got = 0;
     for (;;) {
+        for (unsigned i = 0; i < p->n; i++)
+            flush_reqs(&p->w[i]);
         int64_t now = md_now_ms(), wait = -1;
         unsigned np = 0;
         for (unsigned i = 0; i < p->n; i++) {

@@ -29,7 +29,7 @@ typedef enum md_spf_output {
 typedef struct md_spf_pool_config {
     md_dns_config dns;       /* each worker's resolver (servers are copied) */
     unsigned workers;        /* 0 = 1 */
-    unsigned depth;          /* requests queued per worker; 0 = 4, at most 16 */
+    unsigned depth;          /* requests queued per worker; 0 = 8, at most 16 */
     double deadline;         /* seconds per evaluation before the kill; 0 = 30 */
     md_spf_output output;    /* rendering in the workers keeps the parent,
                               * which is serial, out of JSON work */

@@ -59,8 +59,8 @@ static json_t *json_text(const char *data, size_t len)
 {
     char small[512];
     char *b = len < sizeof small ? small : md_xmalloc(len + 1);
-    md_sanitize(b, len + 1, data, len);
-    json_t *j = json_stringn_nocheck(b, len);   /* sanitized: ASCII */
+    md_sanitize(b, len + 1, data, len);      /* stops at a NUL byte */
+    json_t *j = json_string_nocheck(b);      /* sanitized: ASCII */
     if (b != small)
         free(b);
     return j;

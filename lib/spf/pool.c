@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,67 @@ static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
 
 /* --- worker ------------------------------------------------------------- */
 
+/*
+ * A worker's JSON lives for one evaluation: built, rendered, freed.  About
+ * 150 small jansson allocations per evaluation made malloc and free a
+ * sixth of a worker's time, so in a worker jansson allocates from an arena
+ * that is emptied after each result is written (free is a no-op).  Nothing
+ * JSON outlives an iteration of worker_main's loop.
+ */
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, size;
+    max_align_t data[];
+} arena_chunk;
+
+static arena_chunk *arena;
+
+static void *arena_alloc(size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (arena == NULL || arena->size - arena->used < n) {
+        size_t size = n > 65536 ? n : 65536;
+        arena_chunk *c = malloc(sizeof *c + size);
+        if (c == NULL)
+            return NULL;
+        c->next = arena;
+        c->used = 0;
+        c->size = size;
+        arena = c;
+    }
+    void *ptr = (char *)arena->data + arena->used;
+    arena->used += n;
+    return ptr;
+}
+
+static void arena_free(void *ptr)
+{
+    (void)ptr;
+}
+
+/* Empties the arena, keeping one chunk as big as this evaluation needed. */
+static void arena_reset(void)
+{
+    size_t total = 0;
+    while (arena != NULL && arena->next != NULL) {
+        arena_chunk *next = arena->next;
+        total += arena->size;
+        free(arena);
+        arena = next;
+    }
+    if (arena == NULL)
+        return;
+    if (total > 0) {
+        total += arena->size;
+        free(arena);
+        arena = NULL;
+        if (arena_alloc(total) != NULL)
+            arena->used = 0;
+        return;
+    }
+    arena->used = 0;
+}
+
 static FILE *worker_out;
 
 static int put_frame(int status, const char *s, size_t n)
@@ -188,6 +250,7 @@ static void worker_main(md_spf_pool *p, int in, int out)
     signal(SIGPIPE, SIG_DFL);
     if (fin == NULL || worker_out == NULL || dns == NULL)
         _exit(70);
+    json_set_alloc_funcs(arena_alloc, arena_free);
     while ((got = read_request(fin, &rbuf, &r, &crash)) != 0) {
         json_t *res = NULL;
         md_error_clear(&err);
@@ -218,6 +281,7 @@ static void worker_main(md_spf_pool *p, int in, int out)
             rc = put_frame((int)sr.status, sr.rendered ? sr.rendered : "", sr.len);
         }
         md_spf_result_clear(&sr);
+        arena_reset();
         if (rc != 0 || got < 0)
             _exit(71);
     }

@@ -350,6 +350,13 @@ void md_buf_add(md_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
+/* Bytes a JSON string must escape: control characters, '"', '\\'. */
+static const unsigned char json_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
 void md_json_append_string(md_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -368,7 +375,7 @@ void md_json_append_string(md_buf *b, const char *s, size_t n)
     while (i < n) {
         /* copy the run that needs no escape in one go */
         size_t run = i;
-        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+        while (run < n && !json_escaped[(unsigned char)s[run]])
             run++;
         memcpy(o, s + i, run - i);
         o += run - i;
@@ -436,10 +443,18 @@ static int json_append_value(md_buf *b, const json_t *v, int depth)
     case JSON_STRING:
         md_json_append_string(b, json_string_value(v), json_string_length(v));
         return 0;
-    case JSON_INTEGER:
-        n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        md_buf_add(b, num, (size_t)n);
+    case JSON_INTEGER: {
+        json_int_t x = json_integer_value(v);
+        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        char *e = num + sizeof num, *d = e;
+        do
+            *--d = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (x < 0)
+            *--d = '-';
+        md_buf_add(b, d, (size_t)(e - d));
         return 0;
+    }
     case JSON_REAL: {
         /* as jansson: %.17g, a '.' or an exponent always, exponent without
          * '+' or leading zeros */

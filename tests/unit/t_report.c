@@ -89,6 +89,7 @@ int main(void)
     /* md_json_append writes what json_dumpb(JSON_COMPACT) writes */
     static const char *const docs[] = {
         "{}", "[]", "null", "[true,false,null]", "0", "-9223372036854775807",
+        "[-9223372036854775808,9223372036854775807,-1,10]",
         "{\"a\":1,\"b\":[1,2,{\"c\":\"d\"}],\"e\":{}}",
         "\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"",
         "\"ctl \\u0001 \\u001f del \x7f utf8 \u00e9\u4e2d \\ud83d\\ude00\"",

@@ -353,7 +353,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
 static int count_term(ev *e, json_t *node, const spf_term *t, const char *what)
 {
     e->lookups++;
-    json_object_set_new(node, "lookups",
+    jset(node, "lookups",
                         json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
     if (e->lookups > MD_SPF_MAX_TERMS) {
         fail_with(e, "spf.lookup_limit",
@@ -581,12 +581,12 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
-    json_object_set_new(node, "record", json_text(found->data, found->len));
+    jset(node, "record", json_text(found->data, found->len));
     rec = spf_record_parse(found->data, found->len);
     if (rec->bad || memchr(found->data, '\0', found->len) != NULL) {
         fail_with(e, "spf.syntax", "syntax error in the record of %s %s", domain,
                   rec->bad ? rec->error : "(NUL byte)");
-        json_object_set_new(node, "error", json_string(rec->error));
+        jset(node, "error", json_string(rec->error));
         code = MD_SPF_PERMERROR;
         goto done;
     }
@@ -605,7 +605,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
             case '?': code = MD_SPF_NEUTRAL; break;
             default: code = MD_SPF_PASS; break;
             }
-            json_object_set_new(node, "matched", json_string(t->text));
+            jset(node, "matched", json_string(t->text));
             if (depth == 0 || strcmp(via, "redirect") == 0)
                 snprintf(e->mechanism, sizeof e->mechanism, "%s", t->text);
             if (code == MD_SPF_FAIL && want_exp && rec->exp) {
@@ -876,24 +876,24 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     }
     /* check_host() is pure on the domain it was given: keep a trailing dot out. */
     json_t *out = json_object();
-    json_object_set_new(out, "domain", json_text(domain, strlen(domain)));
-    json_object_set_new(out, "ip", json_string(e.ipstr));
-    json_object_set_new(out, "sender", json_text(e.sender, strlen(e.sender)));
-    json_object_set_new(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
-    json_object_set_new(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
-    json_object_set_new(out, "result", json_string(md_spf_code_name(code)));
+    jset(out, "domain", json_text(domain, strlen(domain)));
+    jset(out, "ip", json_string(e.ipstr));
+    jset(out, "sender", json_text(e.sender, strlen(e.sender)));
+    jset(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
+    jset(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
+    jset(out, "result", json_string(md_spf_code_name(code)));
     if (code == MD_SPF_FAIL && e.explanation) {
-        json_object_set_new(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
-        json_object_set_new(out, "explanation_source", json_string("exp"));
+        jset(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
+        jset(out, "explanation_source", json_string("exp"));
     } else {
-        json_object_set_new(out, "explanation", json_null());
+        jset(out, "explanation", json_null());
     }
-    json_object_set_new(out, "lookups", json_integer(e.lookups));
-    json_object_set_new(out, "void_lookups", json_integer(e.voids));
-    json_object_set_new(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
-    json_object_set_new(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
+    jset(out, "lookups", json_integer(e.lookups));
+    jset(out, "void_lookups", json_integer(e.voids));
+    jset(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
+    jset(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
                                       ? json_string(e.error) : json_null());
-    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
                                                            : json_null());
     json_decref(tree);
     headers(&e, req, code, domain, out);
@@ -909,8 +909,8 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         add_finding(findings, e.err_id, sev, e.error, NULL);
 
     if (between) {
-        json_object_set_new(out, "findings", json_incref(findings));
-        json_object_set_new(out, "queries", json_incref(e.queries));
+        jset(out, "findings", json_incref(findings));
+        jset(out, "queries", json_incref(e.queries));
         between(between_arg, out);
     }
 
@@ -926,8 +926,8 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
         || (e.helo && strlen(e.helo) > 255)) {
-        json_object_set_new(l2, "ran", json_false());
-        json_object_set_new(l2, "why", json_string(req->no_libspf2 ? "disabled"
+        jset(l2, "ran", json_false());
+        jset(l2, "why", json_string(req->no_libspf2 ? "disabled"
                             : override ? "domain override (libspf2 checks the sender's domain)"
                             : "input not safe to hand to libspf2"));
     } else {
@@ -936,22 +936,22 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
                              req->identity == MD_SPF_ID_HELO, e.deadline, isolate, &lo);
         e.origin = "walk";
-        json_object_set_new(l2, "ran", json_true());
+        jset(l2, "ran", json_true());
         if (lo.crashed) {
             /* The RFC verdict above does not depend on libspf2: keep it, and
              * say what happened (see libspf2.c). */
-            json_object_set_new(l2, "crashed", json_string(lo.error));
+            jset(l2, "crashed", json_string(lo.error));
             add_finding(findings, "spf.libspf2_crashed", MD_SEV_OK,
                         "libspf2 crashed or hung on this input (isolated); the RFC 7208 result"
                         " does not depend on it", lo.error);
             goto l2done;
         }
-        json_object_set_new(l2, "result", json_string(lo.result));
-        json_object_set_new(l2, "reason", json_string(lo.reason));
+        jset(l2, "result", json_string(lo.result));
+        jset(l2, "reason", json_string(lo.reason));
         if (lo.error[0])
-            json_object_set_new(l2, "error", json_string(lo.error));
+            jset(l2, "error", json_string(lo.error));
         int agree = strcmp(lo.result, md_spf_code_name(code)) == 0;
-        json_object_set_new(l2, "agrees", json_boolean(agree));
+        jset(l2, "agrees", json_boolean(agree));
         if (!agree) {
             char why[600];
             snprintf(why, sizeof why, "libspf2 1.2.10 says %s, RFC 7208 says %s%s%s", lo.result,
@@ -960,16 +960,16 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                 snprintf(why, sizeof why, "libspf2 1.2.10 passes loopback clients without"
                          " evaluating; RFC 7208 evaluates %s like any address: %s",
                          e.ipstr, md_spf_code_name(code));
-            json_object_set_new(l2, "override", json_string(why));
+            jset(l2, "override", json_string(why));
             add_finding(findings, "spf.libspf2_differs", MD_SEV_OK,
                         "libspf2 alone would give a different result; the RFC 7208 result is used",
                         why);
         }
     }
 l2done:
-    json_object_set_new(out, "libspf2", l2);
-    json_object_set_new(out, "queries", json_incref(e.queries));
-    json_object_set_new(out, "findings", findings);
+    jset(out, "libspf2", l2);
+    jset(out, "queries", json_incref(e.queries));
+    jset(out, "findings", findings);
     ev_clear(&e);
     return out;
 }
@@ -990,10 +990,10 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
                              "via", via, "record", "lookups", 0);
     json_t *children = json_array();
     json_array_append_new(siblings, node);
-    json_object_set_new(node, "children", children);
+    jset(node, "children", children);
     char ev_line[400];
     if (depth > 12) {
-        json_object_set_new(node, "error", json_string("nested too deep: not followed"));
+        jset(node, "error", json_string("nested too deep: not followed"));
         return;
     }
     const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
@@ -1051,7 +1051,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         snprintf(ev_line, sizeof ev_line, "%s: %s", domain, rec->error);
         add_finding(findings, "spf.syntax", MD_SEV_CRITICAL,
                     "syntax error in an SPF record: receivers see permerror", ev_line);
-        json_object_set_new(node, "error", json_string(rec->error));
+        jset(node, "error", json_string(rec->error));
         spf_record_free(rec);
         return;
     }
@@ -1073,7 +1073,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         if (t->mech == M_ALL || t->mech == M_IP4 || t->mech == M_IP6)
             continue;
         e->lookups++;
-        json_object_set_new(node, "lookups",
+        jset(node, "lookups",
                             json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
         if (t->arg && strchr(t->arg, '%')) {
             json_array_append_new(children, json_pack("{s:s, s:s}", "term", t->text,
@@ -1109,7 +1109,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
                         ev_line);
         } else {
             e->lookups++;
-            json_object_set_new(node, "lookups",
+            jset(node, "lookups",
                                 json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
             if (strchr(rec->redirect, '%') == NULL)
                 lint_node(e, rec->redirect, "redirect", children, depth + 1, findings, top);
@@ -1166,13 +1166,13 @@ json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
     if (!bad)
         add_finding(findings, "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits",
                     json_string_value(json_object_get(out, "record")));
-    json_object_set_new(out, "lookups", json_integer(e.lookups));
-    json_object_set_new(out, "void_lookups", json_integer(e.voids));
-    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+    jset(out, "lookups", json_integer(e.lookups));
+    jset(out, "void_lookups", json_integer(e.voids));
+    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
                                                            : json_null());
     json_decref(tree);
-    json_object_set_new(out, "queries", json_incref(e.queries));
-    json_object_set_new(out, "findings", findings);
+    jset(out, "queries", json_incref(e.queries));
+    jset(out, "findings", findings);
     ev_clear(&e);
     return out;
 }

@@ -203,7 +203,9 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     size_t len;
     if (fgets(hdr, sizeof hdr, fin) == NULL)
         return 0;
-    if (sscanf(hdr, "Q %zu", &len) != 1 || len > FRAME_MAX)
+    char *end;
+    if (hdr[0] != 'Q' || hdr[1] != ' ' || (len = strtoul(hdr + 2, &end, 10), *end != '\n')
+        || len > FRAME_MAX)
         return -1;
     if (buf->cap < len + 1) {
         buf->data = md_xrealloc(buf->data, len + 1);
@@ -214,19 +216,23 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     buf->data[len] = '\0';
     buf->len = len;
     const char *f[RQ_N];
-    int helo_id, no_l2;
-    double deadline;
-    char *p = buf->data, *end = buf->data + len;
-    if (sscanf(p, "%d %d %lf", &helo_id, &no_l2, &deadline) != 3)
+    char *p = buf->data, *lim = buf->data + len;
+    /* "IDENTITY NO_LIBSPF2 DEADLINE" */
+    if (len < 6 || (p[0] != '0' && p[0] != '1') || p[1] != ' ' || (p[2] != '0' && p[2] != '1')
+        || p[3] != ' ')
         return -1;
-    p += strlen(p) + 1;
+    int helo_id = p[0] == '1', no_l2 = p[2] == '1';
+    double deadline = strtod(p + 4, &end);
+    if (*end != '\0')
+        return -1;
+    p = end + 1;
     for (int k = 0; k < RQ_N; k++) {
-        if (p >= end || (*p != '+' && *p != '-'))
+        if (p >= lim || (*p != '+' && *p != '-'))
             return -1;
         f[k] = *p == '+' ? p + 1 : NULL;
         p += *p == '+' ? strlen(p) + 1 : 1;
     }
-    if (p > end)
+    if (p > lim)
         return -1;
     *r = (md_spf_request){ .ip = f[RQ_IP], .sender = f[RQ_SENDER], .helo = f[RQ_HELO],
                            .identity = helo_id ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,

@@ -213,9 +213,6 @@ static void run_libspf2(spf_lookup_fn lookup, void *arg, const char *ip,
     out->errcode = SPF_response_errcode(resp);
     if (out->errcode != SPF_E_SUCCESS)
         snprintf(out->error, sizeof out->error, "%s", SPF_strerror(out->errcode));
-    const char *h = SPF_response_get_received_spf(resp);
-    if (h)
-        md_sanitize(out->received_spf, sizeof out->received_spf, h, strlen(h));
 done:
     SPF_response_free(resp);
     SPF_request_free(req);
@@ -296,7 +293,6 @@ void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
         out->result[sizeof out->result - 1] = '\0';
         out->reason[sizeof out->reason - 1] = '\0';
         out->error[sizeof out->error - 1] = '\0';
-        out->received_spf[sizeof out->received_spf - 1] = '\0';
         return;
     }
     memset(out, 0, sizeof *out);

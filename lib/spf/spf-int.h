@@ -53,7 +53,6 @@ typedef struct spf_libspf2_out {
     char reason[32];
     int errcode;
     char error[160];
-    char received_spf[512];
     int crashed;            /* 1: libspf2 crashed, aborted or hung (error says how) */
 } spf_libspf2_out;
 

@@ -411,17 +411,14 @@ static int json_append_value(md_buf *b, const json_t *v, int depth)
         return -1;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
-        const char *key;
-        json_t *val;
-        int first = 1;
+        json_t *o = (json_t *)v;
         md_buf_add(b, "{", 1);
-        json_object_foreach((json_t *)v, key, val) {
-            if (!first)
+        for (void *it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it)) {
+            if (it != json_object_iter(o))
                 md_buf_add(b, ",", 1);
-            first = 0;
-            md_json_append_string(b, key, strlen(key));
+            md_json_append_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
             md_buf_add(b, ":", 1);
-            if (json_append_value(b, val, depth + 1) != 0)
+            if (json_append_value(b, json_object_iter_value(it), depth + 1) != 0)
                 return -1;
         }
         md_buf_add(b, "}", 1);

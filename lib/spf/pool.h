@@ -8,8 +8,9 @@
  * deadline is killed and replaced, and its request gets a temperror result
  * with an spf.engine_failed finding (severity unknown) saying what happened.
  *
- * Requests and results travel as JSON lines over pipes.  Results come back
- * in completion order.  Not thread-safe; one pool per thread.
+ * Requests and results travel as length-framed messages over pipes (see
+ * pool.c).  Results come back in completion order.  Not thread-safe; one
+ * pool per thread.
  */
 #ifndef MAILDIAG_SPF_POOL_H
 #define MAILDIAG_SPF_POOL_H

@@ -265,7 +265,9 @@ md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
         first_ms = 10;
 
     memset(&opt, 0, sizeof opt);
-    opt.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH;
+    /* STAYOPEN: a sequential caller (an SPF worker asks one query at a time)
+     * would otherwise open, configure and close a UDP socket per query. */
+    opt.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH | ARES_FLAG_STAYOPEN;
     opt.timeout = first_ms;
     opt.tries = tries;
     opt.ndots = 1;

@@ -252,25 +252,16 @@ int md_report_write_json(const md_report *rep, FILE *out)
 {
     /* One fwrite per report: jansson's stream dumper makes ~100 tiny
      * writes per object, which dominated bulk runs. */
-    char small[8192];
     json_t *o = md_report_to_json(rep);
-    size_t n = json_dumpb(o, small, sizeof small - 1, JSON_COMPACT);
-    char *buf = small;
-    if (n >= sizeof small - 1) {
-        buf = md_xmalloc(n + 1);
-        n = json_dumpb(o, buf, n, JSON_COMPACT);
-    }
+    md_buf b = { 0 };
+    int rc = md_json_append(&b, o);
     json_decref(o);
-    int rc = 0;
-    if (n == 0)
-        rc = -1;
-    else {
-        buf[n++] = '\n';
-        if (fwrite(buf, 1, n, out) != n)
+    if (rc == 0) {
+        md_buf_add(&b, "\n", 1);
+        if (fwrite(b.data, 1, b.len, out) != b.len)
             rc = -1;
     }
-    if (buf != small)
-        free(buf);
+    free(b.data);
     return rc;
 }
 
@@ -342,4 +333,168 @@ int md_color_wanted(FILE *out)
     if (nc != NULL && *nc)
         return 0;
     return isatty(fileno(out));
+}
+
+/* --- compact JSON into a buffer ------------------------------------------ */
+
+void md_buf_add(md_buf *b, const char *s, size_t n)
+{
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < n)
+            cap *= 2;
+        b->data = md_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+/* Bytes a JSON string must escape: control characters, '"', '\\'. */
+static const unsigned char json_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+void md_json_append_string(md_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    /* room for the worst case (every byte a \u00XX escape) up front, so
+     * the loop writes without checks */
+    if (b->cap - b->len < n * 6 + 2) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap - b->len < n * 6 + 2)
+            cap *= 2;
+        b->data = md_xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        /* copy the run that needs no escape in one go */
+        size_t run = i;
+        while (run < n && !json_escaped[(unsigned char)s[run]])
+            run++;
+        memcpy(o, s + i, run - i);
+        o += run - i;
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        i = run + 1;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+}
+
+static int json_append_value(md_buf *b, const json_t *v, int depth)
+{
+    char num[64];
+    int n;
+    if (depth > 2048)   /* jansson's own dump limit is the same order */
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        json_t *o = (json_t *)v;
+        md_buf_add(b, "{", 1);
+        for (void *it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it)) {
+            if (it != json_object_iter(o))
+                md_buf_add(b, ",", 1);
+            md_json_append_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            md_buf_add(b, ":", 1);
+            if (json_append_value(b, json_object_iter_value(it), depth + 1) != 0)
+                return -1;
+        }
+        md_buf_add(b, "}", 1);
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *val;
+        md_buf_add(b, "[", 1);
+        json_array_foreach(v, i, val) {
+            if (i > 0)
+                md_buf_add(b, ",", 1);
+            if (json_append_value(b, val, depth + 1) != 0)
+                return -1;
+        }
+        md_buf_add(b, "]", 1);
+        return 0;
+    }
+    case JSON_STRING:
+        md_json_append_string(b, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER: {
+        json_int_t x = json_integer_value(v);
+        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        char *e = num + sizeof num, *d = e;
+        do
+            *--d = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (x < 0)
+            *--d = '-';
+        md_buf_add(b, d, (size_t)(e - d));
+        return 0;
+    }
+    case JSON_REAL: {
+        /* as jansson: %.17g, a '.' or an exponent always, exponent without
+         * '+' or leading zeros */
+        double d = json_real_value(v);
+        if (d != d || d - d != 0)
+            return -1;
+        n = snprintf(num, sizeof num, "%.17g", d);
+        char *e = strchr(num, 'e');
+        if (e == NULL && strchr(num, '.') == NULL) {
+            memcpy(num + n, ".0", 3);
+            n += 2;
+        } else if (e != NULL) {
+            char *w = e + 1, *r = e + 1;
+            if (*r == '-')
+                *w++ = *r++;
+            else if (*r == '+')
+                r++;
+            while (*r == '0' && r[1] != '\0')
+                r++;
+            memmove(w, r, strlen(r) + 1);
+            n = (int)strlen(num);
+        }
+        md_buf_add(b, num, (size_t)n);
+        return 0;
+    }
+    case JSON_TRUE:
+        md_buf_add(b, "true", 4);
+        return 0;
+    case JSON_FALSE:
+        md_buf_add(b, "false", 5);
+        return 0;
+    default:
+        md_buf_add(b, "null", 4);
+        return 0;
+    }
+}
+
+int md_json_append(md_buf *b, const json_t *v)
+{
+    size_t len = b->len;
+    if (v == NULL || json_append_value(b, v, 0) != 0) {
+        b->len = len;
+        return -1;
+    }
+    return 0;
 }

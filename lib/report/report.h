@@ -101,6 +101,25 @@ md_severity md_report_status(const md_report *rep);
  * md_report_set in order, "status", "findings": [...]}.  Caller decrefs. */
 json_t *md_report_to_json(const md_report *rep);
 
+/* A growable byte buffer: data[0..len) (not NUL-terminated), capacity cap.
+ * Zero-initialise; the owner frees data. */
+typedef struct md_buf {
+    char *data;
+    size_t len, cap;
+} md_buf;
+
+/* Appends n bytes to b (grown with md_xrealloc). */
+void md_buf_add(md_buf *b, const char *s, size_t n);
+
+/* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
+ * JSON_COMPACT) writes (object keys in insertion order), without jansson's
+ * per-character callbacks: bulk tools render every result this way.
+ * Returns 0, or -1 (b unchanged) when v holds something jansson would
+ * refuse (a non-finite real). */
+int md_json_append(md_buf *b, const json_t *v);
+/* Appends s[0..n) as a JSON string, escaped as md_json_append does. */
+void md_json_append_string(md_buf *b, const char *s, size_t n);
+
 #define MD_TEXT_COLOR    0x1u   /* ANSI colours (callers decide: TTY, NO_COLOR) */
 #define MD_TEXT_EVIDENCE 0x2u   /* show evidence lines */
 

@@ -57,11 +57,25 @@ typedef struct ev {
  * '?' (records are untrusted; JSON strings must be valid UTF-8). */
 static json_t *json_text(const char *data, size_t len)
 {
-    char *b = md_xmalloc(len + 1);
-    md_sanitize(b, len + 1, data, len);
-    json_t *j = json_string(b);
-    free(b);
+    char small[512];
+    char *b = len < sizeof small ? small : md_xmalloc(len + 1);
+    md_sanitize(b, len + 1, data, len);      /* stops at a NUL byte */
+    json_t *j = json_string_nocheck(b);      /* sanitized: ASCII */
+    if (b != small)
+        free(b);
     return j;
+}
+
+/* Sets a member whose key is one of ours (a literal: no UTF-8 check). */
+static void jset(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new_nocheck(o, key, v);
+}
+
+/* One of our own ASCII literals as a JSON string. */
+static json_t *jlit(const char *s)
+{
+    return json_string_nocheck(s);
 }
 
 /* --- DNS: one table per evaluation ------------------------------------ */
@@ -152,12 +166,14 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     m->ans = ans;
     m->next = e->memo;
     e->memo = m;
-    json_t *q = json_pack("{s:o, s:s, s:s, s:I, s:s}", "name", json_text(name, strlen(name)),
-                          "type", type_name(type),
-                          "outcome", md_dns_outcome_name(ans->outcome), "records", (json_int_t)ans->n,
-                          "by", e->origin);
+    json_t *q = json_object();
+    jset(q, "name", json_text(name, nl));
+    jset(q, "type", jlit(type_name(type)));
+    jset(q, "outcome", jlit(md_dns_outcome_name(ans->outcome)));
+    jset(q, "records", json_integer((json_int_t)ans->n));
+    jset(q, "by", jlit(e->origin));
     if (ans->detail[0])
-        json_object_set_new(q, "detail", json_string(ans->detail));
+        jset(q, "detail", json_text(ans->detail, strlen(ans->detail)));
     json_array_append_new(e->queries, q);
     return ans;
 }
@@ -337,7 +353,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
 static int count_term(ev *e, json_t *node, const spf_term *t, const char *what)
 {
     e->lookups++;
-    json_object_set_new(node, "lookups",
+    jset(node, "lookups",
                         json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
     if (e->lookups > MD_SPF_MAX_TERMS) {
         fail_with(e, "spf.lookup_limit",
@@ -523,11 +539,14 @@ static char *explanation(ev *e, const char *spec)
 static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
                               json_t *siblings, int depth)
 {
-    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
-                             "via", via, "record", "lookups", 0);
+    json_t *node = json_object();
+    jset(node, "domain", json_text(domain, strlen(domain)));
+    jset(node, "via", jlit(via));
+    jset(node, "record", json_null());
+    jset(node, "lookups", json_integer(0));
     json_t *children = json_array();
     json_array_append_new(siblings, node);
-    json_object_set_new(node, "children", children);
+    jset(node, "children", children);
     md_spf_code code = MD_SPF_NEUTRAL;
     spf_record *rec = NULL;
     const char *saved_cur = e->cur;
@@ -562,12 +581,12 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
-    json_object_set_new(node, "record", json_text(found->data, found->len));
+    jset(node, "record", json_text(found->data, found->len));
     rec = spf_record_parse(found->data, found->len);
     if (rec->bad || memchr(found->data, '\0', found->len) != NULL) {
         fail_with(e, "spf.syntax", "syntax error in the record of %s %s", domain,
                   rec->bad ? rec->error : "(NUL byte)");
-        json_object_set_new(node, "error", json_string(rec->error));
+        jset(node, "error", json_string(rec->error));
         code = MD_SPF_PERMERROR;
         goto done;
     }
@@ -586,7 +605,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
             case '?': code = MD_SPF_NEUTRAL; break;
             default: code = MD_SPF_PASS; break;
             }
-            json_object_set_new(node, "matched", json_string(t->text));
+            jset(node, "matched", json_string(t->text));
             if (depth == 0 || strcmp(via, "redirect") == 0)
                 snprintf(e->mechanism, sizeof e->mechanism, "%s", t->text);
             if (code == MD_SPF_FAIL && want_exp && rec->exp) {
@@ -620,7 +639,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
     }
     code = MD_SPF_NEUTRAL;
 done:
-    json_object_set_new(node, "result", json_string(md_spf_code_name(code)));
+    jset(node, "result", jlit(md_spf_code_name(code)));
     spf_record_free(rec);
     e->cur = saved_cur;
     return code;
@@ -761,28 +780,42 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
     char *problem = NULL;
     if (code == MD_SPF_PERMERROR || code == MD_SPF_TEMPERROR)
         problem = hdr_value(e->error[0] ? e->error : md_spf_code_name(code));
-    char *rs = md_xasprintf("Received-SPF: %s (%s: %s) client-ip=%s; envelope-from=%s; helo=%s;"
-                            " receiver=%s; identity=%s;%s%s%s%s%s",
-                            md_spf_code_name(code), rcv, cm, e->ipstr, from, helo, rcv,
-                            helo_id ? "helo" : "mailfrom",
-                            e->mechanism[0] ? " mechanism=" : "", e->mechanism[0] ? mech : "",
-                            e->mechanism[0] ? ";" : "",
-                            problem ? " problem=" : "", problem ? problem : "");
-    char *ar = md_xasprintf("Authentication-Results: %s; spf=%s smtp.%s=%s", rcv,
-                            md_spf_code_name(code), helo_id ? "helo" : "mailfrom",
-                            helo_id ? helo : ident);
-    json_object_set_new(out, "received_spf", json_string(rs));
-    json_object_set_new(out, "authentication_results", json_string(ar));
-    free(rs); free(ar); free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
+    /* Received-SPF: RESULT (RCV: COMMENT) client-ip=..; envelope-from=..;
+     * helo=..; receiver=..; identity=..;[ mechanism=..;][ problem=..]
+     * (every part is ASCII: sanitized above) */
+    const char *const rs[] = {
+        "Received-SPF: ", md_spf_code_name(code), " (", rcv, ": ", cm, ") client-ip=", e->ipstr,
+        "; envelope-from=", from, "; helo=", helo, "; receiver=", rcv, "; identity=",
+        helo_id ? "helo" : "mailfrom", ";", e->mechanism[0] ? " mechanism=" : "",
+        e->mechanism[0] ? mech : "", e->mechanism[0] ? ";" : "",
+        problem ? " problem=" : "", problem ? problem : "",
+    };
+    const char *const ar[] = {
+        "Authentication-Results: ", rcv, "; spf=", md_spf_code_name(code), " smtp.",
+        helo_id ? "helo" : "mailfrom", "=", helo_id ? helo : ident,
+    };
+    md_buf b = { 0 };
+    for (size_t i = 0; i < sizeof rs / sizeof *rs; i++)
+        md_buf_add(&b, rs[i], strlen(rs[i]));
+    jset(out, "received_spf", json_stringn_nocheck(b.data, b.len));
+    b.len = 0;
+    for (size_t i = 0; i < sizeof ar / sizeof *ar; i++)
+        md_buf_add(&b, ar[i], strlen(ar[i]));
+    jset(out, "authentication_results", json_stringn_nocheck(b.data, b.len));
+    free(b.data);
+    free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
 }
 
 static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,
                         const char *evidence)
 {
-    json_t *f = json_pack("{s:s, s:s, s:o, s:[]}", "id", id, "severity", md_severity_name(sev),
-                          "summary", json_text(summary, strlen(summary)), "evidence");
+    json_t *f = json_object(), *evid = json_array();
+    jset(f, "id", jlit(id));
+    jset(f, "severity", jlit(md_severity_name(sev)));
+    jset(f, "summary", json_text(summary, strlen(summary)));
+    jset(f, "evidence", evid);
     if (evidence && *evidence)
-        json_array_append_new(json_object_get(f, "evidence"), json_text(evidence, strlen(evidence)));
+        json_array_append_new(evid, json_text(evidence, strlen(evidence)));
     json_array_append_new(findings, f);
 }
 
@@ -826,7 +859,11 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         e.local = at && at > from ? md_xstrndup(from, (size_t)(at - from)) : md_xstrdup("postmaster");
         e.sdomain = md_xstrdup(at ? at + 1 : from);
     }
-    e.sender = md_xasprintf("%s@%s", e.local, e.sdomain);
+    size_t ll = strlen(e.local), dl = strlen(e.sdomain);
+    e.sender = md_xmalloc(ll + dl + 2);
+    memcpy(e.sender, e.local, ll);
+    e.sender[ll] = '@';
+    memcpy(e.sender + ll + 1, e.sdomain, dl + 1);
     const char *domain = req->domain ? req->domain : e.sdomain;
 
     json_t *tree = json_array();
@@ -839,24 +876,24 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     }
     /* check_host() is pure on the domain it was given: keep a trailing dot out. */
     json_t *out = json_object();
-    json_object_set_new(out, "domain", json_text(domain, strlen(domain)));
-    json_object_set_new(out, "ip", json_string(e.ipstr));
-    json_object_set_new(out, "sender", json_text(e.sender, strlen(e.sender)));
-    json_object_set_new(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
-    json_object_set_new(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
-    json_object_set_new(out, "result", json_string(md_spf_code_name(code)));
+    jset(out, "domain", json_text(domain, strlen(domain)));
+    jset(out, "ip", json_string(e.ipstr));
+    jset(out, "sender", json_text(e.sender, strlen(e.sender)));
+    jset(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
+    jset(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
+    jset(out, "result", json_string(md_spf_code_name(code)));
     if (code == MD_SPF_FAIL && e.explanation) {
-        json_object_set_new(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
-        json_object_set_new(out, "explanation_source", json_string("exp"));
+        jset(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
+        jset(out, "explanation_source", json_string("exp"));
     } else {
-        json_object_set_new(out, "explanation", json_null());
+        jset(out, "explanation", json_null());
     }
-    json_object_set_new(out, "lookups", json_integer(e.lookups));
-    json_object_set_new(out, "void_lookups", json_integer(e.voids));
-    json_object_set_new(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
-    json_object_set_new(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
+    jset(out, "lookups", json_integer(e.lookups));
+    jset(out, "void_lookups", json_integer(e.voids));
+    jset(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
+    jset(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
                                       ? json_string(e.error) : json_null());
-    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
                                                            : json_null());
     json_decref(tree);
     headers(&e, req, code, domain, out);
@@ -872,8 +909,8 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         add_finding(findings, e.err_id, sev, e.error, NULL);
 
     if (between) {
-        json_object_set_new(out, "findings", json_incref(findings));
-        json_object_set_new(out, "queries", json_incref(e.queries));
+        jset(out, "findings", json_incref(findings));
+        jset(out, "queries", json_incref(e.queries));
         between(between_arg, out);
     }
 
@@ -889,8 +926,8 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
         || (e.helo && strlen(e.helo) > 255)) {
-        json_object_set_new(l2, "ran", json_false());
-        json_object_set_new(l2, "why", json_string(req->no_libspf2 ? "disabled"
+        jset(l2, "ran", json_false());
+        jset(l2, "why", json_string(req->no_libspf2 ? "disabled"
                             : override ? "domain override (libspf2 checks the sender's domain)"
                             : "input not safe to hand to libspf2"));
     } else {
@@ -899,22 +936,22 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
         spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
                              req->identity == MD_SPF_ID_HELO, e.deadline, isolate, &lo);
         e.origin = "walk";
-        json_object_set_new(l2, "ran", json_true());
+        jset(l2, "ran", json_true());
         if (lo.crashed) {
             /* The RFC verdict above does not depend on libspf2: keep it, and
              * say what happened (see libspf2.c). */
-            json_object_set_new(l2, "crashed", json_string(lo.error));
+            jset(l2, "crashed", json_string(lo.error));
             add_finding(findings, "spf.libspf2_crashed", MD_SEV_OK,
                         "libspf2 crashed or hung on this input (isolated); the RFC 7208 result"
                         " does not depend on it", lo.error);
             goto l2done;
         }
-        json_object_set_new(l2, "result", json_string(lo.result));
-        json_object_set_new(l2, "reason", json_string(lo.reason));
+        jset(l2, "result", json_string(lo.result));
+        jset(l2, "reason", json_string(lo.reason));
         if (lo.error[0])
-            json_object_set_new(l2, "error", json_string(lo.error));
+            jset(l2, "error", json_string(lo.error));
         int agree = strcmp(lo.result, md_spf_code_name(code)) == 0;
-        json_object_set_new(l2, "agrees", json_boolean(agree));
+        jset(l2, "agrees", json_boolean(agree));
         if (!agree) {
             char why[600];
             snprintf(why, sizeof why, "libspf2 1.2.10 says %s, RFC 7208 says %s%s%s", lo.result,
@@ -923,16 +960,16 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                 snprintf(why, sizeof why, "libspf2 1.2.10 passes loopback clients without"
                          " evaluating; RFC 7208 evaluates %s like any address: %s",
                          e.ipstr, md_spf_code_name(code));
-            json_object_set_new(l2, "override", json_string(why));
+            jset(l2, "override", json_string(why));
             add_finding(findings, "spf.libspf2_differs", MD_SEV_OK,
                         "libspf2 alone would give a different result; the RFC 7208 result is used",
                         why);
         }
     }
 l2done:
-    json_object_set_new(out, "libspf2", l2);
-    json_object_set_new(out, "queries", json_incref(e.queries));
-    json_object_set_new(out, "findings", findings);
+    jset(out, "libspf2", l2);
+    jset(out, "queries", json_incref(e.queries));
+    jset(out, "findings", findings);
     ev_clear(&e);
     return out;
 }
@@ -953,10 +990,10 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
                              "via", via, "record", "lookups", 0);
     json_t *children = json_array();
     json_array_append_new(siblings, node);
-    json_object_set_new(node, "children", children);
+    jset(node, "children", children);
     char ev_line[400];
     if (depth > 12) {
-        json_object_set_new(node, "error", json_string("nested too deep: not followed"));
+        jset(node, "error", json_string("nested too deep: not followed"));
         return;
     }
     const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
@@ -1014,7 +1051,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         snprintf(ev_line, sizeof ev_line, "%s: %s", domain, rec->error);
         add_finding(findings, "spf.syntax", MD_SEV_CRITICAL,
                     "syntax error in an SPF record: receivers see permerror", ev_line);
-        json_object_set_new(node, "error", json_string(rec->error));
+        jset(node, "error", json_string(rec->error));
         spf_record_free(rec);
         return;
     }
@@ -1036,7 +1073,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         if (t->mech == M_ALL || t->mech == M_IP4 || t->mech == M_IP6)
             continue;
         e->lookups++;
-        json_object_set_new(node, "lookups",
+        jset(node, "lookups",
                             json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
         if (t->arg && strchr(t->arg, '%')) {
             json_array_append_new(children, json_pack("{s:s, s:s}", "term", t->text,
@@ -1072,7 +1109,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
                         ev_line);
         } else {
             e->lookups++;
-            json_object_set_new(node, "lookups",
+            jset(node, "lookups",
                                 json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
             if (strchr(rec->redirect, '%') == NULL)
                 lint_node(e, rec->redirect, "redirect", children, depth + 1, findings, top);
@@ -1129,13 +1166,13 @@ json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
     if (!bad)
         add_finding(findings, "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits",
                     json_string_value(json_object_get(out, "record")));
-    json_object_set_new(out, "lookups", json_integer(e.lookups));
-    json_object_set_new(out, "void_lookups", json_integer(e.voids));
-    json_object_set_new(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
+    jset(out, "lookups", json_integer(e.lookups));
+    jset(out, "void_lookups", json_integer(e.voids));
+    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
                                                            : json_null());
     json_decref(tree);
-    json_object_set_new(out, "queries", json_incref(e.queries));
-    json_object_set_new(out, "findings", findings);
+    jset(out, "queries", json_incref(e.queries));
+    jset(out, "findings", findings);
     ev_clear(&e);
     return out;
 }

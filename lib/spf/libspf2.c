@@ -82,7 +82,7 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_
     default:
         return SPF_dns_rr_new_init(srv, domain, rr_type, 0, NO_DATA);
     }
-    const md_dns_answer *a = c->lookup(c->arg, domain, type);
+    const md_dns_answer *a = c->lookup ? c->lookup(c->arg, domain, type) : NULL;
     int herr;
     if (a == NULL)
         herr = TRY_AGAIN;
@@ -136,6 +136,34 @@ static void layer_destroy(SPF_dns_server_t *srv)
     free(srv);
 }
 
+/* One libspf2 server per process, made on first use: its setup (default
+ * explanation and local policy compiled, DNS layer) is the same for every
+ * request, and an SPF worker evaluates thousands.  The layer reads ctx,
+ * which each evaluation points at its own answer table.  It lives until
+ * the process exits (a worker, or the child of an isolated evaluation). */
+static layer_ctx the_ctx;
+static SPF_server_t *the_server;
+
+static SPF_server_t *server(void)
+{
+    if (the_server != NULL)
+        return the_server;
+    SPF_dns_server_t *layer = calloc(1, sizeof *layer);
+    if (layer == NULL)
+        return NULL;
+    layer->lookup = layer_lookup;
+    layer->destroy = layer_destroy;
+    layer->name = "maildiag";
+    layer->hook = &the_ctx;
+    the_server = SPF_server_new_dns(layer, 0);
+    if (the_server == NULL) {
+        SPF_dns_free(layer);
+        return NULL;
+    }
+    SPF_server_set_rec_dom(the_server, "maildiag");
+    return the_server;
+}
+
 static void run_libspf2(spf_lookup_fn lookup, void *arg, const char *ip,
                         const char *sender, const char *helo, int helo_identity,
                         spf_libspf2_out *out)
@@ -154,23 +182,12 @@ static void run_libspf2(spf_lookup_fn lookup, void *arg, const char *ip,
     SPF_info_handler = quiet;
     SPF_debug_handler = quiet;
 
-    layer_ctx ctx = { lookup, arg };
-    SPF_dns_server_t *layer = calloc(1, sizeof *layer);
-    if (layer == NULL) {
-        snprintf(out->error, sizeof out->error, "out of memory");
-        return;
-    }
-    layer->lookup = layer_lookup;
-    layer->destroy = layer_destroy;
-    layer->name = "maildiag";
-    layer->hook = &ctx;
-    SPF_server_t *srv = SPF_server_new_dns(layer, 0);
+    SPF_server_t *srv = server();
     if (srv == NULL) {
-        SPF_dns_free(layer);
         snprintf(out->error, sizeof out->error, "SPF_server_new_dns failed");
         return;
     }
-    SPF_server_set_rec_dom(srv, "maildiag");
+    the_ctx = (layer_ctx){ lookup, arg };
     SPF_request_t *req = SPF_request_new(srv);
     SPF_response_t *resp = NULL;
     SPF_errcode_t rc = strchr(ip, ':') ? SPF_request_set_ipv6_str(req, ip)
@@ -196,14 +213,10 @@ static void run_libspf2(spf_lookup_fn lookup, void *arg, const char *ip,
     out->errcode = SPF_response_errcode(resp);
     if (out->errcode != SPF_E_SUCCESS)
         snprintf(out->error, sizeof out->error, "%s", SPF_strerror(out->errcode));
-    const char *h = SPF_response_get_received_spf(resp);
-    if (h)
-        md_sanitize(out->received_spf, sizeof out->received_spf, h, strlen(h));
 done:
     SPF_response_free(resp);
     SPF_request_free(req);
-    SPF_server_free(srv);
-    SPF_dns_free(layer);
+    the_ctx = (layer_ctx){ NULL, NULL };
 }
 
 /*
@@ -280,7 +293,6 @@ void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
         out->result[sizeof out->result - 1] = '\0';
         out->reason[sizeof out->reason - 1] = '\0';
         out->error[sizeof out->error - 1] = '\0';
-        out->received_spf[sizeof out->received_spf - 1] = '\0';
         return;
     }
     memset(out, 0, sizeof *out);

@@ -8,8 +8,9 @@
  * deadline is killed and replaced, and its request gets a temperror result
  * with an spf.engine_failed finding (severity unknown) saying what happened.
  *
- * Requests and results travel as JSON lines over pipes.  Results come back
- * in completion order.  Not thread-safe; one pool per thread.
+ * Requests and results travel as length-framed messages over pipes (see
+ * pool.c).  Results come back in completion order.  Not thread-safe; one
+ * pool per thread.
  */
 #ifndef MAILDIAG_SPF_POOL_H
 #define MAILDIAG_SPF_POOL_H
@@ -29,7 +30,7 @@ typedef enum md_spf_output {
 typedef struct md_spf_pool_config {
     md_dns_config dns;       /* each worker's resolver (servers are copied) */
     unsigned workers;        /* 0 = 1 */
-    unsigned depth;          /* requests queued per worker; 0 = 4, at most 16 */
+    unsigned depth;          /* requests queued per worker; 0 = 8, at most 16 */
     double deadline;         /* seconds per evaluation before the kill; 0 = 30 */
     md_spf_output output;    /* rendering in the workers keeps the parent,
                               * which is serial, out of JSON work */

@@ -71,38 +71,61 @@ md_report *md_spf_report(const char *tool, json_t *obj)
     return rep;
 }
 
-json_t *spf_report_json(json_t *obj)
+#define ADD_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
+
+md_severity spf_report_json_append(md_buf *b, json_t *obj)
 {
-    /* The object md_report_to_json(md_spf_report(obj)) gives, built without
-     * the detour (which cost a third of a bulk run): schema_version, the
-     * fields, status, findings (evidence only when there is some). */
-    json_t *o = json_object();
-    json_object_set_new(o, "schema_version", json_integer(1));
-    md_severity worst = MD_SEV_OK;
-    json_t *arr = json_array();
+    /* The line md_report_write_json(md_spf_report(tool, obj)) writes, built
+     * without the detour through a report and a second JSON tree (which
+     * cost a third of a bulk run): schema_version, the fields, status,
+     * findings (evidence only when there is some). */
+    ADD_LIT(b, "{\"schema_version\":1");
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
-        if (strcmp(key, "findings") != 0 && strcmp(key, "status") != 0
-            && strcmp(key, "schema_version") != 0 && strcmp(key, "tool") != 0)
-            json_object_set(o, key, val);
+        if (strcmp(key, "findings") == 0 || strcmp(key, "status") == 0
+            || strcmp(key, "schema_version") == 0 || strcmp(key, "tool") == 0)
+            continue;
+        ADD_LIT(b, ",");
+        md_json_append_string(b, key, strlen(key));
+        ADD_LIT(b, ":");
+        if (md_json_append(b, val) != 0)
+            ADD_LIT(b, "null");
     }
+    md_severity worst = MD_SEV_OK;
+    md_buf f = { 0 };
     size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(obj, "findings"), i, f) {
-        const char *id = json_string_value(json_object_get(f, "id"));
-        int sev = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
+    json_t *fd;
+    json_array_foreach(json_object_get(obj, "findings"), i, fd) {
+        const char *id = json_string_value(json_object_get(fd, "id"));
+        const char *sum = json_string_value(json_object_get(fd, "summary"));
+        int sev = md_severity_parse(json_string_value(json_object_get(fd, "severity")) ?: "unknown");
         md_severity s = sev < 0 ? MD_SEV_UNKNOWN : (md_severity)sev;
-        json_t *jf = json_pack("{s:s, s:s, s:O}", "id", id && md_catalogue_find(id) ? id : "spf.internal",
-                               "severity", md_severity_name(s), "summary",
-                               json_object_get(f, "summary") ?: json_string(""));
-        json_t *ev = json_object_get(f, "evidence");
-        if (json_array_size(ev) > 0)
-            json_object_set(jf, "evidence", ev);
-        json_array_append_new(arr, jf);
+        id = id && md_catalogue_find(id) ? id : "spf.internal";
+        sum = sum ? sum : "";
+        if (i > 0)
+            ADD_LIT(&f, ",");
+        ADD_LIT(&f, "{\"id\":");
+        md_json_append_string(&f, id, strlen(id));
+        ADD_LIT(&f, ",\"severity\":\"");
+        md_buf_add(&f, md_severity_name(s), strlen(md_severity_name(s)));
+        ADD_LIT(&f, "\",\"summary\":");
+        md_json_append_string(&f, sum, strlen(sum));
+        json_t *ev = json_object_get(fd, "evidence");
+        if (json_array_size(ev) > 0) {
+            ADD_LIT(&f, ",\"evidence\":");
+            if (md_json_append(&f, ev) != 0)
+                ADD_LIT(&f, "[]");
+        }
+        ADD_LIT(&f, "}");
         worst = md_severity_worst(worst, s);
     }
-    json_object_set_new(o, "status", json_string(md_severity_name(worst)));
-    json_object_set_new(o, "findings", arr);
-    return o;
+    ADD_LIT(b, ",\"status\":\"");
+    md_buf_add(b, md_severity_name(worst), strlen(md_severity_name(worst)));
+    ADD_LIT(b, "\",\"findings\":[");
+    if (f.len)
+        md_buf_add(b, f.data, f.len);
+    ADD_LIT(b, "]}\n");
+    free(f.data);
+    return worst;
 }

@@ -53,7 +53,6 @@ typedef struct spf_libspf2_out {
     char reason[32];
     int errcode;
     char error[160];
-    char received_spf[512];
     int crashed;            /* 1: libspf2 crashed, aborted or hung (error says how) */
 } spf_libspf2_out;
 
@@ -70,8 +69,9 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                             void (*between)(void *arg, json_t *out), void *between_arg,
                             md_error *err);
 
-/* The JSON line of md_report_to_json(md_spf_report(tool, obj)), built
- * directly (report.c).  Caller decrefs. */
-json_t *spf_report_json(json_t *obj);
+/* Appends the JSON line md_report_write_json(md_spf_report(tool, obj))
+ * writes, newline included, built directly (report.c).  Returns the worst
+ * severity of the findings (the line's "status"). */
+md_severity spf_report_json_append(md_buf *b, json_t *obj);
 
 #endif

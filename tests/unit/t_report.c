@@ -85,5 +85,35 @@ int main(void)
     md_tally_add(&t, MD_SEV_WARNING);
     is_int(t.worst, MD_SEV_WARNING, "tally worst");
     is_int(md_tally_total(&t), 3, "tally total");
+
+    /* md_json_append writes what json_dumpb(JSON_COMPACT) writes */
+    static const char *const docs[] = {
+        "{}", "[]", "null", "[true,false,null]", "0", "-9223372036854775807",
+        "[-9223372036854775808,9223372036854775807,-1,10]",
+        "{\"a\":1,\"b\":[1,2,{\"c\":\"d\"}],\"e\":{}}",
+        "\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"",
+        "\"ctl \\u0001 \\u001f del \x7f utf8 \u00e9\u4e2d \\ud83d\\ude00\"",
+        "[1.5,0.1,1e300,-2.5e-300,3.0,100000000000000000000.0,1e-07]",
+        "{\"z\":1,\"a\":2,\"m\":3}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL);
+        char want[512] = "";
+        size_t wn = v ? json_dumpb(v, want, sizeof want - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+        want[wn] = '\0';
+        md_buf b = { 0 };
+        int rc = v != NULL ? md_json_append(&b, v) : -1;
+        ok(rc == 0, "md_json_append %zu", i);
+        md_buf_add(&b, "", 1);
+        is_str(b.data, want, "md_json_append %zu as jansson", i);
+        free(b.data);
+        json_decref(v);
+    }
+    json_t *nul = json_stringn("a\0b", 3);
+    md_buf nb = { 0 };
+    md_json_append(&nb, nul);
+    ok(nb.len == 10 && memcmp(nb.data, "\"a\\u0000b\"", 10) == 0, "NUL inside a string escaped");
+    free(nb.data);
+    json_decref(nul);
     return tap_done();
 }

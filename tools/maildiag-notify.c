@@ -90,7 +90,11 @@ static int remind(ucli *u, const json_t *req)
     }
     const char **names = md_xcalloc(n + 1, sizeof *names);
     for (size_t i = 0; i < n; i++)
-        names[i] = json_string_value(json_array_get(jn, i));
+        if ((names[i] = json_string_value(json_array_get(jn, i))) == NULL) {
+            fprintf(stderr, "%s: maildiag-notify: a username is not a string\n", u->prog);
+            free(names);
+            return MD_EXIT_UNKNOWN;
+        }
     /* A reminder uses only the account's username (the first one listed). */
     md_store_account first = { .username = (char *)names[0] };
     int rc = MD_EXIT_UNKNOWN;

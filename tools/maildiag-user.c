@@ -250,15 +250,12 @@ static int cmd_remind(options *o)
         ucli_error(&o->u, "remind", &err);
         return MD_EXIT_UNKNOWN;
     }
-    const char **names = md_xcalloc(acc.n + 1, sizeof *names);
     size_t nn = 0;
-    const md_store_account *first = NULL;
     json_t *jn = json_array();
     for (size_t i = 0; i < acc.n; i++)
         if (md_account_mail_for(&acc.v[i], MD_ACCOUNT_WANT_USERNAME) == MD_ACCOUNT_MAIL_REMINDER) {
-            names[nn++] = acc.v[i].username;
             json_array_append_new(jn, json_string(acc.v[i].username));
-            first = first ? first : &acc.v[i];
+            nn++;
         }
     int rc = MD_EXIT_UNKNOWN;
     if (nn == 0) {
@@ -296,7 +293,6 @@ static int cmd_remind(options *o)
         json_decref(req);
         json_decref(jn);
     }
-    free(names);
     md_store_account_list_clear(&acc);
     return rc;
 }

@@ -9,23 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_usage_error(const char *prog, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
-    return MD_EXIT_UNKNOWN;
-}
-
-int cli_version(const char *prog)
-{
-    printf("%s (maildiag) %s\n", prog, md_version());
-    return MD_EXIT_OK;
-}
-
 int cli_dns_add_resolver(cli_dns *d, const char *prog, const char *spec)
 {
     char buf[80];

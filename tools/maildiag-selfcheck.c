@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "usercli.h"
-#include "selfmail.h"
 
 static const char *prog = "maildiag-selfcheck";
 
@@ -198,6 +197,36 @@ static pid_t dispatch(void)
     return 0;
 }
 
+/* The private part: maildiag-notify emails the owner of the address and
+ * writes the send and audit logs (tools/selfmail).  The child becomes it
+ * (and never returns); without a child, it runs while the answer waits. */
+static void send_private(options *o, const md_account_public *pub, pid_t child)
+{
+    /* A resolver inherited across fork shares its sockets with the parent. */
+    md_dns_free(o->u.resolver);
+    o->u.resolver = NULL;
+    json_t *req = ucli_notify_request(&o->u, "selfcheck");
+    json_object_set_new(req, "to", json_string(pub->address.ascii));
+    json_object_set_new(req, "key", json_string(pub->key));
+    json_object_set_new(req, "want", json_string(md_account_want_name((md_account_want)o->want)));
+    if (child < 0) {
+        ucli_notify_run(&o->u, req, NULL);
+        json_decref(req);
+        return;
+    }
+    ucli_notify_exec(&o->u, req);
+    /* Still here: the helper could not run.  The send log says so. */
+    md_error err;
+    md_store_send rec = { .at = (int64_t)time(NULL), .kind = (char *)md_account_want_name((md_account_want)o->want),
+                          .to = (char *)pub->key, .outcome = "failed",
+                          .reply = "cannot run maildiag-notify (the helper that sends)" };
+    if (ucli_open_store(&o->u, 0) == 0)
+        md_store_send_add(o->u.store, &rec, &err);
+    json_decref(req);
+    ucli_clear(&o->u);
+    _exit(0);
+}
+
 static void pad_until(int64_t deadline_ms)
 {
     for (int64_t left; (left = deadline_ms - md_now_ms()) > 0;) {
@@ -278,15 +307,8 @@ int main(int argc, char **argv)
             md_store_free(o.u.store);   /* never carry a database connection across fork */
             o.u.store = NULL;
             child = dispatch();
-            if (child <= 0) {   /* the child; or no process to spare: answer late */
-                selfmail_run(&o.u, pub, (md_account_want)o.want);
-                if (child == 0) {
-                    md_report_free(rep);
-                    free(pub);
-                    ucli_clear(&o.u);
-                    _exit(0);
-                }
-            }
+            if (child <= 0)   /* the child; or no process to spare: answer late */
+                send_private(&o, pub, child);
         }
         if (st == MD_OK && pub->typo[0]) {
             md_finding *f = md_report_add(rep, "address.typo", MD_SEV_DEFAULT,

@@ -250,15 +250,12 @@ static int cmd_remind(options *o)
         ucli_error(&o->u, "remind", &err);
         return MD_EXIT_UNKNOWN;
     }
-    const char **names = md_xcalloc(acc.n + 1, sizeof *names);
     size_t nn = 0;
-    const md_store_account *first = NULL;
     json_t *jn = json_array();
     for (size_t i = 0; i < acc.n; i++)
         if (md_account_mail_for(&acc.v[i], MD_ACCOUNT_WANT_USERNAME) == MD_ACCOUNT_MAIL_REMINDER) {
-            names[nn++] = acc.v[i].username;
             json_array_append_new(jn, json_string(acc.v[i].username));
-            first = first ? first : &acc.v[i];
+            nn++;
         }
     int rc = MD_EXIT_UNKNOWN;
     if (nn == 0) {
@@ -266,27 +263,36 @@ static int cmd_remind(options *o)
                                       "usernames", jn),
                "no account on %s can receive a reminder: nothing sent", a.display);
         rc = MD_EXIT_WARNING;
-    } else if (ucli_open_mailer(&o->u) == 0) {
-        md_account_sent sent;
-        st = md_account_mail_one(o->u.store, &o->u.mailer, a.ascii, key, MD_ACCOUNT_MAIL_REMINDER, first,
-                                 names, nn, &sent, &err);
-        char detail[700];
-        snprintf(detail, sizeof detail, "%s: %s", md_smtp_outcome_name(sent.outcome), sent.reply);
-        md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
-        md_store_audit_add(o->u.store, &au, &err);
-        result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
-                                      "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
-                                      "message_id", sent.message_id),
-               "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
-               md_smtp_outcome_name(sent.outcome), sent.reply);
-        json_decref(jn);
-        jn = NULL;
-        rc = st != MD_OK ? MD_EXIT_UNKNOWN : sent.outcome == MD_SMTP_ACCEPTED ? MD_EXIT_OK
-           : sent.outcome == MD_SMTP_DEFERRED ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
     } else {
+        /* Sending is maildiag-notify's (see usercli.h): it sends and writes
+         * the send log; the audit record and the answer are ours. */
+        json_t *req = ucli_notify_request(&o->u, "remind"), *rep = NULL;
+        json_object_set_new(req, "to", json_string(a.ascii));
+        json_object_set_new(req, "key", json_string(key));
+        json_object_set(req, "usernames", jn);
+        if (ucli_notify_run(&o->u, req, &rep) == 0) {
+            const char *outcome = json_string_value(json_object_get(rep, "outcome"));
+            const char *reply = json_string_value(json_object_get(rep, "reply"));
+            const char *mid = json_string_value(json_object_get(rep, "message_id"));
+            outcome = outcome ? outcome : "failed";
+            reply = reply ? reply : "";
+            char detail[700];
+            snprintf(detail, sizeof detail, "%s: %s", outcome, reply);
+            md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
+            md_store_audit_add(o->u.store, &au, &err);
+            result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
+                                          "outcome", outcome, "reply", reply, "message_id", mid ? mid : ""),
+                   "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
+                   outcome, reply);
+            const char *status = json_string_value(json_object_get(rep, "status"));
+            rc = status == NULL || strcmp(status, "ok") != 0 ? MD_EXIT_UNKNOWN
+               : strcmp(outcome, "accepted") == 0 ? MD_EXIT_OK
+               : strcmp(outcome, "deferred") == 0 ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
+        }
+        json_decref(rep);
+        json_decref(req);
         json_decref(jn);
     }
-    free(names);
     md_store_account_list_clear(&acc);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* tools/selfmail: what the owner of an address gets from maildiag-selfcheck. */
 #include "config.h"
 #include "selfmail.h"
+#include "usermail.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,32 +21,30 @@ static char *plan_text(const md_store_account_list *acc, md_account_want want)
     return s;
 }
 
-void selfmail_run(ucli *u, const md_account_public *p, md_account_want want)
+void selfmail_run(ucli *u, const char *to, const char *key, md_account_want want)
 {
     md_error err = { 0 };
     md_store_account_list acc = { 0 };
-    /* A resolver inherited across fork shares its sockets with the parent:
-     * drop it; sending makes its own when it needs one. */
-    md_dns_free(u->resolver);
-    u->resolver = NULL;
+    usermail um = { 0 };
     if (ucli_open_store(u, 0) != 0)
         return;
-    if (md_store_find_by_email(u->store, p->key, &acc, &err) != MD_OK)
+    if (md_store_find_by_email(u->store, key, &acc, &err) != MD_OK)
         return;
     char action[32];
     snprintf(action, sizeof action, "selfcheck.%s", md_account_want_name(want));
     char *plan = plan_text(&acc, want);
-    md_store_audit a = { "selfcheck", action, p->key, plan };
+    md_store_audit a = { "selfcheck", action, key, plan };
     md_store_audit_add(u->store, &a, &err);
     free(plan);
     unsigned n = 0;
-    if (ucli_open_mailer(u) == 0)
-        md_account_mail_request(u->store, &u->mailer, p->address.ascii, p->key, want, &acc, &n, &err);
+    if (usermail_open(u, &um) == 0)
+        md_account_mail_request(u->store, &um.mailer, to, key, want, &acc, &n, &err);
     else {
         md_store_send rec = { .at = (int64_t)time(NULL), .kind = (char *)md_account_want_name(want),
-                              .to = (char *)p->key, .outcome = "failed",
+                              .to = (char *)key, .outcome = "failed",
                               .reply = "sending is not configured ([mail] in the configuration)" };
         md_store_send_add(u->store, &rec, &err);
     }
+    usermail_clear(&um);
     md_store_account_list_clear(&acc);
 }

@@ -1,6 +1,7 @@
 /*
- * tools/selfmail: the private half of maildiag-selfcheck.  Runs in the
- * child process, after the public answer is fixed: looks up the accounts on
+ * tools/selfmail: the private half of maildiag-selfcheck.  Runs in
+ * maildiag-notify, which the selfcheck's detached child becomes after the
+ * public answer is fixed: looks up the accounts on
  * the address and emails its owner what was asked for (or that no account
  * uses it, or why the account cannot get it), writing the send log and the
  * audit log.  Prints nothing.
@@ -10,7 +11,8 @@
 
 #include "usercli.h"
 
-/* Opens its own store (and resolver) from u's settings. */
-void selfmail_run(ucli *u, const md_account_public *p, md_account_want want);
+/* Opens its own store (and resolver) from u's settings.  to is the
+ * address in ASCII (A-label domain), key its lookup key. */
+void selfmail_run(ucli *u, const char *to, const char *key, md_account_want want);
 
 #endif

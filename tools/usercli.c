@@ -3,11 +3,21 @@
 #include "usercli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef MD_PKGLIBEXECDIR
+#define MD_PKGLIBEXECDIR "/usr/local/libexec/maildiag"
+#endif
+#define NOTIFY_NAME "maildiag-notify"
+#define NOTIFY_REPLY_MAX (1 << 20)
 
 const char *ucli_conf(const ucli *u, const char *section, const char *key)
 {
@@ -121,101 +131,8 @@ const char *ucli_operator(ucli *u)
     return u->operator_buf;
 }
 
-int ucli_open_mailer(ucli *u)
-{
-    md_error err = { 0 };
-    md_account_mailer *m = &u->mailer;
-    memset(m, 0, sizeof *m);
-    const char *from = ucli_conf(u, "mail", "from");
-    if (from == NULL)
-        from = getenv("MAILDIAG_FROM");
-    if (from == NULL || *from == '\0') {
-        fprintf(stderr, "%s: no sender: set 'from' in [mail] of the configuration (or MAILDIAG_FROM)\n",
-                u->prog);
-        return -1;
-    }
-    m->message.from = from;
-    m->message.from_name = ucli_conf(u, "mail", "from_name");
-    m->message.product = ucli_conf(u, "mail", "product");
-    m->message.template_dir = ucli_conf(u, "mail", "template_dir");
-    if (m->message.template_dir == NULL)
-        m->message.template_dir = getenv("MAILDIAG_TEMPLATE_DIR");
-
-    md_smtp_request *r = &m->route;
-    r->server = ucli_conf(u, "mail", "server");
-    r->helo = ucli_conf(u, "mail", "helo");
-    const char *tls = ucli_conf(u, "mail", "tls");
-    if (tls == NULL)
-        r->tls = MD_SMTP_TLS_DEFAULT;
-    else if (strcmp(tls, "required") == 0)
-        r->tls = MD_SMTP_TLS_REQUIRED;
-    else if (strcmp(tls, "opportunistic") == 0)
-        r->tls = MD_SMTP_TLS_OPPORTUNISTIC;
-    else if (strcmp(tls, "off") == 0)
-        r->tls = MD_SMTP_TLS_OFF;
-    else {
-        fprintf(stderr, "%s: [mail] tls must be required, opportunistic or off\n", u->prog);
-        return -1;
-    }
-    const char *t = ucli_conf(u, "mail", "timeout");
-    r->timeout_ms = t ? (int)(strtod(t, NULL) * 1000) : 60000;
-    if (r->timeout_ms <= 0 || r->timeout_ms > 3600000)
-        r->timeout_ms = 60000;
-    const char *port = ucli_conf(u, "mail", "direct_port");
-    if (port == NULL)
-        port = getenv("MAILDIAG_SMTP_PORT");
-    if (port && *port)
-        r->direct_port = (unsigned)strtoul(port, NULL, 10);
-    r->auth_user = ucli_conf(u, "mail", "user");
-    if (r->auth_user) {
-        const char *pf = ucli_conf(u, "mail", "password_file");
-        if (pf)
-            u->password = cli_read_secret_file(u->prog, "password", pf);
-        else if (getenv("MAILDIAG_SMTP_PASSWORD"))
-            u->password = md_xstrdup(getenv("MAILDIAG_SMTP_PASSWORD"));
-        else
-            fprintf(stderr, "%s: [mail] user needs password_file (or MAILDIAG_SMTP_PASSWORD)\n", u->prog);
-        if (u->password == NULL)
-            return -1;
-        r->auth_password = u->password;
-    }
-    if (r->server == NULL) {   /* straight to the recipient's MX hosts */
-        if (u->resolver == NULL && (u->resolver = cli_dns_open(&u->dns, u->prog, 0)) == NULL)
-            return -1;
-        r->dns = u->resolver;
-    }
-    if ((u->smtp = md_smtp_ctx_new(ucli_conf(u, "mail", "ca_file"), &err)) == NULL) {
-        ucli_error(u, "smtp", &err);
-        return -1;
-    }
-    m->smtp = u->smtp;
-
-    const char *kf = ucli_conf(u, "token", "key_file");
-    if (kf == NULL)
-        kf = getenv("MAILDIAG_TOKEN_KEYS");
-    if (kf && *kf) {
-        if ((u->keys = md_token_keys_load(kf, &err)) == NULL) {
-            ucli_error(u, "token keys", &err);
-            return -1;
-        }
-        m->keys = u->keys;
-    }
-    m->verify_url = ucli_conf(u, "token", "verify_url");
-    m->reset_url = ucli_conf(u, "token", "reset_url");
-    const char *ttl = ucli_conf(u, "token", "ttl");
-    m->ttl = ttl ? strtoll(ttl, NULL, 10) : 0;
-    return 0;
-}
-
 void ucli_clear(ucli *u)
 {
-    md_smtp_ctx_free(u->smtp);
-    u->smtp = NULL;
-    md_token_keys_free(u->keys);
-    u->keys = NULL;
-    if (u->password)
-        cli_secret_free(u->password);
-    u->password = NULL;
     md_store_free(u->store);
     u->store = NULL;
     md_dns_free(u->resolver);
@@ -223,4 +140,160 @@ void ucli_clear(ucli *u)
     md_conf_free(u->conf);
     u->conf = NULL;
     cli_dns_clear(&u->dns);
+}
+
+json_t *ucli_notify_request(const ucli *u, const char *command)
+{
+    json_t *r = json_pack("{s:s,s:s}", "command", command, "prog", u->prog);
+    if (u->store_uri)
+        json_object_set_new(r, "store", json_string(u->store_uri));
+    if (u->config_path)
+        json_object_set_new(r, "config", json_string(u->config_path));
+    if (u->operator_name)
+        json_object_set_new(r, "operator", json_string(u->operator_name));
+    json_t *rs = json_array();
+    for (size_t i = 0; i < u->dns.nservers; i++)
+        json_array_append_new(rs, json_string(u->dns.servers[i]));
+    json_object_set_new(r, "resolvers", rs);
+    json_object_set_new(r, "timeout", json_real(u->dns.timeout));
+    return r;
+}
+
+const char *ucli_notify_path(void)
+{
+    static char path[PATH_MAX];
+    char dir[PATH_MAX];
+    /* Beside this program first: a build tree (tests, distcheck) holds the
+     * helper next to the tools; an installed tool is in bindir, where there
+     * is none, and uses the configured libexec directory. */
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    dir[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        size_t l = strlen(dir);
+        if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
+            dir[l - 6] = '\0';
+        if ((size_t)snprintf(path, sizeof path, "%s/" NOTIFY_NAME, dir) < sizeof path &&
+            access(path, X_OK) == 0)
+            return path;
+    }
+    snprintf(path, sizeof path, "%s/" NOTIFY_NAME, MD_PKGLIBEXECDIR);
+    return path;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int ucli_notify_run(const ucli *u, json_t *req, json_t **reply)
+{
+    const char *path = ucli_notify_path();
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rc = -1, status = 0;
+    char *text = json_dumps(req, JSON_COMPACT), *buf = NULL;
+    size_t len = 0;
+    pid_t pid = -1;
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    if (reply)
+        *reply = NULL;
+    if (text == NULL || pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        goto done;
+    }
+    fflush(NULL);
+    if ((pid = fork()) < 0) {
+        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        goto done;
+    }
+    if (pid == 0) {
+        if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
+            _exit(MD_EXIT_UNKNOWN);
+        execl(path, NOTIFY_NAME, (char *)NULL);
+        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        _exit(MD_EXIT_UNKNOWN);
+    }
+    close(in[0]);
+    close(out[1]);
+    in[0] = out[1] = -1;
+    /* A helper that dies early must not kill us with SIGPIPE. */
+    sigaction(SIGPIPE, &ign, &old);
+    int wrote = write_all(in[1], text, strlen(text));
+    sigaction(SIGPIPE, &old, NULL);
+    close(in[1]);
+    in[1] = -1;
+    buf = md_xmalloc(NOTIFY_REPLY_MAX + 1);
+    for (;;) {
+        ssize_t r = read(out[0], buf + len, NOTIFY_REPLY_MAX - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == NOTIFY_REPLY_MAX)
+            break;
+    }
+    close(out[0]);
+    out[0] = -1;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (wrote != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        goto done;   /* the helper said why on our standard error */
+    json_error_t je;
+    json_t *j = json_loadb(buf, len, 0, &je);
+    if (!json_is_object(j)) {
+        fprintf(stderr, "%s: %s gave no answer\n", u->prog, path);
+        json_decref(j);
+        goto done;
+    }
+    if (reply)
+        *reply = j;
+    else
+        json_decref(j);
+    rc = 0;
+done:
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0)
+            close(in[i]);
+        if (out[i] >= 0)
+            close(out[i]);
+    }
+    free(buf);
+    free(text);
+    return rc;
+}
+
+int ucli_notify_exec(const ucli *u, json_t *req)
+{
+    const char *path = ucli_notify_path();
+    int p[2];
+    char *text = json_dumps(req, JSON_COMPACT);
+    /* The request is small (an address and settings): it fits in the pipe,
+     * so it can be written before the helper runs. */
+    if (text == NULL || strlen(text) > 32768 || pipe(p) != 0) {
+        free(text);
+        return -1;
+    }
+    int wrote = write_all(p[1], text, strlen(text));
+    free(text);
+    close(p[1]);
+    if (wrote != 0 || dup2(p[0], 0) < 0) {
+        close(p[0]);
+        return -1;
+    }
+    if (p[0] != 0)
+        close(p[0]);
+    fflush(NULL);
+    execl(path, NOTIFY_NAME, (char *)NULL);
+    fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+    return -1;
 }

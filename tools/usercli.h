@@ -2,7 +2,12 @@
  * tools/usercli: what maildiag-user and maildiag-selfcheck share on the
  * command line: the configuration file, the store (--store URI, with a
  * product's database mapped from the config), the operator recorded in the
- * audit log, and the DNS check of the address's domain.
+ * audit log, the DNS check of the address's domain, and the requests to
+ * maildiag-notify, the internal helper that sends the account emails.
+ *
+ * The emails are sent by a separate program so that these tools never load
+ * OpenSSL, libESMTP or the token code: a lookup starts as fast as the
+ * sqlite3 command (issue 5), and only a run that sends pays for them.
  */
 #ifndef MAILDIAG_USERCLI_H
 #define MAILDIAG_USERCLI_H
@@ -11,7 +16,7 @@
 #include "base/conf.h"
 #include "store/store.h"
 #include "account/account.h"
-#include "account/notify.h"
+#include <jansson.h>
 
 #define UCLI_CONFIG_DEFAULT "/etc/maildiag.conf"
 
@@ -27,11 +32,6 @@ typedef struct ucli {
     md_dns *resolver;
     md_account_options aopt;
     char operator_buf[160];
-    /* sending (ucli_open_mailer) */
-    md_account_mailer mailer;
-    md_smtp_ctx *smtp;
-    md_token_keys *keys;
-    char *password;
 } ucli;
 
 /* Loads the configuration.  Returns 0, or -1 after printing the error. */
@@ -42,19 +42,25 @@ int ucli_open_store(ucli *u, unsigned flags);
 /* The resolver for the MX check, or NULL with --no-dns.  Returns 0 or -1. */
 int ucli_open_dns(ucli *u);
 /*
- * Sets up sending from the configuration:
- *   [mail]  from (or MAILDIAG_FROM), from_name, product, template_dir (or
- *           MAILDIAG_TEMPLATE_DIR), server HOST[:PORT] (relay; without it,
- *           straight to the recipient's MX, port direct_port or
- *           MAILDIAG_SMTP_PORT, default 25), tls (required, opportunistic,
- *           off), user, password_file (or MAILDIAG_SMTP_PASSWORD), helo,
- *           ca_file, timeout (seconds, default 60)
- *   [token] key_file (or MAILDIAG_TOKEN_KEYS), verify_url, reset_url,
- *           ttl (seconds)
- * Without token keys, verify and reset links cannot be made (such emails
- * fail and are logged so).  Returns 0, or -1 after printing the error.
+ * A request to maildiag-notify: {"command": command, "prog", "store",
+ * "config", "operator", "resolvers", "timeout"} from u's settings (the
+ * helper inherits the environment, so MAILDIAG_* settings reach it too).
+ * The caller adds the command's fields.  Caller frees with json_decref().
  */
-int ucli_open_mailer(ucli *u);
+json_t *ucli_notify_request(const ucli *u, const char *command);
+/*
+ * Runs maildiag-notify with req on its standard input and waits for it;
+ * its standard error is ours.  *reply (may be NULL) receives the JSON object
+ * it printed (caller frees with json_decref()).  Returns 0 when it exited 0
+ * with a reply, else -1 (the helper, or this function, printed why).
+ */
+int ucli_notify_run(const ucli *u, json_t *req, json_t **reply);
+/* Replaces this process by maildiag-notify reading req (for a child that
+ * has nothing else to do).  Returns -1 only when that failed. */
+int ucli_notify_exec(const ucli *u, json_t *req);
+/* The path of maildiag-notify: beside this program (a build tree), else
+ * in the package's libexec directory.  Borrowed, static. */
+const char *ucli_notify_path(void);
 
 /* Who runs this: the login name of getuid(), with --operator NAME shown
  * as "NAME (as LOGIN)" when they differ.  Borrowed. */

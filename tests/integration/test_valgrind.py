@@ -25,6 +25,9 @@ VALGRIND = ["valgrind", "-q", "--leak-check=full",
 def real_binary(name):
     """The ELF behind libtool's wrapper script (valgrind must run the real one)."""
     wrapper = mdlab.tool_path(name)
+    with open(wrapper, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            return wrapper      # not a libtool wrapper (a .libs/ may be stale)
     libs = os.path.join(os.path.dirname(wrapper), ".libs")
     for cand in ("lt-" + name, name):
         p = os.path.join(libs, cand)

@@ -25,10 +25,6 @@ sys.path.insert(0, os.path.join(os.environ.get("MAILDIAG_TESTS_DIR", os.path.dir
 import mdlab  # noqa: E402
 import smtplab  # noqa: E402
 
-VALGRIND = ["valgrind", "-q", "--leak-check=full",
-            "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect,possible",
-            "--error-exitcode=99"]
 
 ACCOUNTS = """username,email,status,auth,sso_provider,email_verified
 alice,alice@example.com,active,password,,1
@@ -38,28 +34,15 @@ js,john.smith+x@gmail.com,locked,password,,1
 """
 
 
-def real_binary(name):
-    wrapper = mdlab.tool_path(name)
-    with open(wrapper, "rb") as f:
-        if f.read(4) == b"\x7fELF":
-            return wrapper      # not a libtool wrapper (a .libs/ may be stale)
-    libs = os.path.join(os.path.dirname(wrapper), ".libs")
-    for cand in ("lt-" + name, name):
-        p = os.path.join(libs, cand)
-        if os.path.isfile(p):
-            return p
-    return wrapper
-
 
 class Valgrind(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if os.environ.get("MAILDIAG_SANITIZERS") == "yes":
-            raise unittest.SkipTest("sanitizer build: valgrind cannot run ASan binaries")
-        if shutil.which("valgrind") is None:
-            raise unittest.SkipTest("valgrind is not installed")
-        cls.user = real_binary("maildiag-user")
-        cls.selfcheck = real_binary("maildiag-selfcheck")
+        why = mdlab.valgrind_skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.user = mdlab.real_binary("maildiag-user")
+        cls.selfcheck = mdlab.real_binary("maildiag-selfcheck")
         cls.env = mdlab.tool_env({"LD_LIBRARY_PATH": os.path.join(
             os.path.dirname(mdlab.tool_path("maildiag-user")), "..", "lib", ".libs")})
         cls.tmp = tempfile.mkdtemp(prefix="mdtest-uvg-")
@@ -85,7 +68,7 @@ class Valgrind(unittest.TestCase):
         logs = os.path.join(self.tmp, "vg")
         shutil.rmtree(logs, ignore_errors=True)
         os.mkdir(logs)
-        p = subprocess.run(VALGRIND + ["--trace-children=yes", "--log-file=%s/%%p.log" % logs] + argv,
+        p = subprocess.run(mdlab.VALGRIND + ["--trace-children=yes", "--log-file=%s/%%p.log" % logs] + argv,
                            input=stdin, capture_output=True, env=self.env, timeout=180)
         err = p.stderr.decode(errors="replace")
         reports = []

@@ -8,8 +8,6 @@ Skipped (exit 77) in the sanitizer build, where valgrind cannot run, and when
 valgrind is not installed.
 """
 import os
-import shutil
-import subprocess
 import sys
 import unittest
 
@@ -17,42 +15,21 @@ sys.path.insert(0, os.path.join(os.environ.get("MAILDIAG_TESTS_DIR", os.path.dir
     os.path.dirname(os.path.abspath(__file__)))), "lab"))
 import mdlab  # noqa: E402
 
-VALGRIND = ["valgrind", "-q", "--leak-check=full",
-            "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect,possible",
-            "--error-exitcode=99"]
 
-
-def real_binary(name):
-    """The ELF behind libtool's wrapper script (valgrind must run the real one)."""
-    wrapper = mdlab.tool_path(name)
-    with open(wrapper, "rb") as f:
-        if f.read(4) == b"\x7fELF":
-            return wrapper      # not a libtool wrapper (a .libs/ may be stale)
-    libs = os.path.join(os.path.dirname(wrapper), ".libs")
-    for cand in ("lt-" + name, name):
-        p = os.path.join(libs, cand)
-        if os.path.isfile(p):
-            return p
-    return wrapper
 
 
 def run(argv, stdin=None):
-    env = mdlab.tool_env({"LD_LIBRARY_PATH": os.path.join(
-        os.path.dirname(mdlab.tool_path("maildiag-spf")), "..", "lib", ".libs")})
-    p = subprocess.run(VALGRIND + argv, input=stdin, capture_output=True, env=env, timeout=300)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return mdlab.valgrind_run(argv, stdin=stdin)
 
 
 class Valgrind(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if os.environ.get("MAILDIAG_SANITIZERS") == "yes":
-            raise unittest.SkipTest("sanitizer build: valgrind cannot run ASan binaries")
-        if shutil.which("valgrind") is None:
-            raise unittest.SkipTest("valgrind is not installed")
-        cls.spf = real_binary("maildiag-spf")
-        cls.auth = real_binary("maildiag-auth")
+        why = mdlab.valgrind_skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.spf = mdlab.real_binary("maildiag-spf")
+        cls.auth = mdlab.real_binary("maildiag-auth")
         cls.nsd = mdlab.Nsd({z: mdlab.zone_path(z + ".zone")
                              for z in ("spf.test", "auth.test", "reports.test", "bare.test")})
         cls.nsd.start()

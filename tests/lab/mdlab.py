@@ -427,6 +427,53 @@ def json_results(run):
 
 # ---------------------------------------------------------------- runner
 
+# --- valgrind: one way for every *_valgrind test -------------------------
+
+VALGRIND = ["valgrind", "-q", "--leak-check=full",
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+            "--error-exitcode=99"]
+
+
+def valgrind_skip_reason():
+    """Why valgrind tests cannot run here, or None."""
+    if os.environ.get("MAILDIAG_SANITIZERS") == "yes":
+        return "sanitizer build: valgrind cannot run ASan binaries"
+    if shutil.which("valgrind") is None:
+        return "valgrind is not installed"
+    return None
+
+
+def real_binary(name):
+    """The ELF behind libtool's wrapper script (valgrind must run the real one)."""
+    wrapper = tool_path(name)
+    with open(wrapper, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            return wrapper      # not a libtool wrapper (a .libs/ may be stale)
+    libs = os.path.join(os.path.dirname(wrapper), ".libs")
+    for cand in ("lt-" + name, name):
+        p = os.path.join(libs, cand)
+        if os.path.isfile(p):
+            return p
+    return wrapper
+
+
+def valgrind_env(extra=None):
+    """tool_env with the build tree's shared library on the path."""
+    env = {"LD_LIBRARY_PATH": os.path.join(
+        os.environ.get("MAILDIAG_BIN_DIR", "."), "..", "lib", ".libs")}
+    env.update(extra or {})
+    return tool_env(env)
+
+
+def valgrind_run(argv, stdin=None, timeout=300, extra=()):
+    """Runs argv under VALGRIND (+ extra options); returns (rc, stdout, stderr).
+    rc 99 means valgrind found errors or leaks."""
+    p = subprocess.run(VALGRIND + list(extra) + list(argv), input=stdin, capture_output=True,
+                       env=valgrind_env(), timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
 def run_tests(argv=None):
     """unittest main for automake: exit 0 pass, 1 fail, 77 when everything was skipped."""
     loader = unittest.TestLoader()

@@ -4,6 +4,8 @@
 #include "config.h"
 #include "cli.h"
 
+#include <getopt.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -22,4 +24,22 @@ int cli_version(const char *prog)
 {
     printf("%s (maildiag) %s\n", prog, md_version());
     return MD_EXIT_OK;
+}
+
+int cli_option_common(int c, const char *prog, char *const *argv, void (*usage)(void))
+{
+    switch (c) {
+    case 'h':
+        usage();
+        return 1;
+    case 'V':
+        cli_version(prog);
+        return 1;
+    case ':':
+        cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]);
+        return -1;
+    default:
+        cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]);
+        return -1;
+    }
 }

@@ -150,3 +150,15 @@ void cli_secret_free(char *s)
         *p++ = 0;
     free(s);
 }
+
+int cli_dns_option(int c, const char *prog, const char *arg, cli_dns *d)
+{
+    switch (c) {
+    case 'r':
+        return cli_dns_add_resolver(d, prog, arg) != 0 ? -1 : 0;
+    case 't':
+        return cli_parse_timeout(prog, arg, &d->timeout) != 0 ? -1 : 0;
+    default:
+        return 1;
+    }
+}

@@ -41,6 +41,26 @@ int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((forma
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 
+/* The getopt cases every tool shares, for a switch's default branch:
+ * -h/--help (calls usage), -V/--version, a missing value and an unknown
+ * option.  Returns 1 when the tool should exit 0 (help, version shown) and
+ * -1 after a usage error. */
+int cli_option_common(int c, const char *prog, char *const *argv, void (*usage)(void));
+
+/* The DNS options -r/--resolver and -t/--timeout.  Returns 0 when c was one
+ * of them and its value is good, -1 after a usage error, 1 when c is not a
+ * DNS option (hand it to cli_option_common). */
+int cli_dns_option(int c, const char *prog, const char *arg, cli_dns *d);
+
+/* --help lines for the options above, so every tool words them alike. */
+#define CLI_HELP_DNS \
+    "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n" \
+    "                         default MAILDIAG_RESOLVER, else the system resolver\n" \
+    "  -t, --timeout SECONDS  budget for each DNS query, retries included (default 5)\n"
+#define CLI_HELP_COMMON \
+    "  -h, --help             show this help\n" \
+    "  -V, --version          show the version\n"
+
 /* Progress line on stderr, only when stderr is a terminal. */
 typedef struct cli_progress {
     int enabled;

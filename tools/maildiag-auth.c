@@ -32,11 +32,8 @@ static void usage(void)
            "                         MAILDIAG_DKIM_SELECTORS, else %s\n"
            "      --no-reset-mail    the domain sends no password-reset mail (p=none is ok)\n"
            "  -j, --json             one JSON object per domain, one per line\n"
-           "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n"
-           "                         default MAILDIAG_RESOLVER, else the system resolver\n"
-           "  -t, --timeout SECONDS  budget for each DNS query, retries included (default 5)\n"
-           "  -h, --help             show this help\n"
-           "  -V, --version          show the version\n", prog, MD_AUTH_DKIM_DEFAULT_SELECTORS);
+           CLI_HELP_DNS
+           CLI_HELP_COMMON, prog, MD_AUTH_DKIM_DEFAULT_SELECTORS);
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -65,18 +62,14 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'N': o->no_reset = 1; break;
         case 'j': o->format = CLI_JSON; break;
-        case 'r':
-            if (cli_dns_add_resolver(&o->dns, prog, optarg) != 0)
+        default: {
+            int rc = cli_dns_option(c, prog, optarg, &o->dns);
+            if (rc == 1)
+                return cli_option_common(c, prog, argv, usage);
+            if (rc < 0)
                 return -1;
             break;
-        case 't':
-            if (cli_parse_timeout(prog, optarg, &o->dns.timeout) != 0)
-                return -1;
-            break;
-        case 'h': usage(); return 1;
-        case 'V': cli_version(prog); return 1;
-        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
-        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        }
         }
     }
     if (optind >= argc)

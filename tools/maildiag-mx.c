@@ -41,12 +41,9 @@ static void usage(void)
            "  -c, --concurrency N    domains checked at once (default %d)\n"
            "  -j, --json             one JSON object per domain, one per line\n"
            "  -p, --plugin           one monitoring-plugin status line with perfdata\n"
-           "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n"
-           "                         default MAILDIAG_RESOLVER, else the system resolver\n"
-           "  -t, --timeout SECONDS  budget for each DNS query, retries included (default 5)\n"
+           CLI_HELP_DNS
            "  -q, --quiet            show only domains with problems\n"
-           "  -h, --help             show this help\n"
-           "  -V, --version          show the version\n", prog, MD_BULK_CONCURRENCY_DEFAULT);
+           CLI_HELP_COMMON, prog, MD_BULK_CONCURRENCY_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -77,19 +74,15 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'j': o->format = CLI_JSON; break;
         case 'p': o->format = CLI_PLUGIN; break;
-        case 'r':
-            if (cli_dns_add_resolver(&o->dns, prog, optarg) != 0)
-                return -1;
-            break;
-        case 't':
-            if (cli_parse_timeout(prog, optarg, &o->dns.timeout) != 0)
-                return -1;
-            break;
         case 'q': o->quiet = 1; break;
-        case 'h': usage(); return 1;
-        case 'V': cli_version(prog); return 1;
-        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
-        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        default: {
+            int rc = cli_dns_option(c, prog, optarg, &o->dns);
+            if (rc == 1)
+                return cli_option_common(c, prog, argv, usage);
+            if (rc < 0)
+                return -1;
+            break;
+        }
         }
     }
     if (optind >= argc && o->nfiles == 0) {

@@ -40,8 +40,7 @@ static void usage(void)
            "      --throwaway        issue: sign with a throwaway key (a test token)\n"
            "      --now UNIXTIME     the time to judge or issue at (default now)\n"
            "  -j, --json             one JSON object\n"
-           "  -h, --help             show this help\n"
-           "  -V, --version          show the version\n", prog, prog, MD_TOKEN_TTL_DEFAULT);
+           CLI_HELP_COMMON, prog, prog, MD_TOKEN_TTL_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -80,10 +79,7 @@ static int parse_options(int argc, char **argv, options *o)
             o->now = now;
             break;
         case 'j': o->json = 1; break;
-        case 'h': usage(); return 1;
-        case 'V': cli_version(prog); return 1;
-        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
-        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        default: return cli_option_common(c, prog, argv, usage);
         }
     }
     if (optind >= argc)

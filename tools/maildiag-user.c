@@ -96,18 +96,14 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'j': o->format = CLI_JSON; break;
         case OPT_NODNS: o->u.no_dns = 1; break;
-        case 'r':
-            if (cli_dns_add_resolver(&o->u.dns, prog, optarg) != 0)
+        default: {
+            int rc = cli_dns_option(c, prog, optarg, &o->u.dns);
+            if (rc == 1)
+                return cli_option_common(c, prog, argv, usage);
+            if (rc < 0)
                 return -1;
             break;
-        case 't':
-            if (cli_parse_timeout(prog, optarg, &o->u.dns.timeout) != 0)
-                return -1;
-            break;
-        case 'h': usage(); return 1;
-        case 'V': cli_version(prog); return 1;
-        case ':': cli_usage_error(prog, "option '%s' needs a value", argv[optind - 1]); return -1;
-        default: cli_usage_error(prog, "unknown option '%s'", argv[optind - 1]); return -1;
+        }
         }
     }
     o->args = argv + optind;

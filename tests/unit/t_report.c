@@ -63,6 +63,37 @@ int main(void)
        "JSON output is exactly one line");
     free(buf);
 
+    /* The streamed JSON is byte for byte what jansson makes of
+     * md_report_to_json, including escapes, UTF-8 and invalid bytes. */
+    {
+        md_report *r2 = md_report_new("t", "s");
+        md_report_set(r2, "domain", json_string("b\xc3\xbc" "cher.test"));
+        md_report_set(r2, "mx", json_pack("[{s:s,s:i,s:[s]}]", "host", "mx.test", "preference", 10,
+                                          "addresses", "192.0.2.1"));
+        md_report_set(r2, "flag", json_true());
+        md_finding *f2 = md_report_add(r2, "mx.implicit", MD_SEV_DEFAULT,
+                                       "quote \" back\\slash u\xc3\xbc");
+        md_finding_add_evidence(f2, "bad \xff byte");
+        md_finding_add_evidence(f2, "ev2");
+        md_report_add(r2, "dns.temporary", MD_SEV_DEFAULT, "x");
+        char *got = NULL;
+        size_t gotlen = 0;
+        FILE *gm = open_memstream(&got, &gotlen);
+        md_report_write_json(r2, gm);
+        fclose(gm);
+        json_t *jo = md_report_to_json(r2);
+        char *want = json_dumps(jo, JSON_COMPACT);
+        json_decref(jo);
+        size_t wl = strlen(want);
+        ok(gotlen == wl + 1 && memcmp(got, want, wl) == 0 && got[wl] == '\n',
+           "streamed JSON equals jansson's rendering");
+        if (!(gotlen == wl + 1 && memcmp(got, want, wl) == 0))
+            printf("#   got:  %s#   want: %s\n", got, want);
+        free(got);
+        free(want);
+        md_report_free(r2);
+    }
+
     mem = open_memstream(&buf, &len);
     md_report_write_text(rep, mem, 0);
     fclose(mem);

@@ -22,36 +22,6 @@
 
 /* --- small helpers ------------------------------------------------------ */
 
-typedef struct slot {
-    int done;
-    md_dns_answer *ans;
-} slot;
-
-static void slot_cb(void *arg, const md_dns_answer *a)
-{
-    slot *s = arg;
-    s->ans = md_dns_answer_copy(a);
-    s->done = 1;
-}
-
-/* One synchronous query; caller frees the answer. */
-static md_dns_answer *ask(md_dns *dns, const char *name, int type)
-{
-    slot s = { 0 };
-    md_dns_query(dns, name, type, slot_cb, &s);
-    while (!s.done)
-        if (md_dns_step(dns, -1) == 0 && !s.done)
-            break;
-    if (!s.done) {
-        md_dns_answer *a = md_xcalloc(1, sizeof *a);
-        a->outcome = MD_DNS_ERROR;
-        a->qname = md_xstrdup(name);
-        a->type = type;
-        return a;
-    }
-    return s.ans;
-}
-
 static json_t *text(const char *s, size_t len)
 {
     char *b = md_xmalloc(len + 1);
@@ -186,7 +156,7 @@ static int dmarc_fetch(md_dns *dns, const char *name, char **rec, json_t *findin
 {
     char q[300];
     snprintf(q, sizeof q, "_dmarc.%s", name);
-    md_dns_answer *a = ask(dns, q, MD_DNS_TXT);
+    md_dns_answer *a = md_dns_resolve(dns, q, MD_DNS_TXT);
     int rc = 0;
     if (md_dns_outcome_is_temporary(a->outcome)) {
         temp(findings, a, "DMARC");
@@ -236,7 +206,7 @@ static void dmarc_uris(md_dns *dns, const char *domain, const char *org, const c
         if (strcasecmp(dorg, org) != 0) {
             char q[600];
             snprintf(q, sizeof q, "%s._report._dmarc.%s", domain, dest);
-            md_dns_answer *a = ask(dns, q, MD_DNS_TXT);
+            md_dns_answer *a = md_dns_resolve(dns, q, MD_DNS_TXT);
             int ok = 0;
             for (size_t i = 0; a->outcome == MD_DNS_ANSWER && i < a->n; i++)
                 if (starts_version(a->txt[i].data, a->txt[i].len, "DMARC1"))
@@ -418,7 +388,7 @@ static json_t *dkim_one(md_dns *dns, const char *domain, const char *sel, int ex
 {
     char q[300], ev[700];
     snprintf(q, sizeof q, "%s._domainkey.%s", sel, domain);
-    md_dns_answer *a = ask(dns, q, MD_DNS_TXT);
+    md_dns_answer *a = md_dns_resolve(dns, q, MD_DNS_TXT);
     json_t *o = json_pack("{s:s, s:s}", "selector", sel, "name", q);
     if (md_dns_outcome_is_temporary(a->outcome)) {
         temp(findings, a, "DKIM key");
@@ -540,7 +510,7 @@ static json_t *dkim_check(md_dns *dns, const char *domain, const md_auth_config 
 static int versioned(md_dns *dns, const char *name, const char *version, const char *prefix,
                      json_t **tags, char **rec, json_t *findings)
 {
-    md_dns_answer *a = ask(dns, name, MD_DNS_TXT);
+    md_dns_answer *a = md_dns_resolve(dns, name, MD_DNS_TXT);
     int n = 0;
     *tags = NULL;
     *rec = NULL;
@@ -601,7 +571,7 @@ static json_t *mtasts_check(md_dns *dns, const char *domain, json_t *findings)
             "the MTA-STS id= must be 1 to 32 letters and digits (RFC 8461 3.1)", ev);
     } else {
         snprintf(q, sizeof q, "mta-sts.%s", domain);
-        md_dns_answer *a4 = ask(dns, q, MD_DNS_A), *a6 = ask(dns, q, MD_DNS_AAAA);
+        md_dns_answer *a4 = md_dns_resolve(dns, q, MD_DNS_A), *a6 = md_dns_resolve(dns, q, MD_DNS_AAAA);
         if (a4->n == 0 && a6->n == 0 && !md_dns_outcome_is_temporary(a4->outcome)) {
             char e2[400];
             snprintf(e2, sizeof e2, "%s: %s", q, md_dns_outcome_name(a4->outcome));
@@ -805,16 +775,6 @@ md_report *md_auth_report(const char *tool, json_t *obj)
         md_report_add_detail(rep, "MX %lld %s", (long long)json_integer_value(json_object_get(m, "preference")),
                              json_string_value(json_object_get(m, "host")) ?: "?");
 findings:;
-    json_t *f;
-    json_array_foreach(json_object_get(obj, "findings"), i, f) {
-        int sev = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
-        md_finding *fd = md_report_add(rep, json_string_value(json_object_get(f, "id")) ?: "auth.internal",
-                                       sev < 0 ? MD_SEV_UNKNOWN : (md_severity)sev, "%s",
-                                       json_string_value(json_object_get(f, "summary")) ?: "");
-        size_t j;
-        json_t *e;
-        json_array_foreach(json_object_get(f, "evidence"), j, e)
-            md_finding_add_evidence(fd, "%s", json_string_value(e) ?: "");
-    }
+    md_report_add_findings_json(rep, json_object_get(obj, "findings"), "auth.internal");
     return rep;
 }

@@ -618,6 +618,34 @@ void md_dns_run(md_dns *dns)
         ;
 }
 
+typedef struct resolve_slot {
+    int done;
+    md_dns_answer *ans;
+} resolve_slot;
+
+static void resolve_cb(void *arg, const md_dns_answer *a)
+{
+    resolve_slot *s = arg;
+    s->ans = md_dns_answer_copy(a);
+    s->done = 1;
+}
+
+md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type)
+{
+    resolve_slot s = { 0, NULL };
+    md_dns_query(dns, name, type, resolve_cb, &s);
+    while (!s.done && md_dns_step(dns, -1) > 0)
+        ;
+    if (s.done)
+        return s.ans;
+    md_dns_answer *a = md_xcalloc(1, sizeof *a);   /* cannot happen: every query ends */
+    a->outcome = MD_DNS_ERROR;
+    a->type = type;
+    a->qname = md_xstrdup(name);
+    snprintf(a->detail, sizeof a->detail, "internal: the query was lost");
+    return a;
+}
+
 size_t md_dns_pending(const md_dns *dns)
 {
     return dns->nqueued + dns->ninflight + (dns->dhead != NULL);

@@ -147,6 +147,16 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
 size_t md_dns_step(md_dns *dns, int max_wait_ms);
 /* Runs until no query is queued or in flight. */
 void md_dns_run(md_dns *dns);
+
+/*
+ * One query, synchronously: queues it and drives the loop until its answer
+ * arrives (other queries queued on dns progress too).  For code that runs on
+ * a private md_dns, such as an SPF evaluation in a worker; never call it from
+ * inside a callback of the same md_dns.  Never returns NULL: a query that
+ * could not finish comes back as MD_DNS_ERROR.  Caller frees with
+ * md_dns_answer_free().
+ */
+md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
 /* Queued + in flight. */
 size_t md_dns_pending(const md_dns *dns);
 

@@ -161,6 +161,23 @@ void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
     f->evidence[f->nevidence++] = line;
 }
 
+void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id)
+{
+    size_t i, j;
+    json_t *f, *e;
+    json_array_foreach(findings, i, f) {
+        const char *id = json_string_value(json_object_get(f, "id"));
+        const char *sev = json_string_value(json_object_get(f, "severity"));
+        const char *summary = json_string_value(json_object_get(f, "summary"));
+        int s = md_severity_parse(sev ? sev : "unknown");
+        md_finding *fd = md_report_add(rep, id ? id : fallback_id,
+                                       s < 0 ? MD_SEV_UNKNOWN : (md_severity)s, "%s",
+                                       summary ? summary : "");
+        json_array_foreach(json_object_get(f, "evidence"), j, e)
+            md_finding_add_evidence(fd, "%s", json_string_value(e) ? json_string_value(e) : "");
+    }
+}
+
 void md_report_add_detail(md_report *rep, const char *fmt, ...)
 {
     va_list ap;
@@ -263,8 +280,6 @@ static void append_text(md_buf *b, const char *s)
     md_json_append_string(b, clean, strlen(clean));
 }
 
-#define ADD_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
-
 int md_report_write_json(const md_report *rep, FILE *out)
 {
     /* Written straight from the report, in md_report_to_json's shape and
@@ -275,41 +290,41 @@ int md_report_write_json(const md_report *rep, FILE *out)
     json_t *val;
     int rc = 0;
 
-    ADD_LIT(&b, "{\"schema_version\":1");
+    MD_BUF_LIT(&b, "{\"schema_version\":1");
     json_object_foreach(rep->data, key, val) {
-        ADD_LIT(&b, ",");
+        MD_BUF_LIT(&b, ",");
         md_json_append_string(&b, key, strlen(key));
-        ADD_LIT(&b, ":");
+        MD_BUF_LIT(&b, ":");
         if (md_json_append(&b, val) != 0)
             rc = -1;
     }
-    ADD_LIT(&b, ",\"status\":\"");
+    MD_BUF_LIT(&b, ",\"status\":\"");
     const char *st = md_severity_name(md_report_status(rep));
     md_buf_add(&b, st, strlen(st));
-    ADD_LIT(&b, "\",\"findings\":[");
+    MD_BUF_LIT(&b, "\",\"findings\":[");
     for (size_t i = 0; i < rep->nfindings; i++) {
         const md_finding *f = &rep->findings[i];
         const char *sev = md_severity_name(f->severity);
         if (i)
-            ADD_LIT(&b, ",");
-        ADD_LIT(&b, "{\"id\":");
+            MD_BUF_LIT(&b, ",");
+        MD_BUF_LIT(&b, "{\"id\":");
         md_json_append_string(&b, f->id, strlen(f->id));
-        ADD_LIT(&b, ",\"severity\":\"");
+        MD_BUF_LIT(&b, ",\"severity\":\"");
         md_buf_add(&b, sev, strlen(sev));
-        ADD_LIT(&b, "\",\"summary\":");
+        MD_BUF_LIT(&b, "\",\"summary\":");
         append_text(&b, f->summary);
         if (f->nevidence > 0) {
-            ADD_LIT(&b, ",\"evidence\":[");
+            MD_BUF_LIT(&b, ",\"evidence\":[");
             for (size_t j = 0; j < f->nevidence; j++) {
                 if (j)
-                    ADD_LIT(&b, ",");
+                    MD_BUF_LIT(&b, ",");
                 append_text(&b, f->evidence[j]);
             }
-            ADD_LIT(&b, "]");
+            MD_BUF_LIT(&b, "]");
         }
-        ADD_LIT(&b, "}");
+        MD_BUF_LIT(&b, "}");
     }
-    ADD_LIT(&b, "]}\n");
+    MD_BUF_LIT(&b, "]}\n");
     if (rc == 0 && fwrite(b.data, 1, b.len, out) != b.len)
         rc = -1;
     free(b.data);

@@ -79,6 +79,14 @@ md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
 void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Adds every finding of a JSON findings array ([{"id", "severity",
+ * "summary", "evidence": [...]}], the shape md_report_to_json writes) to
+ * rep: for modules that build their results as JSON.  A finding without an
+ * id gets fallback_id; an unknown severity is unknown.
+ */
+void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id);
+
 /* Appends a human detail line (shown indented under the subject in text
  * output, before the findings). */
 void md_report_add_detail(md_report *rep, const char *fmt, ...)
@@ -110,6 +118,8 @@ typedef struct md_buf {
 
 /* Appends n bytes to b (grown with md_xrealloc). */
 void md_buf_add(md_buf *b, const char *s, size_t n);
+/* Appends a string literal (its length known at compile time). */
+#define MD_BUF_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
 
 /* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
  * JSON_COMPACT) writes (object keys in insertion order), without jansson's

@@ -80,18 +80,6 @@ static json_t *jlit(const char *s)
 
 /* --- DNS: one table per evaluation ------------------------------------ */
 
-typedef struct slot {
-    int done;
-    md_dns_answer *ans;
-} slot;
-
-static void slot_cb(void *arg, const md_dns_answer *a)
-{
-    slot *s = arg;
-    s->ans = md_dns_answer_copy(a);
-    s->done = 1;
-}
-
 static int name_valid(const char *n)
 {
     size_t len = strlen(n);
@@ -153,12 +141,7 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     } else if (md_now_ms() > e->deadline) {
         ans = fake_answer(name, type, MD_DNS_TIMEOUT, "evaluation time limit reached: not queried");
     } else {
-        slot s = { 0 };
-        md_dns_query(e->dns, name, type, slot_cb, &s);
-        while (!s.done)
-            if (md_dns_step(e->dns, -1) == 0 && !s.done)
-                break;
-        ans = s.done ? s.ans : fake_answer(name, type, MD_DNS_ERROR, "internal: query lost");
+        ans = md_dns_resolve(e->dns, name, type);
     }
     memo *m = md_xcalloc(1, sizeof *m);
     m->name = name;

@@ -56,22 +56,9 @@ md_report *md_spf_report(const char *tool, json_t *obj)
             md_report_add_detail(rep, "%s", rs);
     }
     tree_lines(rep, json_object_get(obj, "tree"), 0);
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(obj, "findings"), i, f) {
-        int sev = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
-        md_finding *fd = md_report_add(rep, json_string_value(json_object_get(f, "id")) ?: "spf.internal",
-                                       sev < 0 ? MD_SEV_UNKNOWN : (md_severity)sev, "%s",
-                                       json_string_value(json_object_get(f, "summary")) ?: "");
-        size_t j;
-        json_t *e;
-        json_array_foreach(json_object_get(f, "evidence"), j, e)
-            md_finding_add_evidence(fd, "%s", json_string_value(e) ?: "");
-    }
+    md_report_add_findings_json(rep, json_object_get(obj, "findings"), "spf.internal");
     return rep;
 }
-
-#define ADD_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
 
 md_severity spf_report_json_append(md_buf *b, json_t *obj)
 {
@@ -79,18 +66,18 @@ md_severity spf_report_json_append(md_buf *b, json_t *obj)
      * without the detour through a report and a second JSON tree (which
      * cost a third of a bulk run): schema_version, the fields, status,
      * findings (evidence only when there is some). */
-    ADD_LIT(b, "{\"schema_version\":1");
+    MD_BUF_LIT(b, "{\"schema_version\":1");
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
         if (strcmp(key, "findings") == 0 || strcmp(key, "status") == 0
             || strcmp(key, "schema_version") == 0 || strcmp(key, "tool") == 0)
             continue;
-        ADD_LIT(b, ",");
+        MD_BUF_LIT(b, ",");
         md_json_append_string(b, key, strlen(key));
-        ADD_LIT(b, ":");
+        MD_BUF_LIT(b, ":");
         if (md_json_append(b, val) != 0)
-            ADD_LIT(b, "null");
+            MD_BUF_LIT(b, "null");
     }
     md_severity worst = MD_SEV_OK;
     md_buf f = { 0 };
@@ -104,28 +91,28 @@ md_severity spf_report_json_append(md_buf *b, json_t *obj)
         id = id && md_catalogue_find(id) ? id : "spf.internal";
         sum = sum ? sum : "";
         if (i > 0)
-            ADD_LIT(&f, ",");
-        ADD_LIT(&f, "{\"id\":");
+            MD_BUF_LIT(&f, ",");
+        MD_BUF_LIT(&f, "{\"id\":");
         md_json_append_string(&f, id, strlen(id));
-        ADD_LIT(&f, ",\"severity\":\"");
+        MD_BUF_LIT(&f, ",\"severity\":\"");
         md_buf_add(&f, md_severity_name(s), strlen(md_severity_name(s)));
-        ADD_LIT(&f, "\",\"summary\":");
+        MD_BUF_LIT(&f, "\",\"summary\":");
         md_json_append_string(&f, sum, strlen(sum));
         json_t *ev = json_object_get(fd, "evidence");
         if (json_array_size(ev) > 0) {
-            ADD_LIT(&f, ",\"evidence\":");
+            MD_BUF_LIT(&f, ",\"evidence\":");
             if (md_json_append(&f, ev) != 0)
-                ADD_LIT(&f, "[]");
+                MD_BUF_LIT(&f, "[]");
         }
-        ADD_LIT(&f, "}");
+        MD_BUF_LIT(&f, "}");
         worst = md_severity_worst(worst, s);
     }
-    ADD_LIT(b, ",\"status\":\"");
+    MD_BUF_LIT(b, ",\"status\":\"");
     md_buf_add(b, md_severity_name(worst), strlen(md_severity_name(worst)));
-    ADD_LIT(b, "\",\"findings\":[");
+    MD_BUF_LIT(b, "\",\"findings\":[");
     if (f.len)
         md_buf_add(b, f.data, f.len);
-    ADD_LIT(b, "]}\n");
+    MD_BUF_LIT(b, "]}\n");
     free(f.data);
     return worst;
 }

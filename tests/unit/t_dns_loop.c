@@ -177,7 +177,15 @@ int main(void)
     free(g);
     md_dns_free(d);
 
-    /* 5. a silent server: the timeout is the whole budget, retries included. */
+    /* 5. md_dns_resolve: one query, synchronously, with an owned answer. */
+    d = open_dns(server, 2, 0, 1);
+    md_dns_answer *ra = md_dns_resolve(d, "sync.example.test", MD_DNS_A);
+    ok(ra->outcome == MD_DNS_ANSWER && ra->n == 1 && strcmp(ra->addr[0].text, "192.0.2.1") == 0,
+       "md_dns_resolve returns the answer (%s)", md_dns_outcome_name(ra->outcome));
+    md_dns_answer_free(ra);
+    md_dns_free(d);
+
+    /* 6. a silent server: the timeout is the whole budget, retries included. */
     d = open_dns(server, 0.6, 0, 1);
     got s = { 0 };
     int64_t t0 = md_now_ms();

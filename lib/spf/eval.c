@@ -365,6 +365,26 @@ static int temp_error(ev *e, const md_dns_answer *a, const char *what)
     return ERROR;
 }
 
+/* The first step with the answer of a, mx or exists: a temporary failure
+ * is temperror; a void answer counts against the void limit (permerror past
+ * it) and matches nothing.  Returns -1 when the answer holds data to match
+ * against, else the term's result, with *code set where it decides one. */
+static int answer_gate(ev *e, const md_dns_answer *a, const char *what, md_spf_code *code)
+{
+    if (is_temp(a)) {
+        *code = MD_SPF_TEMPERROR;
+        return temp_error(e, a, what);
+    }
+    if (is_void(a)) {
+        if (count_void(e, what) != 0) {
+            *code = MD_SPF_PERMERROR;
+            return ERROR;
+        }
+        return NOMATCH;
+    }
+    return -1;
+}
+
 static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node, json_t *children,
                      int depth, md_spf_code *code)
 {
@@ -395,33 +415,15 @@ static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node,
     switch (t->mech) {
     case M_A: {
         const md_dns_answer *a = lookup(e, target, atype);
-        if (is_temp(a)) {
-            rc = temp_error(e, a, t->text);
-            *code = MD_SPF_TEMPERROR;
-        } else if (is_void(a)) {
-            if (count_void(e, t->text) != 0) {
-                *code = MD_SPF_PERMERROR;
-                rc = ERROR;
-            }
-        } else {
+        if ((rc = answer_gate(e, a, t->text, code)) < 0)
             rc = addr_match(e, a, t->c4, t->c6);
-        }
         break;
     }
     case M_MX: {
         const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
-        if (is_temp(m)) {
-            rc = temp_error(e, m, t->text);
-            *code = MD_SPF_TEMPERROR;
+        if ((rc = answer_gate(e, m, t->text, code)) >= 0)
             break;
-        }
-        if (is_void(m)) {
-            if (count_void(e, t->text) != 0) {
-                *code = MD_SPF_PERMERROR;
-                rc = ERROR;
-            }
-            break;
-        }
+        rc = NOMATCH;
         if (m->n > MD_SPF_MAX_NAMES) {
             fail_with(e, "spf.mx_limit", "'%s' in %s: %s has %zu MX records, over the limit of %d",
                       t->text, domain, target, m->n, MD_SPF_MAX_NAMES);
@@ -466,17 +468,8 @@ static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node,
     }
     case M_EXISTS: {
         const md_dns_answer *a = lookup(e, target, MD_DNS_A);
-        if (is_temp(a)) {
-            rc = temp_error(e, a, t->text);
-            *code = MD_SPF_TEMPERROR;
-        } else if (is_void(a)) {
-            if (count_void(e, t->text) != 0) {
-                *code = MD_SPF_PERMERROR;
-                rc = ERROR;
-            }
-        } else {
+        if ((rc = answer_gate(e, a, t->text, code)) < 0)
             rc = MATCH;
-        }
         break;
     }
     case M_INCLUDE: {

@@ -2,6 +2,8 @@
 #include "config.h"
 #include "cli.h"
 
+#include <getopt.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -161,4 +163,11 @@ int cli_dns_option(int c, const char *prog, const char *arg, cli_dns *d)
     default:
         return 1;
     }
+}
+
+int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
+                       void (*usage)(void))
+{
+    int rc = cli_dns_option(c, prog, optarg, d);
+    return rc == 1 ? cli_option_common(c, prog, argv, usage) : rc;
 }

@@ -52,6 +52,12 @@ int cli_option_common(int c, const char *prog, char *const *argv, void (*usage)(
  * DNS option (hand it to cli_option_common). */
 int cli_dns_option(int c, const char *prog, const char *arg, cli_dns *d);
 
+/* Both of the above for a switch's default branch: the DNS options, then the
+ * shared ones.  Returns 0 to go on parsing, 1 to exit 0, -1 after a usage
+ * error. */
+int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
+                       void (*usage)(void));
+
 /* --help lines for the options above, so every tool words them alike. */
 #define CLI_HELP_DNS \
     "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n" \

@@ -63,11 +63,9 @@ static int parse_options(int argc, char **argv, options *o)
         case 'N': o->no_reset = 1; break;
         case 'j': o->format = CLI_JSON; break;
         default: {
-            int rc = cli_dns_option(c, prog, optarg, &o->dns);
-            if (rc == 1)
-                return cli_option_common(c, prog, argv, usage);
-            if (rc < 0)
-                return -1;
+            int rc = cli_option_default(c, prog, argv, &o->dns, usage);
+            if (rc != 0)
+                return rc;
             break;
         }
         }

@@ -104,11 +104,9 @@ static int parse_options(int argc, char **argv, options *o)
         case 'j': o->format = CLI_JSON; break;
         case OPT_NODNS: o->u.no_dns = 1; break;
         default: {
-            int rc = cli_dns_option(c, prog, optarg, &o->u.dns);
-            if (rc == 1)
-                return cli_option_common(c, prog, argv, usage);
-            if (rc < 0)
-                return -1;
+            int rc = cli_option_default(c, prog, argv, &o->u.dns, usage);
+            if (rc != 0)
+                return rc;
             break;
         }
         }

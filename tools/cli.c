@@ -111,6 +111,49 @@ void cli_progress_end(cli_progress *p)
     p->shown = 0;
 }
 
+/* --- interruption and output errors ---------------------------------------- */
+
+volatile sig_atomic_t cli_interrupted;
+
+static void on_interrupt(int sig)
+{
+    cli_interrupted = sig;
+}
+
+void cli_interrupt_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;     /* no SA_RESTART: poll() and read() return */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md_tally *t)
+{
+    int sig = cli_interrupted ? (int)cli_interrupted : SIGINT;
+    fprintf(stderr, "%s: interrupted by %s after %zu %s (%lu critical, %lu warning, "
+            "%lu unknown, %lu ok); the output is complete up to there\n", prog,
+            sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal", done, what,
+            t ? t->n[MD_SEV_CRITICAL] : 0, t ? t->n[MD_SEV_WARNING] : 0,
+            t ? t->n[MD_SEV_UNKNOWN] : 0, t ? t->n[MD_SEV_OK] : 0);
+    return 128 + sig;
+}
+
+int cli_write_failed(const char *prog, int errnum)
+{
+    if (errnum == EPIPE) {
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
+        _exit(128 + SIGPIPE);   /* not reached */
+    }
+    fprintf(stderr, "%s: cannot write the results: %s\n", prog,
+            errnum ? strerror(errnum) : "output error");
+    return MD_EXIT_UNKNOWN;
+}
+
 /* --- secrets (maildiag-send, maildiag-token) ------------------------------- */
 #include <fcntl.h>
 #include <sys/stat.h>

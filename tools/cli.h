@@ -6,6 +6,7 @@
 #ifndef MAILDIAG_CLI_H
 #define MAILDIAG_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 #include "base/base.h"
 #include "dns/dns.h"
@@ -78,6 +79,24 @@ void cli_progress_update(cli_progress *p, const char *what, size_t started, size
 void cli_progress_end(cli_progress *p);
 
 #endif
+
+/* --- interruption and output errors (bulk runs) ---------------------------
+ * cli_interrupt_install catches SIGINT and SIGTERM without SA_RESTART, so a
+ * blocking wait returns: the first one sets cli_interrupted to the signal
+ * number, and the tool ends its run at a complete result (see
+ * md_bulk_config.cancel); a second one kills the process as usual. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_interrupt_install(void);
+/* After an interrupted run: prints "PROG: interrupted by SIGINT after N
+ * WHAT (...)" with the tally to stderr and returns 128 + the signal number
+ * (130 for SIGINT, 143 for SIGTERM), the shell's convention. */
+int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md_tally *t);
+
+/* Call when writing the results to stdout failed, with the errno of the
+ * failed call.  When the reader went away (EPIPE: `| head -1`), the process
+ * ends quietly by SIGPIPE, as cat and grep do.  Otherwise prints "PROG:
+ * cannot write the results: REASON" and returns MD_EXIT_UNKNOWN. */
+int cli_write_failed(const char *prog, int errnum);
 
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),

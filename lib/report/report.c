@@ -398,6 +398,11 @@ int md_color_wanted(FILE *out)
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc)
         return 0;
+    /* A terminal that cannot show escape sequences (Emacs shells, some CI
+     * logs) says so with TERM=dumb, as ls and grep honour. */
+    const char *term = getenv("TERM");
+    if (term != NULL && strcmp(term, "dumb") == 0)
+        return 0;
     return isatty(fileno(out));
 }
 

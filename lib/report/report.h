@@ -156,7 +156,8 @@ unsigned long md_tally_total(const md_tally *t);
 int md_plugin_write(FILE *out, const char *label, md_severity state,
                     const char *summary, const char *perfdata);
 
-/* Whether colour should be used on this stream: a TTY and NO_COLOR unset. */
+/* Whether colour should be used on this stream: a TTY, NO_COLOR unset or
+ * empty, and TERM not "dumb". */
 int md_color_wanted(FILE *out);
 
 #ifdef __cplusplus

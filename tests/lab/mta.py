@@ -658,6 +658,7 @@ class _Postfix(_Server):
         # service type private unpriv chroot wakeup maxproc command
         rows = [
             "%s:%d inet n - n - - smtpd" % (LOOPBACK, self.port),
+            "pickup unix n - n 60 1 pickup",        # postqueue -f and sendmail need it
             "cleanup unix n - n - 0 cleanup",
             "qmgr unix n - n 300 1 qmgr",
             "rewrite unix - - n - - trivial-rewrite",

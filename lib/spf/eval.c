@@ -51,6 +51,7 @@ typedef struct ev {
     char mechanism[300];
     char *explanation;
     int withheld;               /* TXT strings withheld from libspf2 */
+    char l2_refused[200];       /* why libspf2 is not asked, "" when it is */
 } ev;
 
 /* Record text for JSON and evidence: control bytes and non-ASCII become
@@ -566,6 +567,14 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
+    /* A digit transformer over 128 is valid (RFC 7208 7.1: all parts), but
+     * libspf2 1.2.10 refuses it, or with ten or more digits overflows an
+     * int reading it (and could take %{d4294967297} as %{d1}).  Its verdict
+     * would be about its parser, not the policy, so it is not asked. */
+    if (e->l2_refused[0] == '\0' && !spf_macro_libspf2_fits(found->data, found->len))
+        snprintf(e->l2_refused, sizeof e->l2_refused,
+                 "the record of %.80s has a macro digit transformer over 128: valid (RFC 7208"
+                 " 7.1: all parts), but libspf2 1.2.10 refuses it", domain);
     for (size_t i = 0; i < rec->nterms; i++) {
         const spf_term *t = &rec->terms[i];
         md_spf_code ec = MD_SPF_PERMERROR;
@@ -901,10 +910,11 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
             safe_input = 0;
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
-        || (e.helo && strlen(e.helo) > 255)) {
+        || (e.helo && strlen(e.helo) > 255) || e.l2_refused[0]) {
         jset(l2, "ran", json_false());
         jset(l2, "why", json_string(req->no_libspf2 ? "disabled"
                             : override ? "domain override (libspf2 checks the sender's domain)"
+                            : e.l2_refused[0] ? e.l2_refused
                             : "input not safe to hand to libspf2"));
     } else {
         spf_libspf2_out lo;

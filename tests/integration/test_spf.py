@@ -122,6 +122,15 @@ class SpfCase(unittest.TestCase):
             self.assertEqual(f["severity"], severity, "severity of %s\n%s" % (fid, run))
         return f
 
+    def lint(self, domain, status, fid=None, severity=None):
+        run = self.spf(domain)
+        o = self.one(run)
+        self.assertEqual(o["status"], status, run)
+        self.assertEqual(run.rc, {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[status], run)
+        if fid:
+            self.assertFinding(o, fid, run, severity)
+        return o, run
+
     def evaluate(self, domain, result, ip=IP, local="user", helo="mail.example.com", rc=None,
                  finding=None, **kw):
         sender = "%s@%s" % (local, domain) if domain is not None else ""
@@ -248,6 +257,20 @@ class Evaluate(SpfCase):
         self.evaluate("macro.spf.test", "pass", local="strong-bad")
         self.evaluate("ir.spf.test", "pass")
 
+    def test_digit_transformer_over_128(self):
+        # valid (RFC 7208 7.1: more parts than there are is all of them), and
+        # kept from libspf2, which refuses it: no misleading "libspf2 differs"
+        for dom in ("bigdigit.spf.test", "bigdigit2.spf.test"):
+            o, run = self.evaluate(dom, "pass", local="a.b")
+            self.assertEqual(o["mechanism"], "exists:%s.%%{i0001}.bd.spf.test"
+                             % ("%{l999r}" if dom.startswith("bigdigit.") else "%{l4294967297r}"), run)
+            self.assertTrue(any(q["name"] == "b.a.10.bd.spf.test" for q in o["queries"]), run)
+            l2 = o["libspf2"]
+            self.assertFalse(l2["ran"], run)
+            self.assertIn("128", l2["why"], run)
+            self.assertIsNone(self.finding(o, "spf.libspf2_differs"), run)
+            o, run = self.lint(dom, "ok", "spf.ok")
+
     def test_malformed_macro_is_permerror_and_kept_from_libspf2(self):
         o, run = self.evaluate("badmacro.spf.test", "permerror", finding="spf.syntax")
 
@@ -352,15 +375,6 @@ class Bulk(SpfCase):
 
 
 class Lint(SpfCase):
-
-    def lint(self, domain, status, fid=None, severity=None):
-        run = self.spf(domain)
-        o = self.one(run)
-        self.assertEqual(o["status"], status, run)
-        self.assertEqual(run.rc, {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[status], run)
-        if fid:
-            self.assertFinding(o, fid, run, severity)
-        return o, run
 
     def test_lint_findings(self):
         o, run = self.lint("good.spf.test", "ok", "spf.ok")

@@ -109,7 +109,8 @@ int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, con
     for (size_t i = 0, n; i < len; i += n) {
         if ((n = md_utf8_decode(s + i, len - i, &cp)) == 0) {
             *bad = i;
-            *why = "not UTF-8 (an ill-formed, overlong, surrogate or cut-short sequence)";
+            *why = "bytes that are not UTF-8 (an overlong form, a surrogate, a cut-short"
+                   " or otherwise ill-formed sequence)";
             return -1;
         }
         if (md_unicode_is_control(cp) &&

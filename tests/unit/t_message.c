@@ -139,6 +139,36 @@ int main(void)
             ok(safe, "%s with control %d: refused or harmless (%s)", fields[f], e, st != MD_OK ? err.text : "composed");
         }
     }
+    /* Ill-formed UTF-8 is refused in every field, not only controls: an
+     * overlong CR (E0 80 8D) went base64-encoded into a Subject. */
+    const char *illformed[] = { "x\xed\xa0\x80y" /* surrogate */, "x\xe0\x80\x8dy" /* overlong CR */,
+                                "x\xc0\x8ay" /* overlong LF */, "x\xf4\x90\x80\x80y" /* > U+10FFFF */,
+                                "x\xe2\x82" /* cut short */, "x\x80y", "x\xfey", NULL };
+    for (int f = 0; fields[f]; f++) {
+        if (!strcmp(fields[f], "link"))
+            continue;   /* a link is printable ASCII: checked above */
+        for (int e = 0; illformed[e]; e++) {
+            r = base_req(strcmp(fields[f], "usernames") == 0 ? "username" : "reset");
+            const char *one[1] = { illformed[e] };
+            char addr[128];
+            snprintf(addr, sizeof addr, "a%s@example.com", illformed[e]);
+            if (!strcmp(fields[f], "to")) r.to = addr;
+            else if (!strcmp(fields[f], "from")) r.from = addr;
+            else if (!strcmp(fields[f], "from_name")) r.from_name = illformed[e];
+            else if (!strcmp(fields[f], "subject")) r.subject = illformed[e];
+            else if (!strcmp(fields[f], "product")) r.product = illformed[e];
+            else if (!strcmp(fields[f], "username")) r.username = illformed[e];
+            else if (!strcmp(fields[f], "usernames")) { r.usernames = one; r.nusernames = 1; }
+            else if (!strcmp(fields[f], "message_id_domain")) r.message_id_domain = illformed[e];
+            md_status st = md_message_compose(&r, &m, &err);
+            ok(st == MD_CONFIG, "%s with ill-formed UTF-8 %d refused (%s)", fields[f], e,
+               st == MD_OK ? "composed" : err.text);
+            if (st == MD_OK)
+                md_message_free(m);
+        }
+    }
+    ok(md_message_encode_header("x\xe0\x80\x8dy", 9) == NULL, "the encoder refuses an overlong CR");
+
     /* Addresses that are not plain addresses. */
     const char *bad_addrs[] = { "", "user", "@example.com", "user@", "a b@example.com", "<a@example.com>",
                                 "a@b@example.com", "a@example.com, b@example.com", "a@.example.com", NULL };

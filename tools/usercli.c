@@ -125,10 +125,9 @@ const char *ucli_operator(ucli *u)
         snprintf(u->operator_buf, sizeof u->operator_buf, "%.80s (as %s)", u->operator_name, login);
     else
         snprintf(u->operator_buf, sizeof u->operator_buf, "%s", login);
-    for (char *p = u->operator_buf; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return u->operator_buf;
+    /* --operator is typed by a person and stored in the audit log */
+    return md_sanitize_text(u->operator_buf, sizeof u->operator_buf, u->operator_buf,
+                            strlen(u->operator_buf), 0);
 }
 
 void ucli_clear(ucli *u)

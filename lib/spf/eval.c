@@ -54,14 +54,15 @@ typedef struct ev {
     char l2_refused[200];       /* why libspf2 is not asked, "" when it is */
 } ev;
 
-/* Record text for JSON and evidence: control bytes and non-ASCII become
- * '?' (records are untrusted; JSON strings must be valid UTF-8). */
+/* Record text, names and addresses for JSON and evidence: untrusted, so
+ * sanitized (control characters and ill-formed bytes become '?', UTF-8
+ * text is kept: a sender's local part may be UTF-8). */
 static json_t *json_text(const char *data, size_t len)
 {
     char small[512];
     char *b = len < sizeof small ? small : md_xmalloc(len + 1);
-    md_sanitize(b, len + 1, data, len);      /* stops at a NUL byte */
-    json_t *j = json_string_nocheck(b);      /* sanitized: ASCII */
+    md_sanitize_text(b, len + 1, data, len, 0);   /* stops at a NUL byte */
+    json_t *j = json_string_nocheck(b);           /* sanitized: well-formed UTF-8 */
     if (b != small)
         free(b);
     return j;
@@ -706,7 +707,8 @@ static const md_dns_answer *libspf2_lookup(void *arg, const char *name, int type
 }
 
 /* Quotes a header value when it is not a plain token (RFC 5322 atoms plus
- * '@' and '.'); untrusted input is sanitized first. */
+ * '@' and '.'); untrusted input is sanitized first, to ASCII (md_sanitize):
+ * header lines are ASCII. */
 static char *hdr_value(const char *v)
 {
     char s[300];

@@ -43,13 +43,21 @@ int main(void)
     is_int(f->severity, MD_SEV_UNKNOWN, "unknown id recorded as unknown");
     is_str(f->summary, "bug?line", "control characters replaced in summaries");
     ok(md_report_has(rep, "mx.implicit") && !md_report_has(rep, "mx.none"), "md_report_has");
+    /* The one sanitizer: C1 controls and ill-formed UTF-8 too, UTF-8 kept. */
+    f = md_report_add(rep, "mx.implicit", MD_SEV_DEFAULT, "csi \xc2\x9b" "31m sur \xed\xa0\x80 b\xc3\xbc" "cher");
+    is_str(f->summary, "csi ?31m sur ??? b\xc3\xbc" "cher", "C1 and ill-formed UTF-8 replaced, UTF-8 kept");
+    md_finding_add_evidence(f, "esc \x1b]0;pwn\x07 del \x7f");
+    is_str(f->evidence[0], "esc ?]0;pwn? del ?", "evidence sanitized");
+    md_report *rs = md_report_new("t", "a\x1b[2J\xc2\x85\xe0\x80\x8d@b\xc3\xbc" "cher.test");
+    is_str(md_report_subject(rs), "a?[2J????@b\xc3\xbc" "cher.test", "subject sanitized");
+    md_report_free(rs);
 
     md_report_set(rep, "domain", json_string("example.test"));
     json_t *j = md_report_to_json(rep);
     is_int(json_integer_value(json_object_get(j, "schema_version")), 1, "schema_version");
     is_str(json_string_value(json_object_get(j, "status")), "warning", "json status");
     is_str(json_string_value(json_object_get(j, "domain")), "example.test", "json field set");
-    is_int(json_array_size(json_object_get(j, "findings")), 3, "json findings");
+    is_int(json_array_size(json_object_get(j, "findings")), 4, "json findings");
     is_str(json_string_value(json_object_get(json_array_get(json_object_get(j, "findings"), 0), "id")),
            "mx.implicit", "json finding id");
     json_decref(j);

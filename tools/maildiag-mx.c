@@ -155,11 +155,11 @@ int main(int argc, char **argv)
     if (o.format == CLI_PLUGIN)
         plugin_line(&r, (double)(md_now_ms() - t0) / 1000.0);
     if (fflush(stdout) != 0 || st == MD_INTERNAL) {
-        fprintf(stderr, "%s: cannot write the results\n", prog);
+        cli_error(prog, "cannot write the results");
         goto done;
     }
     if (st != MD_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     rc = md_severity_exit_code(r.tally.worst);

@@ -276,11 +276,11 @@ int main(int argc, char **argv)
     int st = (o.ip || o.nfiles) ? evaluate(&r, &o, in, o.ip && optind < argc ? argv[optind] : NULL, &err)
                                 : lint(&r, in, &o, &err);
     if (fflush(stdout) != 0 || r.write_error) {
-        fprintf(stderr, "%s: cannot write the results\n", prog);
+        cli_error(prog, "cannot write the results");
         goto done;
     }
     if (st == -1) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     if (st == 0)

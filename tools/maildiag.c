@@ -68,7 +68,8 @@ int main(int argc, char **argv)
     if (strcmp(sub, "--version") == 0 || strcmp(sub, "-V") == 0)
         return cli_version("maildiag");
     if (strlen(sub) > 32 || strspn(sub, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(sub)) {
-        fprintf(stderr, "maildiag: '%s' is not a tool name\n\n", sub);
+        cli_error("maildiag", "'%s' is not a tool name", sub);
+        fputc('\n', stderr);
         list_tools(stderr);
         return MD_EXIT_UNKNOWN;
     }

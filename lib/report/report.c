@@ -392,11 +392,13 @@ void md_buf_add(md_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* Bytes a JSON string must escape: control characters, '"', '\\'. */
+/* Bytes a JSON string must escape: control characters, '"', '\\'; and
+ * the ones we escape so that no terminal acts on JSON output: DEL, and
+ * 0xC2, which leads the C1 controls U+0080..U+009F (checked below). */
 static const unsigned char json_escaped[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1,
+    ['"'] = 1, ['\\'] = 1, [0x7f] = 1, [0xc2] = 1,
 };
 
 void md_json_append_string(md_buf *b, const char *s, size_t n)
@@ -425,6 +427,15 @@ void md_json_append_string(md_buf *b, const char *s, size_t n)
             break;
         unsigned char c = (unsigned char)s[run];
         i = run + 1;
+        if (c == 0xc2) {
+            unsigned char c1 = i < n ? (unsigned char)s[i] : 0;
+            if (c1 < 0x80 || c1 > 0x9f) {   /* U+00A0 and up: as it is */
+                *o++ = (char)c;
+                continue;
+            }
+            c = c1;   /* U+0080..U+009F: written as \u0080..\u009F */
+            i++;
+        }
         *o++ = '\\';
         switch (c) {
         case '"': *o++ = '"'; break;

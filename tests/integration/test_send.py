@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -510,6 +511,22 @@ class MessageCases(SendCase):
                 if ext != "subject":
                     self.assertIn("line 2", run.err, run)
                 os.unlink(os.path.join(d, "plain." + ext))
+
+    def test_error_echo_is_escaped(self):
+        path = os.path.join(TMP, "rcpts.txt")
+        with open(path, "wb") as f:
+            f.write(b"ok@example.com\n\x1b]0;pwn\x07@example.com\nc1\xc2\x9b@example.com\n"
+                    b"bad\xed\xa0\x80@example.com\n")
+        p = subprocess.run([mdlab.tool_path("maildiag-send"), "--from", FROM, "--dry-run", "--file", path],
+                           capture_output=True, timeout=30, env=mdlab.tool_env())
+        self.assertEqual(p.returncode, 3, p.stderr)
+        unsafe = [b for b in p.stderr if (b < 0x20 and b != 0x0a) or b == 0x7f]
+        unsafe += [p.stderr[i + 1] for i in range(len(p.stderr) - 1)
+                   if p.stderr[i] == 0xc2 and 0x80 <= p.stderr[i + 1] <= 0x9f]
+        self.assertEqual(unsafe, [], p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 3, p.stderr)
+        self.assertIn(b"?]0;pwn?@example.com", p.stderr)
+        p.stderr.decode("utf-8")   # well-formed: the surrogate became '?'
 
     def test_valid_utf8_kept(self):
         run = self.send("--dry-run", "--to", TO, "-T", "verify", "--product", "B\u00fccher \U0001f4da",

@@ -132,14 +132,27 @@ int main(void)
         "{\"a\":1,\"b\":[1,2,{\"c\":\"d\"}],\"e\":{}}",
         "\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"",
         "\"ctl \\u0001 \\u001f del \x7f utf8 \u00e9\u4e2d \\ud83d\\ude00\"",
+        "\"c1 \\u0080 \\u009b nbsp \\u00a0 \\u00c2\"",
         "[1.5,0.1,1e300,-2.5e-300,3.0,100000000000000000000.0,1e-07]",
         "{\"z\":1,\"a\":2,\"m\":3}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
         json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL);
-        char want[512] = "";
-        size_t wn = v ? json_dumpb(v, want, sizeof want - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-        want[wn] = '\0';
+        char raw[512] = "", want[1024];
+        size_t wn = v ? json_dumpb(v, raw, sizeof raw - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+        raw[wn] = '\0';
+        /* jansson writes DEL and C1 raw; md_json_append escapes them */
+        size_t o = 0;
+        for (size_t k = 0; raw[k]; k++) {
+            unsigned char c = (unsigned char)raw[k];
+            if (c == 0x7f || (c == 0xc2 && (unsigned char)raw[k + 1] >= 0x80 &&
+                              (unsigned char)raw[k + 1] <= 0x9f))
+                o += (size_t)snprintf(want + o, sizeof want - o, "\\u%04X",
+                                      c == 0x7f ? 0x7fu : (unsigned char)raw[++k]);
+            else
+                want[o++] = (char)c;
+        }
+        want[o] = '\0';
         md_buf b = { 0 };
         int rc = v != NULL ? md_json_append(&b, v) : -1;
         ok(rc == 0, "md_json_append %zu", i);

@@ -402,17 +402,55 @@ static void put(buf *out, enum mode m, const char *v)
         buf_str(out, v);
 }
 
+#define TEST_LINK_NOTE "(test link: signed with a throwaway key, it will not work)"
+
+/* Copies the template text [p, end), and the test-link note where it is
+ * due (*note_at, cleared once written). */
+static void put_literal(buf *out, const char *p, const char *end, const char **note_at)
+{
+    if (*note_at != NULL && *note_at >= p && *note_at <= end) {
+        buf_add(out, p, (size_t)(*note_at - p));
+        buf_str(out, " " TEST_LINK_NOTE);
+        p = *note_at;
+        *note_at = NULL;
+    }
+    buf_add(out, p, (size_t)(end - p));
+}
+
+/* Where the test-link note goes when {{link}} (at open, ending at after)
+ * sits inside an HTML tag, as in <a href="{{link}}">: text there would
+ * become part of the URL.  After the element's </a> for an <a> tag, else
+ * after the tag; NULL when the placeholder is not inside a tag. */
+static const char *note_place(const char *t, const char *open, const char *after)
+{
+    const char *lt = NULL, *gt = NULL;
+    for (const char *q = t; q < open; q++) {
+        if (*q == '<') lt = q;
+        else if (*q == '>') gt = q;
+    }
+    if (lt == NULL || (gt != NULL && gt > lt))
+        return NULL;
+    if ((lt[1] == 'a' || lt[1] == 'A') && isspace((unsigned char)lt[2])) {
+        const char *c = strcasestr(after, "</a>");
+        if (c != NULL)
+            return c + 4;
+    }
+    const char *end = strchr(after, '>');
+    return end ? end + 1 : after + strlen(after);
+}
+
 static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_error *err)
 {
     const md_message_request *r = v->req;
     const char *p = t;
+    const char *note_at = NULL;   /* the HTML test-link note is due here */
     while (*p) {
         const char *open = strstr(p, "{{");
         if (open == NULL) {
-            buf_str(out, p);
+            put_literal(out, p, p + strlen(p), &note_at);
             break;
         }
-        buf_add(out, p, (size_t)(open - p));
+        put_literal(out, p, open, &note_at);
         const char *close = strstr(open + 2, "}}");
         if (close == NULL || close - open > 40)
             return md_error_set(err, MD_CONFIG, "message.template", "unterminated placeholder in a template");
@@ -434,9 +472,17 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
                 return md_error_set(err, MD_CONFIG, "message.link", "the %s template needs a link",
                                     r->template_name);
             put(out, m, r->link);
-            if (r->link_is_test && m != M_HEADER)
-                buf_str(out, m == M_HTML ? " (test link: signed with a throwaway key, it will not work)"
-                                         : "\n(test link: signed with a throwaway key, it will not work)");
+            /* The note goes beside the link: on the next line in text, after
+             * it in HTML, but never into a tag (an href) */
+            if (r->link_is_test && m == M_TEXT) {
+                buf_str(out, "\n" TEST_LINK_NOTE);
+            } else if (r->link_is_test && m == M_HTML) {
+                const char *at = note_place(t, open, close + 2);
+                if (at == NULL)
+                    buf_str(out, " " TEST_LINK_NOTE);
+                else if (note_at == NULL)
+                    note_at = at;
+            }
         } else if (strcmp(name, "expires") == 0) {
             put(out, m, v->expires);
         } else if (strcmp(name, "usernames") == 0) {
@@ -460,6 +506,8 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
         }
         p = close + 2;
     }
+    if (note_at != NULL)   /* the template ended inside the tag or element */
+        buf_str(out, " " TEST_LINK_NOTE);
     if (out->p == NULL)
         buf_add(out, "", 0);
     return MD_OK;

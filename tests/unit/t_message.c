@@ -69,6 +69,33 @@ static int header_names_allowed(const char *hdrs)
     return 1;
 }
 
+/* The body of the part with this Content-Type, quoted-printable decoded
+ * (soft breaks joined, =XX decoded, CRLF as LF).  Caller frees. */
+static char *qp_part(const char *msg, const char *type)
+{
+    const char *p = strstr(msg, type);
+    p = p ? strstr(p, "\r\n\r\n") : NULL;
+    if (p == NULL)
+        return strdup("");
+    p += 4;
+    const char *end = strstr(p, "\r\n--=_md_");
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char *out = malloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '=' && i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
+            i += 2;
+        } else if (p[i] == '=' && i + 2 < n) {
+            char hx[3] = { p[i + 1], p[i + 2], 0 };
+            *o++ = (char)strtol(hx, NULL, 16);
+            i += 2;
+        } else if (!(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')) {
+            *o++ = p[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int main(void)
 {
     md_error err;
@@ -239,6 +266,44 @@ int main(void)
     r.link_is_test = 1;
     md_message_compose(&r, &m, &err);
     ok(strstr(m->data, "test link") != NULL, "throwaway-key link marked as a test link");
+    /* The note goes beside the link, never into it: the href is the link
+     * exactly, the note follows the </a>; in text, on the next line. */
+    char *html = qp_part(m->data, "text/html"), *text = qp_part(m->data, "text/plain");
+    const char *a = strstr(html, "<a href=\"https://example.com/reset?t=abc.def\">");
+    ok(a != NULL, "HTML: the href is exactly the link");
+    const char *close = a ? strstr(a, "</a>") : NULL;
+    const char *note = strstr(html, "test link");
+    ok(close && note && note > close, "HTML: the note comes after </a>");
+    ok(strstr(text, "https://example.com/reset?t=abc.def\n(test link") != NULL,
+       "text: the note on the line after the link");
+    free(html); free(text);
     md_message_free(m);
+    /* Templates with the link as text, in other tags, and in an <a> that
+     * is never closed: the note lands beside the link, outside the tag. */
+    char tdir[] = "/tmp/md-tmpl-XXXXXX";
+    mkdtemp(tdir);
+    static const struct { const char *html, *want; } notes[] = {
+        { "<p>{{link}}</p>\n", "<p>https://example.com/reset?t=abc.def (test link: " },
+        { "<p><A HREF='{{link}}' class=x>Go {{product}}</A>!</p>\n",
+          "<A HREF='https://example.com/reset?t=abc.def' class=x>Go Example</A> (test link: " },
+        { "<img src=\"{{link}}\">\n", "<img src=\"https://example.com/reset?t=abc.def\"> (test link: " },
+        { "<a href=\"{{link}}\">{{product}}", "<a href=\"https://example.com/reset?t=abc.def\"> (test link: " },
+    };
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
+        snprintf(path, sizeof path, "%s/reset.html", tdir);
+        f = fopen(path, "w"); fputs(notes[i].html, f); fclose(f);
+        r = base_req("reset");
+        r.link_is_test = 1;
+        r.template_dir = tdir;
+        is_int(md_message_compose(&r, &m, &err), MD_OK, "template %zu composes", i);
+        html = qp_part(m->data, "text/html");
+        ok(strstr(html, notes[i].want) != NULL, "template %zu: note beside the link", i);
+        if (strstr(html, notes[i].want) == NULL)
+            printf("#   got: %.*s\n", (int)strcspn(html, "\n"), html);
+        free(html);
+        md_message_free(m);
+        unlink(path);
+    }
+    rmdir(tdir);
     return tap_done();
 }

@@ -293,6 +293,22 @@ class Changes(unittest.TestCase):
         self.assertEqual(r.rc, 0, str(r))
         self.assertIn("imported 1 account from", r.out)
 
+    def test_import_refuses_extra_fields_and_bad_text(self):
+        uri, path = new_store("imp-strict", csv=None)
+        for csv, where in ((b"username,email\nok1,ok1@example.com\nx,x@example.com,surplus\n", b"line 3"),
+                           (b"username,email\nok1,ok1@example.com\nbad\xff\xfename,b@example.com\n", b"line 3"),
+                           (b"username,email\nok1,ok1@example.com\nbad\xed\xa0\x80,b@example.com\n", b"line 3")):
+            p = subprocess.run([mdlab.tool_path("maildiag-user"), "--config", "/dev/null", "--store", uri,
+                                "import", "-"], input=csv, capture_output=True, timeout=60,
+                               env=mdlab.tool_env())
+            self.assertEqual(p.returncode, 3, (csv, p.stderr))
+            self.assertIn(where, p.stderr, (csv, p.stderr))
+            self.assertEqual(terminal_unsafe(p.stderr), [], p.stderr)
+            p.stderr.decode("utf-8")
+            db = sqlite3.connect(path)
+            self.assertEqual(db.execute("SELECT count(*) FROM accounts").fetchone()[0], 0, csv)
+            db.close()
+
     def test_import_killed_midway_loses_nothing_acknowledged(self):
         uri, path = new_store("crash", csv="username,email,email_verified\nkept,kept@example.com,1\n")
         big = os.path.join(TMP, "big.csv")

@@ -60,7 +60,7 @@ md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
         char **list = md_dns_server_list_split(env, &n);
         for (size_t i = 0; i < n; i++)
             if (cli_dns_add_resolver(d, prog, list[i]) != 0) {
-                fprintf(stderr, "%s: (from MAILDIAG_RESOLVER)\n", prog);
+                cli_error(prog, "(from MAILDIAG_RESOLVER)");
                 md_dns_server_list_free(list);
                 return NULL;
             }
@@ -73,7 +73,7 @@ md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
     cfg.window = window;
     md_dns *dns = md_dns_new(&cfg, &err);
     if (dns == NULL)
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
     return dns;
 }
 
@@ -162,13 +162,13 @@ char *cli_read_secret_file(const char *prog, const char *what, const char *path)
 {
     int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        fprintf(stderr, "%s: cannot open the %s file %s: %s\n", prog, what, path, strerror(errno));
+        cli_error(prog, "cannot open the %s file %s: %s", what, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO)) {
-        fprintf(stderr, "%s: the %s file %s is readable by other users (mode %04o): chmod 600 it\n",
-                prog, what, path, (unsigned)(st.st_mode & 07777));
+        cli_error(prog, "the %s file %s is readable by other users (mode %04o): chmod 600 it",
+                  what, path, (unsigned)(st.st_mode & 07777));
         close(fd);
         return NULL;
     }
@@ -213,4 +213,17 @@ int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
 {
     int rc = cli_dns_option(c, prog, optarg, d);
     return rc == 1 ? cli_option_common(c, prog, argv, usage) : rc;
+}
+
+json_t *cli_json_text(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j == NULL) {
+        char *c = md_sanitize_dup(s, strlen(s));
+        j = json_string(c);
+        free(c);
+    }
+    return j;
 }

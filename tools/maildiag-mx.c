@@ -176,13 +176,13 @@ int main(int argc, char **argv)
         goto done;
     }
     if (st != MD_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     if (md_tally_total(&r.tally) == 0) {
         /* Nothing checked is not a healthy result. */
         if (o.format != CLI_PLUGIN)
-            fprintf(stderr, "%s: no domains checked: the input held none\n", prog);
+            cli_error(prog, "no domains checked: the input held none");
         goto done;
     }
     rc = md_severity_exit_code(r.tally.worst);

@@ -296,12 +296,12 @@ int main(int argc, char **argv)
         goto done;
     }
     if (st == -1) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     if (st == 0 && md_tally_total(&r.tally) == 0) {
         /* Nothing checked is not a healthy result. */
-        fprintf(stderr, "%s: nothing checked: the input held no lines\n", prog);
+        cli_error(prog, "nothing checked: the input held no lines");
         goto done;
     }
     if (st == 0)

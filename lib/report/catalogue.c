@@ -56,6 +56,7 @@ static const md_catalogue_entry catalogue[] = {
     /* why an evaluation ended in an error, and lint findings */
     { "spf.lookup_limit", MD_SEV_CRITICAL, "more than 10 DNS-querying terms in total (RFC 7208 4.6.4)" },
     { "spf.lookups_near_limit", MD_SEV_WARNING, "9 or 10 DNS-querying terms: one more include breaks SPF" },
+    { "spf.include_loop", MD_SEV_CRITICAL, "an include/redirect loop: receivers reach the 10-term limit (permerror)" },
     { "spf.void_limit", MD_SEV_CRITICAL, "more than 2 void lookups (RFC 7208 4.6.4)" },
     { "spf.void_lookups", MD_SEV_WARNING, "terms name domains with no records (void lookups)" },
     { "spf.mx_limit", MD_SEV_CRITICAL, "an mx term with more than 10 MX hosts (RFC 7208 4.6.4)" },

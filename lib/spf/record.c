@@ -94,11 +94,15 @@ int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char 
             while (j < len && isdigit((unsigned char)s[j]))
                 j++;
             if (j > d0) {
-                /* RFC 7208 7.1: the digit transformer must be nonzero; we
-                 * also bound it so no arithmetic can wrap (CVE-2023-42118
-                 * was an underflow on a transformer). */
-                if (j - d0 > 3 || atoi(s + d0) == 0 || atoi(s + d0) > 128) {
-                    *bad = i; *why = "bad digit transformer (must be 1..128)";
+                /* RFC 7208 7.1: a nonzero number of right-hand parts; more
+                 * than there are means all of them, so any length of digits
+                 * is valid.  Only zero (however many zeros) is an error; the
+                 * value itself is never computed here. */
+                size_t k = d0;
+                while (k < j && s[k] == '0')
+                    k++;
+                if (k == j) {
+                    *bad = i; *why = "digit transformer 0 (RFC 7208 7.1: at least one part)";
                     return -1;
                 }
             }
@@ -119,6 +123,32 @@ int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char 
         }
     }
     return 0;
+}
+
+/* libspf2 1.2.10 (spf_compile.c, SPF_c_parse_var) reads the transformer
+ * digits into an int with no overflow check and refuses values over 128
+ * (SPF_E_BIG_SUBDOM).  See spf-int.h. */
+#define LIBSPF2_TRANSFORMER_MAX 128
+
+int spf_macro_libspf2_fits(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '%')
+            continue;
+        if (s[i + 1] != '{') {   /* %% %_ %-: skip the escaped character */
+            i++;
+            continue;
+        }
+        size_t j = i + 3;        /* after "%{" and the letter */
+        unsigned long v = 0;
+        while (j < len && isdigit((unsigned char)s[j])) {
+            v = v * 10 + (unsigned long)(s[j++] - '0');
+            if (v > LIBSPF2_TRANSFORMER_MAX)
+                return 0;
+        }
+        i = j - 1;
+    }
+    return 1;
 }
 
 /* Whether a valid macro-string ends with a macro-expand. */
@@ -528,9 +558,13 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
         /* %{ letter digits [r] delims }: i is at '{' */
         i++;
         char letter = s[i++];
-        int digits = 0;
-        while (isdigit((unsigned char)s[i]))
-            digits = digits * 10 + (s[i++] - '0');
+        /* Any value over the number of parts means all of them: saturate
+         * instead of wrapping (%{d4294967297} is not %{d1}). */
+        size_t digits = 0;
+        while (isdigit((unsigned char)s[i])) {
+            size_t d = (size_t)(s[i++] - '0');
+            digits = digits > (SIZE_MAX - d) / 10 ? SIZE_MAX : digits * 10 + d;
+        }
         int rev = 0;
         if (s[i] == 'r' || s[i] == 'R') { rev = 1; i++; }
         char delims[16] = "";
@@ -570,8 +604,8 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
             }
         }
         size_t first = 0;
-        if (digits > 0 && (size_t)digits < nparts)
-            first = nparts - (size_t)digits;
+        if (digits > 0 && digits < nparts)
+            first = nparts - digits;
         char *piece = NULL;
         size_t pn = 0, pcap = 0;
         sb_add(&piece, &pn, &pcap, "", 0);

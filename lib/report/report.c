@@ -101,6 +101,7 @@ void md_report_free(md_report *rep)
 
 /* vasprintf into a sanitized single line.  Most lines fit the stack buffer,
  * so they are formatted once. */
+static char *line_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *line_vfmt(const char *fmt, va_list ap)
 {
     char small[256];

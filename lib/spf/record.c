@@ -273,7 +273,9 @@ static int parse_ip4(const char *s, size_t len, unsigned char out[4])
             i++;
         if (i == st || i - st > 3 || (i - st > 1 && s[st] == '0'))
             return -1;
-        int v = atoi(s + st);
+        int v = 0;                  /* not atoi: s is not NUL-terminated */
+        for (size_t k = st; k < i; k++)
+            v = v * 10 + (s[k] - '0');
         if (v > 255)
             return -1;
         out[part++] = (unsigned char)v;
@@ -285,6 +287,10 @@ static int parse_ip4(const char *s, size_t len, unsigned char out[4])
     }
     return i == len ? 0 : -1;
 }
+
+/* At most 60 bytes of a term in a message; a term is not NUL-terminated
+ * (the record comes with its length). */
+#define TERM_SHOWN(tl) ((int)((tl) < 60 ? (tl) : 60))
 
 static void rec_error(spf_record *r, size_t col, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -350,7 +356,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             nl++;
         if (nl < tl && t[nl] == '=') {
             if (nl == 0 || !isalpha((unsigned char)t[0])) {
-                rec_error(r, st, "bad modifier name in '%.60s'", t);
+                rec_error(r, st, "bad modifier name in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             const char *v = t + nl + 1;
@@ -393,7 +399,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             if (strlen(mechs[k].name) == p - ms && strncasecmp(t + ms, mechs[k].name, p - ms) == 0)
                 term.mech = mechs[k].mech;
         if (term.mech < 0 || (p < tl && t[p] != ':' && t[p] != '/')) {
-            rec_error(r, st, "unknown mechanism '%.60s'", t);
+            rec_error(r, st, "unknown mechanism '%.*s'", TERM_SHOWN(tl), t);
             goto fail;
         }
         const char *a = t + p;
@@ -401,7 +407,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
         switch (term.mech) {
         case M_ALL:
             if (al != 0) {
-                rec_error(r, st, "'all' takes no argument: '%.60s'", t);
+                rec_error(r, st, "'all' takes no argument: '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;
@@ -409,7 +415,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
         case M_EXISTS:
             if (al < 1 || a[0] != ':' || spf_domain_spec_check(a + 1, al - 1, &bad, &why) != 0) {
                 if (al < 1 || a[0] != ':')
-                    rec_error(r, st, "'%.60s' needs ':domain'", t);
+                    rec_error(r, st, "'%.*s' needs ':domain'", TERM_SHOWN(tl), t);
                 else
                     rec_error(r, st + p + 1 + bad, "%s", why);
                 goto fail;
@@ -423,14 +429,14 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             if (term.mech != M_PTR) {
                 dl = split_dual_cidr(a, al, &term.c4, &term.c6, 1);
                 if (dl < 0) {
-                    rec_error(r, st, "bad CIDR length in '%.60s'", t);
+                    rec_error(r, st, "bad CIDR length in '%.*s'", TERM_SHOWN(tl), t);
                     goto fail;
                 }
             }
             if (dl > 0) {
                 if (a[0] != ':' || spf_domain_spec_check(a + 1, (size_t)dl - 1, &bad, &why) != 0) {
                     if (a[0] != ':')
-                        rec_error(r, st, "unexpected text in '%.60s'", t);
+                        rec_error(r, st, "unexpected text in '%.*s'", TERM_SHOWN(tl), t);
                     else
                         rec_error(r, st + p + 1 + bad, "%s", why);
                     goto fail;
@@ -443,7 +449,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             int c6;
             long dl = al > 0 ? split_dual_cidr(a, al, &term.c4, &c6, 1) : -1;
             if (dl < 2 || a[0] != ':' || c6 >= 0 || parse_ip4(a + 1, (size_t)dl - 1, term.addr) != 0) {
-                rec_error(r, st, "bad ip4 network in '%.60s'", t);
+                rec_error(r, st, "bad ip4 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;
@@ -466,13 +472,13 @@ spf_record *spf_record_parse(const char *txt, size_t len)
                 }
             }
             if (dl < 2 || a[0] != ':' || (size_t)dl - 1 >= sizeof buf) {
-                rec_error(r, st, "bad ip6 network in '%.60s'", t);
+                rec_error(r, st, "bad ip6 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             memcpy(buf, a + 1, (size_t)dl - 1);
             buf[dl - 1] = '\0';
             if (inet_pton(AF_INET6, buf, term.addr) != 1) {
-                rec_error(r, st, "bad ip6 network in '%.60s'", t);
+                rec_error(r, st, "bad ip6 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;

@@ -160,6 +160,11 @@ static const md_catalogue_entry catalogue[] = {
     { "token.bad_signature", MD_SEV_CRITICAL, "no key verifies the token: altered, forged, or signed with another key" },
     { "token.malformed", MD_SEV_CRITICAL, "this is not a maildiag token" },
     /* --- end send / token --- */
+    /* --- reputation of our sending IPs: lib/rdns --- */
+    { "rdns.missing", MD_SEV_CRITICAL, "a sending IP has no reverse DNS (PTR)" },
+    { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
+    { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
+    /* --- end reputation --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -614,6 +614,7 @@ static void on_txt(void *arg, const md_dns_answer *a)
             }
         }
         free(sorted);
+        o = strlen(buf);          /* o overshoots when the last separator was cut */
         if (want > o && o >= 3)   /* cut (or stopped at a NUL byte): say so */
             memcpy(buf + o - 3, "...", 3);
         l->reason = md_xstrdup(buf);
@@ -641,7 +642,8 @@ static void on_a(void *arg, const md_dns_answer *a)
     for (size_t i = 0; i < a->n; i++)
         if (a->addr[i].family == AF_INET)
             sorted[ns++] = a->addr[i];
-    qsort(sorted, ns, sizeof *sorted, cmp_addr);
+    if (ns > 1)
+        qsort(sorted, ns, sizeof *sorted, cmp_addr);
     size_t keep = ns < MD_DNSBL_ADDRS_MAX ? ns : MD_DNSBL_ADDRS_MAX;
     lk->addresses = keep ? md_xcalloc(keep, sizeof *lk->addresses) : NULL;
     for (size_t i = 0; i < keep; i++)

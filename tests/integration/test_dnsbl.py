@@ -380,6 +380,9 @@ RULES = (
         ("2.0.0.127.good.fail.test", "A", "answer", [("A", "127.0.0.2")]),
         ("10.2.0.192.good.fail.test", "*", "answer",
          [("A", "127.0.0.2"), ("TXT", "scripted reason")]),
+        # a reason whose separator falls on the bound: 254 + " | " + 1 bytes
+        ("30.2.0.192.good.fail.test", "*", "answer",
+         [("A", "127.0.0.2"), ("TXT", "a" * 254), ("TXT", "b")]),
         # reverse DNS failures
         ("20.2.0.192.in-addr.arpa", "*", "servfail"),
         ("21.2.0.192.in-addr.arpa", "*", "refused"),
@@ -489,6 +492,12 @@ class Failures(ProbeCase):
         stats = json.loads(run.err.strip().splitlines()[-1])
         # 2 test points + 3 listings + 1 TXT for the one listed
         self.assertEqual(stats["queries"], 6, "%s\n%s" % (stats, run))
+
+    def test_reason_cut_on_the_separator(self):
+        run, rep = self.probe("--no-rdns", "--zone", "good.fail.test", "192.0.2.30")
+        l = self.listing(rep, "192.0.2.30", "good.fail.test", run)
+        self.assertEqual(l["state"], "listed", run)
+        self.assertEqual(l["reason"], "a" * 252 + "...", "cut to 255 bytes, marked\n%s" % run)
 
     def test_per_ip_runs_share_one_resolver(self):
         ips = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]

@@ -161,6 +161,13 @@ static const md_catalogue_entry catalogue[] = {
     { "token.bad_signature", MD_SEV_CRITICAL, "no key verifies the token: altered, forged, or signed with another key" },
     { "token.malformed", MD_SEV_CRITICAL, "this is not a maildiag token" },
     /* --- end send / token --- */
+    /* --- reputation of our sending IPs: lib/dnsbl (RFC 5782), lib/rdns --- */
+    { "dnsbl.listed", MD_SEV_CRITICAL, "a sending IP or domain is listed on a DNS blocklist" },
+    { "dnsbl.unusable", MD_SEV_WARNING, "a DNS blocklist fails its RFC 5782 test points or refuses us: its answers do not count" },
+    { "rdns.missing", MD_SEV_CRITICAL, "a sending IP has no reverse DNS (PTR)" },
+    { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
+    { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
+    /* --- end reputation --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

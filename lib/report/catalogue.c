@@ -24,6 +24,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
     { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
+    { "mx.target_internal", MD_SEV_WARNING, "an MX target resolves to an internal address (private, link-local, CGNAT, multicast, reserved; loopback when sending)" },
     /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
     { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
     { "account.none", MD_SEV_WARNING, "no account uses this address" },

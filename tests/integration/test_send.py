@@ -233,7 +233,7 @@ class TlsAuthCases(SendCase):
         self.assertTrue(j["tls"]["used"] and j["tls"]["verified"], j["tls"])
         self.assertEqual(j["tls"]["peer_name"], "localhost")
         self.assertIn("tls.ok", self.ids(j))
-        self.assertIn("auth.ok", self.ids(j))
+        self.assertIn("smtp.auth.ok", self.ids(j))
         self.assertRegex(j["queue_id"] or "", r"^TEST\d+$")
         with open(sni) as f:
             self.assertEqual(f.read().split(), ["localhost"], "SNI sent (libESMTP sends none by itself)")
@@ -258,7 +258,7 @@ class TlsAuthCases(SendCase):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", bad, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "auth")
-                self.assertIn("auth.failed", self.ids(j))
+                self.assertIn("smtp.auth.failed", self.ids(j))
                 self.assertEqual(j["reply"]["code"], 535, run)
                 self.assertNotIn("MAIL FROM", " ".join(l["text"] for l in j["transcript"]),
                                  "must not go on unauthenticated")
@@ -274,12 +274,12 @@ class TlsAuthCases(SendCase):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", self.pwfile, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "accepted")
-                self.assertIn("auth.ok", self.ids(j))
+                self.assertIn("smtp.auth.ok", self.ids(j))
                 self.assertIn("AUTH LOGIN", " ".join(l["text"] for l in j["transcript"]))
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", bad, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "auth")
-                self.assertIn("auth.failed", self.ids(j))
+                self.assertIn("smtp.auth.failed", self.ids(j))
 
     def test_loose_password_file_refused(self):
         loose = os.path.join(TMP, "loose-pw")
@@ -380,8 +380,8 @@ class DirectCases(SendCase):
         cls.nsd.stop()
 
     def direct(self, to):
-        return self.send("--direct", "--resolver", self.nsd.resolver, "--to", to, "--json", "--timeout", "10",
-                         env={"MAILDIAG_SMTP_PORT": str(self.port)})
+        return self.send("--direct", "--allow-internal", "--resolver", self.nsd.resolver, "--to", to, "--json",
+                         "--timeout", "10", env={"MAILDIAG_SMTP_PORT": str(self.port)})
 
     def test_first_refuses_second_accepts(self):
         run = self.direct("user@refused.send.test")

@@ -156,10 +156,16 @@ static void emit_status(smtp_att *a, md_smtp_phase p, const smtp_status_t *st)
     if (st->enh_class)
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%d.%d.%d ", st->enh_class, st->enh_subject, st->enh_detail);
     if (st->text && n < sizeof buf) {
-        size_t tl = strcspn(st->text, "\r\n");
+        /* A multi-line reply arrives as one text, a line each: take the
+         * last, as the observer does (Exim's verdict on BDAT LAST is
+         * "250-0 byte chunk, total N" then "250 OK id=..."). */
+        const char *t = st->text;
+        for (const char *nl; (nl = strchr(t, '\n')) != NULL && nl[1] != '\0' && nl[1] != '\r'; )
+            t = nl + 1;
+        size_t tl = strcspn(t, "\r\n");
         if (tl > sizeof buf - n)
             tl = sizeof buf - n;
-        memcpy(buf + n, st->text, tl);
+        memcpy(buf + n, t, tl);
         n += tl;
     }
     emit(a, F_STATUS, smtp_rel_ms(a), buf, n);

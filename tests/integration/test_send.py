@@ -402,6 +402,19 @@ class DirectCases(SendCase):
         self.assertEqual(j["host"], "mx1.hardfail.send.test")
         self.assertNotIn("127.0.0.1:", " ".join(l["text"] for l in j["transcript"]))
 
+    def test_internal_mx_refused(self):
+        # Without --allow-internal an MX on 127.0.0.x is refused: nothing is sent.
+        before = len(os.listdir(self.ok_dir))
+        for probe in ([], ["-q", "rcpt"]):
+            run = self.send("--direct", "--resolver", self.nsd.resolver, "--to", "user@refused.send.test", "--json",
+                            "--timeout", "10", *probe, env={"MAILDIAG_SMTP_PORT": str(self.port)})
+            j = self.assertOutcome(run, "failed", "resolve")
+            self.assertIn("mx.target_internal", self.ids(j))
+            self.assertIn("127.0.0.1", json.dumps(j["findings"]))
+            self.assertFalse([l for l in j["transcript"] if l["dir"] in "<>"], j["transcript"])
+        time.sleep(0.2)
+        self.assertEqual(len(os.listdir(self.ok_dir)), before)
+
     def test_null_mx(self):
         run = self.direct("user@nullmx.send.test")
         j = self.assertOutcome(run, "failed", "resolve")
@@ -454,6 +467,106 @@ class HostileCases(SendCase):
         run = self.hostile("greylist")
         j = self.assertOutcome(run, "deferred", "rcpt")
         self.assertIn("smtp.greylisted", self.ids(j))
+
+
+class InjectionCases(SendCase):
+    """Nothing the user gives reaches the wire as a command of its own."""
+
+    def test_ehlo_name_injection(self):
+        bad = "client.example\r\nRCPT TO:<injected@victim.example>"
+        for value in (bad, "client.example\nRSET", "client example", "-client.example", "client..example",
+                      "[300.1.2.3]", "client.example\x01", "\u00e9.example"):
+            with smtplab.Hostile("record") as h:
+                for probe in ([], ["--quit-after", "rcpt"]):
+                    run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO,
+                                    "--helo", value, *probe)
+                    self.assertEqual(run.rc, 3, run)
+                    self.assertIn("EHLO name", run.err)
+                time.sleep(0.1)
+                self.assertEqual((h.connections, h.lines), (0, []), "nothing may reach the server")
+        with smtplab.Hostile("record") as h:
+            for value in ("client.example", "[127.0.0.1]", "[IPv6:::1]", "a-b.c0.example"):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--helo", value)
+                self.assertEqual(run.rc, 0, run)
+            time.sleep(0.1)
+            self.assertEqual([l for l in h.lines if l.startswith(b"EHLO")],
+                             [b"EHLO client.example", b"EHLO [127.0.0.1]", b"EHLO [IPv6:::1]", b"EHLO a-b.c0.example"])
+            self.assertFalse([l for l in h.lines if b"injected" in l])
+
+    def test_envelope_and_auth_user_injection(self):
+        with smtplab.Hostile("record") as h:
+            for args in (["--to", TO, "--user", "bob\r\nMAIL FROM:<x@y>"],
+                         ["--to", TO, "--from", "a@example.com\r\nRCPT TO:<injected@victim.example>"]):
+                for probe in ([], ["--quit-after", "rcpt"]):
+                    run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", *args, *probe,
+                                    env={"MAILDIAG_SMTP_PASSWORD": "pw"})
+                    self.assertEqual(run.rc, 3, run)
+            time.sleep(0.1)
+            self.assertEqual(h.connections, 0)
+
+
+class AuthCases(SendCase):
+    """AUTH is done only when the server says 235, with a mechanism it offers;
+    with a user configured nothing goes out unauthenticated."""
+
+    def auth(self, mode, *extra):
+        out = []
+        with smtplab.Hostile(mode) as h:
+            for probe in ([], ["--quit-after", "rcpt"], ["--quit-after", "auth"]):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--user", "bob",
+                                "--json", *extra, *probe, env={"MAILDIAG_SMTP_PASSWORD": "s3cret"})
+                out.append((run, self.result(run)))
+            time.sleep(0.1)
+            lines = list(h.lines)
+        self.assertFalse([l for l in lines if l.upper().startswith((b"MAIL", b"RCPT", b"DATA", b"BDAT"))],
+                         "nothing may be sent unauthenticated: %r" % lines)
+        return out, lines
+
+    def test_no_common_mechanism(self):
+        out, lines = self.auth("auth_cram")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.unavailable", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j))
+            self.assertIn("CRAM-MD5", json.dumps(j["findings"]))
+        # only offered mechanisms: no AUTH LOGIN (or any AUTH) to a CRAM-MD5-only server
+        self.assertFalse([l for l in lines if l.upper().startswith(b"AUTH")], lines)
+
+    def test_challenge_then_close(self):
+        out, _ = self.auth("auth_close334")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.failed", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j), run)
+
+    def test_250_is_not_235(self):
+        out, _ = self.auth("auth_250")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.failed", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j), run)
+            self.assertIn("235", json.dumps(j["findings"]))
+
+    def test_no_auth_offered(self):
+        out, lines = self.auth("record")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.not_offered", self.ids(j), run)
+
+
+class DesyncCases(SendCase):
+    """Replies matched to commands by count and class: extra lines after the
+    greeting are a protocol error, not the answers to our commands."""
+
+    def test_extra_lines_after_banner(self):
+        with smtplab.Hostile("extra_banner") as h:
+            for probe in ([], ["--quit-after", "rcpt"], ["--quit-after", "mail"]):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed")
+                self.assertIn("smtp.protocol", self.ids(j), run)
+                self.assertNotIn("smtp.probe_ok", self.ids(j), run)
+            time.sleep(0.1)
+            self.assertFalse([l for l in h.lines if l.startswith((b"MAIL", b"RCPT"))], h.lines)
 
 
 class MessageCases(SendCase):

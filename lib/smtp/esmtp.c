@@ -61,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef HAVE_VALGRIND_VALGRIND_H
@@ -101,18 +102,24 @@ static void emit(smtp_att *a, int type, int64_t ms, const void *p, size_t n)
     head[0] = (unsigned char)type;
     memcpy(head + 1, &len, 4);
     memcpy(head + 5, &ms, 8);
-    struct { const void *p; size_t n; } parts[2] = { { head, sizeof head }, { p, n } };
-    for (int i = 0; i < 2; i++) {
-        const char *s = parts[i].p;
-        size_t left = parts[i].n;
-        while (left > 0) {
-            ssize_t w = write(a->child_fd, s, left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                _exit(1);   /* the parent is gone */
-            s += w;
-            left -= (size_t)w;
+    /* One write per frame: each write wakes the parent. */
+    struct iovec iov[2] = { { head, sizeof head }, { (void *)p, n } };
+    int cnt = n ? 2 : 1;
+    struct iovec *v = iov;
+    while (cnt > 0) {
+        ssize_t w = writev(a->child_fd, v, cnt);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(1);   /* the parent is gone */
+        while (cnt > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
         }
     }
 }

@@ -463,6 +463,36 @@ class HostileCases(SendCase):
     def test_one_byte_per_second(self):
         self.check("slow", "smtp.timeout", "banner")
 
+    def test_engine_crash_is_engine_failed(self):
+        # libESMTP runs in a child process; a crash there (here: SIGSEGV sent to
+        # it while it waits for a greeting) is smtp.engine_failed, at once.
+        import signal
+        import subprocess
+        with smtplab.Hostile("hang") as h:
+            argv = [mdlab.tool_path("maildiag-send"), "--from", FROM, "--server", "127.0.0.1:%d" % h.port,
+                    "--to", TO, "--timeout", "20", "--json"]
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=mdlab.tool_env())
+            child, end = None, time.monotonic() + 10
+            while child is None and time.monotonic() < end:
+                for pid in os.listdir("/proc"):
+                    try:
+                        with open("/proc/%s/stat" % pid) as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except (OSError, IndexError):
+                        continue
+                    if pid.isdigit() and int(fields[1]) == p.pid and h.connections > 0:
+                        child = int(pid)
+                time.sleep(0.02)
+            self.assertIsNotNone(child, "no engine child found")
+            t0 = time.monotonic()
+            os.kill(child, signal.SIGSEGV)
+            out, err = p.communicate(timeout=20)
+        self.assertLess(time.monotonic() - t0, 5)
+        j = json.loads(out)
+        self.assertEqual((j["result"], p.returncode), ("failed", 2), out)
+        self.assertIn("smtp.engine_failed", self.ids(j))
+        self.assertIn("signal 11", json.dumps(j))
+
     def test_greylisting_recognised(self):
         run = self.hostile("greylist")
         j = self.assertOutcome(run, "deferred", "rcpt")

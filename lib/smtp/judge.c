@@ -382,7 +382,8 @@ static int judge_auth(smtp_att *a, md_report *rep)
         }
         if (r->code)
             md_finding_add_evidence(f, "%d %s %s", r->code, r->enhanced, r->text);
-        a->res->reply = *r;
+        if (a->auth_failed)
+            a->res->reply = *r;   /* not a 334 challenge: it decided nothing */
         return a->auth_failed && r->code >= 400 && r->code < 500 ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
     }
     return -2;   /* AUTH not reached */

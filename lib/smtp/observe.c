@@ -252,9 +252,9 @@ static void on_command(smtp_att *a, const char *line, size_t len, int64_t ms)
         add_line(a, ms, '>', line, len);
     }
     if (p == MD_SMTP_PHASE_EHLO)
-        a->ehlo_caps[0] = '\0';
+        a->ehlo_caps[0] = '\0';          /* the keywords of this EHLO replace the last ones */
     if (p == MD_SMTP_PHASE_STARTTLS)
-        a->starttls_sent = md_now_ms();   /* the keywords of this EHLO replace the last ones */
+        a->starttls_sent = md_now_ms();   /* for the TLS 1.3 ticket wait (esmtp.c) */
     if (last)
         a->bdat_last_sent = 1;
     push(a, p, verb, last);

@@ -1,0 +1,195 @@
+/*
+ * lib/bounce over every fixture in tests/fixtures/bounces: the kind, the
+ * format, the recipients with action and status, the original Message-ID,
+ * and for malformed reports the error and where it points.  Then inputs
+ * that are no message at all.
+ */
+#include "config.h"
+#include "bounce/bounce.h"
+#include "tap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FIXTURE_DIR
+#define FIXTURE_DIR "tests/fixtures/bounces"
+#endif
+
+typedef struct want_rcpt {
+    const char *address, *action, *status, *diag_part;
+} want_rcpt;
+
+static const struct fixture {
+    const char *file;
+    const char *kind;          /* NULL: an error is expected */
+    const char *format;
+    int standard;
+    const char *original_id;   /* NULL: none */
+    const char *feedback;      /* ARF feedback type */
+    size_t nrcpt;
+    want_rcpt r[3];
+    const char *error;         /* a part of the error text */
+} fixtures[] = {
+    { "postfix-unknown-user.eml", "dsn", "rfc3464", 1, "reset-1234@app.example.com", NULL, 1,
+      { { "nobody@example.net", "failed", "5.1.1", "User unknown in virtual mailbox table" } }, NULL },
+    { "postfix-delayed.eml", "dsn", "rfc3464", 1, "verify-77@app.example.com", NULL, 1,
+      { { "slow@example.org", "delayed", "4.4.1", "Connection timed out" } }, NULL },
+    { "dsn-two-recipients.eml", "dsn", "rfc3464", 1, "remind-5@app.example.com", NULL, 2,
+      { { "team@example.com", "failed", "5.2.1", "550 5.2.1 Mailbox disabled" },
+        { "happy@example.com", "delivered", "2.0.0", NULL } }, NULL },
+    { "exim-dsn.eml", "dsn", "rfc3464", 1, "welcome-9@app.example.com", NULL, 1,
+      { { "ghost@example.org", "failed", "5.0.0", NULL } }, NULL },
+    { "exchange-ndr.eml", "dsn", "rfc3464", 1, "welcome-ex-1@app.example.com", NULL, 1,
+      { { "Former.Employee@corp.example.com", "failed", "5.1.10", "RESOLVER.ADR.RecipientNotFound" } }, NULL },
+    { "gmail-dsn.eml", "dsn", "rfc3464", 1, "verify-g-1@app.example.com", NULL, 1,
+      { { "no.such.person@gmail.test", "failed", "5.1.1", "tried to reach does not exist" } }, NULL },
+    { "exim-text-failed.eml", "text", "exim", 0, "verify-31337@app.example.com", NULL, 1,
+      { { "nobody@example.org", "failed", "5.1.1", "550-5.1.1 The email account" } }, NULL },
+    { "exim-text-delayed.eml", "text", "exim", 0, NULL, NULL, 1,
+      { { "later@example.org", "delayed", "4.3.0", "451 4.3.0" } }, NULL },
+    { "qmail.eml", "text", "qmail", 0, "reset-qm-42@app.example.com", NULL, 2,
+      { { "nobody@example.net", "failed", "5.1.1", "Remote host said: 550 5.1.1" },
+        { "old.user@example.net", "failed", "5.1.1", "no mailbox here by that name" } }, NULL },
+    { "exchange-text.eml", "text", "exchange", 0, "remind-ex-8@app.example.com", NULL, 1,
+      { { "pat.doe@old.example.net", "failed", "5.1.1", "RESOLVER.ADR.RecipNotFound" } }, NULL },
+    { "gmail-text.eml", "text", "gmail", 0, "reset-g-2@app.example.com", NULL, 1,
+      { { "gone.user@gmail.test", "failed", "5.1.1", "tried to reach does not exist" } }, NULL },
+    { "generic-mailer-daemon.eml", "text", "generic", 0, NULL, NULL, 1,
+      { { "closed@example.test", "failed", "5.2.1", "mailbox is disabled" } }, NULL },
+    { "arf-abuse.eml", "arf", "rfc5965", 1, "reset-arf-3@app.example.com", "abuse", 1,
+      { { "complainer@hotmail.example", NULL, NULL, NULL } }, NULL },
+    { "arf-redacted.eml", "arf", "rfc5965", 1, "remind-y-4@app.example.com", "abuse", 1,
+      { { "spammy.user@yahoo.test", NULL, NULL, NULL } }, NULL },
+    { "arf-not-spam.eml", "arf", "rfc5965", 1, "news-1@app.example.com", "not-spam", 1,
+      { { "fan@example.org", NULL, NULL, NULL } }, NULL },
+    { "not-bounce-reply.eml", "none", NULL, 0, NULL, NULL, 0, { { 0 } }, NULL },
+    { "not-bounce-mdn.eml", "none", NULL, 0, NULL, NULL, 0, { { 0 } }, NULL },
+    { "not-bounce-vacation.eml", "none", NULL, 0, NULL, NULL, 0, { { 0 } }, NULL },
+    { "malformed-no-status-part.eml", NULL, NULL, 0, NULL, NULL, 0, { { 0 } },
+      "has no message/delivery-status part" },
+    { "malformed-bad-status.eml", NULL, NULL, 0, NULL, NULL, 0, { { 0 } },
+      "part 2 (message/delivery-status) line 3: Status 'five.one.one' is not an RFC 3463 status code" },
+    { "malformed-no-action.eml", NULL, NULL, 0, NULL, NULL, 0, { { 0 } },
+      "part 1 (message/delivery-status) line 7: a recipient without Action" },
+};
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n == cap)
+            buf = realloc(buf, cap = cap ? cap * 2 : 8192);
+        r = fread(buf + n, 1, cap - n, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void test_fixture(const struct fixture *fx)
+{
+    char path[512];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, fx->file);
+    char *data = slurp(path, &len);
+    ok(data != NULL, "%s: read", fx->file);
+    if (data == NULL)
+        return;
+    md_bounce *b = NULL;
+    md_error err = { 0 };
+    md_status st = md_bounce_parse(data, len, &b, &err);
+    free(data);
+    if (fx->kind == NULL) {
+        is_int(st, MD_PROTOCOL, "%s: malformed report is an error", fx->file);
+        ok(b == NULL, "%s: no result with the error", fx->file);
+        ok(strstr(err.text, fx->error) != NULL, "%s: error says where", fx->file);
+        if (strstr(err.text, fx->error) == NULL)
+            printf("#   got:  '%s'\n#   want: '...%s...'\n", err.text, fx->error);
+        md_bounce_free(b);
+        return;
+    }
+    is_int(st, MD_OK, "%s: parsed (%s)", fx->file, err.text);
+    if (b == NULL)
+        return;
+    is_str(md_bounce_kind_name(b->kind), fx->kind, "%s: kind", fx->file);
+    is_str(b->format, fx->format, "%s: format", fx->file);
+    is_int(b->standard, fx->standard, "%s: standard", fx->file);
+    is_str(b->original_message_id, fx->original_id, "%s: original Message-ID", fx->file);
+    if (fx->feedback)
+        is_str(b->feedback_type, fx->feedback, "%s: feedback type", fx->file);
+    is_int(b->nrcpt, fx->nrcpt, "%s: recipients", fx->file);
+    for (size_t i = 0; i < fx->nrcpt && i < b->nrcpt; i++) {
+        const md_bounce_recipient *r = &b->rcpt[i];
+        const want_rcpt *w = &fx->r[i];
+        is_str(r->address, w->address, "%s: recipient %zu address", fx->file, i + 1);
+        is_str(r->action ? md_bounce_action_name(r->action) : NULL, w->action,
+               "%s: recipient %zu action", fx->file, i + 1);
+        is_str(r->status[0] ? r->status : NULL, w->status, "%s: recipient %zu status", fx->file, i + 1);
+        if (w->diag_part) {
+            ok(r->diagnostic && strstr(r->diagnostic, w->diag_part),
+               "%s: recipient %zu diagnostic has '%s'", fx->file, i + 1, w->diag_part);
+            if (!(r->diagnostic && strstr(r->diagnostic, w->diag_part)))
+                printf("#   got:  '%s'\n", r->diagnostic ? r->diagnostic : "(null)");
+        }
+    }
+    json_t *j = md_bounce_to_json(b);
+    ok(j && json_is_array(json_object_get(j, "recipients")), "%s: JSON", fx->file);
+    json_decref(j);
+    md_bounce_free(b);
+}
+
+/* Input that is not a message at all, or barely: never a crash, never a
+ * bounce. */
+static void test_garbage(void)
+{
+    static const struct { const char *name, *data; size_t len; } cases[] = {
+        { "empty", "", 0 },
+        { "NUL bytes", "\0\0\0\0", 4 },
+        { "binary", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16 },
+        { "no header", "just some text\nwith lines\n", 26 },
+        { "header only", "Subject: hi\n", 12 },
+        { "report without boundary", "Content-Type: multipart/report; report-type=delivery-status\n\nx\n", 62 },
+        { "unterminated ds",
+          "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\n"
+          "Content-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b.test\n"
+          "Action: failed\nStatus: 5.1.1", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        md_bounce *b = NULL;
+        md_error err = { 0 };
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].data);
+        md_status st = md_bounce_parse(cases[i].data, len, &b, &err);
+        ok(st != MD_OK || (b && (b->kind == MD_BOUNCE_NONE || b->kind == MD_BOUNCE_DSN)),
+           "garbage '%s': no crash, no invented bounce (%s)", cases[i].name, st ? err.text : "ok");
+        if (strcmp(cases[i].name, "unterminated ds") == 0) {
+            is_int(st, MD_OK, "an unterminated last part still parses");
+            ok(b && b->nrcpt == 1 && strcmp(b->rcpt[0].status, "5.1.1") == 0, "its recipient is read");
+        }
+        md_bounce_free(b);
+    }
+    md_bounce_free(NULL);
+}
+
+static void test_status(void)
+{
+    static const struct { const char *s; int want; } cases[] = {
+        { "5.1.1", 1 }, { "4.7.500", 1 }, { "2.0.0", 1 }, { "5.1.10", 1 },
+        { "3.1.1", 0 }, { "5.1", 0 }, { "5.1.1234", 0 }, { "5..1", 0 }, { "five", 0 }, { "5.1.1.", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        is_int(md_bounce_status_valid(cases[i].s, strlen(cases[i].s)), cases[i].want, "status '%s'", cases[i].s);
+}
+
+int main(void)
+{
+    test_status();
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
+        test_fixture(&fixtures[i]);
+    test_garbage();
+    return tap_done();
+}

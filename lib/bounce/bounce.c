@@ -129,6 +129,7 @@ void md_bounce_free(md_bounce *b)
     }
     free(b->rcpt);
     free(b->message_id);
+    free(b->key);
     free(b->original_message_id);
     free(b->from);
     free(b->subject);
@@ -596,9 +597,10 @@ json_t *md_bounce_to_json(const md_bounce *b)
             "status", r->status[0] ? json_string(r->status) : json_null(),
             "diagnostic", str_or_null(r->diagnostic), "remote_mta", str_or_null(r->remote_mta)));
     }
-    return json_pack("{s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
         "kind", md_bounce_kind_name(b->kind), "standard", b->standard,
         "format", str_or_null(b->format), "message_id", str_or_null(b->message_id),
+        "key", str_or_null(b->key),
         "original_message_id", str_or_null(b->original_message_id),
         "from", str_or_null(b->from), "subject", str_or_null(b->subject),
         "date", time_or_null(b->date), "arrival_date", time_or_null(b->arrival_date),
@@ -700,6 +702,19 @@ static md_status parse_bounce(md_bounce *b, GMimeMessage *m, md_error *err)
     return st;
 }
 
+char *md_bounce_message_id(const char *data, size_t len)
+{
+    if (data == NULL || len > MD_BOUNCE_MAX_SIZE)
+        return NULL;
+    pthread_once(&gmime_once, gmime_start);
+    GMimeMessage *m = parse_message(data, len);
+    if (m == NULL)
+        return NULL;
+    char *id = msgid_clean(g_mime_message_get_message_id(m));
+    g_object_unref(m);
+    return id;
+}
+
 /* Whether the parser found any header field (GMime files the Content-*
  * fields under the message's MIME part). */
 static int has_fields(GMimeMessage *m)
@@ -726,6 +741,13 @@ md_status md_bounce_parse(const char *data, size_t len, md_bounce **out, md_erro
     md_bounce *b = md_xcalloc(1, sizeof *b);
     md_status st = parse_bounce(b, m, err);
     g_object_unref(m);
+    if (b->message_id) {
+        b->key = md_xstrdup(b->message_id);
+    } else {
+        gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+        b->key = md_xasprintf("sha256:%s", hex);
+        g_free(hex);
+    }
     if (st != MD_OK) {
         md_bounce_free(b);
         return st;

@@ -72,6 +72,8 @@ typedef struct md_bounce {
     const char *format;           /* "rfc3464", "rfc5965", "exim", "qmail", "exchange",
                                    * "gmail", "generic"; static */
     char *message_id;             /* the bounce's own Message-ID, without <>; may be NULL */
+    char *key;                    /* message_id, or "sha256:HEX" of the whole message when it
+                                   * has none: what remembers a bounce once applied */
     char *original_message_id;    /* our email's Message-ID, without <>; may be NULL */
     char *from, *subject;         /* of the bounce; may be NULL */
     char *reporting_mta;          /* DSN Reporting-MTA, ARF Reporting-MTA / User-Agent */
@@ -94,6 +96,11 @@ typedef struct md_bounce {
 md_status md_bounce_parse(const char *data, size_t len, md_bounce **out, md_error *err);
 void md_bounce_free(md_bounce *b);
 
+/* The Message-ID of data[0..len) (without <>, sanitized), for naming a
+ * message that md_bounce_parse refused; NULL when it has none.  Caller
+ * frees. */
+char *md_bounce_message_id(const char *data, size_t len);
+
 /* "none", "dsn", "arf", "text". */
 const char *md_bounce_kind_name(md_bounce_kind k);
 /* "", "failed", "delayed", "delivered", "relayed", "expanded". */
@@ -108,7 +115,7 @@ int md_bounce_status_valid(const char *s, size_t len);
 int md_bounce_is_complaint(const md_bounce *b);
 
 /* The result as a new JSON object: {"kind", "standard", "format",
- * "message_id", "original_message_id", "from", "subject", "date",
+ * "message_id", "key", "original_message_id", "from", "subject", "date",
  * "arrival_date", "reporting_mta", "feedback_type", "recipients": [{"address",
  * "field", "action", "status", "diagnostic", "remote_mta"}]} (absent values
  * are null).  Caller decrefs. */

@@ -103,19 +103,25 @@ static void test_fixture(const struct fixture *fx)
     md_bounce *b = NULL;
     md_error err = { 0 };
     md_status st = md_bounce_parse(data, len, &b, &err);
-    free(data);
     if (fx->kind == NULL) {
         is_int(st, MD_PROTOCOL, "%s: malformed report is an error", fx->file);
         ok(b == NULL, "%s: no result with the error", fx->file);
         ok(strstr(err.text, fx->error) != NULL, "%s: error says where", fx->file);
+        char *id = md_bounce_message_id(data, len);
+        ok(id && strstr(id, "malformed-"), "%s: its Message-ID can still be named (%s)", fx->file, id ? id : "none");
+        free(id);
         if (strstr(err.text, fx->error) == NULL)
             printf("#   got:  '%s'\n#   want: '...%s...'\n", err.text, fx->error);
         md_bounce_free(b);
+        free(data);
         return;
     }
+    free(data);
     is_int(st, MD_OK, "%s: parsed (%s)", fx->file, err.text);
     if (b == NULL)
         return;
+    ok(b->key && (b->message_id ? strcmp(b->key, b->message_id) == 0 : strncmp(b->key, "sha256:", 7) == 0),
+       "%s: key (%s)", fx->file, b->key ? b->key : "none");
     is_str(md_bounce_kind_name(b->kind), fx->kind, "%s: kind", fx->file);
     is_str(b->format, fx->format, "%s: format", fx->file);
     is_int(b->standard, fx->standard, "%s: standard", fx->file);
@@ -166,6 +172,9 @@ static void test_garbage(void)
         md_status st = md_bounce_parse(cases[i].data, len, &b, &err);
         ok(st != MD_OK || (b && (b->kind == MD_BOUNCE_NONE || b->kind == MD_BOUNCE_DSN)),
            "garbage '%s': no crash, no invented bounce (%s)", cases[i].name, st ? err.text : "ok");
+        if (st == MD_OK)
+            ok(b->key && strncmp(b->key, "sha256:", 7) == 0 && strlen(b->key) == 7 + 64,
+               "garbage '%s': keyed by its SHA-256", cases[i].name);
         if (strcmp(cases[i].name, "unterminated ds") == 0) {
             is_int(st, MD_OK, "an unterminated last part still parses");
             ok(b && b->nrcpt == 1 && strcmp(b->rcpt[0].status, "5.1.1") == 0, "its recipient is read");

@@ -160,6 +160,15 @@ static const md_catalogue_entry catalogue[] = {
     { "token.bad_signature", MD_SEV_CRITICAL, "no key verifies the token: altered, forged, or signed with another key" },
     { "token.malformed", MD_SEV_CRITICAL, "this is not a maildiag token" },
     /* --- end send / token --- */
+    /* bounces: maildiag-user bounces, one id per recipient of a message */
+    { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
+    { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },
+    { "bounce.complaint", MD_SEV_CRITICAL, "an abuse complaint (ARF): the address gets suppressed" },
+    { "bounce.feedback", MD_SEV_OK, "a feedback report that is no complaint (not-spam, auth-failure)" },
+    { "bounce.delivered", MD_SEV_OK, "a delivery report that is no failure (delivered, relayed, expanded)" },
+    { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
+    { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
+    /* --- end bounces --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -451,7 +451,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     char *pw = NULL;
     if (o->password_file)
         pw = cli_read_secret_file(prog, "IMAP password", o->password_file);
-    else if (getenv("MAILDIAG_IMAP_PASSWORD"))
+    else if (getenv("MAILDIAG_IMAP_PASSWORD") && *getenv("MAILDIAG_IMAP_PASSWORD"))
         pw = md_xstrdup(getenv("MAILDIAG_IMAP_PASSWORD"));
     else
         fprintf(stderr, "%s: bounces: no IMAP password: give --mailbox-password-file FILE or set "

@@ -32,6 +32,11 @@ static const struct fixture {
 } fixtures[] = {
     { "postfix-unknown-user.eml", "dsn", "rfc3464", 1, "reset-1234@app.example.com", NULL, 1,
       { { "nobody@example.net", "failed", "5.1.1", "User unknown in virtual mailbox table" } }, NULL },
+    /* captured from the lab's Postfix and Exim (tests/integration/test_bounces.py) */
+    { "postfix-lab-dsn.eml", "dsn", "rfc3464", 1, "live-postfix-1@app.lab.test", NULL, 1,
+      { { "nobody@lab.test", "failed", "5.1.1", "user unknown" } }, NULL },
+    { "exim-lab-dsn.eml", "dsn", "rfc3464", 1, "live-exim-1@app.lab.test", NULL, 1,
+      { { "ghost@lab.test", "failed", "5.0.0", NULL } }, NULL },
     { "postfix-delayed.eml", "dsn", "rfc3464", 1, "verify-77@app.example.com", NULL, 1,
       { { "slow@example.org", "delayed", "4.4.1", "Connection timed out" } }, NULL },
     { "dsn-two-recipients.eml", "dsn", "rfc3464", 1, "remind-5@app.example.com", NULL, 2,

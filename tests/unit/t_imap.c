@@ -2,8 +2,13 @@
  * lib/imap without a real server: URLs that are refused before any
  * connection, a port where nothing listens, a server that accepts and then
  * says nothing, and one that speaks something else.  Each must fail with
- * its own status and stage, and quickly.  The real Dovecot is in
- * tests/integration/test_bounces.py.
+ * its own status and stage, and quickly.
+ *
+ * With MAILDIAG_TEST_IMAP=URL (and _PASSWORD, _CA, _MSGID, _FILE, _DELETE
+ * set) it runs against that real server instead:
+ * tests/integration/test_bounces.py passes a lab Dovecot whose folder holds
+ * the message _FILE with Message-ID _MSGID, a \Junk folder, and a message
+ * with Message-ID _DELETE that may be deleted.
  */
 #include "config.h"
 #include "imap/imap.h"
@@ -139,8 +144,122 @@ static void test_deadline(void)
     close(s.fd);
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    if (f == NULL)
+        return NULL;
+    do {
+        if (n == cap)
+            buf = realloc(buf, cap = cap ? cap * 2 : 8192);
+        r = fread(buf + n, 1, cap - n, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void test_live(const char *url)
+{
+    const char *pw = getenv("MAILDIAG_TEST_IMAP_PASSWORD"), *ca = getenv("MAILDIAG_TEST_IMAP_CA"),
+               *msgid = getenv("MAILDIAG_TEST_IMAP_MSGID"), *file = getenv("MAILDIAG_TEST_IMAP_FILE"),
+               *del = getenv("MAILDIAG_TEST_IMAP_DELETE");
+    md_imap_options o = { .url = url, .password = pw, .ca_file = ca, .timeout_ms = 10000 };
+    md_imap *m = NULL;
+    md_error err = { 0 };
+    printf("# live %s\n", url);
+    is_int(md_imap_open(&o, &m, &err), MD_OK, "login (%s %s)", err.text, err.peer);
+    if (m == NULL)
+        return;
+    ok(md_imap_tls(m), "TLS with the test CA (%s)", md_imap_tls_version(m));
+    md_imap_folder_list fl;
+    is_int(md_imap_list(m, &fl, &err), MD_OK, "list (%s)", err.text);
+    is_str(md_imap_junk_folder(&fl), "Junk", "the \\Junk special-use folder is found");
+    md_imap_folder_list_clear(&fl);
+    md_imap_uids u;
+    is_int(md_imap_search_header(m, "Message-ID", msgid, &u, &err), MD_OK, "search by Message-ID (%s)", err.text);
+    is_int(u.n, 1, "one message has it");
+    size_t want_len = 0;
+    char *want = slurp(file, &want_len);
+    if (u.n == 1 && want) {
+        md_imap_info before, after;
+        char *data = NULL;
+        size_t len = 0;
+        md_imap_fetch_info(m, u.v[0], &before, &err);
+        is_int(md_imap_fetch(m, u.v[0], &data, &len, NULL, &err), MD_OK, "fetch (%s)", err.text);
+        ok(len == want_len && data && memcmp(data, want, len) == 0, "fetched byte for byte (%zu of %zu bytes)",
+           len, want_len);
+        is_int(md_imap_fetch_info(m, u.v[0], &after, &err), MD_OK, "info");
+        is_int(after.seen, before.seen, "fetch leaves \\Seen as it was");
+        ok(after.internal_date > 1000000000, "INTERNALDATE read (%lld)", (long long)after.internal_date);
+        is_int(after.size, want_len, "RFC822.SIZE");
+        free(data);
+        md_imap_options small = o;
+        small.max_message = 16;
+        md_imap *m2 = NULL;
+        if (md_imap_open(&small, &m2, &err) == MD_OK) {
+            is_int(md_imap_fetch(m2, u.v[0], &data, &len, NULL, &err), MD_PERMFAIL, "a message over the size limit");
+            is_str(err.stage, "imap.size", "over the size limit: stage");
+            md_imap_free(m2);
+        }
+    }
+    free(want);
+    md_imap_uids_clear(&u);
+    is_int(md_imap_search_since(m, 0, &u, &err), MD_OK, "search all");
+    ok(u.n >= 2, "search all finds the messages (%zu)", u.n);
+    md_imap_uids_clear(&u);
+    is_int(md_imap_search_header(m, "Message-ID", "no-such-id@nowhere.test", &u, &err), MD_OK, "search: no match");
+    is_int(u.n, 0, "no match: no UIDs");
+    md_imap_uids_clear(&u);
+    is_int(md_imap_search_header(m, "Message-ID", "bad\r\nA1 LOGOUT", &u, &err), MD_CONFIG,
+           "a search value with CR LF is refused");
+    if (del) {
+        md_imap_search_header(m, "Message-ID", del, &u, &err);
+        is_int(u.n, 1, "the message to delete is there");
+        is_int(md_imap_delete(m, u.v, u.n, &err), MD_OK, "delete (%s)", err.text);
+        md_imap_uids_clear(&u);
+        md_imap_search_header(m, "Message-ID", del, &u, &err);
+        is_int(u.n, 0, "deleted and expunged");
+        md_imap_uids_clear(&u);
+    }
+    is_int(md_imap_select(m, "No Such Folder", &err), MD_NOTFOUND, "a missing folder (%s)", err.text);
+    is_str(err.stage, "imap.select", "missing folder: stage");
+    ok(strstr(err.peer, "NO") != NULL, "missing folder: the server's words (%s)", err.peer);
+    is_int(md_imap_select(m, "Junk", &err), MD_OK, "select Junk");
+    is_str(md_imap_folder(m), "Junk", "now in Junk");
+    md_imap_free(m);
+    /* without the test CA the certificate is not trusted */
+    md_imap_options noca = o;
+    noca.ca_file = NULL;
+    m = NULL;
+    is_int(md_imap_open(&noca, &m, &err), MD_PERMFAIL, "TLS without the test CA fails (%s)", err.text);
+    is_str(err.stage, "imap.tls", "TLS failure: stage");
+    md_imap_free(m);
+    noca.insecure = 1;
+    m = NULL;
+    is_int(md_imap_open(&noca, &m, &err), MD_OK, "--insecure skips the verification");
+    md_imap_free(m);
+    /* last: Dovecot delays the next logins from this address after a failure */
+    md_imap_options bad = o;
+    bad.password = "wrong password";
+    m = NULL;
+    is_int(md_imap_open(&bad, &m, &err), MD_PERMFAIL, "wrong password (%s)", err.text);
+    is_str(err.stage, "imap.login", "wrong password: stage");
+    ok(strstr(err.peer, "AUTHENTICATIONFAILED") != NULL || strstr(err.peer, "NO") != NULL,
+       "wrong password: the server's words (%s)", err.peer);
+    md_imap_free(m);
+}
+
 int main(void)
 {
+    const char *live = getenv("MAILDIAG_TEST_IMAP");
+    if (live && *live) {
+        test_live(live);
+        return tap_done();
+    }
     test_urls();
     test_down();
     test_server("silent server", NULL, MD_TEMPFAIL, "imap.timeout", 4000, NULL);

@@ -87,6 +87,25 @@ def suppressed(path):
         return dict(db.execute("SELECT address, reason FROM suppressions").fetchall())
 
 
+def valgrind(case, argv, env=None):
+    """Runs argv under valgrind, following maildiag-user's exec of maildiag-bounces;
+    fails case when any process's report is not empty."""
+    why = mdlab.valgrind_skip_reason()
+    if why:
+        case.skipTest(why)
+    logs = tempfile.mkdtemp(prefix="vg-", dir=TMP)
+    p = subprocess.run(mdlab.VALGRIND + ["--trace-children=yes", "--log-file=%s/%%p.log" % logs] + argv,
+                       capture_output=True, env=mdlab.valgrind_env(env), timeout=600)
+    reports = []
+    for name in sorted(os.listdir(logs)):
+        with open(os.path.join(logs, name), errors="replace") as f:
+            text = f.read()
+        if text.strip():
+            reports.append("%s:\n%s" % (name, text))
+    case.assertEqual(reports, [], "valgrind found errors in %s:\n%s" % (argv, "\n".join(reports)))
+    return p
+
+
 GOOD = ["postfix-unknown-user.eml", "postfix-delayed.eml", "exim-text-failed.eml", "qmail.eml",
         "arf-abuse.eml", "not-bounce-reply.eml"]
 
@@ -200,6 +219,19 @@ class Files(unittest.TestCase):
         r = user("--help")
         self.assertEqual(r.rc, 0)
         self.assertIn("--mailbox-password-file", r.out)
+
+
+class Valgrind(unittest.TestCase):
+    def test_every_fixture_apply(self):
+        uri, path = new_store("vg")
+        names = sorted(os.path.basename(p) for p in glob.glob(fixture("*.eml")))
+        argv = [mdlab.real_binary("maildiag-user"), "--config", "/dev/null", "--store", uri, "bounces",
+                "--apply"] + files_args(names)
+        p = valgrind(self, argv)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertTrue(suppressed(path))
+        p = valgrind(self, argv[:-len(files_args(names))] + ["--json"] + files_args(names[:3]))
+        self.assertIn(p.returncode, (0, 1), p.stderr)
 
 
 class Live(unittest.TestCase):
@@ -379,6 +411,14 @@ class Live(unittest.TestCase):
         r = user("bounces", "--mailbox", self.url(), "--ca-file", self.ca, env={"MAILDIAG_IMAP_PASSWORD": ""})
         self.assertEqual(r.rc, 3, str(r))
         self.assertIn("no IMAP password", r.err)
+
+    def test_valgrind_imaps(self):
+        uri, path = new_store("live-vg")
+        argv = [mdlab.real_binary("maildiag-user"), "--config", "/dev/null", "--store", uri, "--json", "bounces",
+                "--mailbox", self.url(), "--ca-file", self.ca, "--mailbox-password-file", self.pwfile, "--apply"]
+        p = valgrind(self, argv)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(len(suppressed(path)), 2)
 
     def test_zy_imap_library(self):
         bindir = os.environ.get("MAILDIAG_BIN_DIR", "")

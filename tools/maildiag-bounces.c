@@ -557,6 +557,14 @@ int main(int argc, char **argv)
                      ucli_conf(&o.u, "store", "uri");
     if ((o.apply || have_store) && ucli_open_store(&o.u, 0) != 0)
         goto done;
+    md_error err = { 0 };
+    /* Every message is its own transaction, but they need not each wait for
+     * the disk: a run lost in a crash is redone by the next one, which
+     * skips what was applied.  One sync at the end makes the run durable. */
+    if (o.apply && md_store_sync_relaxed(o.u.store, 1, &err) != MD_OK) {
+        ucli_error(&o.u, "store", &err);
+        goto done;
+    }
     r.source = o.mailbox ? o.mailbox : o.maildir ? o.maildir : "files";
     r.messages = o.format == CLI_JSON ? json_array() : NULL;
     cli_progress_init(&r.progress);
@@ -571,6 +579,10 @@ int main(int argc, char **argv)
         ok = 0;
     }
     cli_progress_end(&r.progress);
+    if (o.apply && md_store_sync_relaxed(o.u.store, 0, &err) != MD_OK) {
+        ucli_error(&o.u, "store", &err);
+        r.store_failed = 1;
+    }
     if (ok != 0 || r.store_failed) {
         rc = MD_EXIT_UNKNOWN;
         goto done;

@@ -88,3 +88,15 @@ md_status md_store_bounce_apply(md_store *s, const char *key, const char *source
     }
     return st;
 }
+
+md_status md_store_sync_relaxed(md_store *s, int relaxed, md_error *err)
+{
+    if (db_kind_of(s->own) != DB_SQLITE)
+        return MD_OK;
+    if (relaxed)
+        return db_exec(s->own, "PRAGMA synchronous=NORMAL", err);
+    /* FULL again, and a checkpoint that syncs the WAL and then the database
+     * file: what the NORMAL commits wrote is on disk when this returns. */
+    md_status st = db_exec(s->own, "PRAGMA synchronous=FULL", err);
+    return st == MD_OK ? db_exec(s->own, "PRAGMA wal_checkpoint(FULL)", err) : st;
+}

@@ -276,6 +276,17 @@ md_status md_store_bounce_apply(md_store *s, const char *key, const char *source
                                 const char *operator_name, unsigned long *changed, int *already,
                                 md_error *err);
 
+/*
+ * For a run whose writes can be redone (bounces: the mailbox is read again
+ * and applied bounces are skipped), relaxed = 1 lets SQLite commits skip
+ * their fsync (synchronous=NORMAL: each transaction stays atomic and the
+ * file consistent, but the last ones may be lost in a power cut).
+ * relaxed = 0 restores synchronous=FULL and makes every commit so far
+ * durable with one checkpoint; call it before reporting success.  A no-op
+ * on PostgreSQL, whose commits stay synchronous.
+ */
+md_status md_store_sync_relaxed(md_store *s, int relaxed, md_error *err);
+
 /* -------------------------------------------- a product's own database */
 
 /*

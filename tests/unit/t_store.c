@@ -462,6 +462,14 @@ static void test_bounces(md_store *s)
     md_store_suppression_get(s, "gone@example.com", &got, &err);
     is_str(got.reason, "hard-bounce", "the first reason stays");
     md_store_suppression_clear(&got);
+    is_int(md_store_sync_relaxed(s, 1, &err), MD_OK, "relaxed sync for a bounce run (%s)", err.text);
+    md_store_suppression z[] = { { .address = "relaxed@example.com", .reason = "hard-bounce", .text = "550" } };
+    is_int(md_store_bounce_apply(s, "b4@mx.example.net", NULL, z, 1, "tester", &changed, &already, &err), MD_OK,
+           "apply under relaxed sync");
+    is_int(md_store_sync_relaxed(s, 0, &err), MD_OK, "full sync again, with a checkpoint (%s)", err.text);
+    md_store_bounce_applied(s, "b4@mx.example.net", &applied, &err);
+    is_int(applied, 1, "the relaxed commit is there");
+    md_store_suppression_remove(s, "relaxed@example.com", &AUD, &err);
     md_store_suppression bad[] = { { .address = "odd@example.com", .reason = "bored" } };
     is_int(md_store_bounce_apply(s, "b3@mx.example.net", NULL, bad, 1, "tester", &changed, &already, &err),
            MD_CONFIG, "a bad reason fails the whole bounce");

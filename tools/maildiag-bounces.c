@@ -334,7 +334,8 @@ done:
     else
         json_decref(jm);
     md_bounce_free(b);
-    cli_progress_update(&r->progress, "messages", r->n.messages, r->n.messages);
+    if (r->n.messages % 64 == 0)
+        cli_progress_update(&r->progress, "messages", r->n.messages, r->n.messages);
 }
 
 /* ----------------------------------------------------------------- sources */

@@ -256,10 +256,13 @@ static void original_from_headers(GMimeObject *part, char **msgid, md_bounce *ar
                 InternetAddress *ia = internet_address_list_get_address(to, i);
                 if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
                     continue;
-                md_bounce_recipient *r = bounce_add_rcpt(arf);
-                if (r == NULL)
-                    break;
-                r->address = clean_str(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+                char *addr = clean_str(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+                md_bounce_recipient *r = addr ? bounce_add_rcpt(arf) : NULL;
+                if (r == NULL) {
+                    free(addr);
+                    continue;
+                }
+                r->address = addr;
                 r->field = md_xstrdup("To");
             }
         }
@@ -668,10 +671,15 @@ static md_status parse_bounce(md_bounce *b, GMimeMessage *m, md_error *err)
                     int n = to ? internet_address_list_length(to) : 0;
                     for (int i = 0; i < n; i++) {
                         InternetAddress *ia = internet_address_list_get_address(to, i);
-                        md_bounce_recipient *r;
-                        if (!INTERNET_ADDRESS_IS_MAILBOX(ia) || (r = bounce_add_rcpt(b)) == NULL)
+                        if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
                             continue;
-                        r->address = clean_str(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+                        char *addr = clean_str(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+                        md_bounce_recipient *r = addr ? bounce_add_rcpt(b) : NULL;
+                        if (r == NULL) {
+                            free(addr);
+                            continue;
+                        }
+                        r->address = addr;
                         r->field = md_xstrdup("To");
                     }
                     g_object_unref(copy_m);

@@ -165,6 +165,10 @@ static void test_garbage(void)
         { "no header", "just some text\nwith lines\n", 26 },
         { "header only", "Subject: hi\n", 12 },
         { "report without boundary", "Content-Type: multipart/report; report-type=delivery-status\n\nx\n", 62 },
+        { "ARF, reported To without address",
+          "Content-Type: multipart/report; report-type=feedback-report; boundary=b\n\n--b\n"
+          "Content-Type: message/feedback-report\n\nFeedback-Type: abuse\n\n--b\n"
+          "Content-Type: message/rfc822\n\nTo: undisclosed-recipients:;, \"\" <>\nSubject: x\n\nx\n--b--\n", 0 },
         { "unterminated ds",
           "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\n"
           "Content-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b.test\n"
@@ -175,7 +179,9 @@ static void test_garbage(void)
         md_error err = { 0 };
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].data);
         md_status st = md_bounce_parse(cases[i].data, len, &b, &err);
-        ok(st != MD_OK || (b && (b->kind == MD_BOUNCE_NONE || b->kind == MD_BOUNCE_DSN)),
+        for (size_t k = 0; b && k < b->nrcpt; k++)
+            ok(b->rcpt[k].address != NULL, "garbage '%s': recipient %zu has an address", cases[i].name, k + 1);
+        ok(st != MD_OK || (b && b->kind != MD_BOUNCE_TEXT),
            "garbage '%s': no crash, no invented bounce (%s)", cases[i].name, st ? err.text : "ok");
         if (st == MD_OK)
             ok(b->key && strncmp(b->key, "sha256:", 7) == 0 && strlen(b->key) == 7 + 64,

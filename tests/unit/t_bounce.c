@@ -195,6 +195,68 @@ static void test_garbage(void)
     md_bounce_free(NULL);
 }
 
+/* Mutated fixtures (cut short, bytes flipped, NUL, CR, LF and boundary-like
+ * lines put in) from a fixed seed: md_bounce_parse must return, and what it
+ * returns must hold together.  Under the sanitizer build this is a small
+ * fuzz run of the entry point. */
+static void test_mutations(void)
+{
+    unsigned long seed = 0x6d6431u, runs = 0, bad = 0;
+    for (size_t f = 0; f < sizeof fixtures / sizeof fixtures[0]; f++) {
+        char path[512];
+        size_t len = 0;
+        snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, fixtures[f].file);
+        char *orig = slurp(path, &len);
+        if (orig == NULL || len == 0) {
+            free(orig);
+            continue;
+        }
+        for (int k = 0; k < 60; k++) {
+            char *d = malloc(len + 64);
+            size_t n = len;
+            memcpy(d, orig, len);
+            for (int m = 0; m < 1 + k % 4; m++) {
+                seed = seed * 6364136223846793005ul + 1442695040888963407ul;
+                size_t at = (size_t)(seed >> 33) % n;
+                switch ((seed >> 20) % 5) {
+                case 0: n = at + 1; break;                                   /* cut */
+                case 1: d[at] ^= (char)(1u << ((seed >> 8) % 8)); break;     /* flip */
+                case 2: d[at] = "\0\r\n:;<>-"[(seed >> 8) % 9]; break;
+                case 3:                                                      /* a boundary-like line */
+                    if (n + 4 <= len + 64) {
+                        memmove(d + at + 4, d + at, n - at);
+                        memcpy(d + at, "\n--\n", 4);
+                        n += 4;
+                    }
+                    break;
+                default: memset(d + at, ' ', (n - at) < 8 ? n - at : 8); break;
+                }
+            }
+            md_bounce *b = NULL;
+            md_error err = { 0 };
+            md_status st = md_bounce_parse(d, n, &b, &err);
+            runs++;
+            if (st == MD_OK) {
+                if (b == NULL || b->key == NULL)
+                    bad++;
+                for (size_t i = 0; b && i < b->nrcpt; i++) {
+                    const md_bounce_recipient *r = &b->rcpt[i];
+                    if (r->address == NULL || (r->status[0] && !md_bounce_status_valid(r->status, strlen(r->status))))
+                        bad++;
+                }
+                json_decref(md_bounce_to_json(b));
+            } else if (b != NULL || err.text[0] == '\0') {
+                bad++;
+            }
+            md_bounce_free(b);
+            free(d);
+        }
+        free(orig);
+    }
+    ok(runs > 1000, "%lu mutated messages parsed", runs);
+    is_int(bad, 0, "every result of a mutated message holds together");
+}
+
 static void test_status(void)
 {
     static const struct { const char *s; int want; } cases[] = {
@@ -211,5 +273,6 @@ int main(void)
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
         test_fixture(&fixtures[i]);
     test_garbage();
+    test_mutations();
     return tap_done();
 }

@@ -448,6 +448,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     md_error err = { 0 };
     md_imap *m = NULL;
     md_imap_uids u = { 0 };
+    md_imap_info *infos = NULL;
     int rc = -1;
     char *pw = NULL;
     if (o->password_file)
@@ -480,12 +481,17 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     if (u.truncated)
         fprintf(stderr, "%s: warning: more than %u messages in the mailbox: only the first were read "
                         "(--max-messages)\n", prog, o->max_messages);
+    infos = md_xcalloc(u.n + 1, sizeof *infos);
+    if ((st = md_imap_fetch_infos(m, &u, infos, &err)) != MD_OK) {
+        ucli_error(&o->u, "mailbox", &err);
+        goto done;
+    }
     for (size_t i = 0; i < u.n && !r->store_failed; i++) {
         char *data = NULL, label[64];
         size_t len = 0;
-        md_imap_info in;
+        md_imap_info in = infos[i];
         snprintf(label, sizeof label, "UID %u", u.v[i]);
-        st = md_imap_fetch(m, u.v[i], &data, &len, &in, &err);
+        st = md_imap_fetch_known(m, &in, &data, &len, &err);
         if (st == MD_NOTFOUND || (st == MD_PERMFAIL && strcmp(err.stage, "imap.size") == 0)) {
             fprintf(stderr, "%s: warning: %s: %s: skipped\n", prog, label, err.text);
             r->n.unreadable++;
@@ -500,6 +506,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     }
     rc = 0;
 done:
+    free(infos);
     md_imap_uids_clear(&u);
     md_imap_free(m);
     return rc;

@@ -81,14 +81,16 @@ static const char *const copy_markers[] = {
     "Returned message", "The original message",
 };
 
-/* Case-insensitive search of needle in hay[0..n). */
+/* Case-insensitive search of needle in hay[0..n).  The first byte is
+ * compared inline: strncasecmp only runs where it can match. */
 static const char *find_ci(const char *hay, size_t n, const char *needle)
 {
     size_t m = strlen(needle);
     if (m == 0 || m > n)
         return NULL;
+    char lo = (char)tolower((unsigned char)needle[0]), up = (char)toupper((unsigned char)needle[0]);
     for (size_t i = 0; i + m <= n; i++)
-        if (strncasecmp(hay + i, needle, m) == 0)
+        if ((hay[i] == lo || hay[i] == up) && strncasecmp(hay + i + 1, needle + 1, m - 1) == 0)
             return hay + i;
     return NULL;
 }

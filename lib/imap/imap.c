@@ -17,6 +17,7 @@
 #define CURL_BUFFER (512L << 10)    /* libcurl strips response lines over half this */
 #define FOLDERS_MAX 10000
 #define UID_BATCH 500               /* UIDs in one STORE / EXPUNGE */
+#define INFO_BATCH 32               /* UIDs in one FETCH of info: a reply of a few KB (see imap.h) */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -43,6 +44,8 @@ struct md_imap {
     char last_cmd[24];             /* "LOGIN", "SELECT", "UID FETCH" ... */
     char reply[MD_ERROR_TEXT_MAX]; /* the first NO/BAD/BYE, else the last tagged line; sanitized */
     int refused;                   /* reply holds a NO/BAD/BYE */
+    /* the server's state, from the commands sent (on_debug) */
+    int readonly;                  /* the folder is open with EXAMINE */
     /* learned from the server */
     int tls;
     char tls_version[16];
@@ -154,6 +157,8 @@ static int on_debug(CURL *c, curl_infotype type, char *p, size_t n, void *u)
         *q = (char)toupper((unsigned char)*q);
     if (strcmp(cmd, "LOGOUT") == 0)
         return 0;   /* libcurl closing after a failure: the failed command matters */
+    if (strcmp(cmd, "SELECT") == 0 || strcmp(cmd, "EXAMINE") == 0)
+        m->readonly = cmd[0] == 'E';
     snprintf(m->last_cmd, sizeof m->last_cmd, "%s", cmd);
     return 0;
 }
@@ -295,6 +300,35 @@ static md_status run(md_imap *m, const char *folder, uint32_t uid, const char *c
     return MD_OK;
 }
 
+/* s as an IMAP quoted string. */
+static void quoted(char *out, size_t size, const char *s)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (; *s && o + 3 < size; s++) {
+        if (*s == '"' || *s == '\\')
+            out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/*
+ * Opens the folder again with EXAMINE (read-only) or SELECT, as a custom
+ * command outside libcurl's notion of the selected folder: libcurl still
+ * takes the folder as selected (it SELECTed it by URL) and sends no SELECT
+ * of its own until it reconnects, so fetches by URL then run read-only and
+ * set no \Seen (and Dovecot renames no Maildir file).
+ */
+static md_status reopen(md_imap *m, int readonly, md_error *err)
+{
+    char name[600], cmd[620];
+    quoted(name, sizeof name, m->folder);
+    snprintf(cmd, sizeof cmd, "%s %s", readonly ? "EXAMINE" : "SELECT", name);
+    return run(m, NULL, 0, cmd, REPLY_MAX, err);
+}
+
 /* -------------------------------------------------------------- open/free */
 
 static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
@@ -404,6 +438,8 @@ md_status md_imap_open(const md_imap_options *o, md_imap **out, md_error *err)
     curl_easy_setopt(c, CURLOPT_DEBUGDATA, m);
     curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);   /* for on_debug; libcurl prints nothing itself */
     st = run(m, m->folder, 0, "NOOP", REPLY_MAX, err);
+    if (st == MD_OK)
+        st = reopen(m, 1, err);
     if (st != MD_OK) {
         md_imap_free(m);
         return st;
@@ -462,6 +498,8 @@ md_status md_imap_select(md_imap *m, const char *folder, md_error *err)
     char *old = m->folder;
     m->folder = md_xstrdup(folder);
     md_status st = run(m, m->folder, 0, "NOOP", REPLY_MAX, err);
+    if (st == MD_OK)
+        st = reopen(m, 1, err);
     if (st != MD_OK) {
         free(m->folder);
         m->folder = old;
@@ -601,20 +639,6 @@ static int printable_ascii(const char *s, size_t max)
     return 1;
 }
 
-/* s as an IMAP quoted string. */
-static void quoted(char *out, size_t size, const char *s)
-{
-    size_t o = 0;
-    out[o++] = '"';
-    for (; *s && o + 3 < size; s++) {
-        if (*s == '"' || *s == '\\')
-            out[o++] = '\\';
-        out[o++] = *s;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-}
-
 md_status md_imap_search_header(md_imap *m, const char *field, const char *value, md_imap_uids *out,
                                 md_error *err)
 {
@@ -703,7 +727,7 @@ static int read_info(const char *l, size_t n, uint32_t uid, md_imap_info *out)
         }
     }
     out->uid = got;
-    return got == uid;
+    return got != 0 && (uid == 0 || got == uid);
 }
 
 md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_error *err)
@@ -722,24 +746,63 @@ md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_err
     return md_error_set(err, MD_NOTFOUND, "imap.fetch", "no message with UID %u in '%s'", uid, m->folder);
 }
 
-md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_imap_info *info,
-                        md_error *err)
+/* Appends a UID set of u[0..n) ("3:7,9") to buf, runs joined. */
+static char *uid_set(const uint32_t *u, size_t n)
 {
-    md_imap_info in;
+    char *set = md_xmalloc(n * 22 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j + 1 < n && u[j + 1] == u[j] + 1)
+            j++;
+        o += (size_t)(j > i ? sprintf(set + o, "%s%u:%u", o ? "," : "", u[i], u[j])
+                            : sprintf(set + o, "%s%u", o ? "," : "", u[i]));
+        i = j + 1;
+    }
+    set[o] = '\0';
+    return set;
+}
+
+md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info *out, md_error *err)
+{
+    memset(out, 0, uids->n * sizeof *out);
+    for (size_t i = 0; i < uids->n; i += INFO_BATCH) {
+        size_t k = uids->n - i < INFO_BATCH ? uids->n - i : INFO_BATCH;
+        char *set = uid_set(uids->v + i, k);
+        char *cmd = md_xasprintf("UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE)", set);
+        free(set);
+        md_status st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
+        free(cmd);
+        if (st != MD_OK)
+            return st;
+        const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+        size_t n;
+        while ((l = next_line(&p, end, &n)) != NULL) {
+            md_imap_info in;
+            read_info(l, n, 0, &in);
+            const uint32_t *hit = in.uid ? bsearch(&in.uid, uids->v + i, k, sizeof *uids->v, cmp_uid) : NULL;
+            if (hit)
+                out[hit - uids->v] = in;
+        }
+    }
+    return MD_OK;
+}
+
+md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data, size_t *len, md_error *err)
+{
     *data = NULL;
     *len = 0;
-    md_status st = md_imap_fetch_info(m, uid, &in, err);
-    if (st != MD_OK)
-        return st;
-    if (info)
-        *info = in;
-    if (in.size > m->max_message)
+    if (info->uid == 0)
+        return md_error_set(err, MD_NOTFOUND, "imap.fetch", "no such message in '%s'", m->folder);
+    if (info->size > m->max_message)
         return md_error_set(err, MD_PERMFAIL, "imap.size", "message UID %u has %zu bytes, more than the "
-                            "limit of %zu", uid, in.size, m->max_message);
-    st = run(m, m->folder, uid, NULL, m->max_message, err);
-    if (st == MD_OK && !in.seen) {
+                            "limit of %zu", info->uid, info->size, m->max_message);
+    md_status st = m->readonly ? MD_OK : reopen(m, 1, err);
+    if (st == MD_OK)
+        st = run(m, m->folder, info->uid, NULL, m->max_message, err);
+    if (st == MD_OK && !info->seen && !m->readonly) {   /* libcurl reconnected and SELECTed */
         char cmd[64];
-        snprintf(cmd, sizeof cmd, "UID STORE %u -FLAGS.SILENT (\\Seen)", uid);
+        snprintf(cmd, sizeof cmd, "UID STORE %u -FLAGS.SILENT (\\Seen)", info->uid);
         char *body = m->body;
         size_t blen = m->blen;
         m->body = NULL;   /* keep the message across the second request */
@@ -757,14 +820,26 @@ md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_i
     return MD_OK;
 }
 
+md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_imap_info *info,
+                        md_error *err)
+{
+    md_imap_info in;
+    *data = NULL;
+    *len = 0;
+    md_status st = md_imap_fetch_info(m, uid, &in, err);
+    if (st != MD_OK)
+        return st;
+    if (info)
+        *info = in;
+    return md_imap_fetch_known(m, &in, data, len, err);
+}
+
 md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err)
 {
-    md_status st = MD_OK;
+    md_status st = m->readonly ? reopen(m, 0, err) : MD_OK;
     for (size_t i = 0; i < n && st == MD_OK; i += UID_BATCH) {
-        size_t k = n - i < UID_BATCH ? n - i : UID_BATCH, o = 0;
-        char *set = md_xmalloc(k * 11 + 1);
-        for (size_t j = 0; j < k; j++)
-            o += (size_t)sprintf(set + o, "%s%u", j ? "," : "", uids[i + j]);
+        size_t k = n - i < UID_BATCH ? n - i : UID_BATCH;
+        char *set = uid_set(uids + i, k);
         char *cmd = md_xasprintf("UID STORE %s +FLAGS.SILENT (\\Deleted)", set);
         st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
         free(cmd);

@@ -19,7 +19,11 @@
  *    custom BODY.PEEK[] would hand the literal over line by line, where
  *    a line of the message could pass for the command's tagged reply.  So
  *    md_imap_fetch fetches by URL, which reads the literal by its announced
- *    length, and clears \Seen again when the message was unseen before.
+ *    length, with the folder opened read-only: after libcurl's own SELECT,
+ *    a custom EXAMINE of the same folder, which libcurl does not track, so
+ *    its fetches by URL send no second SELECT and the server sets no flag.
+ *    Should libcurl reconnect and SELECT again, the module sees the SELECT
+ *    go out and clears \Seen on a message that was unseen before.
  *  - A failed SELECT returns the same code as a failed login
  *    (CURLE_LOGIN_DENIED); the command sent last (from the debug callback,
  *    which records only the command's name, never its arguments) tells the
@@ -28,6 +32,13 @@
  *    libcurl for the connection's TLS session (CURLINFO_TLS_SSL_PTR, valid
  *    during the transfer) when the server's replies arrive: a session
  *    there means the replies came over TLS.
+ *  - Debian 12's libcurl counts response lines against its 300 KB limit
+ *    for headers in a way that grows with the square of the lines that
+ *    arrive in one read: a multi-line reply of about 9 KB already fails
+ *    ("Too large response headers").  Replies are kept small: search
+ *    results come as one line (ESEARCH, or SEARCH's single line), the info
+ *    of many messages is fetched 32 at a time.  A LIST of more than about
+ *    80 folders fails with that error (clearly, stage "imap.connect").
  *  - No IDLE: a mailbox is read when asked, not watched.
  *
  * Every operation is bounded: a timeout per operation, an optional
@@ -154,6 +165,15 @@ md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_err
  */
 md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_imap_info *info,
                         md_error *err);
+
+/* The info of many messages, a few commands in all: out[i] (caller's
+ * array of uids->n) for uids->v[i]; uid 0 in it when that message is gone.
+ * For reading a whole folder in one round trip per message. */
+md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info *out, md_error *err);
+/* md_imap_fetch of a message whose info is known (from md_imap_fetch_infos):
+ * MD_NOTFOUND when info->uid is 0. */
+md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data, size_t *len,
+                              md_error *err);
 
 /* Deletes messages: STORE +FLAGS.SILENT (\Deleted), then UID EXPUNGE of
  * just those (UIDPLUS), or EXPUNGE when the server lacks UIDPLUS (which

@@ -210,6 +210,22 @@ static void test_live(const char *url)
     md_imap_uids_clear(&u);
     is_int(md_imap_search_since(m, 0, &u, &err), MD_OK, "search all");
     ok(u.n >= 2, "search all finds the messages (%zu)", u.n);
+    md_imap_info *infos = calloc(u.n + 1, sizeof *infos);
+    is_int(md_imap_fetch_infos(m, &u, infos, &err), MD_OK, "the info of every message in one go (%s)", err.text);
+    size_t good = 0;
+    for (size_t i = 0; i < u.n; i++)
+        good += infos[i].uid == u.v[i] && infos[i].size > 0 && infos[i].internal_date > 0;
+    is_int(good, u.n, "every message has its info");
+    if (u.n) {
+        char *data = NULL;
+        size_t len = 0;
+        is_int(md_imap_fetch_known(m, &infos[0], &data, &len, &err), MD_OK, "fetch with the info known");
+        is_int(len, infos[0].size, "as large as RFC822.SIZE said");
+        free(data);
+        md_imap_info gone = { 0 };
+        is_int(md_imap_fetch_known(m, &gone, &data, &len, &err), MD_NOTFOUND, "a message that is gone");
+    }
+    free(infos);
     md_imap_uids_clear(&u);
     is_int(md_imap_search_header(m, "Message-ID", "no-such-id@nowhere.test", &u, &err), MD_OK, "search: no match");
     is_int(u.n, 0, "no match: no UIDs");

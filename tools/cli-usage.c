@@ -9,14 +9,79 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+void cli_vline(FILE *out, const char *fmt, va_list ap)
+{
+    char small[1024];
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(small, sizeof small, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        n = 0;
+    char *line = (size_t)n < sizeof small ? small : md_xmalloc((size_t)n + 1);
+    if (line != small)
+        vsnprintf(line, (size_t)n + 1, fmt, ap);
+    md_sanitize_text(line, (size_t)n + 1, line, (size_t)n, 0);
+    fputs(line, out);
+    fputc('\n', out);
+    if (line != small)
+        free(line);
+}
+
+void cli_line(FILE *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_vline(out, fmt, ap);
+    va_end(ap);
+}
+
+static void vprefixed(const char *prog, const char *fmt, va_list ap)
+{
+    char small[1024];
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(small, sizeof small, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        n = 0;
+    char *msg = (size_t)n < sizeof small ? small : md_xmalloc((size_t)n + 1);
+    if (msg != small)
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    cli_line(stderr, "%s: %s", prog, msg);
+    if (msg != small)
+        free(msg);
+}
+
+void cli_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprefixed(prog, fmt, ap);
+    va_end(ap);
+}
+
+void cli_row(FILE *out, const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *f = fields[i] ? fields[i] : "";
+        char *clean = md_sanitize_dup(f, strlen(f));
+        fputs(clean, out);
+        fputc(i + 1 < n ? '\t' : '\n', out);
+        free(clean);
+    }
+}
+
 int cli_usage_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vprefixed(prog, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+    fprintf(stderr, "Try '%s --help' for more information.\n", prog);
     return MD_EXIT_UNKNOWN;
 }
 

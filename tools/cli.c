@@ -60,7 +60,7 @@ md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
         char **list = md_dns_server_list_split(env, &n);
         for (size_t i = 0; i < n; i++)
             if (cli_dns_add_resolver(d, prog, list[i]) != 0) {
-                fprintf(stderr, "%s: (from MAILDIAG_RESOLVER)\n", prog);
+                cli_error(prog, "(from MAILDIAG_RESOLVER)");
                 md_dns_server_list_free(list);
                 return NULL;
             }
@@ -73,7 +73,7 @@ md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
     cfg.window = window;
     md_dns *dns = md_dns_new(&cfg, &err);
     if (dns == NULL)
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
     return dns;
 }
 
@@ -111,6 +111,49 @@ void cli_progress_end(cli_progress *p)
     p->shown = 0;
 }
 
+/* --- interruption and output errors ---------------------------------------- */
+
+volatile sig_atomic_t cli_interrupted;
+
+static void on_interrupt(int sig)
+{
+    cli_interrupted = sig;
+}
+
+void cli_interrupt_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;     /* no SA_RESTART: poll() and read() return */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md_tally *t)
+{
+    int sig = cli_interrupted ? (int)cli_interrupted : SIGINT;
+    fprintf(stderr, "%s: interrupted by %s after %zu %s (%lu critical, %lu warning, "
+            "%lu unknown, %lu ok); the output is complete up to there\n", prog,
+            sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal", done, what,
+            t ? t->n[MD_SEV_CRITICAL] : 0, t ? t->n[MD_SEV_WARNING] : 0,
+            t ? t->n[MD_SEV_UNKNOWN] : 0, t ? t->n[MD_SEV_OK] : 0);
+    return 128 + sig;
+}
+
+int cli_write_failed(const char *prog, int errnum)
+{
+    if (errnum == EPIPE) {
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
+        _exit(128 + SIGPIPE);   /* not reached */
+    }
+    fprintf(stderr, "%s: cannot write the results: %s\n", prog,
+            errnum ? strerror(errnum) : "output error");
+    return MD_EXIT_UNKNOWN;
+}
+
 /* --- secrets (maildiag-send, maildiag-token) ------------------------------- */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -119,13 +162,13 @@ char *cli_read_secret_file(const char *prog, const char *what, const char *path)
 {
     int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        fprintf(stderr, "%s: cannot open the %s file %s: %s\n", prog, what, path, strerror(errno));
+        cli_error(prog, "cannot open the %s file %s: %s", what, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO)) {
-        fprintf(stderr, "%s: the %s file %s is readable by other users (mode %04o): chmod 600 it\n",
-                prog, what, path, (unsigned)(st.st_mode & 07777));
+        cli_error(prog, "the %s file %s is readable by other users (mode %04o): chmod 600 it",
+                  what, path, (unsigned)(st.st_mode & 07777));
         close(fd);
         return NULL;
     }
@@ -170,4 +213,17 @@ int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
 {
     int rc = cli_dns_option(c, prog, optarg, d);
     return rc == 1 ? cli_option_common(c, prog, argv, usage) : rc;
+}
+
+json_t *cli_json_text(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j == NULL) {
+        char *c = md_sanitize_dup(s, strlen(s));
+        j = json_string(c);
+        free(c);
+    }
+    return j;
 }

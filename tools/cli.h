@@ -6,7 +6,10 @@
 #ifndef MAILDIAG_CLI_H
 #define MAILDIAG_CLI_H
 
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <jansson.h>
 #include "base/base.h"
 #include "dns/dns.h"
 #include "report/report.h"
@@ -36,8 +39,25 @@ int cli_parse_uint(const char *prog, const char *opt, const char *s, unsigned ma
 md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window);
 void cli_dns_clear(cli_dns *d);
 
-/* Prints "PROG: message\nTry 'PROG --help'." and returns MD_EXIT_UNKNOWN. */
+/* Prints "PROG: message\nTry 'PROG --help'." (the message sanitized: it
+ * quotes what the user typed) and returns MD_EXIT_UNKNOWN. */
 int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Text output that quotes stored, user- or peer-supplied text goes through
+ * these, so no control character reaches a terminal: each formats its
+ * line, then passes it through md_sanitize_text (control characters,
+ * TAB and LF included, and ill-formed UTF-8 become '?'; UTF-8 text stays),
+ * then ends it with a newline.
+ */
+/* "PROG: message" on standard error. */
+void cli_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line on out. */
+void cli_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_vline(FILE *out, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* One row of n fields separated by TABs, each sanitized (a NULL field is
+ * empty), so a field can neither add a column nor a row. */
+void cli_row(FILE *out, const char *const *fields, size_t n);
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 
@@ -79,6 +99,24 @@ void cli_progress_end(cli_progress *p);
 
 #endif
 
+/* --- interruption and output errors (bulk runs) ---------------------------
+ * cli_interrupt_install catches SIGINT and SIGTERM without SA_RESTART, so a
+ * blocking wait returns: the first one sets cli_interrupted to the signal
+ * number, and the tool ends its run at a complete result (see
+ * md_bulk_config.cancel); a second one kills the process as usual. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_interrupt_install(void);
+/* After an interrupted run: prints "PROG: interrupted by SIGINT after N
+ * WHAT (...)" with the tally to stderr and returns 128 + the signal number
+ * (130 for SIGINT, 143 for SIGTERM), the shell's convention. */
+int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md_tally *t);
+
+/* Call when writing the results to stdout failed, with the errno of the
+ * failed call.  When the reader went away (EPIPE: `| head -1`), the process
+ * ends quietly by SIGPIPE, as cat and grep do.  Otherwise prints "PROG:
+ * cannot write the results: REASON" and returns MD_EXIT_UNKNOWN. */
+int cli_write_failed(const char *prog, int errnum);
+
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),
  * without its final newline.  A file readable by other users is refused
@@ -86,3 +124,8 @@ void cli_progress_end(cli_progress *p);
  * cli_secret_free, which wipes it), or NULL after printing the error. */
 char *cli_read_secret_file(const char *prog, const char *what, const char *path);
 void cli_secret_free(char *s);
+
+/* Stored text as a JSON string: kept exactly when it is well-formed UTF-8
+ * (JSON escapes its control characters), else sanitized (json_string
+ * refuses it, and a row would vanish).  NULL gives JSON null. */
+json_t *cli_json_text(const char *s);

@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         json_decref(obj);
     }
     if (fflush(stdout) != 0 || werr) {
-        fprintf(stderr, "%s: cannot write the results\n", prog);
+        cli_error(prog, "cannot write the results");
         goto done;
     }
     rc = md_severity_exit_code(tally.worst);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct run {
     md_tally tally;
     unsigned text_flags;
     cli_progress progress;
+    int write_errno;          /* errno of the failed write, when one failed */
 } run;
 
 static void usage(void)
@@ -98,9 +100,12 @@ static int output(void *arg, const md_report *rep)
     if (r->o->format == CLI_PLUGIN || (r->o->quiet && st == MD_SEV_OK))
         return 0;
     cli_progress_end(&r->progress);
-    if (r->o->format == CLI_JSON)
-        return md_report_write_json(rep, stdout);
-    return md_report_write_text(rep, stdout, r->text_flags);
+    errno = 0;
+    int w = r->o->format == CLI_JSON ? md_report_write_json(rep, stdout)
+                                     : md_report_write_text(rep, stdout, r->text_flags);
+    if (w != 0)
+        r->write_errno = errno ? errno : EIO;
+    return w;
 }
 
 static void progress(void *arg, size_t started, size_t finished)
@@ -113,13 +118,16 @@ static void plugin_line(const run *r, double secs)
 {
     const md_tally *t = &r->tally;
     char summary[256], perf[256];
-    snprintf(summary, sizeof summary, "%lu domains: %lu critical, %lu warning, %lu unknown, %lu ok",
-             md_tally_total(t), t->n[MD_SEV_CRITICAL], t->n[MD_SEV_WARNING],
-             t->n[MD_SEV_UNKNOWN], t->n[MD_SEV_OK]);
+    if (md_tally_total(t) == 0)
+        snprintf(summary, sizeof summary, "no domains checked: the input held none");
+    else
+        snprintf(summary, sizeof summary, "%lu domains: %lu critical, %lu warning, %lu unknown, %lu ok",
+                 md_tally_total(t), t->n[MD_SEV_CRITICAL], t->n[MD_SEV_WARNING],
+                 t->n[MD_SEV_UNKNOWN], t->n[MD_SEV_OK]);
     snprintf(perf, sizeof perf, "domains=%lu critical=%lu warning=%lu unknown=%lu ok=%lu time=%.3fs",
              md_tally_total(t), t->n[MD_SEV_CRITICAL], t->n[MD_SEV_WARNING],
              t->n[MD_SEV_UNKNOWN], t->n[MD_SEV_OK], secs);
-    md_plugin_write(stdout, "MX", t->worst, summary, perf);
+    md_plugin_write(stdout, "MX", md_tally_total(t) ? t->worst : MD_SEV_UNKNOWN, summary, perf);
 }
 
 int main(int argc, char **argv)
@@ -148,18 +156,33 @@ int main(int argc, char **argv)
         .concurrency = o.concurrency, .start = md_mx_check, .check_arg = &mo,
         .output = output, .output_arg = &r, .progress = progress, .progress_arg = &r,
         .ordered = o.nfiles == 0,   /* a few names typed by hand: keep their order */
+        .cancel = &cli_interrupted,
     };
+    md_bulk_stats bs;
+    cli_interrupt_install();
     int64_t t0 = md_now_ms();
-    md_status st = md_bulk_run(dns, in, &bc, &err);
+    md_status st = md_bulk_run(dns, in, &bc, &bs, &err);
     cli_progress_end(&r.progress);
-    if (o.format == CLI_PLUGIN)
+    if (st == MD_TEMPFAIL && cli_interrupted) {
+        fflush(stdout);
+        rc = cli_interrupt_exit(prog, "domains", bs.output, &r.tally);
+        goto done;
+    }
+    if (o.format == CLI_PLUGIN && st == MD_OK)
         plugin_line(&r, (double)(md_now_ms() - t0) / 1000.0);
-    if (fflush(stdout) != 0 || st == MD_INTERNAL) {
-        fprintf(stderr, "%s: cannot write the results\n", prog);
+    errno = 0;
+    if (st == MD_INTERNAL || fflush(stdout) != 0) {
+        rc = cli_write_failed(prog, r.write_errno ? r.write_errno : errno);
         goto done;
     }
     if (st != MD_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
+        goto done;
+    }
+    if (md_tally_total(&r.tally) == 0) {
+        /* Nothing checked is not a healthy result. */
+        if (o.format != CLI_PLUGIN)
+            cli_error(prog, "no domains checked: the input held none");
         goto done;
     }
     rc = md_severity_exit_code(r.tally.worst);

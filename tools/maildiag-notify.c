@@ -85,13 +85,13 @@ static int remind(ucli *u, const json_t *req)
     json_t *jn = json_object_get(req, "usernames");
     size_t n = json_array_size(jn);
     if (to == NULL || key == NULL || n == 0) {
-        fprintf(stderr, "%s: maildiag-notify: incomplete remind request\n", u->prog);
+        cli_error(u->prog, "maildiag-notify: incomplete remind request");
         return MD_EXIT_UNKNOWN;
     }
     const char **names = md_xcalloc(n + 1, sizeof *names);
     for (size_t i = 0; i < n; i++)
         if ((names[i] = json_string_value(json_array_get(jn, i))) == NULL) {
-            fprintf(stderr, "%s: maildiag-notify: a username is not a string\n", u->prog);
+            cli_error(u->prog, "maildiag-notify: a username is not a string");
             free(names);
             return MD_EXIT_UNKNOWN;
         }
@@ -136,13 +136,13 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "selfcheck") == 0) {
         int want = str(req, "want") ? md_account_want_parse(str(req, "want")) : -1;
         if (want < 0 || !str(req, "to") || !str(req, "key")) {
-            fprintf(stderr, "%s: maildiag-notify: incomplete selfcheck request\n", u.prog);
+            cli_error(u.prog, "maildiag-notify: incomplete selfcheck request");
         } else {
             selfmail_run(&u, str(req, "to"), str(req, "key"), (md_account_want)want);
             rc = MD_EXIT_OK;
         }
     } else {
-        fprintf(stderr, "%s: maildiag-notify: unknown command '%s'\n", u.prog, cmd);
+        cli_error(u.prog, "maildiag-notify: unknown command '%s'", cmd);
     }
     ucli_clear(&u);
     json_decref(req);

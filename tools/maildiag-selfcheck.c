@@ -132,7 +132,7 @@ static int parse_limit(const ucli *u, const char *key, unsigned long *n, unsigne
     char *end;
     unsigned long a = strtoul(v, &end, 10), b;
     if (end == v || *end != '/' || (b = strtoul(end + 1, &end, 10)) == 0 || *end || a == 0) {
-        fprintf(stderr, "%s: configuration: [selfcheck] %s must be N/SECONDS (like 5/3600)\n", prog, key);
+        cli_error(prog, "configuration: [selfcheck] %s must be N/SECONDS (like 5/3600)", key);
         return -1;
     }
     *n = a;
@@ -238,7 +238,7 @@ static void render(const options *o, md_report *rep, const char *const *lines, s
     }
     for (size_t i = 0; i < n; i++)
         if (lines[i])
-            printf("%s\n", lines[i]);
+            cli_line(stdout, "%s", lines[i]);   /* they quote the address given */
 }
 
 int main(int argc, char **argv)

@@ -287,7 +287,7 @@ send:;
     md_smtp_result_clear(&res);
     goto done;
 fail:
-    fprintf(stderr, "%s: %s: %s\n", prog, to, err.text);
+    cli_error(prog, "%s: %s", to, err.text);   /* both may quote what was given */
 done:
     md_message_free(m);
     free(token);
@@ -324,7 +324,7 @@ int main(int argc, char **argv)
     if (need_keys)
         keys = kf && *kf ? md_token_keys_load(kf, &err) : md_token_keys_throwaway(&err);
     if ((need_keys && keys == NULL) || (!o.dry_run && (ctx = md_smtp_ctx_new(o.ca_file, &err)) == NULL)) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     if (o.direct && !o.dry_run && (o.smtp.dns = cli_dns_open(&o.dns, prog, 0)) == NULL)
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
         free(addr);
     }
     if (md_input_failed(in)) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         rc = MD_EXIT_UNKNOWN;
     }
 done:

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ typedef struct run {
     const options *o;
     md_tally tally;
     unsigned text_flags;
-    int write_error;
+    int write_errno;           /* errno of a failed write to stdout; 0 = none */
     cli_progress progress;     /* bulk: a line on stderr when it is a terminal */
     size_t started, finished;
 } run;
@@ -132,10 +133,11 @@ static void emit(run *r, json_t *obj)
     md_severity st = md_report_status(rep);
     md_tally_add(&r->tally, st);
     if (!(r->o->quiet && st == MD_SEV_OK)) {
+        errno = 0;
         int rc = r->o->format == CLI_JSON ? md_report_write_json(rep, stdout)
                                           : md_report_write_text(rep, stdout, r->text_flags);
-        if (rc != 0)
-            r->write_error = 1;
+        if (rc != 0 && r->write_errno == 0)
+            r->write_errno = errno ? errno : EIO;
     }
     md_report_free(rep);
     json_decref(obj);
@@ -147,9 +149,10 @@ static void emit_rendered(run *r, md_spf_result *res)
     md_tally_add(&r->tally, res->status);
     r->finished++;
     cli_progress_end(&r->progress);
-    if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered
+    errno = 0;
+    if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered && r->write_errno == 0
         && fwrite(res->rendered, 1, res->len, stdout) != res->len)
-        r->write_error = 1;
+        r->write_errno = errno ? errno : EIO;
     md_spf_result_clear(res);
 }
 
@@ -186,14 +189,14 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : dflt),
                               .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
                               .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
-                              .text_flags = r->text_flags };
+                              .text_flags = r->text_flags, .cancel = &cli_interrupted };
     md_spf_pool *pool = md_spf_pool_new(&pc, err);
     if (pool == NULL)
         return -1;
     const char *item;
     int first = 1;
     md_spf_result res;
-    for (;;) {
+    while (!cli_interrupted && r->write_errno == 0) {
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
                                .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
@@ -219,15 +222,17 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
             }
         }
         first = 0;
-        while (!md_spf_pool_has_idle(pool))
+        while (!md_spf_pool_has_idle(pool) && !cli_interrupted)
             if (md_spf_pool_next(pool, &res))
                 emit_rendered(r, &res);
-        if (md_spf_pool_submit(pool, &req, NULL, err) != MD_OK)
+        if (cli_interrupted || md_spf_pool_submit(pool, &req, NULL, err) != MD_OK)
             break;
         if (++r->started % 64 == 0)
             cli_progress_update(&r->progress, "evaluations", r->started, r->finished);
     }
-    while (md_spf_pool_next(pool, &res))
+    /* After an interrupt or a write error, the evaluations in flight are
+     * dropped: md_spf_pool_free kills their workers. */
+    while (!cli_interrupted && r->write_errno == 0 && md_spf_pool_next(pool, &res))
         emit_rendered(r, &res);
     cli_progress_end(&r->progress);
     md_spf_pool_free(pool);
@@ -240,8 +245,12 @@ static int lint(run *r, md_input *in, const options *o, md_error *err)
     const char *d;
     if (dns == NULL)
         return -2;
-    while ((d = md_input_next(in, err)) != NULL) {
+    while (!cli_interrupted && r->write_errno == 0 && (d = md_input_next(in, err)) != NULL) {
         json_t *obj = md_spf_lint(dns, d, err);
+        if (cli_interrupted) {      /* cut short: not a result */
+            json_decref(obj);
+            break;
+        }
         if (obj == NULL)
             obj = json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", d, "findings",
                             "id", "input.invalid_domain", "severity", "unknown",
@@ -273,14 +282,26 @@ int main(int argc, char **argv)
     r.text_flags = MD_TEXT_EVIDENCE | (md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
     in = md_input_new(o.ip ? NULL : argv + optind, o.ip ? 0 : (size_t)(argc - optind),
                       o.files, o.nfiles);
+    cli_interrupt_install();
     int st = (o.ip || o.nfiles) ? evaluate(&r, &o, in, o.ip && optind < argc ? argv[optind] : NULL, &err)
                                 : lint(&r, in, &o, &err);
-    if (fflush(stdout) != 0 || r.write_error) {
-        fprintf(stderr, "%s: cannot write the results\n", prog);
+    if (cli_interrupted && r.write_errno == 0) {
+        fflush(stdout);
+        rc = cli_interrupt_exit(prog, "results", (size_t)md_tally_total(&r.tally), &r.tally);
+        goto done;
+    }
+    errno = 0;
+    if (r.write_errno != 0 || fflush(stdout) != 0) {
+        rc = cli_write_failed(prog, r.write_errno ? r.write_errno : errno);
         goto done;
     }
     if (st == -1) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
+        goto done;
+    }
+    if (st == 0 && md_tally_total(&r.tally) == 0) {
+        /* Nothing checked is not a healthy result. */
+        cli_error(prog, "nothing checked: the input held no lines");
         goto done;
     }
     if (st == 0)

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         md_error_set(&err, MD_CONFIG, "token.key", "no key: give --key-file or MAILDIAG_TOKEN_KEYS%s",
                      strcmp(o.cmd, "issue") == 0 ? " (or --throwaway)" : "");
     if (keys == NULL) {
-        fprintf(stderr, "%s: %s\n", prog, err.text);
+        cli_error(prog, "%s", err.text);
         goto done;
     }
     if (o.state_file) {
@@ -199,7 +199,7 @@ int main(int argc, char **argv)
     if (strcmp(o.cmd, "issue") == 0) {
         char *t = md_token_issue(keys, o.kind, o.account, state ? state : "", o.now, o.ttl, &err);
         if (t == NULL) {
-            fprintf(stderr, "%s: %s\n", prog, err.text);
+            cli_error(prog, "%s", err.text);
             goto done;
         }
         if (o.json)

@@ -158,7 +158,9 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-/* Prints a one-line result: text, or {"command", "ok", fields...}. */
+/* Prints a one-line result: text (sanitized: it quotes addresses, names
+ * and servers' replies), or {"command", "ok", fields...} written as the
+ * reports are (md_json_append: no raw control character either). */
 static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
@@ -169,15 +171,17 @@ static void result(const options *o, const char *command, json_t *fields, const 
         json_object_set_new(j, "command", json_string(command));
         if (fields)
             json_object_update(j, fields);
-        json_dumpf(j, stdout, JSON_COMPACT);
-        putchar('\n');
+        md_buf b = { 0 };
+        md_json_append(&b, j);
+        MD_BUF_LIT(&b, "\n");
+        fwrite(b.data, 1, b.len, stdout);
+        free(b.data);
         json_decref(j);
     } else {
         va_list ap;
         va_start(ap, fmt);
-        vprintf(fmt, ap);
+        cli_vline(stdout, fmt, ap);
         va_end(ap);
-        putchar('\n');
     }
     json_decref(fields);
 }
@@ -393,12 +397,17 @@ static int cmd_sessions(options *o)
                 md_store_time_format(x->created_at, cr, sizeof cr);
                 md_store_time_format(x->last_seen_at, ls, sizeof ls);
                 md_store_time_format(x->expires_at, ex, sizeof ex);
-                json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "username", acc.v[i].username,
-                                                     "state", state, "created_at", cr, "last_seen_at", ls,
-                                                     "expires_at", ex));
-                if (o->format != CLI_JSON)
-                    printf("%s\t%s\tcreated %s\tlast seen %s\texpires %s\n", acc.v[i].username, state,
-                           cr, ls[0] ? ls : "never", ex);
+                json_array_append_new(arr, json_pack("{s:o,s:s,s:s,s:s,s:s}", "username",
+                                                     cli_json_text(acc.v[i].username), "state", state,
+                                                     "created_at", cr, "last_seen_at", ls, "expires_at", ex));
+                if (o->format != CLI_JSON) {
+                    char c2[48], l2[48], e2[48];
+                    snprintf(c2, sizeof c2, "created %s", cr);
+                    snprintf(l2, sizeof l2, "last seen %s", ls[0] ? ls : "never");
+                    snprintf(e2, sizeof e2, "expires %s", ex);
+                    const char *row[] = { acc.v[i].username, state, c2, l2, e2 };
+                    cli_row(stdout, row, 5);
+                }
             }
             free(sl.v);
         }
@@ -406,7 +415,7 @@ static int cmd_sessions(options *o)
             result(o, "sessions.list", json_pack("{s:o}", "sessions", arr), "%s", "");
         else {
             if (rc == MD_EXIT_OK && json_array_size(arr) == 0)
-                printf("no sessions for the %zu account%s on %s\n", acc.n, acc.n == 1 ? "" : "s", target);
+                cli_line(stdout, "no sessions for the %zu account%s on %s", acc.n, acc.n == 1 ? "" : "s", target);
             json_decref(arr);
         }
     }
@@ -453,10 +462,15 @@ static int cmd_suppression(options *o)
         for (size_t i = 0; i < l.n; i++) {
             char since[32];
             md_store_time_format(l.v[i].since, since, sizeof since);
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s?}", "address", l.v[i].address,
-                                                 "reason", l.v[i].reason, "since", since, "text", l.v[i].text));
-            if (o->format != CLI_JSON)
-                printf("%s\t%s\t%s\t%s\n", l.v[i].address, l.v[i].reason, since, l.v[i].text ? l.v[i].text : "");
+            /* the bounce text is a peer's words: anything may be in it */
+            json_array_append_new(arr, json_pack("{s:o,s:o,s:s,s:o}", "address",
+                                                 cli_json_text(l.v[i].address), "reason",
+                                                 cli_json_text(l.v[i].reason), "since", since,
+                                                 "text", cli_json_text(l.v[i].text)));
+            if (o->format != CLI_JSON) {
+                const char *row[] = { l.v[i].address, l.v[i].reason, since, l.v[i].text };
+                cli_row(stdout, row, 4);
+            }
         }
         md_store_suppression_list_clear(&l);
         if (o->format == CLI_JSON)
@@ -502,7 +516,7 @@ static int cmd_import_export(options *o, int import)
     int std = strcmp(path, "-") == 0;
     FILE *f = std ? (import ? stdin : stdout) : fopen(path, import ? "r" : "w");
     if (f == NULL) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        cli_error(prog, "%s: %s", path, strerror(errno));
         return MD_EXIT_UNKNOWN;
     }
     int rc = MD_EXIT_UNKNOWN;
@@ -529,7 +543,7 @@ static int cmd_import_export(options *o, int import)
         }
     }
     if (!std && fclose(f) != 0 && rc == MD_EXIT_OK) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        cli_error(prog, "%s: %s", path, strerror(errno));
         rc = MD_EXIT_UNKNOWN;
     }
     return rc;
@@ -549,12 +563,15 @@ static int cmd_audit(options *o)
     for (size_t i = 0; i < l.n; i++) {
         char at[32];
         md_store_time_format(l.v[i].at, at, sizeof at);
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s?}", "at", at, "operator", l.v[i].operator_name,
-                                             "action", l.v[i].action, "target", l.v[i].target,
-                                             "detail", l.v[i].detail));
-        if (o->format != CLI_JSON)
-            printf("%s\t%s\t%s\t%s\t%s\n", at, l.v[i].operator_name, l.v[i].action, l.v[i].target,
-                   l.v[i].detail ? l.v[i].detail : "");
+        json_array_append_new(arr, json_pack("{s:s,s:o,s:o,s:o,s:o}", "at", at, "operator",
+                                             cli_json_text(l.v[i].operator_name), "action",
+                                             cli_json_text(l.v[i].action), "target",
+                                             cli_json_text(l.v[i].target), "detail",
+                                             cli_json_text(l.v[i].detail)));
+        if (o->format != CLI_JSON) {
+            const char *row[] = { at, l.v[i].operator_name, l.v[i].action, l.v[i].target, l.v[i].detail };
+            cli_row(stdout, row, 5);
+        }
     }
     md_store_audit_list_clear(&l);
     if (o->format == CLI_JSON)
@@ -609,7 +626,7 @@ int main(int argc, char **argv)
     else
         rc = cli_usage_error(prog, "unknown command '%s'", cmd);
     if (fflush(stdout) != 0) {
-        fprintf(stderr, "%s: cannot write the output\n", prog);
+        cli_error(prog, "cannot write the output");
         rc = MD_EXIT_UNKNOWN;
     }
 done:

@@ -67,8 +67,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(sub, "--version") == 0 || strcmp(sub, "-V") == 0)
         return cli_version("maildiag");
+    if (sub[0] == '-')
+        return cli_usage_error("maildiag", "unknown option '%s' (maildiag takes a TOOL name first)",
+                               sub);
     if (strlen(sub) > 32 || strspn(sub, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(sub)) {
-        fprintf(stderr, "maildiag: '%s' is not a tool name\n\n", sub);
+        cli_error("maildiag", "'%s' is not a tool name", sub);
+        fputc('\n', stderr);
         list_tools(stderr);
         return MD_EXIT_UNKNOWN;
     }

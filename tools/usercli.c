@@ -27,8 +27,8 @@ const char *ucli_conf(const ucli *u, const char *section, const char *key)
 
 void ucli_error(const ucli *u, const char *what, const md_error *err)
 {
-    fprintf(stderr, "%s: %s%s%s%s%s\n", u->prog, what ? what : "", what ? ": " : "", err->text,
-            err->peer[0] ? ": " : "", err->peer);
+    cli_error(u->prog, "%s%s%s%s%s", what ? what : "", what ? ": " : "", err->text,
+              err->peer[0] ? ": " : "", err->peer);
 }
 
 int ucli_load_config(ucli *u)
@@ -46,15 +46,14 @@ int ucli_load_config(ucli *u)
     if (st == MD_NOTFOUND && !explicit)
         return 0;   /* no system-wide file: options and defaults only */
     if (st != MD_OK) {
-        fprintf(stderr, "%s: configuration: %s\n", u->prog, err.text);
+        cli_error(u->prog, "configuration: %s", err.text);
         return -1;
     }
     const char *cs = ucli_conf(u, "store", "local_part_case");
     if (cs && strcasecmp(cs, "sensitive") == 0)
         u->aopt.key_flags |= MD_ADDRESS_CASE_SENSITIVE;
     else if (cs && strcasecmp(cs, "insensitive") != 0) {
-        fprintf(stderr, "%s: %s: [store] local_part_case must be sensitive or insensitive\n",
-                u->prog, path);
+        cli_error(u->prog, "%s: [store] local_part_case must be sensitive or insensitive", path);
         return -1;
     }
     const char *many = ucli_conf(u, "store", "typo_many");
@@ -62,7 +61,7 @@ int ucli_load_config(ucli *u)
         char *end;
         unsigned long v = strtoul(many, &end, 10);
         if (*end || v == 0) {
-            fprintf(stderr, "%s: %s: [store] typo_many must be a positive number\n", u->prog, path);
+            cli_error(u->prog, "%s: [store] typo_many must be a positive number", path);
             return -1;
         }
         u->aopt.many = v;
@@ -79,9 +78,9 @@ int ucli_open_store(ucli *u, unsigned flags)
     if (uri == NULL)
         uri = ucli_conf(u, "store", "uri");
     if (uri == NULL) {
-        fprintf(stderr, "%s: no store: give --store URI (sqlite:PATH or postgresql://...),"
-                        " MAILDIAG_STORE, or 'uri' in [store] of %s\n", u->prog,
-                u->conf ? md_conf_path(u->conf) : UCLI_CONFIG_DEFAULT);
+        cli_error(u->prog, "no store: give --store URI (sqlite:PATH or postgresql://...),"
+                           " MAILDIAG_STORE, or 'uri' in [store] of %s",
+                  u->conf ? md_conf_path(u->conf) : UCLI_CONFIG_DEFAULT);
         return -1;
     }
     if (md_store_open(uri, flags, &u->store, &err) != MD_OK) {
@@ -125,10 +124,9 @@ const char *ucli_operator(ucli *u)
         snprintf(u->operator_buf, sizeof u->operator_buf, "%.80s (as %s)", u->operator_name, login);
     else
         snprintf(u->operator_buf, sizeof u->operator_buf, "%s", login);
-    for (char *p = u->operator_buf; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return u->operator_buf;
+    /* --operator is typed by a person and stored in the audit log */
+    return md_sanitize_text(u->operator_buf, sizeof u->operator_buf, u->operator_buf,
+                            strlen(u->operator_buf), 0);
 }
 
 void ucli_clear(ucli *u)
@@ -221,19 +219,19 @@ int ucli_notify_run(const ucli *u, json_t *req, json_t **reply)
     if (reply)
         *reply = NULL;
     if (text == NULL || pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        cli_error(u->prog, "cannot run %s: %s", path, strerror(errno));
         goto done;
     }
     fflush(NULL);
     if ((pid = fork()) < 0) {
-        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        cli_error(u->prog, "cannot run %s: %s", path, strerror(errno));
         goto done;
     }
     if (pid == 0) {
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
             _exit(MD_EXIT_UNKNOWN);
         execl(path, NOTIFY_NAME, (char *)NULL);
-        fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+        cli_error(u->prog, "cannot run %s: %s", path, strerror(errno));
         _exit(MD_EXIT_UNKNOWN);
     }
     close(in[0]);
@@ -265,7 +263,7 @@ int ucli_notify_run(const ucli *u, json_t *req, json_t **reply)
     json_error_t je;
     json_t *j = json_loadb(buf, len, 0, &je);
     if (!json_is_object(j)) {
-        fprintf(stderr, "%s: %s gave no answer\n", u->prog, path);
+        cli_error(u->prog, "%s gave no answer", path);
         json_decref(j);
         goto done;
     }
@@ -308,6 +306,6 @@ int ucli_notify_exec(const ucli *u, json_t *req)
         close(p[0]);
     fflush(NULL);
     execl(path, NOTIFY_NAME, (char *)NULL);
-    fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+    cli_error(u->prog, "cannot run %s: %s", path, strerror(errno));
     return -1;
 }

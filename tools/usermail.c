@@ -14,8 +14,7 @@ int usermail_open(ucli *u, usermail *um)
     if (from == NULL)
         from = getenv("MAILDIAG_FROM");
     if (from == NULL || *from == '\0') {
-        fprintf(stderr, "%s: no sender: set 'from' in [mail] of the configuration (or MAILDIAG_FROM)\n",
-                u->prog);
+        cli_error(u->prog, "no sender: set 'from' in [mail] of the configuration (or MAILDIAG_FROM)");
         return -1;
     }
     m->message.from = from;
@@ -38,7 +37,7 @@ int usermail_open(ucli *u, usermail *um)
     else if (strcmp(tls, "off") == 0)
         r->tls = MD_SMTP_TLS_OFF;
     else {
-        fprintf(stderr, "%s: [mail] tls must be required, opportunistic or off\n", u->prog);
+        cli_error(u->prog, "[mail] tls must be required, opportunistic or off");
         return -1;
     }
     const char *t = ucli_conf(u, "mail", "timeout");
@@ -58,7 +57,7 @@ int usermail_open(ucli *u, usermail *um)
         else if (getenv("MAILDIAG_SMTP_PASSWORD"))
             um->password = md_xstrdup(getenv("MAILDIAG_SMTP_PASSWORD"));
         else
-            fprintf(stderr, "%s: [mail] user needs password_file (or MAILDIAG_SMTP_PASSWORD)\n", u->prog);
+            cli_error(u->prog, "[mail] user needs password_file (or MAILDIAG_SMTP_PASSWORD)");
         if (um->password == NULL)
             return -1;
         r->auth_password = um->password;

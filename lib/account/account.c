@@ -65,15 +65,18 @@ static json_t *jtime(int64_t t)
     return json_string(buf);
 }
 
-/* json_string rejects invalid UTF-8: fall back to a sanitized copy. */
+/* Stored text as a JSON string.  json_string refuses ill-formed UTF-8;
+ * what it takes is kept exactly (JSON escapes control characters), what it
+ * refuses is sanitized (well-formed text kept, the rest '?'). */
 static json_t *jstr(const char *s)
 {
     if (s == NULL)
         return json_null();
     json_t *j = json_string(s);
     if (j == NULL) {
-        char buf[1024];
-        j = json_string(md_sanitize(buf, sizeof buf, s, strlen(s)));
+        char *c = md_sanitize_dup(s, strlen(s));
+        j = json_string(c);
+        free(c);
     }
     return j;
 }

@@ -49,18 +49,116 @@ void md_error_clear(md_error *err)
         memset(err, 0, sizeof *err);
 }
 
-char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len)
+size_t md_utf8_decode(const char *str, size_t len, uint32_t *cp)
 {
-    size_t i, o = 0;
+    const unsigned char *s = (const unsigned char *)str;
+    if (len == 0)
+        return 0;
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    /* Unicode table 3-7: the lead byte fixes the length and the range of
+     * the second byte; that range is what excludes overlong forms (E0, F0),
+     * surrogates (ED) and code points over U+10FFFF (F4). */
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    uint32_t v;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2; v = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3; v = c & 0x0f;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4; v = c & 0x07;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;   /* continuation byte, C0, C1, F5..FF */
+    }
+    if (len < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    *cp = v;
+    return n;
+}
 
+int md_utf8_valid(const char *s, size_t len)
+{
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = md_utf8_decode(s + i, len - i, &cp)) == 0)
+            return 0;
+    return 1;
+}
+
+int md_unicode_is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, const char **why)
+{
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n) {
+        if ((n = md_utf8_decode(s + i, len - i, &cp)) == 0) {
+            *bad = i;
+            *why = "bytes that are not UTF-8 (an overlong form, a surrogate, a cut-short"
+                   " or otherwise ill-formed sequence)";
+            return -1;
+        }
+        if (md_unicode_is_control(cp) &&
+            !(cp != 0 && cp < 0x80 && allow != NULL && strchr(allow, (int)cp) != NULL)) {
+            *bad = i;
+            *why = cp == '\r' || cp == '\n' ? "a line break" : "a control character";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+char *md_sanitize_text(char *dst, size_t dstsize, const char *src, size_t len, unsigned flags)
+{
+    size_t i = 0, o = 0;
     if (dstsize == 0)
         return dst;
-    for (i = 0; src != NULL && i < len && src[i] != '\0' && o + 1 < dstsize; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[o++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+    while (src != NULL && i < len && src[i] != '\0') {
+        uint32_t cp;
+        size_t n = md_utf8_decode(src + i, len - i, &cp);
+        if (n == 0 || md_unicode_is_control(cp) || ((flags & MD_SANITIZE_ASCII) && cp >= 0x80)) {
+            /* one '?' per byte: per byte is also what the ASCII form did */
+            if (n == 0 || (flags & MD_SANITIZE_ASCII))
+                n = 1;
+            if (o + 1 >= dstsize)
+                break;
+            dst[o++] = '?';
+        } else {
+            if (o + n >= dstsize)
+                break;   /* never half a character */
+            memmove(dst + o, src + i, n);   /* dst may be src: o <= i */
+            o += n;
+        }
+        i += n;
     }
     dst[o] = '\0';
     return dst;
+}
+
+char *md_sanitize_dup(const char *src, size_t len)
+{
+    char *out = md_xmalloc(len + 1);
+    return md_sanitize_text(out, len + 1, src, len, 0);
+}
+
+char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len)
+{
+    return md_sanitize_text(dst, dstsize, src, len, MD_SANITIZE_ASCII);
 }
 
 int64_t md_now_ms(void)

@@ -52,11 +52,50 @@ void md_error_set_peer(md_error *err, const char *peer, size_t len);
 /* Clears err to "no error". */
 void md_error_clear(md_error *err);
 
+/* --- UTF-8 (RFC 3629) and untrusted text ------------------------------ */
+
 /*
- * Copies at most len bytes of untrusted src into dst (size dstsize, always
- * NUL-terminated), replacing control characters and bytes >= 0x7f by '?'.
- * Returns dst.
+ * Decodes the character at s[0..len): returns its length (1 to 4) and sets
+ * *cp, or returns 0 when s does not start with a well-formed sequence
+ * (Unicode 15, table 3-7): a stray continuation byte, 0xC0, 0xC1 or 0xF5 to
+ * 0xFF, an overlong form, a surrogate (U+D800..U+DFFF), a code point over
+ * U+10FFFF, or a sequence cut short by len.
  */
+size_t md_utf8_decode(const char *s, size_t len, uint32_t *cp);
+/* Whether s[0..len) is well-formed UTF-8 throughout (U+0000 included). */
+int md_utf8_valid(const char *s, size_t len);
+/* Whether cp is a control character: C0 (U+0000..U+001F), DEL (U+007F) or
+ * C1 (U+0080..U+009F). */
+int md_unicode_is_control(uint32_t cp);
+
+/*
+ * Checks untrusted text that becomes a value (a header, a name, a template,
+ * a stored field): well-formed UTF-8 without control characters, except
+ * the ASCII ones listed in allow ("\t\n" for a multi-line template, NULL
+ * for none).  Returns 0, or -1 with the byte offset of the first problem in
+ * *bad and the reason in *why (static text).
+ */
+int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, const char **why);
+
+#define MD_SANITIZE_ASCII 0x1u   /* also every byte from 0x7f up becomes '?' */
+
+/*
+ * The one sanitizer for untrusted text on its way to a person (a terminal,
+ * a log, an error message, a JSON string): copies src[0..len), stopping at
+ * a NUL byte, into dst (dstsize bytes, always NUL-terminated, never ending
+ * inside a character), keeping well-formed UTF-8 text and replacing each
+ * control character (C0 including TAB and LF, DEL, C1) and each byte of an
+ * ill-formed sequence by '?'.  The result is well-formed UTF-8 without
+ * control characters.  With MD_SANITIZE_ASCII the result is printable
+ * ASCII: every byte from 0x7f up becomes '?'.  dst may be src (the result
+ * is never longer).  Returns dst.
+ */
+char *md_sanitize_text(char *dst, size_t dstsize, const char *src, size_t len, unsigned flags);
+/* md_sanitize_text of the whole of src[0..len) into a new string; caller
+ * frees with free(). */
+char *md_sanitize_dup(const char *src, size_t len);
+/* md_sanitize_text(dst, dstsize, src, len, MD_SANITIZE_ASCII): for text
+ * that must be ASCII (header lines, peers' words in transcripts). */
 char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len);
 
 /* Monotonic clock in milliseconds. */

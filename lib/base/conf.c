@@ -1,7 +1,9 @@
-/* lib/base conf: a small INI-style configuration file, permission-checked. */
+/* lib/base conf: the INI configuration file, parsed by libinih,
+ * permission-checked. */
 #include "config.h"
 #include "conf.h"
 
+#include <ini.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONF_LINE_MAX 8192
 #define CONF_VALUE_MAX 65536
 
 typedef struct entry {
@@ -52,16 +53,6 @@ const char *md_conf_path(const md_conf *c)
     return c ? c->path : "";
 }
 
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = '\0';
-    return s;
-}
-
 static int secret_key(const char *key)
 {
     size_t n = strlen(key);
@@ -81,6 +72,178 @@ static int secret_value(const char *v)
             return 1;
     }
     return strstr(v, "password=") != NULL;
+}
+
+/*
+ * Parsing is libinih's (Debian's libinih-dev; see conf.h for the syntax).
+ * How Debian 12's libinih 55 is built, and what that means here (read in
+ * its ini.h and tried):
+ *  - INI_USE_STACK with INI_MAX_LINE 200: a line lives in a 200-byte stack
+ *    buffer, and a longer one reaches the parser in pieces, the rest as
+ *    lines of their own.  The runtime ini_max_line and ini_use_stack that
+ *    this build exports are not used by its parser.  So we hand lines to
+ *    inih ourselves (ini_parse_stream with our reader) and refuse a line
+ *    longer than the buffer takes, with its number; long values continue
+ *    on lines that start with a blank.
+ *  - lines are read with fgets-style calls, so a NUL byte would end a line
+ *    early: our reader refuses a NUL byte anywhere, with its line.
+ *  - the section buffer is 50 bytes and truncates silently, and "[]" is
+ *    accepted as the section "": our reader refuses both.
+ *  - INI_CALL_HANDLER_ON_NEW_SECTION and INI_HANDLER_LINENO are off: the
+ *    handler learns neither of a new section nor of its line, so both come
+ *    from our reader's state (it reads the line inih is working on).
+ *  - the runtime switches ini_allow_inline_comments, ini_inline_comment_
+ *    prefixes, ini_allow_multiline and ini_stop_on_first_error are used by
+ *    this build: we set them for our parse (';' and '#' inline comments,
+ *    continuation lines, stop at the first error) and put them back.
+ *  - inline comments are not stripped from continuation lines: the
+ *    handler does it, by inih's own rule (';' or '#' after a blank).
+ */
+#define CONF_SECTION_MAX 50      /* inih's MAX_SECTION, with its NUL */
+
+typedef struct parse {
+    FILE *f;
+    const char *path;
+    md_conf *c;
+    md_error *err;
+    md_status st;
+    unsigned long line;          /* the line inih is working on, 1-based */
+    char text[256];              /* that line, for the error message */
+    int indented;                /* it starts with a blank */
+    int after_section;           /* no key yet since the last [section] */
+    int secrets;
+} parse;
+
+static int blank(int ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* Reads one line for inih (an fgets stand-in), refusing what this build
+ * of inih would mangle.  Returns str, or NULL at the end or on an error
+ * (then p->st is set). */
+static char *reader(char *str, int num, void *stream)
+{
+    parse *p = stream;
+    /* inih's buffer must hold the line, a CR, the LF and the NUL */
+    size_t max = num > 3 ? (size_t)num - 3 : 0, n = 0;
+    int ch = EOF;
+    if (p->st != MD_OK)
+        return NULL;
+    while ((ch = getc(p->f)) != EOF && ch != '\n') {
+        if (ch == '\0') {
+            p->st = md_error_set(p->err, MD_CONFIG, "config", "%s:%lu: a NUL byte", p->path,
+                                 p->line + 1);
+            return NULL;
+        }
+        if (n == max + 1) {   /* room for one CR more: "line\r\n" */
+            p->st = md_error_set(p->err, MD_CONFIG, "config",
+                                 "%s:%lu: line too long (over %zu characters): continue a long value"
+                                 " on lines that start with a blank", p->path, p->line + 1, max);
+            return NULL;
+        }
+        str[n++] = (char)ch;
+    }
+    if (ch == EOF && n == 0)
+        return NULL;
+    p->line++;
+    if (n > 0 && str[n - 1] == '\r')
+        n--;
+    if (n > max) {
+        p->st = md_error_set(p->err, MD_CONFIG, "config",
+                             "%s:%lu: line too long (over %zu characters): continue a long value"
+                             " on lines that start with a blank", p->path, p->line, max);
+        return NULL;
+    }
+    str[n] = '\0';
+    snprintf(p->text, sizeof p->text, "%s", str);
+    const char *s = str;
+    while (blank(*s))
+        s++;
+    p->indented = s > str;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end != NULL) {
+            const char *a = s + 1, *b = end;
+            while (a < b && blank(*a))
+                a++;
+            while (b > a && blank(b[-1]))
+                b--;
+            if (a == b) {
+                p->st = md_error_set(p->err, MD_CONFIG, "config", "%s:%lu: an empty section name",
+                                     p->path, p->line);
+                return NULL;
+            }
+            if (end - s - 1 >= CONF_SECTION_MAX) {
+                p->st = md_error_set(p->err, MD_CONFIG, "config",
+                                     "%s:%lu: a section name longer than %d characters", p->path,
+                                     p->line, CONF_SECTION_MAX - 1);
+                return NULL;
+            }
+        }
+        p->after_section = 1;
+    }
+    return str;
+}
+
+/* Drops an inline comment (';' or '#' after a blank) and trailing blanks. */
+static void strip_comment(char *v)
+{
+    for (char *q = v; *q; q++)
+        if ((*q == ';' || *q == '#') && q > v && blank(q[-1])) {
+            *q = '\0';
+            break;
+        }
+    size_t n = strlen(v);
+    while (n > 0 && blank(v[n - 1]))
+        v[--n] = '\0';
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    parse *p = user;
+    md_conf *c = p->c;
+    /* inih calls us again with the previous name for a line that starts
+     * with a blank after a key (never after a [section]: it forgets the
+     * name there): that is a continuation of the last value. */
+    if (p->indented && !p->after_section && c->n > 0) {
+        char *more = md_xstrdup(value);
+        strip_comment(more);
+        entry *e = &c->v[c->n - 1];
+        if (*more != '\0' && strlen(e->value) + strlen(more) + 2 > CONF_VALUE_MAX) {
+            p->st = md_error_set(p->err, MD_CONFIG, "config", "%s:%lu: value too long", p->path,
+                                 p->line);
+            free(more);
+            return 0;
+        }
+        if (*more != '\0') {
+            char *nv = md_xasprintf("%s%s%s", e->value, *e->value ? " " : "", more);
+            free(e->value);
+            e->value = nv;
+            p->secrets |= secret_value(nv);
+        }
+        free(more);
+        return 1;
+    }
+    if (*name == '\0') {
+        p->st = md_error_set(p->err, MD_CONFIG, "config", "%s:%lu: a value without a key", p->path,
+                             p->line);
+        return 0;
+    }
+    /* inih keeps the blanks inside "[ name ]" */
+    while (blank(*section))
+        section++;
+    size_t sl = strlen(section);
+    while (sl > 0 && blank(section[sl - 1]))
+        sl--;
+    c->v = md_xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+    c->v[c->n].section = md_xstrndup(section, sl);
+    c->v[c->n].key = md_xstrdup(name);
+    c->v[c->n].value = md_xstrdup(value);
+    c->n++;
+    p->after_section = 0;
+    p->secrets |= secret_key(name) || secret_value(value);
+    return 1;
 }
 
 md_status md_conf_load(const char *path, md_conf **out, md_error *err)
@@ -111,69 +274,41 @@ md_status md_conf_load(const char *path, md_conf **out, md_error *err)
     }
     md_conf *c = md_xcalloc(1, sizeof *c);
     c->path = md_xstrdup(path);
-    char line[CONF_LINE_MAX], section[128] = "";
-    unsigned long ln = 0;
-    int secrets = 0;
-    md_status st = MD_OK;
-    while (fgets(line, sizeof line, f) != NULL) {
-        ln++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            st = md_error_set(err, MD_CONFIG, "config", "%s:%lu: line too long", path, ln);
-            break;
-        }
-        int cont = (line[0] == ' ' || line[0] == '\t');
-        char *s = trim(line);
-        if (*s == '\0' || *s == '#' || *s == ';')
-            continue;
-        if (cont && c->n > 0) {
-            entry *e = &c->v[c->n - 1];
-            if (strlen(e->value) + strlen(s) + 2 > CONF_VALUE_MAX) {
-                st = md_error_set(err, MD_CONFIG, "config", "%s:%lu: value too long", path, ln);
-                break;
-            }
-            char *nv = md_xasprintf("%s %s", e->value, s);
-            free(e->value);
-            e->value = nv;
-            secrets |= secret_value(nv);
-            continue;
-        }
-        if (*s == '[') {
-            char *end = strchr(s, ']');
-            if (end == NULL || end[1] != '\0' || end - s - 1 >= (long)sizeof section) {
-                st = md_error_set(err, MD_CONFIG, "config", "%s:%lu: a section is written [name]",
-                                  path, ln);
-                break;
-            }
-            *end = '\0';
-            snprintf(section, sizeof section, "%s", trim(s + 1));
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (eq == NULL) {
-            st = md_error_set(err, MD_CONFIG, "config", "%s:%lu: expected 'key = value'", path, ln);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        if (*key == '\0') {
-            st = md_error_set(err, MD_CONFIG, "config", "%s:%lu: a value without a key", path, ln);
-            break;
-        }
-        c->v = md_xrealloc(c->v, (c->n + 1) * sizeof *c->v);
-        c->v[c->n].section = md_xstrdup(section);
-        c->v[c->n].key = md_xstrdup(key);
-        c->v[c->n].value = md_xstrdup(val);
-        c->n++;
-        secrets |= secret_key(key) || secret_value(val);
+    parse *p = md_xcalloc(1, sizeof *p);
+    *p = (parse){ .f = f, .path = path, .c = c, .err = err, .st = MD_OK };
+
+    /* libinih's switches are process-wide: ours for this parse only */
+    static char prefixes[] = ";#";
+    bool inl = ini_allow_inline_comments, multi = ini_allow_multiline, stop = ini_stop_on_first_error;
+    char *pre = ini_inline_comment_prefixes;
+    ini_allow_inline_comments = true;
+    ini_inline_comment_prefixes = prefixes;
+    ini_allow_multiline = true;
+    ini_stop_on_first_error = true;
+    int line = ini_parse_stream(reader, p, handler, p);
+    ini_allow_inline_comments = inl;
+    ini_inline_comment_prefixes = pre;
+    ini_allow_multiline = multi;
+    ini_stop_on_first_error = stop;
+
+    md_status st = p->st;
+    if (st == MD_OK && line != 0) {   /* inih's own refusal, at the line it stopped on */
+        const char *s = p->text;
+        while (blank(*s))
+            s++;
+        st = md_error_set(err, MD_CONFIG, "config", "%s:%d: %s", path, line,
+                          *s == '[' ? "a section is written [name]"
+                                    : "expected 'key = value' (or [section], a comment, or a"
+                                      " continuation line that starts with a blank)");
     }
     if (st == MD_OK && ferror(f))
         st = md_error_set(err, MD_CONFIG, "config", "%s: read error", path);
     fclose(f);
-    if (st == MD_OK && secrets && (sb.st_mode & S_IROTH))
+    if (st == MD_OK && p->secrets && (sb.st_mode & S_IROTH))
         st = md_error_set(err, MD_CONFIG, "config",
                           "%s: refused: it holds a password or key and everyone can read it"
                           " (mode %03o; chmod o-r)", path, (unsigned)(sb.st_mode & 0777));
+    free(p);
     if (st != MD_OK) {
         md_conf_free(c);
         return st;

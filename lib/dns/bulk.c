@@ -7,8 +7,9 @@
 
 typedef struct bulk_state {
     const md_bulk_config *cfg;
-    size_t active, started, finished;
-    int stop;
+    size_t active, started, finished, output;
+    int stop;                 /* the output failed */
+    int cancelled;            /* *cfg->cancel was seen */
     /* ordered mode: finished reports by input position, and the next to print */
     md_report **held;
     size_t nheld, next_out;
@@ -21,8 +22,12 @@ typedef struct item {
 
 static void emit(bulk_state *b, md_report *rep)
 {
-    if (!b->stop && b->cfg->output(b->cfg->output_arg, rep) != 0)
-        b->stop = 1;
+    if (!b->stop && !b->cancelled) {
+        if (b->cfg->output(b->cfg->output_arg, rep) != 0)
+            b->stop = 1;
+        else
+            b->output++;
+    }
     md_report_free(rep);
 }
 
@@ -51,7 +56,20 @@ static void on_done(void *arg, md_report *rep)
     }
 }
 
-md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_error *err)
+static int cancel_seen(bulk_state *b)
+{
+    return b->cfg->cancel != NULL && *b->cfg->cancel != 0;
+}
+
+static void drop_held(bulk_state *b)
+{
+    for (size_t i = 0; i < b->nheld; i++)
+        md_report_free(b->held[i]);
+    free(b->held);
+}
+
+md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg,
+                      md_bulk_stats *stats, md_error *err)
 {
     bulk_state b = { .cfg = cfg };
     unsigned conc = cfg->concurrency ? cfg->concurrency : MD_BULK_CONCURRENCY_DEFAULT;
@@ -59,7 +77,7 @@ md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_e
     int64_t next_progress = md_now_ms() + progress_ms;
     int more = 1;
 
-    while (!b.stop) {
+    while (!b.stop && !(b.cancelled = cancel_seen(&b))) {
         while (more && b.active < conc) {
             const char *line = md_input_next(in, err);
             if (line == NULL) {
@@ -86,16 +104,27 @@ md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_e
     }
     if (cfg->progress)
         cfg->progress(cfg->progress_arg, b.started, b.finished);
-    if (b.stop) {
+    if (b.cancelled) {
+        /* The checks still running end at once with cancelled queries;
+         * their reports are dropped by emit(). */
+        md_dns_cancel(dns);
+        while (b.active > 0 && md_dns_step(dns, 0) > 0)
+            ;
+    } else if (b.stop) {
         /* Let the checks still running finish quietly, so nothing leaks. */
         while (b.active > 0)
             md_dns_step(dns, 100);
-        for (size_t i = 0; i < b.nheld; i++)
-            md_report_free(b.held[i]);
-        free(b.held);
-        return md_error_set(err, MD_INTERNAL, "output", "cannot write the results");
     }
-    free(b.held);
+    drop_held(&b);
+    if (stats) {
+        stats->started = b.started;
+        stats->output = b.output;
+    }
+    if (b.cancelled)
+        return md_error_set(err, MD_TEMPFAIL, "interrupted", "interrupted after %zu results",
+                            b.output);
+    if (b.stop)
+        return md_error_set(err, MD_INTERNAL, "output", "cannot write the results");
     if (md_input_failed(in))
         return MD_CONFIG;
     return MD_OK;

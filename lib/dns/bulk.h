@@ -9,6 +9,7 @@
 #ifndef MAILDIAG_DNS_BULK_H
 #define MAILDIAG_DNS_BULK_H
 
+#include <signal.h>
 #include "base/input.h"
 #include "dns/dns.h"
 #include "report/report.h"
@@ -42,14 +43,29 @@ typedef struct md_bulk_config {
     int ordered;                   /* 1: output in input order (holds finished
                                     * reports until earlier ones finish: for a
                                     * handful of items, not for bulk files) */
+    const volatile sig_atomic_t *cancel;  /* may be NULL; when *cancel becomes
+                                    * non-zero (a signal handler sets it), no
+                                    * item starts, the checks in progress are
+                                    * cancelled (md_dns_cancel) and their
+                                    * reports dropped: the output ends with
+                                    * the last complete report */
 } md_bulk_config;
 
 #define MD_BULK_CONCURRENCY_DEFAULT 2000
 
+/* Counts of a run, for the caller's summary. */
+typedef struct md_bulk_stats {
+    size_t started;     /* items read and started */
+    size_t output;      /* reports handed to the output callback */
+} md_bulk_stats;
+
 /* Runs every item of in through cfg->start.  Returns MD_OK, or MD_CONFIG
  * when the input could not be read (err says why; reports already written
- * stay written), or MD_INTERNAL when the output callback stopped the run. */
-md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg, md_error *err);
+ * stay written), MD_INTERNAL when the output callback stopped the run, or
+ * MD_TEMPFAIL (stage "interrupted") when *cfg->cancel stopped it.  stats
+ * may be NULL. */
+md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg,
+                      md_bulk_stats *stats, md_error *err);
 
 #ifdef __cplusplus
 }

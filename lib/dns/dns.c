@@ -68,6 +68,7 @@ struct md_dns {
     int64_t last_tick;
     md_dns_stats stats;
     entry *dhead;             /* cache hits to deliver on the next step */
+    int cancelled;            /* md_dns_cancel: end every query, send none */
 };
 
 static unsigned hash_name(const char *s, int type)
@@ -446,6 +447,10 @@ static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
         case ARES_ENODATA:
             e->answer.outcome = MD_DNS_NODATA;
             break;
+        case ARES_ECANCELLED:
+            e->answer.outcome = MD_DNS_ERROR;
+            snprintf(e->answer.detail, sizeof e->answer.detail, "cancelled: the run was interrupted");
+            break;
         default:
             e->answer.outcome = MD_DNS_ERROR;
             snprintf(e->answer.detail, sizeof e->answer.detail, "%s", ares_strerror(status));
@@ -562,7 +567,7 @@ static void deliver_cached(md_dns *dns)
 
 static void dispatch(md_dns *dns)
 {
-    while (dns->qhead && dns->ninflight < dns->window) {
+    while (dns->qhead && (dns->cancelled || dns->ninflight < dns->window)) {
         entry *e = dns->qhead;
         dns->qhead = e->qnext;
         if (dns->qhead == NULL)
@@ -571,11 +576,26 @@ static void dispatch(md_dns *dns)
         dns->nqueued--;
         e->state = E_INFLIGHT;
         dns->ninflight++;
+        if (dns->cancelled) {
+            /* Its callbacks may queue more: the loop ends those too. */
+            ares_cb(e, ARES_ECANCELLED, 0, NULL, 0);
+            continue;
+        }
         dns->stats.sent++;
         /* May call ares_cb synchronously (bad name, no memory): fine, the
          * entry is in flight and accounted for. */
         ares_query(dns->ch, e->name, 1 /* C_IN */, e->type, ares_cb, e);
     }
+}
+
+void md_dns_cancel(md_dns *dns)
+{
+    dns->cancelled = 1;
+    /* In-flight queries end now with ARES_ECANCELLED; queued ones (and any
+     * their callbacks add) end in dispatch(). */
+    ares_cancel(dns->ch);
+    deliver_cached(dns);
+    dispatch(dns);
 }
 
 size_t md_dns_step(md_dns *dns, int max_wait_ms)

@@ -160,6 +160,16 @@ md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
 /* Queued + in flight. */
 size_t md_dns_pending(const md_dns *dns);
 
+/*
+ * Ends every queued and in-flight query now, and every query made later on
+ * this resolver: their callbacks run (from inside this call, or from the
+ * next md_dns_step for queries made afterwards) with MD_DNS_ERROR and the
+ * detail "cancelled".  No packet is sent after it.  For a run that was
+ * interrupted: the checks in progress finish at once, and free what they
+ * hold, instead of waiting for their answers.
+ */
+void md_dns_cancel(md_dns *dns);
+
 typedef struct md_dns_stats {
     unsigned long queries;      /* md_dns_query calls */
     unsigned long sent;         /* handed to c-ares */

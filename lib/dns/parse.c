@@ -211,9 +211,12 @@ static md_status decode_record(const unsigned char *buf, size_t len, const rr *r
     case MD_DNS_MX: {
         char *host;
         size_t used;
-        if (r->rdlen < 3 || expand(buf, len, r->rdoff + 2, &host, &used) != 0
-            || used + 2 != r->rdlen)
+        if (r->rdlen < 3 || expand(buf, len, r->rdoff + 2, &host, &used) != 0)
             return badresp(out, "MX record cannot be decoded");
+        if (used + 2 != r->rdlen) {   /* the name decoded, bytes are left over */
+            free(host);
+            return badresp(out, "MX record cannot be decoded");
+        }
         out->mx = md_xrealloc(out->mx, (i + 1) * sizeof *out->mx);
         out->mx[i].preference = get16(rd);
         out->mx[i].host = host;
@@ -242,8 +245,12 @@ static md_status decode_record(const unsigned char *buf, size_t len, const rr *r
     case MD_DNS_CNAME: {
         char *name;
         size_t used;
-        if (expand(buf, len, r->rdoff, &name, &used) != 0 || used != r->rdlen)
+        if (expand(buf, len, r->rdoff, &name, &used) != 0)
             return badresp(out, "name in record cannot be decoded");
+        if (used != r->rdlen) {
+            free(name);
+            return badresp(out, "name in record cannot be decoded");
+        }
         out->names = md_xrealloc(out->names, (i + 1) * sizeof *out->names);
         out->names[i] = name;
         break;

@@ -212,43 +212,47 @@ static char *read_override(const char *dir, const char *name, const char *ext, m
         if (!(text[i] == '\r' && text[i + 1] == '\n'))
             text[j++] = text[i];
     text[j] = '\0';
+    /* What a template holds reaches the parts (and the subject a header):
+     * UTF-8 text, tabs and line ends only. */
+    size_t bad;
+    const char *why;
+    if (md_text_check(text, j, "\t\n", &bad, &why) != 0) {
+        unsigned long line = 1;
+        for (size_t i = 0; i < bad; i++)
+            line += text[i] == '\n';
+        md_error_set(err, MD_CONFIG, "message.template", "%s line %lu: holds %s", path, line, why);
+        *failed = 1;
+        free(text);
+        free(path);
+        return NULL;
+    }
     free(path);
     return text;
 }
 
 /* --- validation ----------------------------------------------------------- */
 
-/* 1 when s holds a control character (C0, DEL) or is not valid UTF-8. */
-static int has_controls_or_bad_utf8(const char *s)
+/* 1 when s holds a control character (C0, DEL, C1) or is not well-formed
+ * UTF-8 (lib/base's strict decoder: no overlong forms, no surrogates);
+ * *what gets the reason and *at the 1-based byte. */
+static int bad_text(const char *s, const char **what, size_t *at)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        if (*p < 0x20 || *p == 0x7f)
-            return 1;
-        if (*p < 0x80) { p++; continue; }
-        int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
-        if (n < 0 || *p == 0xc0 || *p == 0xc1 || *p > 0xf4)
-            return 1;
-        for (int i = 1; i <= n; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return 1;
-        /* C1 controls (U+0080..U+009F) are controls too. */
-        if (n == 1 && p[0] == 0xc2 && p[1] < 0xa0)
-            return 1;
-        p += n + 1;
-    }
-    return 0;
+    size_t bad = 0;
+    int rc = md_text_check(s, strlen(s), NULL, &bad, what) != 0;
+    *at = bad + 1;
+    return rc;
 }
 
 static md_status check_text(const char *field, const char *v, md_error *err)
 {
+    const char *why;
+    size_t at;
     if (v == NULL)
         return MD_OK;
     if (strlen(v) > MD_MESSAGE_FIELD_MAX)
         return md_error_set(err, MD_CONFIG, field, "%s: longer than %d bytes", field, MD_MESSAGE_FIELD_MAX);
-    if (has_controls_or_bad_utf8(v))
-        return md_error_set(err, MD_CONFIG, field,
-                            "%s: holds a line break or another control character, or is not UTF-8", field);
+    if (bad_text(v, &why, &at))
+        return md_error_set(err, MD_CONFIG, field, "%s: holds %s at byte %zu", field, why, at);
     return MD_OK;
 }
 
@@ -258,9 +262,10 @@ md_status md_message_check_address(const char *field, const char *addr, md_error
         return md_error_set(err, MD_CONFIG, field, "%s: no address given", field);
     if (strlen(addr) > 254)
         return md_error_set(err, MD_CONFIG, field, "%s: longer than 254 bytes", field);
-    if (has_controls_or_bad_utf8(addr))
-        return md_error_set(err, MD_CONFIG, field,
-                            "%s: holds a line break or another control character", field);
+    const char *why;
+    size_t where;
+    if (bad_text(addr, &why, &where))
+        return md_error_set(err, MD_CONFIG, field, "%s: holds %s at byte %zu", field, why, where);
     if (strpbrk(addr, " <>\"\\,;()[]") != NULL)
         return md_error_set(err, MD_CONFIG, field,
                             "%s: '%s' is not a plain address (no spaces, quotes, brackets or lists)", field, addr);
@@ -300,7 +305,9 @@ static int is_ascii_printable(const char *s)
 
 char *md_message_encode_header(const char *value, size_t name_len)
 {
-    if (has_controls_or_bad_utf8(value))
+    const char *why;
+    size_t at;
+    if (bad_text(value, &why, &at))
         return NULL;
     if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
         return md_xstrdup(value);
@@ -395,17 +402,55 @@ static void put(buf *out, enum mode m, const char *v)
         buf_str(out, v);
 }
 
+#define TEST_LINK_NOTE "(test link: signed with a throwaway key, it will not work)"
+
+/* Copies the template text [p, end), and the test-link note where it is
+ * due (*note_at, cleared once written). */
+static void put_literal(buf *out, const char *p, const char *end, const char **note_at)
+{
+    if (*note_at != NULL && *note_at >= p && *note_at <= end) {
+        buf_add(out, p, (size_t)(*note_at - p));
+        buf_str(out, " " TEST_LINK_NOTE);
+        p = *note_at;
+        *note_at = NULL;
+    }
+    buf_add(out, p, (size_t)(end - p));
+}
+
+/* Where the test-link note goes when {{link}} (at open, ending at after)
+ * sits inside an HTML tag, as in <a href="{{link}}">: text there would
+ * become part of the URL.  After the element's </a> for an <a> tag, else
+ * after the tag; NULL when the placeholder is not inside a tag. */
+static const char *note_place(const char *t, const char *open, const char *after)
+{
+    const char *lt = NULL, *gt = NULL;
+    for (const char *q = t; q < open; q++) {
+        if (*q == '<') lt = q;
+        else if (*q == '>') gt = q;
+    }
+    if (lt == NULL || (gt != NULL && gt > lt))
+        return NULL;
+    if ((lt[1] == 'a' || lt[1] == 'A') && isspace((unsigned char)lt[2])) {
+        const char *c = strcasestr(after, "</a>");
+        if (c != NULL)
+            return c + 4;
+    }
+    const char *end = strchr(after, '>');
+    return end ? end + 1 : after + strlen(after);
+}
+
 static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_error *err)
 {
     const md_message_request *r = v->req;
     const char *p = t;
+    const char *note_at = NULL;   /* the HTML test-link note is due here */
     while (*p) {
         const char *open = strstr(p, "{{");
         if (open == NULL) {
-            buf_str(out, p);
+            put_literal(out, p, p + strlen(p), &note_at);
             break;
         }
-        buf_add(out, p, (size_t)(open - p));
+        put_literal(out, p, open, &note_at);
         const char *close = strstr(open + 2, "}}");
         if (close == NULL || close - open > 40)
             return md_error_set(err, MD_CONFIG, "message.template", "unterminated placeholder in a template");
@@ -427,9 +472,17 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
                 return md_error_set(err, MD_CONFIG, "message.link", "the %s template needs a link",
                                     r->template_name);
             put(out, m, r->link);
-            if (r->link_is_test && m != M_HEADER)
-                buf_str(out, m == M_HTML ? " (test link: signed with a throwaway key, it will not work)"
-                                         : "\n(test link: signed with a throwaway key, it will not work)");
+            /* The note goes beside the link: on the next line in text, after
+             * it in HTML, but never into a tag (an href) */
+            if (r->link_is_test && m == M_TEXT) {
+                buf_str(out, "\n" TEST_LINK_NOTE);
+            } else if (r->link_is_test && m == M_HTML) {
+                const char *at = note_place(t, open, close + 2);
+                if (at == NULL)
+                    buf_str(out, " " TEST_LINK_NOTE);
+                else if (note_at == NULL)
+                    note_at = at;
+            }
         } else if (strcmp(name, "expires") == 0) {
             put(out, m, v->expires);
         } else if (strcmp(name, "usernames") == 0) {
@@ -453,6 +506,8 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
         }
         p = close + 2;
     }
+    if (note_at != NULL)   /* the template ended inside the tag or element */
+        buf_str(out, " " TEST_LINK_NOTE);
     if (out->p == NULL)
         buf_add(out, "", 0);
     return MD_OK;

@@ -55,7 +55,9 @@ typedef struct md_message_request {
     const char *link;            /* {{link}} for verify / reset */
     int64_t expires;             /* {{expires}} as a UTC date; 0 = none */
     int test_send;               /* add X-Maildiag-Test and a test-send note in the bodies */
-    int link_is_test;            /* the link's token is signed with a throwaway key: say so */
+    int link_is_test;            /* the link's token is signed with a throwaway key: say so,
+                                  * beside the link (the next line in text; in HTML after
+                                  * the <a> element, or the tag, holding {{link}}) */
     time_t date;                 /* 0 = now */
     const char *message_id_domain; /* NULL: the domain of from */
 } md_message_request;

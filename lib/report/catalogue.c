@@ -56,6 +56,7 @@ static const md_catalogue_entry catalogue[] = {
     /* why an evaluation ended in an error, and lint findings */
     { "spf.lookup_limit", MD_SEV_CRITICAL, "more than 10 DNS-querying terms in total (RFC 7208 4.6.4)" },
     { "spf.lookups_near_limit", MD_SEV_WARNING, "9 or 10 DNS-querying terms: one more include breaks SPF" },
+    { "spf.include_loop", MD_SEV_CRITICAL, "an include/redirect loop: receivers reach the 10-term limit (permerror)" },
     { "spf.void_limit", MD_SEV_CRITICAL, "more than 2 void lookups (RFC 7208 4.6.4)" },
     { "spf.void_lookups", MD_SEV_WARNING, "terms name domains with no records (void lookups)" },
     { "spf.mx_limit", MD_SEV_CRITICAL, "an mx term with more than 10 MX hosts (RFC 7208 4.6.4)" },
@@ -160,6 +161,13 @@ static const md_catalogue_entry catalogue[] = {
     { "token.bad_signature", MD_SEV_CRITICAL, "no key verifies the token: altered, forged, or signed with another key" },
     { "token.malformed", MD_SEV_CRITICAL, "this is not a maildiag token" },
     /* --- end send / token --- */
+    /* --- reputation of our sending IPs: lib/dnsbl (RFC 5782), lib/rdns --- */
+    { "dnsbl.listed", MD_SEV_CRITICAL, "a sending IP or domain is listed on a DNS blocklist" },
+    { "dnsbl.unusable", MD_SEV_WARNING, "a DNS blocklist fails its RFC 5782 test points or refuses us: its answers do not count" },
+    { "rdns.missing", MD_SEV_CRITICAL, "a sending IP has no reverse DNS (PTR)" },
+    { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
+    { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
+    /* --- end reputation --- */
     /* bounces: maildiag-user bounces, one id per recipient of a message */
     { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
     { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },

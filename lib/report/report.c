@@ -69,10 +69,8 @@ md_report *md_report_new(const char *tool, const char *subject)
 {
     md_report *rep = md_xcalloc(1, sizeof *rep);
     rep->tool = md_xstrdup(tool ? tool : "");
-    rep->subject = md_xstrdup(subject ? subject : "");
-    for (char *p = rep->subject; *p; p++)   /* shown to people: no control bytes */
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    /* shown to people: no control characters, UTF-8 kept */
+    rep->subject = md_sanitize_dup(subject ? subject : "", subject ? strlen(subject) : 0);
     rep->data = json_object();
     if (rep->data == NULL)
         abort();
@@ -103,6 +101,7 @@ void md_report_free(md_report *rep)
 
 /* vasprintf into a sanitized single line.  Most lines fit the stack buffer,
  * so they are formatted once. */
+static char *line_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *line_vfmt(const char *fmt, va_list ap)
 {
     char small[256];
@@ -119,11 +118,9 @@ static char *line_vfmt(const char *fmt, va_list ap)
         raw = md_xmalloc((size_t)n + 1);
         vsnprintf(raw, (size_t)n + 1, fmt, ap);
     }
-    /* Keep UTF-8 (U-labels are shown to people) but never control bytes. */
-    for (char *p = raw; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return raw;
+    /* Keep UTF-8 (U-labels are shown to people) but never a control
+     * character or an ill-formed byte. */
+    return md_sanitize_text(raw, (size_t)n + 1, raw, (size_t)n, 0);
 }
 
 md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
@@ -238,25 +235,13 @@ json_t *md_report_to_json(const md_report *rep)
         json_t *jf = json_object();
         json_object_set_new(jf, "id", json_string(f->id));
         json_object_set_new(jf, "severity", json_string(md_severity_name(f->severity)));
-        /* Summaries may hold U-labels: json_string rejects invalid UTF-8,
-         * so fall back to a byte-safe copy. */
-        json_t *s = json_string(f->summary);
-        if (s == NULL) {
-            char buf[1024];
-            s = json_string(md_sanitize(buf, sizeof buf, f->summary, strlen(f->summary)));
-        }
-        json_object_set_new(jf, "summary", s);
+        /* Summaries and evidence were sanitized when added (line_vfmt):
+         * well-formed UTF-8, so json_string takes them. */
+        json_object_set_new(jf, "summary", json_string(f->summary));
         if (f->nevidence > 0) {
             json_t *ev = json_array();
-            for (size_t j = 0; j < f->nevidence; j++) {
-                json_t *e = json_string(f->evidence[j]);
-                if (e == NULL) {
-                    char buf[1024];
-                    e = json_string(md_sanitize(buf, sizeof buf, f->evidence[j],
-                                                strlen(f->evidence[j])));
-                }
-                json_array_append_new(ev, e);
-            }
+            for (size_t j = 0; j < f->nevidence; j++)
+                json_array_append_new(ev, json_string(f->evidence[j]));
             json_object_set_new(jf, "evidence", ev);
         }
         json_array_append_new(arr, jf);
@@ -265,19 +250,11 @@ json_t *md_report_to_json(const md_report *rep)
     return o;
 }
 
-/* Appends a string that may not be UTF-8 (summaries quote what peers said):
- * as jansson would store it, else sanitized to ASCII. */
+/* Appends a summary or evidence line: sanitized when it was added
+ * (line_vfmt), so well-formed UTF-8, as jansson would store it. */
 static void append_text(md_buf *b, const char *s)
 {
-    json_t *j = json_string(s);
-    if (j != NULL) {
-        md_json_append(b, j);
-        json_decref(j);
-        return;
-    }
-    char clean[1024];
-    md_sanitize(clean, sizeof clean, s, strlen(s));
-    md_json_append_string(b, clean, strlen(clean));
+    md_json_append_string(b, s, strlen(s));
 }
 
 int md_report_write_json(const md_report *rep, FILE *out)
@@ -398,6 +375,11 @@ int md_color_wanted(FILE *out)
     const char *nc = getenv("NO_COLOR");
     if (nc != NULL && *nc)
         return 0;
+    /* A terminal that cannot show escape sequences (Emacs shells, some CI
+     * logs) says so with TERM=dumb, as ls and grep honour. */
+    const char *term = getenv("TERM");
+    if (term != NULL && strcmp(term, "dumb") == 0)
+        return 0;
     return isatty(fileno(out));
 }
 
@@ -416,11 +398,13 @@ void md_buf_add(md_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-/* Bytes a JSON string must escape: control characters, '"', '\\'. */
+/* Bytes a JSON string must escape: control characters, '"', '\\'; and
+ * the ones we escape so that no terminal acts on JSON output: DEL, and
+ * 0xC2, which leads the C1 controls U+0080..U+009F (checked below). */
 static const unsigned char json_escaped[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1,
+    ['"'] = 1, ['\\'] = 1, [0x7f] = 1, [0xc2] = 1,
 };
 
 void md_json_append_string(md_buf *b, const char *s, size_t n)
@@ -449,6 +433,15 @@ void md_json_append_string(md_buf *b, const char *s, size_t n)
             break;
         unsigned char c = (unsigned char)s[run];
         i = run + 1;
+        if (c == 0xc2) {
+            unsigned char c1 = i < n ? (unsigned char)s[i] : 0;
+            if (c1 < 0x80 || c1 > 0x9f) {   /* U+00A0 and up: as it is */
+                *o++ = (char)c;
+                continue;
+            }
+            c = c1;   /* U+0080..U+009F: written as \u0080..\u009F */
+            i++;
+        }
         *o++ = '\\';
         switch (c) {
         case '"': *o++ = '"'; break;

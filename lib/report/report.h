@@ -123,9 +123,11 @@ void md_buf_add(md_buf *b, const char *s, size_t n);
 
 /* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
  * JSON_COMPACT) writes (object keys in insertion order), without jansson's
- * per-character callbacks: bulk tools render every result this way.
- * Returns 0, or -1 (b unchanged) when v holds something jansson would
- * refuse (a non-finite real). */
+ * per-character callbacks: bulk tools render every result this way.  One
+ * difference: DEL and the C1 controls (U+0080..U+009F), which jansson
+ * writes raw, are written as \u escapes (the same string), so that no
+ * terminal acts on JSON output.  Returns 0, or -1 (b unchanged) when v
+ * holds something jansson would refuse (a non-finite real). */
 int md_json_append(md_buf *b, const json_t *v);
 /* Appends s[0..n) as a JSON string, escaped as md_json_append does. */
 void md_json_append_string(md_buf *b, const char *s, size_t n);
@@ -156,7 +158,8 @@ unsigned long md_tally_total(const md_tally *t);
 int md_plugin_write(FILE *out, const char *label, md_severity state,
                     const char *summary, const char *perfdata);
 
-/* Whether colour should be used on this stream: a TTY and NO_COLOR unset. */
+/* Whether colour should be used on this stream: a TTY, NO_COLOR unset or
+ * empty, and TERM not "dumb". */
 int md_color_wanted(FILE *out);
 
 #ifdef __cplusplus

@@ -51,16 +51,18 @@ typedef struct ev {
     char mechanism[300];
     char *explanation;
     int withheld;               /* TXT strings withheld from libspf2 */
+    char l2_refused[200];       /* why libspf2 is not asked, "" when it is */
 } ev;
 
-/* Record text for JSON and evidence: control bytes and non-ASCII become
- * '?' (records are untrusted; JSON strings must be valid UTF-8). */
+/* Record text, names and addresses for JSON and evidence: untrusted, so
+ * sanitized (control characters and ill-formed bytes become '?', UTF-8
+ * text is kept: a sender's local part may be UTF-8). */
 static json_t *json_text(const char *data, size_t len)
 {
     char small[512];
     char *b = len < sizeof small ? small : md_xmalloc(len + 1);
-    md_sanitize(b, len + 1, data, len);      /* stops at a NUL byte */
-    json_t *j = json_string_nocheck(b);      /* sanitized: ASCII */
+    md_sanitize_text(b, len + 1, data, len, 0);   /* stops at a NUL byte */
+    json_t *j = json_string_nocheck(b);           /* sanitized: well-formed UTF-8 */
     if (b != small)
         free(b);
     return j;
@@ -566,6 +568,14 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
+    /* A digit transformer over 128 is valid (RFC 7208 7.1: all parts), but
+     * libspf2 1.2.10 refuses it, or with ten or more digits overflows an
+     * int reading it (and could take %{d4294967297} as %{d1}).  Its verdict
+     * would be about its parser, not the policy, so it is not asked. */
+    if (e->l2_refused[0] == '\0' && !spf_macro_libspf2_fits(found->data, found->len))
+        snprintf(e->l2_refused, sizeof e->l2_refused,
+                 "the record of %.80s has a macro digit transformer over 128: valid (RFC 7208"
+                 " 7.1: all parts), but libspf2 1.2.10 refuses it", domain);
     for (size_t i = 0; i < rec->nterms; i++) {
         const spf_term *t = &rec->terms[i];
         md_spf_code ec = MD_SPF_PERMERROR;
@@ -697,7 +707,8 @@ static const md_dns_answer *libspf2_lookup(void *arg, const char *name, int type
 }
 
 /* Quotes a header value when it is not a plain token (RFC 5322 atoms plus
- * '@' and '.'); untrusted input is sanitized first. */
+ * '@' and '.'); untrusted input is sanitized first, to ASCII (md_sanitize):
+ * header lines are ASCII. */
 static char *hdr_value(const char *v)
 {
     char s[300];
@@ -901,10 +912,11 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
             safe_input = 0;
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
-        || (e.helo && strlen(e.helo) > 255)) {
+        || (e.helo && strlen(e.helo) > 255) || e.l2_refused[0]) {
         jset(l2, "ran", json_false());
         jset(l2, "why", json_string(req->no_libspf2 ? "disabled"
                             : override ? "domain override (libspf2 checks the sender's domain)"
+                            : e.l2_refused[0] ? e.l2_refused
                             : "input not safe to hand to libspf2"));
     } else {
         spf_libspf2_out lo;
@@ -957,21 +969,155 @@ json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
 
 /* --- lint --------------------------------------------------------------- */
 
-/* Lint counts the worst case: every DNS term of the whole include/redirect
- * tree, as if no mechanism matched, which is what a receiver may spend. */
-static void lint_node(ev *e, const char *domain, const char *via, json_t *siblings, int depth,
-                      json_t *findings, json_t *top)
+/*
+ * Lint walks the include/redirect tree as a receiver's check_host() would
+ * when no mechanism matches (the most it may spend), and stays small for any
+ * record set, because a receiver stops where lint stops:
+ *  - counting ends at the RFC 7208 4.6.4 limits: the 11th DNS-querying term
+ *    or the 3rd void lookup is a permerror, so nothing after it is followed
+ *    (spf.lookup_limit, spf.void_limit say which term it was);
+ *  - an include or redirect of a domain already on the path is a loop
+ *    (spf.include_loop): a receiver goes round it until the term limit;
+ *  - a domain is linted once: reached again by another path, it adds the
+ *    terms and void lookups its first walk cost, without a second walk,
+ *    a second subtree or a second copy of its findings.
+ * So at most 11 records are followed, whatever the includes, and each
+ * record costs time and output in proportion to its length.
+ */
+#define LINT_PATH_MAX (MD_SPF_MAX_TERMS + 2)
+
+typedef struct lint_seen {
+    char *domain;
+    int lookups, voids;          /* what its subtree cost when first walked */
+    struct lint_seen *next;
+} lint_seen;
+
+typedef struct lint {
+    ev *e;
+    json_t *findings, *top;
+    const char *path[LINT_PATH_MAX];   /* from the top domain to the current one */
+    int depth;
+    lint_seen *seen;
+    int stopped;                 /* a limit or a loop: receivers stop here */
+} lint;
+
+static void node_add_lookups(json_t *node, int n)
 {
+    jset(node, "lookups", json_integer(json_integer_value(json_object_get(node, "lookups")) + n));
+}
+
+/* Counts one DNS-querying term.  Returns 0, or -1 (walk stopped) over the
+ * limit. */
+static int lint_count(lint *l, json_t *node, const char *term, const char *domain)
+{
+    char line[400];
+    l->e->lookups++;
+    node_add_lookups(node, 1);
+    if (l->e->lookups <= MD_SPF_MAX_TERMS)
+        return 0;
+    snprintf(line, sizeof line, "'%s' in %s is number %d: nothing after it is evaluated",
+             term, domain, l->e->lookups);
+    add_finding(l->findings, "spf.lookup_limit", MD_SEV_CRITICAL,
+                "more than 10 DNS-querying terms: receivers see permerror", line);
+    l->stopped = 1;
+    return -1;
+}
+
+/* Counts one void lookup.  Returns 0, or -1 (walk stopped) over the limit. */
+static int lint_void(lint *l, const char *term, const char *domain)
+{
+    char line[400];
+    if (++l->e->voids <= MD_SPF_MAX_VOID)
+        return 0;
+    snprintf(line, sizeof line, "'%s' in %s is void lookup number %d", term, domain, l->e->voids);
+    add_finding(l->findings, "spf.void_limit", MD_SEV_CRITICAL,
+                "more than 2 void lookups: receivers see permerror", line);
+    l->stopped = 1;
+    return -1;
+}
+
+static lint_seen *lint_seen_find(const lint *l, const char *domain)
+{
+    for (lint_seen *s = l->seen; s; s = s->next)
+        if (strcasecmp(s->domain, domain) == 0)
+            return s;
+    return NULL;
+}
+
+static void lint_node(lint *l, const char *domain, const char *via, json_t *siblings);
+
+/* Follows include:target or redirect=target (already counted) from the
+ * record of domain. */
+static void lint_follow(lint *l, const char *term, const char *domain, const char *target,
+                        const char *via, json_t *children)
+{
+    char line[600];
+    for (int i = 0; i < l->depth; i++) {
+        if (strcasecmp(l->path[i], target) != 0)
+            continue;
+        size_t n = (size_t)snprintf(line, sizeof line, "'%s' in %s: ", term, domain);
+        for (int j = i; j < l->depth && n < sizeof line; j++)
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s -> ", l->path[j]);
+        if (n < sizeof line)
+            snprintf(line + n, sizeof line - n, "%s", target);
+        add_finding(l->findings, "spf.include_loop", MD_SEV_CRITICAL,
+                    "an include/redirect loop: receivers go round it until the limit of 10"
+                    " DNS-querying terms and see permerror", line);
+        json_array_append_new(children, json_pack("{s:o, s:s, s:s}", "domain",
+                              json_text(target, strlen(target)), "via", via,
+                              "note", "a loop: not followed again"));
+        l->stopped = 1;
+        return;
+    }
+    const lint_seen *s = lint_seen_find(l, target);
+    if (s == NULL) {
+        lint_node(l, target, via, children);
+        return;
+    }
+    json_t *node = json_pack("{s:o, s:s, s:i, s:s}", "domain", json_text(target, strlen(target)),
+                             "via", via, "lookups", s->lookups,
+                             "note", "linted above: its terms count again");
+    json_array_append_new(children, node);
+    l->e->lookups += s->lookups;
+    l->e->voids += s->voids;
+    if (l->e->lookups > MD_SPF_MAX_TERMS || l->e->voids > MD_SPF_MAX_VOID) {
+        int terms = l->e->lookups > MD_SPF_MAX_TERMS;
+        snprintf(line, sizeof line, "'%s' in %s evaluates %s again: %d more %s bring the total"
+                 " past %d", term, domain, target, terms ? s->lookups : s->voids,
+                 terms ? "DNS-querying terms" : "void lookups",
+                 terms ? MD_SPF_MAX_TERMS : MD_SPF_MAX_VOID);
+        if (terms)
+            add_finding(l->findings, "spf.lookup_limit", MD_SEV_CRITICAL,
+                        "more than 10 DNS-querying terms: receivers see permerror", line);
+        else
+            add_finding(l->findings, "spf.void_limit", MD_SEV_CRITICAL,
+                        "more than 2 void lookups: receivers see permerror", line);
+        /* the count a receiver stops at */
+        if (l->e->lookups > MD_SPF_MAX_TERMS + 1)
+            l->e->lookups = MD_SPF_MAX_TERMS + 1;
+        if (l->e->voids > MD_SPF_MAX_VOID + 1)
+            l->e->voids = MD_SPF_MAX_VOID + 1;
+        l->stopped = 1;
+    }
+}
+
+static void lint_node(lint *l, const char *domain, const char *via, json_t *siblings)
+{
+    ev *e = l->e;
+    json_t *findings = l->findings;
     json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
                              "via", via, "record", "lookups", 0);
     json_t *children = json_array();
     json_array_append_new(siblings, node);
     jset(node, "children", children);
     char ev_line[400];
-    if (depth > 12) {
+    if (l->depth >= LINT_PATH_MAX) {   /* not reached: the term limit comes first */
         jset(node, "error", json_string("nested too deep: not followed"));
+        l->stopped = 1;
         return;
     }
+    int depth = l->depth;
+    int lookups0 = e->lookups, voids0 = e->voids;
     const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
     if (is_temp(a)) {
         snprintf(ev_line, sizeof ev_line, "TXT %s: %s %s", domain, md_dns_outcome_name(a->outcome), a->detail);
@@ -1015,7 +1161,7 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
     json_t *rtext = json_text(found->data, found->len);
     json_object_set(node, "record", rtext);
     if (depth == 0)
-        json_object_set(top, "record", rtext);
+        json_object_set(l->top, "record", rtext);
     json_decref(rtext);
     if (wire > 512) {
         snprintf(ev_line, sizeof ev_line, "TXT answer for %s is about %zu bytes", domain, wire);
@@ -1031,8 +1177,9 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         spf_record_free(rec);
         return;
     }
+    l->path[l->depth++] = domain;
     e->cur = domain;
-    for (size_t i = 0; i < rec->nterms; i++) {
+    for (size_t i = 0; i < rec->nterms && !l->stopped; i++) {
         const spf_term *t = &rec->terms[i];
         snprintf(ev_line, sizeof ev_line, "%s in %s", t->text, domain);
         if (t->mech == M_ALL && t->qual == '+')
@@ -1048,9 +1195,8 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
                         ev_line);
         if (t->mech == M_ALL || t->mech == M_IP4 || t->mech == M_IP6)
             continue;
-        e->lookups++;
-        jset(node, "lookups",
-                            json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
+        if (lint_count(l, node, t->text, domain) != 0)
+            break;
         if (t->arg && strchr(t->arg, '%')) {
             json_array_append_new(children, json_pack("{s:s, s:s}", "term", t->text,
                                   "note", "target uses macros: depends on the sender, not followed"));
@@ -1058,12 +1204,12 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
         }
         const char *target = t->arg ? t->arg : domain;
         if (t->mech == M_INCLUDE) {
-            lint_node(e, target, "include", children, depth + 1, findings, top);
+            lint_follow(l, t->text, domain, target, "include", children);
             e->cur = domain;
         } else if (t->mech == M_MX) {
             const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
             if (is_void(m))
-                e->voids++;
+                lint_void(l, t->text, domain);
             else if (m->n > MD_SPF_MAX_NAMES)
                 add_finding(findings, "spf.mx_limit", MD_SEV_CRITICAL,
                             "an mx term names more than 10 MX hosts: permerror", ev_line);
@@ -1071,25 +1217,33 @@ static void lint_node(ev *e, const char *domain, const char *via, json_t *siblin
             const md_dns_answer *a4 = lookup(e, target, MD_DNS_A);
             const md_dns_answer *a6 = lookup(e, target, MD_DNS_AAAA);
             if (is_void(a4) && is_void(a6))
-                e->voids++;
+                lint_void(l, t->text, domain);
         } else if (t->mech == M_EXISTS) {
             if (is_void(lookup(e, target, MD_DNS_A)))
-                e->voids++;
+                lint_void(l, t->text, domain);
         }
     }
-    if (rec->redirect) {
+    if (rec->redirect && !l->stopped) {
         if (rec->has_all) {
             snprintf(ev_line, sizeof ev_line, "redirect=%s in %s", rec->redirect, domain);
             add_finding(findings, "spf.redirect_ignored", MD_SEV_WARNING,
                         "redirect= is never used because the record has 'all' (RFC 7208 6.1)",
                         ev_line);
         } else {
-            e->lookups++;
-            jset(node, "lookups",
-                                json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
-            if (strchr(rec->redirect, '%') == NULL)
-                lint_node(e, rec->redirect, "redirect", children, depth + 1, findings, top);
+            char term[300];
+            snprintf(term, sizeof term, "redirect=%s", rec->redirect);
+            if (lint_count(l, node, term, domain) == 0 && strchr(rec->redirect, '%') == NULL)
+                lint_follow(l, term, domain, rec->redirect, "redirect", children);
         }
+    }
+    l->depth--;
+    if (!l->stopped) {
+        lint_seen *sn = md_xcalloc(1, sizeof *sn);
+        sn->domain = md_xstrdup(domain);
+        sn->lookups = e->lookups - lookups0;
+        sn->voids = e->voids - voids0;
+        sn->next = l->seen;
+        l->seen = sn;
     }
     spf_record_free(rec);
 }
@@ -1117,20 +1271,22 @@ json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
     e.receiver = "maildiag";
     json_t *out = json_pack("{s:o, s:n}", "domain", json_text(domain, strlen(domain)), "record");
     json_t *tree = json_array(), *findings = json_array();
-    lint_node(&e, domain, "top", tree, 0, findings, out);
+    lint l = { .e = &e, .findings = findings, .top = out };
+    lint_node(&l, domain, "top", tree);
+    while (l.seen) {
+        lint_seen *n = l.seen->next;
+        free(l.seen->domain);
+        free(l.seen);
+        l.seen = n;
+    }
+    /* Past a limit, lint_count and lint_void said where; below them: */
     char line[200];
     snprintf(line, sizeof line, "%d DNS-querying terms over the whole tree", e.lookups);
-    if (e.lookups > MD_SPF_MAX_TERMS)
-        add_finding(findings, "spf.lookup_limit", MD_SEV_CRITICAL,
-                    "more than 10 DNS-querying terms: receivers may see permerror", line);
-    else if (e.lookups >= MD_SPF_MAX_TERMS - 1)
+    if (e.lookups >= MD_SPF_MAX_TERMS - 1 && e.lookups <= MD_SPF_MAX_TERMS)
         add_finding(findings, "spf.lookups_near_limit", MD_SEV_WARNING,
                     "close to the limit of 10 DNS-querying terms", line);
     snprintf(line, sizeof line, "%d void lookups (NXDOMAIN or no data)", e.voids);
-    if (e.voids > MD_SPF_MAX_VOID)
-        add_finding(findings, "spf.void_limit", MD_SEV_CRITICAL,
-                    "more than 2 void lookups: receivers see permerror", line);
-    else if (e.voids > 0)
+    if (e.voids > 0 && e.voids <= MD_SPF_MAX_VOID)
         add_finding(findings, "spf.void_lookups", MD_SEV_WARNING,
                     "terms name domains that do not exist or have no address", line);
     int bad = 0;

@@ -12,6 +12,10 @@
  *    or any other TXT string whose macros are malformed (libspf2 may read it
  *    as an explanation), is withheld: CVE-2023-42118 is an underflow in
  *    libspf2's macro parser, unpatched in Debian 12;
+ *  - so is one with a digit transformer over 128 (%{l999r}): valid, but
+ *    libspf2 refuses it and reads long digit strings with int overflow.  The
+ *    walk does not ask libspf2 at all when a record it evaluated has one
+ *    (eval.c); this is for what libspf2 fetches beyond the walk;
  *  - NULL is never returned to libspf2 (it would abort);
  *  - its log handlers are silenced (a library never prints); its fatal
  *    handler aborts, which the worker pool turns into a finding.
@@ -57,6 +61,8 @@ static int txt_safe(const md_dns_txt *t)
     size_t bad;
     const char *why;
     if (memchr(t->data, '\0', t->len) != NULL)
+        return 0;
+    if (!spf_macro_libspf2_fits(t->data, t->len))
         return 0;
     if (md_spf_is_record(t->data, t->len)) {
         spf_record *r = spf_record_parse(t->data, t->len);

@@ -71,6 +71,7 @@ struct md_spf_pool {
     md_spf_output output;
     char *tool;
     unsigned text_flags;
+    const volatile sig_atomic_t *cancel;
 };
 
 void md_spf_result_clear(md_spf_result *r)
@@ -254,6 +255,10 @@ static void worker_main(md_spf_pool *p, int in, int out)
     const char *crash;
     int got;
     signal(SIGPIPE, SIG_DFL);
+    /* An interrupt from the terminal reaches the whole process group: the
+     * tool decides what happens, and kills its workers when it stops. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     if (fin == NULL || worker_out == NULL || dns == NULL)
         _exit(70);
     json_set_alloc_funcs(arena_alloc, arena_free);
@@ -379,6 +384,7 @@ md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
     p->output = cfg->output;
     p->tool = md_xstrdup(cfg->tool ? cfg->tool : "maildiag-spf");
     p->text_flags = cfg->text_flags;
+    p->cancel = cfg->cancel;
     /* Fail early, in the parent, on a bad resolver. */
     md_dns *probe = md_dns_new(&p->dns, err);
     if (probe == NULL) {
@@ -708,7 +714,7 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
         if (np == 0)
             goto done;
         int k = poll(pf, p->n, (int)wait);
-        if (k < 0 && errno != EINTR)
+        if (k < 0 && (errno != EINTR || (p->cancel != NULL && *p->cancel)))
             goto done;
         for (unsigned i = 0; i < p->n && k > 0; i++) {
             worker *w = &p->w[i];

@@ -15,6 +15,7 @@
 #ifndef MAILDIAG_SPF_POOL_H
 #define MAILDIAG_SPF_POOL_H
 
+#include <signal.h>
 #include "spf/spf.h"
 
 #ifdef __cplusplus
@@ -36,6 +37,10 @@ typedef struct md_spf_pool_config {
                               * which is serial, out of JSON work */
     const char *tool;        /* report tool name for the rendered outputs */
     unsigned text_flags;     /* MD_TEXT_* for MD_SPF_OUT_TEXT */
+    const volatile sig_atomic_t *cancel;  /* may be NULL; when *cancel is set
+                              * (by a signal handler), md_spf_pool_next stops
+                              * waiting and returns 0.  Workers ignore SIGINT
+                              * and SIGTERM: the pool's owner decides. */
 } md_spf_pool_config;
 
 typedef struct md_spf_result {
@@ -66,7 +71,8 @@ size_t md_spf_pool_busy(const md_spf_pool *p);
 md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
 
 /* Waits for the next finished evaluation and fills out (caller clears it
- * with md_spf_result_clear).  Returns 1, or 0 when nothing is in flight. */
+ * with md_spf_result_clear).  Returns 1, or 0 when nothing is in flight or
+ * the wait was interrupted by a signal while *cfg->cancel is set. */
 int md_spf_pool_next(md_spf_pool *p, md_spf_result *out);
 
 #ifdef __cplusplus

@@ -94,11 +94,15 @@ int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char 
             while (j < len && isdigit((unsigned char)s[j]))
                 j++;
             if (j > d0) {
-                /* RFC 7208 7.1: the digit transformer must be nonzero; we
-                 * also bound it so no arithmetic can wrap (CVE-2023-42118
-                 * was an underflow on a transformer). */
-                if (j - d0 > 3 || atoi(s + d0) == 0 || atoi(s + d0) > 128) {
-                    *bad = i; *why = "bad digit transformer (must be 1..128)";
+                /* RFC 7208 7.1: a nonzero number of right-hand parts; more
+                 * than there are means all of them, so any length of digits
+                 * is valid.  Only zero (however many zeros) is an error; the
+                 * value itself is never computed here. */
+                size_t k = d0;
+                while (k < j && s[k] == '0')
+                    k++;
+                if (k == j) {
+                    *bad = i; *why = "digit transformer 0 (RFC 7208 7.1: at least one part)";
                     return -1;
                 }
             }
@@ -119,6 +123,32 @@ int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char 
         }
     }
     return 0;
+}
+
+/* libspf2 1.2.10 (spf_compile.c, SPF_c_parse_var) reads the transformer
+ * digits into an int with no overflow check and refuses values over 128
+ * (SPF_E_BIG_SUBDOM).  See spf-int.h. */
+#define LIBSPF2_TRANSFORMER_MAX 128
+
+int spf_macro_libspf2_fits(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '%')
+            continue;
+        if (s[i + 1] != '{') {   /* %% %_ %-: skip the escaped character */
+            i++;
+            continue;
+        }
+        size_t j = i + 3;        /* after "%{" and the letter */
+        unsigned long v = 0;
+        while (j < len && isdigit((unsigned char)s[j])) {
+            v = v * 10 + (unsigned long)(s[j++] - '0');
+            if (v > LIBSPF2_TRANSFORMER_MAX)
+                return 0;
+        }
+        i = j - 1;
+    }
+    return 1;
 }
 
 /* Whether a valid macro-string ends with a macro-expand. */
@@ -243,7 +273,9 @@ static int parse_ip4(const char *s, size_t len, unsigned char out[4])
             i++;
         if (i == st || i - st > 3 || (i - st > 1 && s[st] == '0'))
             return -1;
-        int v = atoi(s + st);
+        int v = 0;                  /* not atoi: s is not NUL-terminated */
+        for (size_t k = st; k < i; k++)
+            v = v * 10 + (s[k] - '0');
         if (v > 255)
             return -1;
         out[part++] = (unsigned char)v;
@@ -255,6 +287,10 @@ static int parse_ip4(const char *s, size_t len, unsigned char out[4])
     }
     return i == len ? 0 : -1;
 }
+
+/* At most 60 bytes of a term in a message; a term is not NUL-terminated
+ * (the record comes with its length). */
+#define TERM_SHOWN(tl) ((int)((tl) < 60 ? (tl) : 60))
 
 static void rec_error(spf_record *r, size_t col, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -320,7 +356,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             nl++;
         if (nl < tl && t[nl] == '=') {
             if (nl == 0 || !isalpha((unsigned char)t[0])) {
-                rec_error(r, st, "bad modifier name in '%.60s'", t);
+                rec_error(r, st, "bad modifier name in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             const char *v = t + nl + 1;
@@ -363,7 +399,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             if (strlen(mechs[k].name) == p - ms && strncasecmp(t + ms, mechs[k].name, p - ms) == 0)
                 term.mech = mechs[k].mech;
         if (term.mech < 0 || (p < tl && t[p] != ':' && t[p] != '/')) {
-            rec_error(r, st, "unknown mechanism '%.60s'", t);
+            rec_error(r, st, "unknown mechanism '%.*s'", TERM_SHOWN(tl), t);
             goto fail;
         }
         const char *a = t + p;
@@ -371,7 +407,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
         switch (term.mech) {
         case M_ALL:
             if (al != 0) {
-                rec_error(r, st, "'all' takes no argument: '%.60s'", t);
+                rec_error(r, st, "'all' takes no argument: '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;
@@ -379,7 +415,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
         case M_EXISTS:
             if (al < 1 || a[0] != ':' || spf_domain_spec_check(a + 1, al - 1, &bad, &why) != 0) {
                 if (al < 1 || a[0] != ':')
-                    rec_error(r, st, "'%.60s' needs ':domain'", t);
+                    rec_error(r, st, "'%.*s' needs ':domain'", TERM_SHOWN(tl), t);
                 else
                     rec_error(r, st + p + 1 + bad, "%s", why);
                 goto fail;
@@ -393,14 +429,14 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             if (term.mech != M_PTR) {
                 dl = split_dual_cidr(a, al, &term.c4, &term.c6, 1);
                 if (dl < 0) {
-                    rec_error(r, st, "bad CIDR length in '%.60s'", t);
+                    rec_error(r, st, "bad CIDR length in '%.*s'", TERM_SHOWN(tl), t);
                     goto fail;
                 }
             }
             if (dl > 0) {
                 if (a[0] != ':' || spf_domain_spec_check(a + 1, (size_t)dl - 1, &bad, &why) != 0) {
                     if (a[0] != ':')
-                        rec_error(r, st, "unexpected text in '%.60s'", t);
+                        rec_error(r, st, "unexpected text in '%.*s'", TERM_SHOWN(tl), t);
                     else
                         rec_error(r, st + p + 1 + bad, "%s", why);
                     goto fail;
@@ -413,7 +449,7 @@ spf_record *spf_record_parse(const char *txt, size_t len)
             int c6;
             long dl = al > 0 ? split_dual_cidr(a, al, &term.c4, &c6, 1) : -1;
             if (dl < 2 || a[0] != ':' || c6 >= 0 || parse_ip4(a + 1, (size_t)dl - 1, term.addr) != 0) {
-                rec_error(r, st, "bad ip4 network in '%.60s'", t);
+                rec_error(r, st, "bad ip4 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;
@@ -436,13 +472,13 @@ spf_record *spf_record_parse(const char *txt, size_t len)
                 }
             }
             if (dl < 2 || a[0] != ':' || (size_t)dl - 1 >= sizeof buf) {
-                rec_error(r, st, "bad ip6 network in '%.60s'", t);
+                rec_error(r, st, "bad ip6 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             memcpy(buf, a + 1, (size_t)dl - 1);
             buf[dl - 1] = '\0';
             if (inet_pton(AF_INET6, buf, term.addr) != 1) {
-                rec_error(r, st, "bad ip6 network in '%.60s'", t);
+                rec_error(r, st, "bad ip6 network in '%.*s'", TERM_SHOWN(tl), t);
                 goto fail;
             }
             break;
@@ -528,9 +564,13 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
         /* %{ letter digits [r] delims }: i is at '{' */
         i++;
         char letter = s[i++];
-        int digits = 0;
-        while (isdigit((unsigned char)s[i]))
-            digits = digits * 10 + (s[i++] - '0');
+        /* Any value over the number of parts means all of them: saturate
+         * instead of wrapping (%{d4294967297} is not %{d1}). */
+        size_t digits = 0;
+        while (isdigit((unsigned char)s[i])) {
+            size_t d = (size_t)(s[i++] - '0');
+            digits = digits > (SIZE_MAX - d) / 10 ? SIZE_MAX : digits * 10 + d;
+        }
         int rev = 0;
         if (s[i] == 'r' || s[i] == 'R') { rev = 1; i++; }
         char delims[16] = "";
@@ -570,8 +610,8 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
             }
         }
         size_t first = 0;
-        if (digits > 0 && (size_t)digits < nparts)
-            first = nparts - (size_t)digits;
+        if (digits > 0 && digits < nparts)
+            first = nparts - digits;
         char *piece = NULL;
         size_t pn = 0, pcap = 0;
         sb_add(&piece, &pn, &pcap, "", 0);

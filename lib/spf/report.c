@@ -12,6 +12,15 @@ static void tree_lines(md_report *rep, json_t *node, int depth)
         return;
     const char *rec = json_string_value(json_object_get(node, "record"));
     const char *res = json_string_value(json_object_get(node, "result"));
+    const char *note = json_string_value(json_object_get(node, "note"));
+    const char *dom = json_string_value(json_object_get(node, "domain"));
+    if (note) {   /* a term or an include lint did not follow, and why */
+        const char *via = json_string_value(json_object_get(node, "via"));
+        const char *what = dom ? dom : json_string_value(json_object_get(node, "term"));
+        md_report_add_detail(rep, "%*s%s %s: %s", depth * 2, "", via ? via : "term",
+                             what ? what : "?", note);
+        return;
+    }
     md_report_add_detail(rep, "%*s%s %s (%s%s%s, %lld lookups): %s", depth * 2, "",
                          json_string_value(json_object_get(node, "via")),
                          json_string_value(json_object_get(node, "domain")),

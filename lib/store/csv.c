@@ -164,19 +164,30 @@ static md_status row_time(const char *v, const char *col, unsigned long line, in
     return MD_OK;
 }
 
-static md_status row_account(csv_reader *r, const int *map, unsigned long line,
+static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsigned long line,
                              md_store_account *a, md_error *err)
 {
+    /* RFC 4180 2.4: every record has the header's number of fields.  A
+     * surplus field is a comma too many or a column shifted: importing the
+     * row silently would store the wrong values in the right columns. */
+    if (r->nfields != ncols)
+        return md_error_set(err, MD_CONFIG, "store.import", "line %lu: %zu fields, the header has %zu",
+                            line, r->nfields, ncols);
     const char *v[C_N];
-    for (int i = 0; i < C_N; i++)
-        v[i] = map[i] >= 0 && (size_t)map[i] < r->nfields ? r->fields[map[i]] : NULL;
+    for (int i = 0; i < C_N; i++) {
+        v[i] = map[i] >= 0 ? r->fields[map[i]] : NULL;
+        /* Every value is text shown to people and written to JSON: UTF-8;
+         * the names they read hold no control character either (C1 too). */
+        size_t bad;
+        const char *why;
+        int shown = i == C_USERNAME || i == C_SSO;
+        if (v[i] && md_text_check(v[i], strlen(v[i]), shown ? NULL : "\t", &bad, &why) != 0)
+            return md_error_set(err, MD_CONFIG, "store.import", "line %lu: %s holds %s at byte %zu",
+                                line, col_names[i], why, bad + 1);
+    }
     memset(a, 0, sizeof *a);
     if (v[C_USERNAME] == NULL || v[C_USERNAME][0] == '\0')
         return md_error_set(err, MD_CONFIG, "store.import", "line %lu: the username is empty", line);
-    for (const char *p = v[C_USERNAME]; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return md_error_set(err, MD_CONFIG, "store.import",
-                                "line %lu: the username contains a control character", line);
     if (v[C_EMAIL] == NULL || v[C_EMAIL][0] == '\0')
         return md_error_set(err, MD_CONFIG, "store.import", "line %lu: the email is empty", line);
     a->username = (char *)v[C_USERNAME];
@@ -229,11 +240,12 @@ static md_status import_body(md_store *s, FILE *in, unsigned key_flags, unsigned
                       : md_error_set(err, MD_CONFIG, "store.import", "the file is empty (no header row)");
     }
     st = header(&r, map, err);
+    size_t ncols = r.nfields;
     while (st == MD_OK && (rc = csv_next(&r, &line, err)) > 0) {
         if (blank_record(&r))
             continue;
         md_store_account a;
-        st = row_account(&r, map, line, &a, err);
+        st = row_account(&r, map, ncols, line, &a, err);
         if (st == MD_OK) {
             md_error e2;
             st = store_insert_account(s, &a, key_flags, NULL, &e2);

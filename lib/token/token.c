@@ -67,6 +67,17 @@ unsigned char *md_base64url_decode(const char *text, size_t len, size_t *outlen)
     if (n < 0) { free(out); return NULL; }
     /* EVP_DecodeBlock counts the padding as zero bytes. */
     n -= (int)(padded - len);
+    /* OpenSSL ignores the spare bits of the last character (RFC 4648 3.5
+     * lets a decoder reject them when they are not zero): four spellings of
+     * one MAC would all verify.  The one canonical spelling is what the
+     * encoder writes, so compare with it. */
+    char *canon = md_base64url_encode(out, (size_t)n);
+    int same = strlen(canon) == len && memcmp(canon, text, len) == 0;
+    free(canon);
+    if (!same) {
+        free(out);
+        return NULL;
+    }
     *outlen = (size_t)n;
     return out;
 }

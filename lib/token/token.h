@@ -106,8 +106,10 @@ md_token_verdict md_token_verify(const md_token_keys *k, const char *token,
                                  md_token_claims *claims);
 
 /* base64url without padding (RFC 4648 section 5).  Return new strings /
- * buffers (caller frees with free()); decode returns NULL on bad input and
- * sets *outlen. */
+ * buffers (caller frees with free()); decode sets *outlen and returns NULL
+ * on anything but the one canonical spelling the encoder writes: no
+ * padding, white space or other characters, and the spare bits of the
+ * last character zero (so a token has exactly one spelling). */
 char *md_base64url_encode(const unsigned char *data, size_t len);
 unsigned char *md_base64url_decode(const char *text, size_t len, size_t *outlen);
 

@@ -528,7 +528,8 @@ time.sleep(60)
 
 class CleanupLab(unittest.TestCase):
     """What the lab starts is gone afterwards: after stop(), after an exception in a
-    with block, and when the test process is killed (SIGKILL: only the watchdog runs)."""
+    with block, when the test process gets SIGTERM (atexit), and when it is killed
+    (SIGKILL: only the watchdogs run)."""
 
     def child(self, mode):
         mta._need_root("the lab")
@@ -580,14 +581,26 @@ class CleanupLab(unittest.TestCase):
         # with-block: stopped by __exit__; the others: stopped by the atexit hook
         self.assertEqual([d for d in dirs if os.path.exists(d)], [])
 
+    def test_terminated_test_process_leaves_nothing(self):
+        p, dirs = self.child("sleep")
+        p.send_signal(signal.SIGTERM)     # the lab's SIGTERM handler exits through atexit
+        p.wait(timeout=30)
+        self.assertEqual(p.returncode, 128 + signal.SIGTERM)
+        self.assertGone(dirs)
+        self.assertEqual([d for d in dirs if os.path.exists(d)], [])
+
     def test_killed_test_process_leaves_nothing(self):
         p, dirs = self.child("sleep")
         self.addCleanup(lambda: [shutil.rmtree(d, ignore_errors=True) for d in dirs])
         self.assertTrue(all(mta.marked_pids(d) for d in dirs), "the servers should be running")
         p.send_signal(signal.SIGKILL)
         p.wait()
-        # nobody ran stop(): the watchdogs kill the servers (the directories stay)
+        # nobody ran stop(): the watchdogs kill the servers and remove their directories
         self.assertGone(dirs)
+        end = time.monotonic() + 5
+        while any(os.path.exists(d) for d in dirs) and time.monotonic() < end:
+            time.sleep(0.1)
+        self.assertEqual([d for d in dirs if os.path.exists(d)], [])
 
 
 if __name__ == "__main__":

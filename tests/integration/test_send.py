@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -471,6 +472,67 @@ class MessageCases(SendCase):
             run = self.send("--dry-run", *args)
             self.assertEqual(run.rc, 3, run)
             self.assertNotIn("Bcc:", run.out, run)
+
+    # Ill-formed UTF-8 (Markus Kuhn's stress-test categories) and a C1 control.
+    BAD_UTF8 = {"surrogate": b"\xed\xa0\x80", "overlong CR": b"\xe0\x80\x8d",
+                "over U+10FFFF": b"\xf4\x90\x80\x80", "cut short": b"\xe2\x82",
+                "stray continuation": b"\x80", "FE": b"\xfe", "C1 CSI": b"\xc2\x9b"}
+
+    def assertRefused(self, run, field, what):
+        self.assertEqual(run.rc, 3, "%s: %s\n%s" % (field, what, run))
+        self.assertEqual(run.out, "", "nothing composed: %s: %s\n%s" % (field, what, run))
+        self.assertIn(field, run.err, "%s: %s\n%s" % (field, what, run))
+        self.assertTrue("UTF-8" in run.err or "control" in run.err,
+                        "a clear reason: %s: %s\n%s" % (field, what, run))
+
+    def test_invalid_utf8_refused(self):
+        for what, raw in self.BAD_UTF8.items():
+            v = os.fsdecode(b"x" + raw + b"y")
+            for opt, field in (("--product", "product"), ("--username", "username"),
+                               ("--from-name", "from_name")):
+                run = self.send("--dry-run", "--to", TO, "-T", "verify", opt, v)
+                self.assertRefused(run, field, what)
+            run = self.send("--dry-run", "--to", os.fsdecode(b"u" + raw + b"@example.com"))
+            self.assertRefused(run, "--to", what)
+
+    def test_invalid_utf8_template_refused(self):
+        for what, raw in self.BAD_UTF8.items():
+            d = tempfile.mkdtemp(dir=TMP)
+            for ext in ("subject", "txt", "html"):
+                with open(os.path.join(d, "plain." + ext), "wb") as f:
+                    f.write(b"Hello {{to}}\n" + (b"line " + raw + b"\n" if ext != "subject" else b""))
+                run = self.send("--dry-run", "--to", TO, "--template-dir", d)
+                if ext == "subject":
+                    self.assertEqual(run.rc, 0, run)
+                    with open(os.path.join(d, "plain.subject"), "wb") as f:
+                        f.write(b"Hi " + raw + b"\n")
+                    run = self.send("--dry-run", "--to", TO, "--template-dir", d)
+                self.assertRefused(run, "plain." + ext, what)
+                if ext != "subject":
+                    self.assertIn("line 2", run.err, run)
+                os.unlink(os.path.join(d, "plain." + ext))
+
+    def test_error_echo_is_escaped(self):
+        path = os.path.join(TMP, "rcpts.txt")
+        with open(path, "wb") as f:
+            f.write(b"ok@example.com\n\x1b]0;pwn\x07@example.com\nc1\xc2\x9b@example.com\n"
+                    b"bad\xed\xa0\x80@example.com\n")
+        p = subprocess.run([mdlab.tool_path("maildiag-send"), "--from", FROM, "--dry-run", "--file", path],
+                           capture_output=True, timeout=30, env=mdlab.tool_env())
+        self.assertEqual(p.returncode, 3, p.stderr)
+        unsafe = [b for b in p.stderr if (b < 0x20 and b != 0x0a) or b == 0x7f]
+        unsafe += [p.stderr[i + 1] for i in range(len(p.stderr) - 1)
+                   if p.stderr[i] == 0xc2 and 0x80 <= p.stderr[i + 1] <= 0x9f]
+        self.assertEqual(unsafe, [], p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 3, p.stderr)
+        self.assertIn(b"?]0;pwn?@example.com", p.stderr)
+        p.stderr.decode("utf-8")   # well-formed: the surrogate became '?'
+
+    def test_valid_utf8_kept(self):
+        run = self.send("--dry-run", "--to", TO, "-T", "verify", "--product", "B\u00fccher \U0001f4da",
+                        "--from-name", "\u00c9quipe", "--username", "j\u00f6rg")
+        self.assertEqual(run.rc, 0, run)
+        self.assertIn("=?UTF-8?B?", run.out, run)
 
     def test_usage_errors(self):
         for args in ([], ["--to", TO], ["--to", TO, "--server", "x", "--direct"], ["--to", TO, "-T", "nope", "--dry-run"],

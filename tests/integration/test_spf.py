@@ -33,6 +33,45 @@ KEYS = ("domain", "ip", "sender", "result", "explanation", "lookups", "void_look
 IP = "192.0.2.10"
 
 
+def _spf(text):
+    return [("TXT", text)]
+
+
+def _includes(names, tail="-all"):
+    return "v=spf1 " + " ".join("include:" + n for n in names) + " " + tail
+
+
+# Include trees a hostile or careless domain can publish: lint must stay
+# small and fast on every one (each (domain, record) visited once, counting
+# stops at the RFC 7208 limits).
+HOSTILE_TREES = [
+    ("fan3.loop.test", "TXT", "answer", _spf(_includes(["fan3.loop.test"] * 3))),
+    ("fan9.loop.test", "TXT", "answer", _spf(_includes(["fan9.loop.test"] * 9))),
+    ("a.cycle.test", "TXT", "answer", _spf(_includes(["b.cycle.test"]))),
+    ("b.cycle.test", "TXT", "answer", _spf(_includes(["a.cycle.test"]))),
+    # twelve levels, each name including five names of the next level:
+    # 5^12 paths through 61 records
+    ("wide.test", "TXT", "answer",
+     _spf(_includes(["%s.l1.wide.test" % c for c in "abcde"]))),
+    # a diamond: z is reached through x and through y and counts twice (as
+    # for a receiver), but is walked and shown once; 10 terms, then 12
+    ("dia.test", "TXT", "answer", _spf(_includes(["x.dia.test", "y.dia.test"]))),
+    ("dia12.test", "TXT", "answer",
+     _spf(_includes(["x.dia.test", "y.dia.test"], "a:h.dia.test a:h.dia.test -all"))),
+    ("x.dia.test", "TXT", "answer", _spf(_includes(["z.dia.test"]))),
+    ("y.dia.test", "TXT", "answer", _spf(_includes(["z.dia.test"]))),
+    ("z.dia.test", "TXT", "answer", _spf("v=spf1 a:h.dia.test mx:h.dia.test a:h.dia.test -all")),
+    ("h.dia.test", "A", "answer", [("A", "192.0.2.1")]),
+    ("h.dia.test", "MX", "answer", [("MX", 10, "h.dia.test")]),
+] + [
+    ("*.l%d.wide.test" % k, "TXT", "answer",
+     _spf(_includes(["%s.l%d.wide.test" % (c, k + 1) for c in "abcde"])))
+    for k in range(1, 12)
+] + [
+    ("*.l12.wide.test", "TXT", "answer", _spf("v=spf1 ip4:192.0.2.10 -all")),
+]
+
+
 def setUpModule():
     global NSD, SD, TMP, BIN
     BIN = mdlab.tool_path("maildiag-spf")
@@ -45,7 +84,7 @@ def setUpModule():
         ("amx.fail.test", "TXT", "answer", [("TXT", "v=spf1 a:down.fail.test -all")]),
         ("down.fail.test", "*", "servfail"),
         ("good.fail.test", "TXT", "answer", [("TXT", "v=spf1 ip4:192.0.2.10 -all")]),
-    ]).start()
+    ] + HOSTILE_TREES).start()
 
 
 def tearDownModule():
@@ -82,6 +121,15 @@ class SpfCase(unittest.TestCase):
         if severity:
             self.assertEqual(f["severity"], severity, "severity of %s\n%s" % (fid, run))
         return f
+
+    def lint(self, domain, status, fid=None, severity=None):
+        run = self.spf(domain)
+        o = self.one(run)
+        self.assertEqual(o["status"], status, run)
+        self.assertEqual(run.rc, {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[status], run)
+        if fid:
+            self.assertFinding(o, fid, run, severity)
+        return o, run
 
     def evaluate(self, domain, result, ip=IP, local="user", helo="mail.example.com", rc=None,
                  finding=None, **kw):
@@ -209,6 +257,20 @@ class Evaluate(SpfCase):
         self.evaluate("macro.spf.test", "pass", local="strong-bad")
         self.evaluate("ir.spf.test", "pass")
 
+    def test_digit_transformer_over_128(self):
+        # valid (RFC 7208 7.1: more parts than there are is all of them), and
+        # kept from libspf2, which refuses it: no misleading "libspf2 differs"
+        for dom in ("bigdigit.spf.test", "bigdigit2.spf.test"):
+            o, run = self.evaluate(dom, "pass", local="a.b")
+            self.assertEqual(o["mechanism"], "exists:%s.%%{i0001}.bd.spf.test"
+                             % ("%{l999r}" if dom.startswith("bigdigit.") else "%{l4294967297r}"), run)
+            self.assertTrue(any(q["name"] == "b.a.10.bd.spf.test" for q in o["queries"]), run)
+            l2 = o["libspf2"]
+            self.assertFalse(l2["ran"], run)
+            self.assertIn("128", l2["why"], run)
+            self.assertIsNone(self.finding(o, "spf.libspf2_differs"), run)
+            o, run = self.lint(dom, "ok", "spf.ok")
+
     def test_malformed_macro_is_permerror_and_kept_from_libspf2(self):
         o, run = self.evaluate("badmacro.spf.test", "permerror", finding="spf.syntax")
 
@@ -314,15 +376,6 @@ class Bulk(SpfCase):
 
 class Lint(SpfCase):
 
-    def lint(self, domain, status, fid=None, severity=None):
-        run = self.spf(domain)
-        o = self.one(run)
-        self.assertEqual(o["status"], status, run)
-        self.assertEqual(run.rc, {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[status], run)
-        if fid:
-            self.assertFinding(o, fid, run, severity)
-        return o, run
-
     def test_lint_findings(self):
         o, run = self.lint("good.spf.test", "ok", "spf.ok")
         self.assertEqual(o["lookups"], 2, run)
@@ -344,10 +397,87 @@ class Lint(SpfCase):
         self.lint("mx11.spf.test", "critical", "spf.mx_limit")
 
     def test_lint_tree(self):
+        # lint stops where a receiver stops: the 11th term, a:h3 in six2
         o, run = self.lint("total.spf.test", "critical")
-        self.assertEqual(o["lookups"], 14, run)
+        self.assertEqual(o["lookups"], 11, run)
         self.assertEqual([(c["domain"], c["lookups"]) for c in o["tree"]["children"]],
-                         [("six1.spf.test", 6), ("six2.spf.test", 6)], run)
+                         [("six1.spf.test", 6), ("six2.spf.test", 3)], run)
+        f = self.finding(o, "spf.lookup_limit")
+        self.assertIn("'a:h3.spf.test' in six2.spf.test is number 11", f["evidence"][0], run)
+
+
+class HostileLint(SpfCase):
+    """Include loops and fan-out: the output and the time stay bounded."""
+
+    def brief(self, run):
+        return "command: %s\nexit: %s (%.2f s), %d bytes out\nstdout: %s\nstderr: %s" % (
+            run.cmd(), run.rc, run.elapsed, len(run.out), run.out[:3000], run.err[:1000])
+
+    def lint_bounded(self, tool, domain, json=True):
+        argv = [tool, "--resolver", SD.resolver, "--timeout", "2"]
+        if json:
+            argv.append("--json")
+        run = mdlab.run_tool(argv + [domain], timeout=20)
+        self.assertLess(run.elapsed, 2.0, self.brief(run))
+        self.assertLess(len(run.out), 64 * 1024, self.brief(run))
+        return run
+
+    def lint_finding(self, domain, fid, tool=None):
+        run = self.lint_bounded(tool or BIN, domain)
+        objs = mdlab.json_results(run)
+        self.assertEqual(len(objs), 1, self.brief(run))
+        o = objs[0]
+        if tool in (None, BIN):
+            f = self.finding(o, fid)
+        else:   # maildiag-auth: the lint findings sit beside the others
+            f = next((x for x in o["findings"] if x["id"] == fid), None)
+        self.assertIsNotNone(f, "want %s: %r\n%s" % (fid, [x["id"] for x in o["findings"]],
+                                                       self.brief(run)))
+        self.assertEqual(f["severity"], "critical", self.brief(run))
+        self.assertEqual(run.rc, 2, self.brief(run))
+        return o, f, run
+
+    def test_self_include(self):
+        for dom in ("fan3.loop.test", "fan9.loop.test"):
+            o, f, run = self.lint_finding(dom, "spf.include_loop")
+            self.assertIn(dom, f["evidence"][0], self.brief(run))
+            self.assertLessEqual(o["lookups"], MAX_TERMS + 1, self.brief(run))
+            self.lint_bounded(BIN, dom, json=False)
+
+    def test_mutual_include_cycle(self):
+        o, f, run = self.lint_finding("a.cycle.test", "spf.include_loop")
+        self.assertIn("b.cycle.test", f["evidence"][0], self.brief(run))
+        self.assertIn("a.cycle.test", f["evidence"][0], self.brief(run))
+
+    def test_wide_fan_out(self):
+        o, f, run = self.lint_finding("wide.test", "spf.lookup_limit")
+        self.assertEqual(o["lookups"], MAX_TERMS + 1, self.brief(run))
+        self.assertIn("number 11", f["evidence"][0], self.brief(run))
+        self.lint_bounded(BIN, "wide.test", json=False)
+
+    def test_diamond_counts_twice_walks_once(self):
+        run = self.lint_bounded(BIN, "dia.test")
+        o = self.one(run)
+        self.assertEqual(o["lookups"], 10, run)
+        self.assertFinding(o, "spf.lookups_near_limit", run, "warning")
+        x, y = o["tree"]["children"]
+        self.assertEqual(x["children"][0]["lookups"], 3, run)
+        self.assertIn("record", x["children"][0], run)
+        self.assertEqual(y["children"][0]["domain"], "z.dia.test", run)
+        self.assertIn("linted above", y["children"][0]["note"], run)
+        self.assertNotIn("record", y["children"][0], run)
+        o, f, run = self.lint_finding("dia12.test", "spf.lookup_limit")
+        self.assertEqual(o["lookups"], 11, run)
+        self.assertIn("'a:h.dia.test' in dia12.test is number 11", f["evidence"][0], run)
+
+    def test_auth_lints_the_same_way(self):
+        auth = mdlab.tool_path("maildiag-auth")
+        self.lint_finding("fan9.loop.test", "spf.include_loop", tool=auth)
+        self.lint_finding("wide.test", "spf.lookup_limit", tool=auth)
+        self.lint_bounded(auth, "wide.test", json=False)
+
+
+MAX_TERMS = 10
 
 
 if __name__ == "__main__":

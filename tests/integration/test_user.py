@@ -293,6 +293,22 @@ class Changes(unittest.TestCase):
         self.assertEqual(r.rc, 0, str(r))
         self.assertIn("imported 1 account from", r.out)
 
+    def test_import_refuses_extra_fields_and_bad_text(self):
+        uri, path = new_store("imp-strict", csv=None)
+        for csv, where in ((b"username,email\nok1,ok1@example.com\nx,x@example.com,surplus\n", b"line 3"),
+                           (b"username,email\nok1,ok1@example.com\nbad\xff\xfename,b@example.com\n", b"line 3"),
+                           (b"username,email\nok1,ok1@example.com\nbad\xed\xa0\x80,b@example.com\n", b"line 3")):
+            p = subprocess.run([mdlab.tool_path("maildiag-user"), "--config", "/dev/null", "--store", uri,
+                                "import", "-"], input=csv, capture_output=True, timeout=60,
+                               env=mdlab.tool_env())
+            self.assertEqual(p.returncode, 3, (csv, p.stderr))
+            self.assertIn(where, p.stderr, (csv, p.stderr))
+            self.assertEqual(terminal_unsafe(p.stderr), [], p.stderr)
+            p.stderr.decode("utf-8")
+            db = sqlite3.connect(path)
+            self.assertEqual(db.execute("SELECT count(*) FROM accounts").fetchone()[0], 0, csv)
+            db.close()
+
     def test_import_killed_midway_loses_nothing_acknowledged(self):
         uri, path = new_store("crash", csv="username,email,email_verified\nkept,kept@example.com,1\n")
         big = os.path.join(TMP, "big.csv")
@@ -325,6 +341,73 @@ class Changes(unittest.TestCase):
         uri2, _ = new_store("exp2", csv=r1.out)
         r2 = user("export", store=uri2, dns=False)
         self.assertEqual(r1.out, r2.out)
+
+
+def user_bytes(*args, store=None):
+    """maildiag-user with bytes arguments; stdout and stderr as bytes."""
+    argv = [os.fsencode(mdlab.tool_path("maildiag-user")), b"--config", b"/dev/null", b"--no-dns"]
+    if store:
+        argv += [b"--store", os.fsencode(store)]
+    argv += [a if isinstance(a, bytes) else a.encode() for a in args]
+    p = subprocess.run(argv, capture_output=True, timeout=60, env=mdlab.tool_env())
+    return p.returncode, p.stdout, p.stderr
+
+
+def terminal_unsafe(data):
+    """The control bytes in data a terminal would act on: C0 other than TAB
+    and LF, DEL, and C1 (U+0080..U+009F, C2 80..C2 9F in UTF-8)."""
+    bad = [b for b in data if (b < 0x20 and b not in (0x09, 0x0a)) or b == 0x7f]
+    bad += [data[i + 1] for i in range(len(data) - 1) if data[i] == 0xc2 and 0x80 <= data[i + 1] <= 0x9f]
+    return bad
+
+
+class Terminal(unittest.TestCase):
+    """Stored, user- or peer-supplied text never reaches a terminal raw."""
+
+    HOSTILE = b"\x1b]0;pwn\x07 x\r\nX-Injected: 1"
+
+    def assertSafe(self, data, what):
+        self.assertEqual(terminal_unsafe(data), [], "%s: %r" % (what, data))
+
+    def test_suppression_list(self):
+        uri, _ = new_store("term-suppr", csv=None)
+        for addr, text in ((b"a@x.test", self.HOSTILE), (b"b@x.test", b"csi \xc2\x9b" b"31m bad \xff\xfe"),
+                           (b"c@x.test", b"tab\there del\x7f")):
+            rc, out, err = user_bytes(b"suppression", b"add", addr, b"--reason", b"hard-bounce",
+                                      b"--text", text, store=uri)
+            self.assertEqual(rc, 0, err)
+        rc, out, err = user_bytes(b"suppression", b"list", store=uri)
+        self.assertEqual(rc, 0, err)
+        self.assertSafe(out + err, "suppression list")
+        rows = out.splitlines()
+        self.assertEqual(len(rows), 3, out)
+        self.assertTrue(all(len(r.split(b"\t")) == 4 for r in rows), out)
+        self.assertIn(b"?]0;pwn? x??X-Injected: 1", rows[0], out)
+        rc, out, err = user_bytes(b"--json", b"suppression", b"list", store=uri)
+        self.assertEqual(rc, 0, err)
+        self.assertSafe(out, "suppression list --json")
+        s = json.loads(out)["suppressions"]
+        self.assertEqual(len(s), 3, out)
+        self.assertEqual(s[0]["text"], self.HOSTILE.decode(), out)   # JSON keeps the text, escaped
+
+    def test_audit_and_errors(self):
+        uri, _ = new_store("term-audit", csv=None)
+        rc, out, err = user_bytes(b"--operator", b"op\x1b[31m", b"lookup", b"\x1b]0;pwn\x07\r\nfake", store=uri)
+        self.assertSafe(out + err, "lookup")
+        rc, out, err = user_bytes(b"audit", store=uri)
+        self.assertEqual(rc, 0, err)
+        self.assertSafe(out + err, "audit")
+        rows = out.splitlines()
+        self.assertEqual(len(rows), 2, out)   # the lookup and the init
+        self.assertTrue(all(len(r.split(b"\t")) == 5 for r in rows), out)
+        rc, out, err = user_bytes(b"--json", b"audit", store=uri)
+        self.assertSafe(out, "audit --json")
+        for args in ([b"remind", b"a\x1b]0;pwn\x07@x.test"], [b"suppression", b"remove", b"\x1b[2J@x"],
+                     [b"sessions", b"list", b"--username", b"\x1b[2Jbob"], [b"no\x1b[2Jcommand"],
+                     [b"import", b"/nonexistent/\x1b[2J.csv"]):
+            rc, out, err = user_bytes(*args, store=uri)
+            self.assertNotEqual(rc, 0, args)
+            self.assertSafe(out + err, repr(args))
 
 
 class Usage(unittest.TestCase):

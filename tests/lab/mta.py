@@ -1,67 +1,107 @@
 """Real mail servers for maildiag's tests: Postfix, Exim, Dovecot (python3 stdlib only).
 
-Every server listens on 127.0.0.1 only, on free ports, runs from its own private
-temporary directory (config, queue/spool, logs, mailboxes, certificates) and is
-stopped by pid: use them as context managers so that a failing test still stops
-them.  Nothing is ever sent beyond 127.0.0.1.
+Every server listens on 127.0.0.1 only, on free ports, runs from a private temporary
+directory of its own (config, queue/spool, logs, Maildirs, certificates), is started in
+well under a second and stopped by process group.  Use them as context managers (or
+start() in setUpClass / stop() in tearDownClass) so that a failing test still stops
+them.  Nothing is ever sent beyond 127.0.0.1 and nothing queries DNS.
 
-    Pki(dir)            a test CA (EC P-256, openssl) issuing server certificates;
-                        share one between servers so that a client trusts one ca_file
-    PostfixMx(...)      Postfix 3.7 smtpd as the receiving MX of a virtual domain
-                        (default lab.test) delivering to Maildirs: STARTTLS, 550 5.1.1
-                        for unknown users, an access map (450/554/DISCARD), users whose
-                        mail bounces with a real DSN, users whose mail is discarded,
-                        users whose mail lands in .Junk, a size limit (552 5.3.4),
-                        tlsmgr=False for "454 4.7.0 TLS not available due to local problem"
-    PostfixSubmission(...)  Postfix as a port-587 style relay with real AUTH (Dovecot SASL
-                        over a unix socket): STARTTLS required before AUTH, 535 5.7.8 for a
-                        wrong password, 554 5.7.1 Relay access denied without AUTH;
-                        authenticated mail goes to relay_to (e.g. a PostfixMx) or, without
-                        one, into the lab's own "outbox" Maildir
-    Exim(...)           Exim 4.96 as a second receiving MX (Maildirs, 550 for unknown
-                        users, optional 450 "greylisting" for chosen addresses)
-    DovecotImap(...)    Dovecot 2.3 IMAP (STARTTLS port and IMAPS port) over a PostfixMx's
-                        Maildirs: what Postfix delivers is visible over IMAP; Junk mailbox
-                        with \\Junk; IDLE
+Classes (signatures in brief; each has start() -> self, stop(), log(), wait_log(),
+ca_file, ssl_context(), dir, port):
 
-Quick use (see docs/LAB.md for more):
+  PostfixMx(workdir=None, domain="lab.test", users=("maria",), tls=True, tlsmgr=True,
+            access=None, size_limit=None, bounce_users=(), discard=(), junk_users=(),
+            port=None, hostname="mx.lab.test", pki=None, extra_main=None)
+      Postfix 3.7 smtpd as the receiving MX of a virtual mailbox domain: Maildirs
+      mail/<user>/ (postmaster and bounces always exist), 550 5.1.1 for unknown users,
+      554 5.7.1 Relay access denied for other domains (127.0.0.1 is not in mynetworks),
+      access {address: "450 4.2.0 ..." | "554 5.7.1 ..." | "DISCARD"}, bounce_users
+      (accepted, then a real multipart/report DSN 5.1.1 to the envelope sender: use
+      mx.bounce_address = bounces@lab.test to read it from the lab), discard (accepted
+      and dropped), junk_users (delivered to mail/<user>/.Junk/), size_limit (SIZE,
+      552 5.3.4), STARTTLS with a lab certificate, tlsmgr=False for "454 4.7.0 TLS not
+      available due to local problem".  Helpers: maildir(user, folder="INBOX"),
+      wait_delivered(user, count, timeout, folder), queue_ids(), queue_id_of(message_id),
+      log_status(queue_id=None, to=None), wait_status(to=None, queue_id=None, timeout),
+      queue() (postqueue -j), flush() (postqueue -c DIR -f), bounce_address, address(u).
+
+  PostfixSubmission(user="sender@lab.test", password="secret", relay_to=None,
+            workdir=None, port=None, hostname="smtp.lab.test", tls=True,
+            require_tls=False, pki=None, size_limit=None, accounts=None, extra_main=None)
+      Postfix as a port-587 style relay with real AUTH: Dovecot is its SASL server over
+      a unix socket (passwd-file account user/password, plus accounts {user: pw}).  AUTH
+      is offered only after STARTTLS; a wrong password gets 535 5.7.8; without AUTH
+      nothing is relayed (554 5.7.1 Relay access denied).  Authenticated mail goes to
+      relay_to (a PostfixMx/Exim/object with .port, a port, or (host, port): relayhost
+      [127.0.0.1]:PORT) or, with relay_to=None, into its own Maildir: outbox(),
+      wait_outbox(count).  require_tls=True: 530 5.7.0 before STARTTLS.  Same log and
+      queue helpers as PostfixMx; user, password.
+
+  Exim(workdir=None, domain="lab.test", users=("maria",), tls=True, greylist=(),
+       size_limit=None, port=None, hostname="mx2.lab.test", pki=None, extra_main=None)
+      Exim 4.96 as a second receiving MX: Maildirs mail/<user>/, "550 5.1.1 <a>: user
+      unknown", "550 5.7.1 relay not permitted", greylist addresses get "450 4.2.0
+      greylisted, try later".  maildir(), wait_delivered(), log() (mainlog).
+
+  DovecotImap(mx=None, users=None, password="secret", passwords=None, domain=None,
+              mail_dir=None, workdir=None, pki=None, hostname="imap.lab.test",
+              port=None, imaps_port=None)
+      Dovecot 2.3 IMAP over a PostfixMx's Maildirs (what Postfix delivers is visible):
+      port (IMAP + STARTTLS) and imaps_port (implicit TLS), login "maria" or
+      "maria@lab.test", mailboxes INBOX, Junk (\Junk), Sent (\Sent), Trash (\Trash),
+      IDLE.  maildir(user, folder).
+
+  Pki(directory)   a test CA (EC P-256, openssl): issue(hostname) -> (cert, key) with
+                   subjectAltName hostname, localhost, IP 127.0.0.1; ca_file.  Pass one
+                   Pki (or mx.pki) as pki= to several servers so clients trust one CA.
+
+Quick use (more in docs/LAB.md):
 
     import mta
-    with mta.PostfixMx(users=("maria",), bounce_users=("nobody",)) as mx:
+    with mta.PostfixMx(bounce_users=("gone",)) as mx, mta.DovecotImap(mx, password="pw") as imap:
         s = smtplib.SMTP("127.0.0.1", mx.port)
-        s.starttls(context=ssl.create_default_context(cafile=mx.ca_file))
-        s.sendmail("bounces@lab.test", ["maria@lab.test"], raw_bytes)
+        s.starttls(context=mx.ssl_context())          # trusts the lab CA only
+        s.sendmail(mx.bounce_address, ["maria@lab.test"], raw_bytes)
         [path] = mx.wait_delivered("maria", 1)
-        with mta.DovecotImap(mx, password="pw") as imap:
-            c = imaplib.IMAP4_SSL("127.0.0.1", imap.imaps_port, ssl_context=imap.ssl_context())
+        c = imaplib.IMAP4_SSL("127.0.0.1", imap.imaps_port, ssl_context=imap.ssl_context())
+        c.login("maria", "pw")
 
-What each server advertises after EHLO (measured on Debian 12, see docs/LAB.md):
+EHLO keywords (measured on Debian 12 with the lab's configuration):
 
-    PostfixMx          PIPELINING, SIZE n, VRFY, ETRN, STARTTLS, ENHANCEDSTATUSCODES,
-                       8BITMIME, DSN, SMTPUTF8, CHUNKING
-    PostfixSubmission  the same, plus AUTH PLAIN LOGIN only after STARTTLS (no VRFY)
-    Exim               SIZE n, 8BITMIME, PIPELINING, CHUNKING, STARTTLS, SMTPUTF8, HELP
-                       (no DSN, no ENHANCEDSTATUSCODES: Exim's defaults)
+    PostfixMx          PIPELINING, SIZE 10240000, VRFY, ETRN, STARTTLS,
+                       ENHANCEDSTATUSCODES, 8BITMIME, DSN, SMTPUTF8, CHUNKING
+    PostfixSubmission  the same; after STARTTLS: AUTH PLAIN LOGIN instead of STARTTLS
+    Exim               SIZE 52428800, 8BITMIME, PIPELINING, PIPECONNECT, CHUNKING,
+                       STARTTLS, SMTPUTF8, HELP (no DSN, no ENHANCEDSTATUSCODES)
 
-Postfix is run as "master -c CONFIG_DIR" in the foreground (not "postfix start"): the
-lab then knows the master's pid and process group from Popen, needs no pid-file
-polling, skips postfix-script's slow integrity checks (the queue directories are
-made here), and a SIGTERM to the master takes its whole process group down.  The
-other servers run in the foreground too (dovecot -F, exim -bdf).  Each start also
-launches a small watchdog process that kills the server's process group and every
-process that names the lab's private directory if the test process dies without
-stopping it (even by SIGKILL).
+How the servers run: all in the foreground, each in a session (process group) of its
+own started here, so that the pid and process group are known without pid files:
+Postfix as "master -c CONFIG_DIR" (not "postfix start": that daemonizes, and its
+postfix-script integrity checks cost time; the queue directories are made here),
+Dovecot as "dovecot -F -c FILE", Exim as "exim4 -C FILE -bdf".  stop() sends SIGTERM
+to the process group (again every 0.25 s: a child forked at that moment can miss it),
+SIGKILL after 5 s, kills any process whose command line or environment still names
+the private directory, and removes the directory.  Stdout/stderr go to a file in that
+directory (never a pipe, so nothing waits for an EOF the daemons never send).
 
-Requirements: root (Postfix's master, Dovecot and Exim switch users), Debian packages
-postfix, dovecot-core, dovecot-imapd, openssl, and Exim unpacked by scripts/install-deps
-into /opt/maildiag-lab/exim4 (override the binary with MAILDIAG_EXIM).  A missing
-piece raises mdlab.LabSkip (exit 77 through mdlab.run_tests).
+Cleanup when a test goes wrong: an exception inside a with block stops the server; an
+atexit hook stops servers still running when the test process exits; a SIGTERM to the
+test process (when it has no SIGTERM handler of its own) exits through that hook; and
+each server has a watchdog process that waits for EOF on a pipe from the test process
+(it comes even after SIGKILL), then kills the server's process group and every process
+naming its directory, and removes the directory.
+
+Requirements: root (Postfix's master, Dovecot and Exim switch users); Debian packages
+postfix, dovecot-core, dovecot-imapd, openssl (scripts/install-deps); Exim unpacked by
+scripts/install-deps into /opt/maildiag-lab/exim4 because exim4-daemon-light conflicts
+with postfix (MAILDIAG_EXIM overrides the binary).  A missing piece raises
+mdlab.LabSkip, so a test class skips with the reason (exit 77 through run_tests()).
 
 MAILDIAG_LAB_KEEP=1 keeps the temporary directories (printed to stderr) for debugging.
 """
 
 import atexit
-import glob
+import grp
 import os
 import pwd
 import re
@@ -183,6 +223,18 @@ def read_greeting(port, timeout=1.0):
         return b""
 
 
+def _port_busy(port):
+    """True if 127.0.0.1:port cannot be bound (someone listens there)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((LOOPBACK, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
 def _wait_greeting(port, proc, prefix, deadline, logf):
     """Waits until 127.0.0.1:port greets with prefix (b"220" / b"* OK").  Returns None if
     the process exited first (so the caller may retry another port)."""
@@ -238,8 +290,9 @@ def _kill_pids(pids, sig):
 
 
 _WATCHDOG = r"""
-import os, signal, sys, time
+import os, shutil, signal, sys, time
 marker = sys.stdin.readline().strip().encode()   # not in argv: the sweep must not see itself
+keep = sys.stdin.readline().strip() == "keep"
 pgids = set()
 for line in sys.stdin:
     line = line.strip()
@@ -271,20 +324,23 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
             pass
     if sig == signal.SIGTERM and group():
         time.sleep(1.0)
+if not keep:
+    shutil.rmtree(marker.decode(), ignore_errors=True)
 """
 
 
 class _Watchdog:
     """A process that waits for EOF on a pipe from this process (which happens when
     this process stops the server, exits, or is killed), then kills the server's
-    process groups and every process naming the marker.  Registered pgids are sent
+    process groups and every process naming the marker (the lab's private directory),
+    and removes that directory (unless MAILDIAG_LAB_KEEP).  Registered pgids are sent
     over the pipe."""
 
     def __init__(self, marker):
         self.proc = subprocess.Popen([sys.executable or "/usr/bin/python3", "-c", _WATCHDOG],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        self.proc.stdin.write(marker.encode() + b"\n")
+        self.proc.stdin.write(marker.encode() + (b"\nkeep\n" if _keep() else b"\nremove\n"))
         self.proc.stdin.flush()
 
     def add_group(self, pgid):
@@ -307,11 +363,11 @@ class _Watchdog:
                 self.proc.wait()
 
 
-_LIVE = set()
+_LIVE = []     # started servers, oldest first
 
 
 def _stop_all_at_exit():
-    for srv in list(_LIVE):
+    for srv in reversed(list(_LIVE)):     # a DovecotImap before the PostfixMx it reads
         try:
             srv.stop()
         except Exception:   # noqa: BLE001 - best effort at exit
@@ -336,7 +392,7 @@ class _Server:
     watchdog, context manager."""
 
     KIND = "server"
-    STOP_GRACE = 5.0     # seconds between SIGTERM to the main pid and SIGKILL to its group
+    STOP_GRACE = 5.0     # seconds between SIGTERM and SIGKILL to the process group
 
     def __init__(self, workdir=None):
         self.workdir = workdir
@@ -352,7 +408,7 @@ class _Server:
         self._check()
         self.dir = tempfile.mkdtemp(prefix="mdlab-%s-" % self.KIND, dir=self.workdir)
         os.chmod(self.dir, 0o755)    # the servers' own users traverse it
-        _LIVE.add(self)
+        _LIVE.append(self)
         _sigterm_exits()
         try:
             self.watchdog = _Watchdog(self.dir)
@@ -388,20 +444,26 @@ class _Server:
         return p
 
     def _stop_proc(self, p):
-        """SIGTERM to the pid, then SIGKILL to its process group if anything is left."""
-        if p.poll() is None:
-            _kill_pids([p.pid], signal.SIGTERM)
-            try:
-                p.wait(timeout=self.STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                _kill_group(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
-        end = time.monotonic() + 2.0
-        while mdlab._live_group_members(p.pid):
+        """SIGTERM to the process group (its id is the pid started here, in a session of
+        its own), repeated every 0.25 s (a child forked at that moment can miss the
+        first: Dovecot's master then waits 5 s for it), then SIGKILL to the group if
+        anything is left after STOP_GRACE."""
+        end = time.monotonic() + self.STOP_GRACE
+        while p.poll() is None or mdlab._live_group_members(p.pid):
             if time.monotonic() > end:
                 _kill_group(p.pid, signal.SIGKILL)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
                 break
-            time.sleep(0.02)
+            _kill_group(p.pid, signal.SIGTERM)
+            try:
+                p.wait(timeout=0.25)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                time.sleep(0.01)
 
     def _stop_procs(self):
         for p in reversed(self.procs):
@@ -421,7 +483,8 @@ class _Server:
             if self.watchdog:
                 self.watchdog.close()
                 self.watchdog = None
-            _LIVE.discard(self)
+            if self in _LIVE:
+                _LIVE.remove(self)
             if self.dir:
                 if _keep():
                     sys.stderr.write("mta: kept %s\n" % self.dir)
@@ -437,10 +500,11 @@ class _Server:
         return False
 
     def log(self):
+        """The server's log text (subclasses say which files)."""
         return ""
 
     def wait_log(self, pattern, timeout=10.0, flags=re.M):
-        """Waits until the maillog matches the regex pattern; returns the match."""
+        """Waits until log() matches the regex pattern; returns the match object."""
         rx = re.compile(pattern, flags)
         end = time.monotonic() + timeout
         while True:
@@ -448,7 +512,7 @@ class _Server:
             if m:
                 return m
             if time.monotonic() > end:
-                raise AssertionError("maillog did not match %r within %.0f s:\n%s"
+                raise AssertionError("log did not match %r within %.0f s:\n%s"
                                      % (pattern, timeout, self.log()[-4000:]))
             time.sleep(0.05)
 
@@ -568,7 +632,7 @@ class _Postfix(_Server):
             _need_exe(b, "Debian package postfix")
         self.uid, self.gid = _ids("postfix")
         try:
-            self.postdrop_gid = __import__("grp").getgrnam("postdrop").gr_gid
+            self.postdrop_gid = grp.getgrnam("postdrop").gr_gid
         except KeyError:
             raise LabSkip("there is no postdrop group (Debian package postfix)")
 
@@ -644,10 +708,8 @@ class _Postfix(_Server):
             ("smtpd_tls_loglevel", "1"),
         ]
         if self.tls:
-            cert, key = self.pki.issue(self.hostname)
-            self.cert_file, self.key_file = cert, key
             main += [("smtpd_tls_security_level", "may"),
-                     ("smtpd_tls_chain_files", "%s, %s" % (key, cert))]
+                     ("smtpd_tls_chain_files", "%s, %s" % (self.key_file, self.cert_file))]
         else:
             main += [("smtpd_tls_security_level", "none")]
         if self.size_limit is not None:
@@ -705,6 +767,8 @@ class _Postfix(_Server):
     def _setup(self):
         if self.pki is None and self.tls:
             self.pki = Pki(self.path("pki"))
+        if self.tls:
+            self.cert_file, self.key_file = self.pki.issue(self.hostname)
         os.makedirs(self.mail_dir, mode=0o755)
         os.chown(self.mail_dir, self.uid, self.gid)
         self._queue_dirs()
@@ -723,12 +787,27 @@ class _Postfix(_Server):
                 return
             rc = self.master.wait()
             self.procs.remove(self.master)
-            text = self.log()
-            if ("Address already in use" in text and not self.want_port and attempt < 4
-                    and time.monotonic() < deadline):
+            # The master's fatal errors before postlogd runs go to syslog only (there is
+            # no /dev/log here): find out the usual reasons ourselves.
+            busy = _port_busy(self.port)
+            if busy and not self.want_port and attempt < 4 and time.monotonic() < deadline:
                 continue
-            raise LabError("postfix master exited with %s on port %d; log:\n%s"
-                           % (rc, self.port, text))
+            raise LabError("postfix master exited with %s on port %d%s; log:\n%s\n%s"
+                           % (rc, self.port, " (127.0.0.1:%d is in use)" % self.port if busy else "",
+                              self.log(), self._check_output()))
+
+    def _check_output(self):
+        """What "postconf -n" and "postfix check" say about the lab's configuration."""
+        out = []
+        for argv in ([POSTCONF, "-c", self.config_dir, "-n"],
+                     ["/usr/sbin/postfix", "-c", self.config_dir, "check"]):
+            try:
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                if p.returncode != 0 or p.stderr.strip():
+                    out.append("%s: exit %d\n%s" % (" ".join(argv), p.returncode, p.stderr.strip()))
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out.append("%s: %s" % (" ".join(argv), e))
+        return "\n".join(out)
 
     def _wait_postlogd(self, deadline):
         # The first lines go through postlogd: wait until the maillog exists so that
@@ -738,10 +817,6 @@ class _Postfix(_Server):
 
     def _write_all_config(self):
         raise NotImplementedError
-
-    def _stop_procs(self):
-        # SIGTERM to the master: it passes it to its process group and exits.
-        super()._stop_procs()
 
     # ------------------------------------------------------------ log and queue helpers
     def log(self):
@@ -934,9 +1009,9 @@ class _Dovecot(_Server):
     passwd-file passdb/userdb.  Subclasses say which protocols and listeners it has."""
 
     KIND = "dovecot"
-    # A graceful Dovecot shutdown takes 1.1 s (the master sleeps 1 s for its log
-    # process), up to 6 s right after start; after 1.5 s its process group is killed.
-    STOP_GRACE = 1.5
+    # SIGTERM to the master alone takes 1.1 s (it sleeps 1 s for its log process;
+    # up to 6 s right after start; "doveadm stop" 3 s); SIGTERM to the whole process
+    # group ends every Dovecot process at once.
 
     def __init__(self, workdir=None, accounts=None, uid=None, gid=None, mail_dir=None, pki=None,
                  hostname="imap.lab.test"):
@@ -947,6 +1022,7 @@ class _Dovecot(_Server):
         self.pki = pki
         self.hostname = hostname
         self.master = None
+        self.cert_file = self.key_file = None
 
     def _check(self):
         _need_root("Dovecot")
@@ -1006,17 +1082,15 @@ class _Dovecot(_Server):
             "}",
         ]
         if self.pki is not None:
-            cert, key = self.pki.issue(self.hostname)
-            lines += ["ssl = yes", "ssl_cert = <%s" % cert, "ssl_key = <%s" % key]
+            if self.cert_file is None:
+                self.cert_file, self.key_file = self.pki.issue(self.hostname)
+            lines += ["ssl = yes", "ssl_cert = <%s" % self.cert_file,
+                      "ssl_key = <%s" % self.key_file]
             if os.path.exists("/usr/share/dovecot/dh.pem"):
                 lines.append("ssl_dh = </usr/share/dovecot/dh.pem")
         else:
             lines.append("ssl = no")
         return lines
-
-    def _listeners(self):
-        """{name: port} this Dovecot must be serving before start() returns."""
-        return {}
 
     def _write_conf(self):
         raise NotImplementedError
@@ -1223,8 +1297,9 @@ class PostfixSubmission(_Postfix):
                     530 5.7.0); default "may" so that the unauthenticated relay denial
                     (554 5.7.1) can be tested without TLS
     AUTH is offered only after STARTTLS (smtpd_tls_auth_only = yes); a wrong password
-    gets 535 5.7.8; without AUTH only... nothing is relayed: 554 5.7.1 Relay access
-    denied (127.0.0.1 is not in mynetworks).  Dovecot's auth_failure_delay is 0.
+    gets 535 5.7.8 at once (Dovecot's failure delay and auth penalty are off); without
+    AUTH nothing is relayed: 554 5.7.1 Relay access denied (127.0.0.1 is not in
+    mynetworks).  The Dovecot SASL server lives in a directory inside this one.
     """
 
     KIND = "postfix-sub"
@@ -1423,6 +1498,8 @@ class Exim(_Maildirs, _Server):
             ("host_lookup", ""),
             ("rfc1413_hosts", ""),
             ("never_users", "root"),
+            # a port in use: exit at once (the default retries 9 times, 30 s apart)
+            ("daemon_startup_retries", "0"),
             ("acl_smtp_rcpt", "acl_check_rcpt"),
             ("timeout_frozen_after", "1h"),
             ("ignore_bounce_errors_after", "1m"),

@@ -9,15 +9,20 @@
 
 static char dir[64];
 
-static const char *write_file(const char *name, const char *text, mode_t mode)
+static const char *write_bytes(const char *name, const char *text, size_t len, mode_t mode)
 {
     static char path[128];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
-    fputs(text, f);
+    fwrite(text, 1, len, f);
     fclose(f);
     chmod(path, mode);
     return path;
+}
+
+static const char *write_file(const char *name, const char *text, mode_t mode)
+{
+    return write_bytes(name, text, strlen(text), mode);
 }
 
 int main(void)
@@ -64,6 +69,101 @@ int main(void)
     p = write_file("pgok.conf", "[store]\nuri = postgresql://u@db/x\n", 0644);
     is_int(md_conf_load(p, &c, &err), MD_OK, "a URI without a password may be world-readable");
     md_conf_free(c);
+    /* (a) A NUL byte hid an over-long line: "comment = a", a NUL, padding
+     * to the old 8,191-byte buffer, then text that was read as a line of
+     * its own and opened OTHER.db.  A NUL byte anywhere is an error with
+     * its line, and so is an over-long line. */
+    {
+        static char nul[9000];
+        size_t n = 0;
+        n += (size_t)snprintf(nul + n, sizeof nul - n, "[store]\ncomment = a");
+        nul[n++] = '\0';
+        while (n < 8 + 8191)
+            nul[n++] = 'x';
+        n += (size_t)snprintf(nul + n, sizeof nul - n, "uri = sqlite:OTHER.db\n");
+        p = write_bytes("nul.conf", nul, n, 0600);
+        c = NULL;
+        md_status st = md_conf_load(p, &c, &err);
+        ok(st == MD_CONFIG && strstr(err.text, ":2:") && strstr(err.text, "NUL"),
+           "a NUL byte is an error with its line (%s)", err.text);
+        ok(c == NULL || md_conf_get(c, "store", "uri") == NULL, "nothing after the NUL is read as a line");
+        md_conf_free(c);
+        p = write_bytes("nul2.conf", "# fine\n; also fine\n[store]\nuri = x\n# a \0 in a comment\n", 42, 0600);
+        ok(md_conf_load(p, &c, &err) == MD_CONFIG && strstr(err.text, ":5:") && strstr(err.text, "NUL"),
+           "a NUL byte in a comment too (%s)", err.text);
+        memset(nul, 'y', sizeof nul);
+        memcpy(nul, "[store]\nuri = ", 14);
+        nul[sizeof nul - 1] = '\n';
+        p = write_bytes("long.conf", nul, sizeof nul, 0600);
+        ok(md_conf_load(p, &c, &err) == MD_CONFIG && strstr(err.text, ":2:") && strstr(err.text, "long"),
+           "an over-long line is an error with its line (%s)", err.text);
+        char line[400];
+        snprintf(line, sizeof line, "[store]\nuri = %0300d\n", 7);
+        p = write_file("long2.conf", line, 0600);
+        ok(md_conf_load(p, &c, &err) == MD_CONFIG && strstr(err.text, ":2:") && strstr(err.text, "long"),
+           "a 306-character line is over the limit (%s)", err.text);
+    }
+
+    /* (b) Continuation never crosses a section header: an indented line
+     * after [b] is a key of [b], not more of [a]'s value. */
+    p = write_file("sect.conf", "[a]\nk = v\n    more of v\n[b]\n  x = y\n\tmore of y\nz = w\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "an indented key after a section (%s)", err.text);
+    is_str(md_conf_get(c, "a", "k"), "v more of v", "[a] k keeps its own continuation only");
+    is_str(md_conf_get(c, "b", "x"), "y more of y", "an indented key after [b] is in [b], and continues");
+    is_str(md_conf_get(c, "b", "z"), "w", "a key in the first column");
+    md_conf_free(c);
+    c = NULL;
+
+    /* (c) An empty section name is an error with its line. */
+    static const struct { const char *text, *want; } sections[] = {
+        { "a = 1\n[]\nk = v\n", ":2:" },
+        { "a = 1\n\n[   ]\nk = v\n", ":3:" },
+        { "[store]\nuri = x\n[a_section_name_that_is_far_longer_than_fifty_characters_in_all]\n", ":3:" },
+        { "[store]\nuri = x\n[unclosed\n", ":3:" },
+    };
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        p = write_file("bad.conf", sections[i].text, 0600);
+        c = NULL;
+        md_status st = md_conf_load(p, &c, &err);
+        ok(st == MD_CONFIG && strstr(err.text, sections[i].want) && strstr(err.text, "section"),
+           "section %zu refused at %s (%s)", i, sections[i].want, err.text);
+        md_conf_free(c);
+    }
+
+    /* Comments as users write them: whole lines with '#' or ';', and after
+     * a value (the README's "tls = required ; required, opportunistic or off"). */
+    p = write_file("readme.conf",
+                   "# maildiag\n; another comment\n[mail]\nfrom = noreply@example.com\n"
+                   "server = smtp.example.com:587        ; a relay; without it, the recipient's MX hosts\n"
+                   "tls = required                       ; required, opportunistic or off\n"
+                   "user = maildiag                      # AUTH, with password_file = FILE\n"
+                   "[token]\nreset_url = https://app.example.com/reset?token=#frag;x\n"
+                   "[product]\nby_email = SELECT id\n    FROM users ; the table\n"
+                   "  # a comment line inside a continued value\n    WHERE email = $1\n"
+                   "[ spaced ]\nk = v\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "the README's configuration loads (%s)", err.text);
+    is_str(md_conf_get(c, "mail", "tls"), "required", "an inline ';' comment is dropped");
+    is_str(md_conf_get(c, "mail", "server"), "smtp.example.com:587", "also with ';' inside it");
+    is_str(md_conf_get(c, "mail", "user"), "maildiag", "an inline '#' comment is dropped");
+    is_str(md_conf_get(c, "token", "reset_url"), "https://app.example.com/reset?token=#frag;x",
+           "'#' and ';' without a blank before them are text");
+    is_str(md_conf_get(c, "product", "by_email"), "SELECT id FROM users WHERE email = $1",
+           "continuation lines, with their comments dropped");
+    is_str(md_conf_get(c, "spaced", "k"), "v", "blanks around a section name");
+    ok(md_conf_get(c, "mail", "nonesuch") == NULL && md_conf_get(c, "nosection", "k") == NULL,
+       "unknown keys and sections are simply absent");
+    md_conf_free(c);
+    c = NULL;
+
+    p = write_file("crlf.conf", "\xef\xbb\xbf[store]\r\nuri = sqlite:/tmp/z.db\r\nname: colon\r\n"
+                   "empty =\r\n  continued\r\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "CRLF and a byte-order mark (%s)", err.text);
+    is_str(md_conf_get(c, "store", "uri"), "sqlite:/tmp/z.db", "CRLF: value without CR");
+    is_str(md_conf_get(c, "store", "name"), "colon", "key: value");
+    is_str(md_conf_get(c, "store", "empty"), "continued", "an empty value continued");
+    md_conf_free(c);
+    c = NULL;
+
     char missing[128];
     snprintf(missing, sizeof missing, "%s/none.conf", dir);
     is_int(md_conf_load(missing, &c, &err), MD_NOTFOUND, "missing file");

@@ -203,6 +203,23 @@ int main(void)
     is_int(md_dns_parse(p.b, 5, "bad.test", 1, &a), MD_PROTOCOL, "shorter than a header");
     md_dns_answer_clear(&a);
 
+    /* A name that decodes but leaves bytes in its record: badresp, and the
+     * decoded name is not kept (the sanitizer build checks it is freed). */
+    header(&p, 0, 1, 1, 0);
+    question(&p, "bad.test", 15);
+    at = rr(&p, NULL, 15, 300); put16(&p, 10); name(&p, "mx.bad.test"); put16(&p, 0xabcd);
+    rdlen(&p, at);
+    is_int(md_dns_parse(p.b, p.n, "bad.test", 15, &a), MD_PROTOCOL, "MX with trailing bytes");
+    ok(a.outcome == MD_DNS_BADRESP && a.n == 0, "MX with trailing bytes is badresp, nothing kept");
+    md_dns_answer_clear(&a);
+    header(&p, 0, 1, 1, 0);
+    question(&p, "1.2.0.192.in-addr.arpa", 12);
+    at = rr(&p, NULL, 12, 300); name(&p, "host.bad.test"); put8(&p, 0); rdlen(&p, at);
+    is_int(md_dns_parse(p.b, p.n, "1.2.0.192.in-addr.arpa", 12, &a), MD_PROTOCOL,
+           "PTR with trailing bytes");
+    ok(a.outcome == MD_DNS_BADRESP && a.n == 0, "PTR with trailing bytes is badresp, nothing kept");
+    md_dns_answer_clear(&a);
+
     header(&p, 0, 1, 0, 0);
     put16(&p, 0xc00c);   /* question name pointing at itself */
     put16(&p, 1);

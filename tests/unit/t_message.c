@@ -69,6 +69,33 @@ static int header_names_allowed(const char *hdrs)
     return 1;
 }
 
+/* The body of the part with this Content-Type, quoted-printable decoded
+ * (soft breaks joined, =XX decoded, CRLF as LF).  Caller frees. */
+static char *qp_part(const char *msg, const char *type)
+{
+    const char *p = strstr(msg, type);
+    p = p ? strstr(p, "\r\n\r\n") : NULL;
+    if (p == NULL)
+        return strdup("");
+    p += 4;
+    const char *end = strstr(p, "\r\n--=_md_");
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char *out = malloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '=' && i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
+            i += 2;
+        } else if (p[i] == '=' && i + 2 < n) {
+            char hx[3] = { p[i + 1], p[i + 2], 0 };
+            *o++ = (char)strtol(hx, NULL, 16);
+            i += 2;
+        } else if (!(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')) {
+            *o++ = p[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int main(void)
 {
     md_error err;
@@ -139,6 +166,36 @@ int main(void)
             ok(safe, "%s with control %d: refused or harmless (%s)", fields[f], e, st != MD_OK ? err.text : "composed");
         }
     }
+    /* Ill-formed UTF-8 is refused in every field, not only controls: an
+     * overlong CR (E0 80 8D) went base64-encoded into a Subject. */
+    const char *illformed[] = { "x\xed\xa0\x80y" /* surrogate */, "x\xe0\x80\x8dy" /* overlong CR */,
+                                "x\xc0\x8ay" /* overlong LF */, "x\xf4\x90\x80\x80y" /* > U+10FFFF */,
+                                "x\xe2\x82" /* cut short */, "x\x80y", "x\xfey", NULL };
+    for (int f = 0; fields[f]; f++) {
+        if (!strcmp(fields[f], "link"))
+            continue;   /* a link is printable ASCII: checked above */
+        for (int e = 0; illformed[e]; e++) {
+            r = base_req(strcmp(fields[f], "usernames") == 0 ? "username" : "reset");
+            const char *one[1] = { illformed[e] };
+            char addr[128];
+            snprintf(addr, sizeof addr, "a%s@example.com", illformed[e]);
+            if (!strcmp(fields[f], "to")) r.to = addr;
+            else if (!strcmp(fields[f], "from")) r.from = addr;
+            else if (!strcmp(fields[f], "from_name")) r.from_name = illformed[e];
+            else if (!strcmp(fields[f], "subject")) r.subject = illformed[e];
+            else if (!strcmp(fields[f], "product")) r.product = illformed[e];
+            else if (!strcmp(fields[f], "username")) r.username = illformed[e];
+            else if (!strcmp(fields[f], "usernames")) { r.usernames = one; r.nusernames = 1; }
+            else if (!strcmp(fields[f], "message_id_domain")) r.message_id_domain = illformed[e];
+            md_status st = md_message_compose(&r, &m, &err);
+            ok(st == MD_CONFIG, "%s with ill-formed UTF-8 %d refused (%s)", fields[f], e,
+               st == MD_OK ? "composed" : err.text);
+            if (st == MD_OK)
+                md_message_free(m);
+        }
+    }
+    ok(md_message_encode_header("x\xe0\x80\x8dy", 9) == NULL, "the encoder refuses an overlong CR");
+
     /* Addresses that are not plain addresses. */
     const char *bad_addrs[] = { "", "user", "@example.com", "user@", "a b@example.com", "<a@example.com>",
                                 "a@b@example.com", "a@example.com, b@example.com", "a@.example.com", NULL };
@@ -209,6 +266,44 @@ int main(void)
     r.link_is_test = 1;
     md_message_compose(&r, &m, &err);
     ok(strstr(m->data, "test link") != NULL, "throwaway-key link marked as a test link");
+    /* The note goes beside the link, never into it: the href is the link
+     * exactly, the note follows the </a>; in text, on the next line. */
+    char *html = qp_part(m->data, "text/html"), *text = qp_part(m->data, "text/plain");
+    const char *a = strstr(html, "<a href=\"https://example.com/reset?t=abc.def\">");
+    ok(a != NULL, "HTML: the href is exactly the link");
+    const char *close = a ? strstr(a, "</a>") : NULL;
+    const char *note = strstr(html, "test link");
+    ok(close && note && note > close, "HTML: the note comes after </a>");
+    ok(strstr(text, "https://example.com/reset?t=abc.def\n(test link") != NULL,
+       "text: the note on the line after the link");
+    free(html); free(text);
     md_message_free(m);
+    /* Templates with the link as text, in other tags, and in an <a> that
+     * is never closed: the note lands beside the link, outside the tag. */
+    char tdir[] = "/tmp/md-tmpl-XXXXXX";
+    mkdtemp(tdir);
+    static const struct { const char *html, *want; } notes[] = {
+        { "<p>{{link}}</p>\n", "<p>https://example.com/reset?t=abc.def (test link: " },
+        { "<p><A HREF='{{link}}' class=x>Go {{product}}</A>!</p>\n",
+          "<A HREF='https://example.com/reset?t=abc.def' class=x>Go Example</A> (test link: " },
+        { "<img src=\"{{link}}\">\n", "<img src=\"https://example.com/reset?t=abc.def\"> (test link: " },
+        { "<a href=\"{{link}}\">{{product}}", "<a href=\"https://example.com/reset?t=abc.def\"> (test link: " },
+    };
+    for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
+        snprintf(path, sizeof path, "%s/reset.html", tdir);
+        f = fopen(path, "w"); fputs(notes[i].html, f); fclose(f);
+        r = base_req("reset");
+        r.link_is_test = 1;
+        r.template_dir = tdir;
+        is_int(md_message_compose(&r, &m, &err), MD_OK, "template %zu composes", i);
+        html = qp_part(m->data, "text/html");
+        ok(strstr(html, notes[i].want) != NULL, "template %zu: note beside the link", i);
+        if (strstr(html, notes[i].want) == NULL)
+            printf("#   got: %.*s\n", (int)strcspn(html, "\n"), html);
+        free(html);
+        md_message_free(m);
+        unlink(path);
+    }
+    rmdir(tdir);
     return tap_done();
 }

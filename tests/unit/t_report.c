@@ -43,13 +43,21 @@ int main(void)
     is_int(f->severity, MD_SEV_UNKNOWN, "unknown id recorded as unknown");
     is_str(f->summary, "bug?line", "control characters replaced in summaries");
     ok(md_report_has(rep, "mx.implicit") && !md_report_has(rep, "mx.none"), "md_report_has");
+    /* The one sanitizer: C1 controls and ill-formed UTF-8 too, UTF-8 kept. */
+    f = md_report_add(rep, "mx.implicit", MD_SEV_DEFAULT, "csi \xc2\x9b" "31m sur \xed\xa0\x80 b\xc3\xbc" "cher");
+    is_str(f->summary, "csi ?31m sur ??? b\xc3\xbc" "cher", "C1 and ill-formed UTF-8 replaced, UTF-8 kept");
+    md_finding_add_evidence(f, "esc \x1b]0;pwn\x07 del \x7f");
+    is_str(f->evidence[0], "esc ?]0;pwn? del ?", "evidence sanitized");
+    md_report *rs = md_report_new("t", "a\x1b[2J\xc2\x85\xe0\x80\x8d@b\xc3\xbc" "cher.test");
+    is_str(md_report_subject(rs), "a?[2J????@b\xc3\xbc" "cher.test", "subject sanitized");
+    md_report_free(rs);
 
     md_report_set(rep, "domain", json_string("example.test"));
     json_t *j = md_report_to_json(rep);
     is_int(json_integer_value(json_object_get(j, "schema_version")), 1, "schema_version");
     is_str(json_string_value(json_object_get(j, "status")), "warning", "json status");
     is_str(json_string_value(json_object_get(j, "domain")), "example.test", "json field set");
-    is_int(json_array_size(json_object_get(j, "findings")), 3, "json findings");
+    is_int(json_array_size(json_object_get(j, "findings")), 4, "json findings");
     is_str(json_string_value(json_object_get(json_array_get(json_object_get(j, "findings"), 0), "id")),
            "mx.implicit", "json finding id");
     json_decref(j);
@@ -124,14 +132,27 @@ int main(void)
         "{\"a\":1,\"b\":[1,2,{\"c\":\"d\"}],\"e\":{}}",
         "\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"",
         "\"ctl \\u0001 \\u001f del \x7f utf8 \u00e9\u4e2d \\ud83d\\ude00\"",
+        "\"c1 \\u0080 \\u009b nbsp \\u00a0 \\u00c2\"",
         "[1.5,0.1,1e300,-2.5e-300,3.0,100000000000000000000.0,1e-07]",
         "{\"z\":1,\"a\":2,\"m\":3}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
         json_t *v = json_loads(docs[i], JSON_DECODE_ANY, NULL);
-        char want[512] = "";
-        size_t wn = v ? json_dumpb(v, want, sizeof want - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-        want[wn] = '\0';
+        char raw[512] = "", want[1024];
+        size_t wn = v ? json_dumpb(v, raw, sizeof raw - 1, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+        raw[wn] = '\0';
+        /* jansson writes DEL and C1 raw; md_json_append escapes them */
+        size_t o = 0;
+        for (size_t k = 0; raw[k]; k++) {
+            unsigned char c = (unsigned char)raw[k];
+            if (c == 0x7f || (c == 0xc2 && (unsigned char)raw[k + 1] >= 0x80 &&
+                              (unsigned char)raw[k + 1] <= 0x9f))
+                o += (size_t)snprintf(want + o, sizeof want - o, "\\u%04X",
+                                      c == 0x7f ? 0x7fu : (unsigned char)raw[++k]);
+            else
+                want[o++] = (char)c;
+        }
+        want[o] = '\0';
         md_buf b = { 0 };
         int rc = v != NULL ? md_json_append(&b, v) : -1;
         ok(rc == 0, "md_json_append %zu", i);

@@ -23,6 +23,14 @@ static const struct { const char *rec; int valid; const char *where; } syntax[] 
     { "v=spf1 a:example.123 -all", 0, "column 18" },              /* numeric top label */
     { "v=spf1 exists:%{x}.example.com", 0, "column 15" },        /* unknown macro letter */
     { "v=spf1 exists:%{d0}.example.com", 0, "column 15" },       /* zero digits */
+    { "v=spf1 exists:%{d000}.example.com", 0, "column 15" },     /* zero, however written */
+    /* RFC 7208 7.1: any nonzero number of parts; more than there are is all */
+    { "v=spf1 exists:%{l999r}.x.example -all", 1, NULL },
+    { "v=spf1 exists:%{l129}.x.example -all", 1, NULL },
+    { "v=spf1 exists:%{d1000}.x.example -all", 1, NULL },
+    { "v=spf1 exists:%{i0001}.x.example -all", 1, NULL },
+    { "v=spf1 exists:%{d4294967297r}.x.example -all", 1, NULL },
+    { "v=spf1 exists:%{d99999999999999999999999999}.x.example -all", 1, NULL },
     { "v=spf1 exists:%{c}.example.com", 0, "column 15" },        /* c only in exp text */
     { "v=spf1 exists:%{d.example.com", 0, "column 15" },
     { "v=spf1 a:x.example.com% -all", 0, "column 23" },
@@ -70,8 +78,34 @@ static const struct { const char *in; int exp; const char *want; } macros[] = {
     { "%{d2}.trusted-domains.example.net", 0, "example.com.trusted-domains.example.net" },
     { "%%%_%-", 1, "% %20" },
     { "%{S}", 0, "strong-bad%40email.example.com" },
+    { "%{d1000}", 0, "email.example.com" },
+    { "%{d129}", 0, "email.example.com" },
+    { "%{d128r}", 0, "com.example.email" },
+    { "%{l999r}", 0, "strong-bad" },
+    { "%{l999r-}", 0, "bad.strong" },
+    { "%{i0001}", 0, "3" },
+    { "%{i0002r}", 0, "0.192" },
+    /* values that wrap a 32- or 64-bit counter are still "all parts" */
+    { "%{d4294967297}", 0, "email.example.com" },
+    { "%{d18446744073709551617r}", 0, "com.example.email" },
+    { "%{d99999999999999999999999999999999999999}", 0, "email.example.com" },
+    { "%{d0}", 0, NULL },
+    { "%{d00}", 0, NULL },
     { "%{x}", 0, NULL },
     { "%", 0, NULL },
+};
+
+/* What may be handed to libspf2 1.2.10: its parser refuses a transformer
+ * over 128 and reads the digits into an int without an overflow check. */
+static const struct { const char *in; int fits; } libspf2_fit[] = {
+    { "v=spf1 exists:%{l1r-}.x.example -all", 1 },
+    { "v=spf1 exists:%{d128}.x.example -all", 1 },
+    { "v=spf1 exists:%{i0001}.x.example -all", 1 },
+    { "v=spf1 exists:%{d129}.x.example -all", 0 },
+    { "v=spf1 exists:%{l999r}.x.example -all", 0 },
+    { "v=spf1 exists:%{d4294967297}.x.example -all", 0 },
+    { "%{d} is not allowed: %%{d999} is literal text", 1 },
+    { "%{D999}", 0 },
 };
 
 int main(void)
@@ -98,6 +132,10 @@ int main(void)
             is_str(got ? got : "(null)", macros[i].want, "expand '%s'", macros[i].in);
         free(got);
     }
+    for (size_t i = 0; i < sizeof libspf2_fit / sizeof libspf2_fit[0]; i++)
+        is_int(spf_macro_libspf2_fits(libspf2_fit[i].in, strlen(libspf2_fit[i].in)),
+               libspf2_fit[i].fits, "libspf2 can take '%s': %d", libspf2_fit[i].in,
+               libspf2_fit[i].fits);
     const char *names[] = { "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror" };
     for (int i = 0; i < 7; i++)
         is_int(md_spf_code_parse(names[i]), i, "result name %s", names[i]);

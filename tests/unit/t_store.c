@@ -303,8 +303,26 @@ static void test_import(md_store *s, const char *uri)
         { "username,email,email\n", "line 1" },
         { "username\nfrank\n", "line 1" },
         { "", "empty" },
-        { "username,email,sso_provider,auth\nfrank,frank@corp.example,\"Okta\nEU\",sso\ngina,bad\n", "line 4" },
+        /* a quoted line break is CSV, but no account field may hold one */
+        { "username,email,sso_provider,auth\nfrank,frank@corp.example,\"Okta\nEU\",sso\ngina,bad\n",
+          "line 2: sso_provider holds a line break" },
         { "username,email\nfrank,frank@corp.example\n,gina@corp.example\n", "line 3" },
+        /* a row must have the header's fields: no more, no fewer */
+        { "username,email\nfrank,frank@corp.example\ngina,gina@corp.example,extra\n", "line 3: 3 fields" },
+        { "username,email,status\nfrank,frank@corp.example,active\ngina,gina@corp.example,active,x,y\n",
+          "line 3: 5 fields" },
+        { "username,email,status\nfrank,frank@corp.example,active\ngina,gina@corp.example\n", "line 3: 2 fields" },
+        /* text must be UTF-8; names shown to people hold no control character */
+        { "username,email\nfrank,frank@corp.example\ngi\xffna,gina@corp.example\n", "line 3: username" },
+        { "username,email\nfrank,frank@corp.example\ngi\xed\xa0\x80na,gina@corp.example\n", "line 3: username" },
+        { "username,email\nfrank,frank@corp.example\ngi\xc0\xaena,gina@corp.example\n", "line 3: username" },
+        { "username,email\nfrank,frank@corp.example\ngi\xc2\x9bna,gina@corp.example\n", "line 3: username" },
+        { "username,email\nfrank,frank@corp.example\ngi\x1bna,gina@corp.example\n", "line 3: username" },
+        { "username,email\nfrank,frank@corp.example\ngina,gi\xc3\x28na@corp.example\n", "line 3: email" },
+        { "username,email,auth,sso_provider\nfrank,frank@corp.example,,\ngina,gina@corp.example,sso,Ok\xffta\n",
+          "line 3: sso_provider" },
+        { "username,email,auth,sso_provider\nfrank,frank@corp.example,,\ngina,gina@corp.example,sso,Ok\x1bta\n",
+          "line 3: sso_provider" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         f = text_file(bad[i].csv);

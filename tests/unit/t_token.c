@@ -85,6 +85,40 @@ int main(void)
         free(m);
     }
     ok(all_bad, "no single-character change of the token verifies");
+
+    /* One spelling only: the last character of the MAC (43 characters for
+     * 32 bytes) carries 2 spare bits, and so may the payload's.  Every
+     * alphabet value in those places: exactly one verifies. */
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t tl = strlen(t), dot = (size_t)(strchr(t, '.') - t);
+    size_t places[2] = { tl - 1, dot - 1 };
+    for (size_t pl = 0; pl < 2; pl++) {
+        int verified = 0;
+        char *m = strdup(t);
+        for (size_t a = 0; a < 64; a++) {
+            m[places[pl]] = alphabet[a];
+            if (md_token_verify(k1, m, NULL, NULL, T + 10, NULL) == MD_TOKEN_VALID)
+                verified++;
+        }
+        is_int(verified, 1, "the %s's last character: exactly one of 64 verifies",
+               pl == 0 ? "MAC" : "payload");
+        free(m);
+    }
+    /* Strict decoding: spare bits, padding, white space, other characters. */
+    static const struct { const char *in; int valid; } strict[] = {
+        { "QQ", 1 }, { "QR", 0 }, { "QV", 0 }, { "Qf", 0 },   /* "A": 4 spare bits */
+        { "QUI", 1 }, { "QUJ", 0 }, { "QUL", 0 },             /* "AB": 2 spare bits */
+        { "QUJD", 1 }, { "QQ==", 0 }, { "QQ=", 0 }, { "QU I", 0 }, { "QUI\n", 0 },
+        { " QUI", 0 }, { "QUJ*", 0 }, { "Q", 0 }, { "", 1 },
+    };
+    for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++) {
+        size_t n;
+        unsigned char *d = md_base64url_decode(strict[i].in, strlen(strict[i].in), &n);
+        ok((d != NULL) == strict[i].valid, "base64url case %zu ('%.*s') is %s", i,
+           (int)strcspn(strict[i].in, "\n"), strict[i].in, strict[i].valid ? "valid" : "invalid");
+        free(d);
+    }
     const char *junk[] = { "", "abc", ".", "a.b", "bm90IGEgdG9rZW4.AAAA", NULL };
     for (size_t i = 0; junk[i]; i++)
         is_int(md_token_verify(k1, junk[i], NULL, NULL, T, NULL), MD_TOKEN_MALFORMED, "malformed: '%s'", junk[i]);

@@ -97,8 +97,12 @@ char *bounce_clean(const char *s, size_t len)
     if (n > MD_BOUNCE_TEXT_MAX)
         n = MD_BOUNCE_TEXT_MAX;
     char *out = md_xmalloc(n + 1);
-    md_sanitize(out, n + 1, tmp, n);
+    md_sanitize_text(out, n + 1, tmp, n, 0);   /* UTF-8 kept (RFC 6533 reports), controls out */
     free(tmp);
+    if (out[0] == '\0') {   /* only a NUL byte was left */
+        free(out);
+        return NULL;
+    }
     return out;
 }
 

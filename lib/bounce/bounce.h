@@ -22,7 +22,8 @@
  * (lib/bounce/text.c documents them); their results carry standard = 0.
  *
  * Every string in a result comes from the message and is sanitized
- * (md_sanitize: control bytes and non-ASCII become '?') and bounded.
+ * (md_sanitize_text: well-formed UTF-8 is kept, control characters and
+ * ill-formed bytes become '?') and bounded.
  */
 #ifndef MAILDIAG_BOUNCE_H
 #define MAILDIAG_BOUNCE_H

@@ -12,7 +12,7 @@
 md_bounce_recipient *bounce_add_rcpt(md_bounce *b);
 
 /* s[0..len) with line breaks and tabs as single spaces, trimmed, sanitized
- * and cut at MD_BOUNCE_TEXT_MAX bytes; NULL when nothing is left.  Caller
+ * (UTF-8 kept) and cut at MD_BOUNCE_TEXT_MAX bytes (never inside a character); NULL when nothing is left.  Caller
  * frees. */
 char *bounce_clean(const char *s, size_t len);
 

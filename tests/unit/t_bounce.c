@@ -257,6 +257,31 @@ static void test_mutations(void)
     is_int(bad, 0, "every result of a mutated message holds together");
 }
 
+/* A diagnostic in UTF-8 (RFC 6533) stays readable; control bytes and
+ * ill-formed bytes do not pass. */
+static void test_text_kept(void)
+{
+    const char *m =
+        "From: MAILER-DAEMON@mx.example.test\nSubject: Undelivered Mail\nMessage-ID: <u8@mx.example.test>\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\n"
+        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.test\n\n"
+        "Final-Recipient: rfc822; jos\xc3\xa9@example.test\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 Bo\xc3\xaete inconnue \x1b[31m\xff\n--b--\n";
+    md_bounce *b = NULL;
+    md_error err = { 0 };
+    is_int(md_bounce_parse(m, strlen(m), &b, &err), MD_OK, "UTF-8 report parsed (%s)", err.text);
+    if (b && b->nrcpt == 1) {
+        is_str(b->rcpt[0].address, "jos\xc3\xa9@example.test", "UTF-8 address kept");
+        const char *d = b->rcpt[0].diagnostic;
+        /* GMime reads the stray 0xff as Latin-1 (its fallback charset): 'ÿ' */
+        static const char want[] = "550 5.1.1 Bo\xc3\xaete inconnue ?[31m";
+        ok(d && strncmp(d, want, sizeof want - 1) == 0 && !strchr(d, 0x1b),
+           "UTF-8 kept, ESC replaced (%s)", d ? d : "(null)");
+        ok(d && md_utf8_valid(d, strlen(d)), "the diagnostic is well-formed UTF-8");
+    }
+    md_bounce_free(b);
+}
+
 static void test_status(void)
 {
     static const struct { const char *s; int want; } cases[] = {
@@ -273,6 +298,7 @@ int main(void)
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
         test_fixture(&fixtures[i]);
     test_garbage();
+    test_text_kept();
     test_mutations();
     return tap_done();
 }

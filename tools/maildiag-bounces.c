@@ -171,7 +171,7 @@ static void label_of(char *out, size_t size, const char *s)
 
 static void warn(const char *label, const char *text)
 {
-    fprintf(stderr, "%s: warning: %s: %s\n", prog, label, text);
+    cli_error(prog, "warning: %s: %s", label, text);
 }
 
 /* A string member of o, or NULL (also for JSON null). */
@@ -229,7 +229,7 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
         r->n.not_bounce++;
         json_object_set_new(jm, "id", json_string("bounce.none"));
         if (o->format != CLI_JSON)
-            printf("%s: not a bounce\n", label);
+            cli_line(stdout, "%s: not a bounce", label);
         goto done;
     }
     /* what each recipient asks for */
@@ -309,7 +309,7 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
             r->n.already++;
         if (o->format != CLI_JSON) {
             const char *diag = jstr(act, "diagnostic"), *rsn = jstr(act, "reason"), *act_s = jstr(act, "action");
-            printf("%s: %s%s: %s %s %s: %s%s%s%s\n", label, md_bounce_kind_name(b->kind),
+            cli_line(stdout, "%s: %s%s: %s %s %s: %s%s%s%s", label, md_bounce_kind_name(b->kind),
                    b->standard ? "" : " (non-standard)", jstr(act, "address"),
                    act_s ? act_s : b->feedback_type ? b->feedback_type : "feedback",
                    jstr(act, "status") ? jstr(act, "status") : "-",
@@ -319,7 +319,7 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
                    : strcmp(res, "invalid_address") == 0 ? "not an address" : "reported only",
                    rsn ? " (" : "", rsn ? rsn : "", rsn ? ")" : "");
             if (diag)
-                printf("    %s\n", diag);
+                cli_line(stdout, "    %s", diag);
         }
     }
     json_object_set_new(jm, "actions", acts);
@@ -386,8 +386,7 @@ static void handle_file(run *r, const char *path, size_t max)
     label_of(label, sizeof label, path);
     char *data = read_file(path, max, &len, &big);
     if (data == NULL || big) {
-        fprintf(stderr, "%s: warning: %s: %s\n", prog, label, big ? "larger than --max-size: skipped"
-                                                                  : strerror(errno));
+        warn(label, big ? "larger than --max-size: skipped" : strerror(errno));
         r->n.unreadable++;
     } else {
         struct stat st;
@@ -424,20 +423,20 @@ static int read_maildir(run *r, size_t max)
         closedir(d);
     }
     if (!found) {
-        fprintf(stderr, "%s: bounces: %s is not a Maildir (no new/ or cur/)\n", prog, r->o->maildir);
+        cli_error(prog, "bounces: %s is not a Maildir (no new/ or cur/)", r->o->maildir);
         free(names);
         return -1;
     }
     qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-        if (!r->store_failed && i < r->o->max_messages && (r->o->since == 0 || (stat(names[i], &st) == 0 && st.st_mtime >= r->o->since)))
+        if (!r->store_failed && !cli_interrupted && i < r->o->max_messages && (r->o->since == 0 || (stat(names[i], &st) == 0 && st.st_mtime >= r->o->since)))
             handle_file(r, names[i], max);
         free(names[i]);
     }
     if (n > r->o->max_messages)
-        fprintf(stderr, "%s: warning: %zu messages in %s: only the first %u were read (--max-messages)\n",
-                prog, n, r->o->maildir, r->o->max_messages);
+        cli_error(prog, "warning: %zu messages in %s: only the first %u were read (--max-messages)", n,
+                  r->o->maildir, r->o->max_messages);
     free(names);
     return 0;
 }
@@ -470,8 +469,8 @@ static int read_mailbox(run *r, size_t max, json_t **info)
         return -1;
     }
     if (!md_imap_tls(m))
-        fprintf(stderr, "%s: warning: the connection to %s was not encrypted (the server offered no "
-                        "STARTTLS): the password went in clear; use imaps://\n", prog, md_imap_host(m));
+        cli_error(prog, "warning: the connection to %s was not encrypted (the server offered no STARTTLS): "
+                  "the password went in clear; use imaps://", md_imap_host(m));
     *info = json_pack("{s:b,s:s,s:s}", "tls", md_imap_tls(m), "tls_version", md_imap_tls_version(m),
                       "folder", md_imap_folder(m));
     if ((st = md_imap_search_since(m, o->since, &u, &err)) != MD_OK) {
@@ -486,14 +485,14 @@ static int read_mailbox(run *r, size_t max, json_t **info)
         ucli_error(&o->u, "mailbox", &err);
         goto done;
     }
-    for (size_t i = 0; i < u.n && !r->store_failed; i++) {
+    for (size_t i = 0; i < u.n && !r->store_failed && !cli_interrupted; i++) {
         char *data = NULL, label[64];
         size_t len = 0;
         md_imap_info in = infos[i];
         snprintf(label, sizeof label, "UID %u", u.v[i]);
         st = md_imap_fetch_known(m, &in, &data, &len, &err);
         if (st == MD_NOTFOUND || (st == MD_PERMFAIL && strcmp(err.stage, "imap.size") == 0)) {
-            fprintf(stderr, "%s: warning: %s: %s: skipped\n", prog, label, err.text);
+            cli_error(prog, "warning: %s: %s: skipped", label, err.text);
             r->n.unreadable++;
             continue;
         }
@@ -576,13 +575,14 @@ int main(int argc, char **argv)
     r.source = o.mailbox ? o.mailbox : o.maildir ? o.maildir : "files";
     r.messages = o.format == CLI_JSON ? json_array() : NULL;
     cli_progress_init(&r.progress);
+    cli_interrupt_install();   /* stop between messages: each is applied whole or not at all */
     int ok;
     if (o.mailbox)
         ok = read_mailbox(&r, max, &info);
     else if (o.maildir)
         ok = read_maildir(&r, max);
     else {
-        for (size_t i = 0; i < o.nfiles && !r.store_failed; i++)
+        for (size_t i = 0; i < o.nfiles && !r.store_failed && !cli_interrupted; i++)
             handle_file(&r, o.files[i], max);
         ok = 0;
     }
@@ -596,12 +596,14 @@ int main(int argc, char **argv)
         goto done;
     }
     summary(&r, info);
+    if (cli_interrupted) {
+        rc = cli_interrupt_exit(prog, "messages", r.n.messages, NULL);
+        goto done;
+    }
     rc = (o.apply ? r.n.suppressed : r.n.would) && !r.n.malformed && !r.n.unreadable ? MD_EXIT_OK
                                                                                        : MD_EXIT_WARNING;
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "%s: cannot write the output\n", prog);
-        rc = MD_EXIT_UNKNOWN;
-    }
+    if (fflush(stdout) != 0 || ferror(stdout))
+        rc = cli_write_failed(prog, errno);
 done:
     json_decref(info);
     json_decref(r.messages);

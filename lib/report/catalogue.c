@@ -174,6 +174,15 @@ static const md_catalogue_entry catalogue[] = {
     { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
     { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
     /* --- end reputation --- */
+    /* bounces: maildiag-user bounces, one id per recipient of a message */
+    { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
+    { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },
+    { "bounce.complaint", MD_SEV_CRITICAL, "an abuse complaint (ARF): the address gets suppressed" },
+    { "bounce.feedback", MD_SEV_OK, "a feedback report that is no complaint (not-spam, auth-failure)" },
+    { "bounce.delivered", MD_SEV_OK, "a delivery report that is no failure (delivered, relayed, expanded)" },
+    { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
+    { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
+    /* --- end bounces --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -665,7 +665,7 @@ md_status md_store_suppressions(md_store *s, md_store_suppression_list *out, md_
                                  " ORDER BY since DESC, address", NULL, 0, out, err);
 }
 
-static md_status suppression_add_body(md_store *s, const md_store_suppression *x, md_error *err)
+md_status store_suppression_put(md_store *s, const md_store_suppression *x, md_error *err)
 {
     if (!md_store_suppression_reason_valid(x->reason))
         return md_error_set(err, MD_CONFIG, "store.suppression",
@@ -681,7 +681,7 @@ static md_status suppression_add_body(md_store *s, const md_store_suppression *x
 md_status md_store_suppression_add(md_store *s, const md_store_suppression *x,
                                    const md_store_audit *audit, md_error *err)
 {
-    WRITE_TX(s, audit, err, suppression_add_body(s, x, err));
+    WRITE_TX(s, audit, err, store_suppression_put(s, x, err));
 }
 
 static md_status suppression_remove_body(md_store *s, const char *key, md_error *err)

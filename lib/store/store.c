@@ -819,13 +819,25 @@ static md_status rate_body(md_store *s, const char *key, int64_t start, int64_t 
     return db_run(s->own, "DELETE FROM rate_limits WHERE window_start < $1", q, 1, NULL, err);
 }
 
+static md_status rate_tx(md_store *s, const char *key, int64_t start, int64_t now,
+                         unsigned long *count, md_error *err)
+{
+    WRITE_TX(s, NULL, err, rate_body(s, key, start, now, count, err));
+}
+
 md_status md_store_rate_hit(md_store *s, const char *key, unsigned window, int64_t now,
                             unsigned long *count, md_error *err)
 {
     if (window == 0)
         window = 1;
     int64_t start = now - now % (int64_t)window;
-    WRITE_TX(s, NULL, err, rate_body(s, key, start, now, count, err));
+    /* The window's length is part of the counter's key: windows of
+     * different lengths can start at the same second (a minute's and an
+     * hour's, at the top of the hour), and must not share a count. */
+    char *k = md_xasprintf("%s/%us", key, window);
+    md_status st = rate_tx(s, k, start, now, count, err);
+    free(k);
+    return st;
 }
 
 /* ---------------------------------------------------------- domain counts */

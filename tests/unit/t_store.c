@@ -244,6 +244,13 @@ static void test_rate(md_store *s)
     is_int(c, 1, "a new window starts at 1");
     md_store_rate_hit(s, "addr:y@example.com", 3600, 1800000000, &c, &err);
     is_int(c, 1, "another key has its own count");
+    /* 1800000000 is a multiple of 3600: the minute's window and the hour's
+     * start at the same second, and still count apart */
+    for (int i = 0; i < 4; i++)
+        md_store_rate_hit(s, "all", 60, 1800000000, &c, &err);
+    is_int(c, 4, "four in the minute's window");
+    md_store_rate_hit(s, "all", 3600, 1800000000, &c, &err);
+    is_int(c, 1, "the hour's window of the same key, starting the same second, has its own count");
 }
 
 static FILE *text_file(const char *text)

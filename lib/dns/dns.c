@@ -8,9 +8,13 @@
  *    so we size the first try so that all tries fit the whole budget;
  *  - a table keyed by (type, name) merges identical queries and keeps
  *    delivered answers until their TTL ends (bounded, FIFO eviction);
- *  - a FIFO of queries waiting for the in-flight window;
+ *  - two FIFOs of queries waiting for the in-flight window, follow-ups
+ *    first (dns.h says why);
  *  - poll() over the sockets c-ares reports, with a fixed tick for timeout
  *    processing, because ares_timeout() walks every pending query.
+ *
+ * Every entry is on at most one list at a time, so one pair of links serves
+ * them all: a queue (waiting) or the cache (answered and kept).
  */
 #include "config.h"
 #include "dns.h"
@@ -37,7 +41,14 @@ typedef struct waiter {
 
 enum { E_QUEUED, E_INFLIGHT, E_DONE };
 
-typedef struct entry {
+typedef struct entry entry;
+
+typedef struct elist {
+    entry *head, *tail;       /* oldest first */
+    size_t n;
+} elist;
+
+struct entry {
     char *name;               /* canonical: lower case, no trailing dot */
     int type;
     unsigned hash;
@@ -46,23 +57,23 @@ typedef struct entry {
     md_dns_answer answer;     /* E_DONE */
     int64_t expires;          /* E_DONE: ms, monotonic */
     struct entry *hnext;      /* hash chain */
-    struct entry *qnext;      /* queue (E_QUEUED) */
-    struct entry *cprev, *cnext; /* cache list (E_DONE and kept), oldest first */
+    elist *on;                /* the list it is on, or NULL */
+    struct entry *prev, *next;
     struct entry *dnext;      /* answers waiting to be delivered from the loop */
     int pending_delivery;
-    int cached;
     md_dns *dns;
-} entry;
+};
 
 struct md_dns {
     ares_channel ch;
     entry **buckets;
     size_t nbuckets, nentries;
-    entry *qhead, *qtail;     /* waiting for the window */
-    size_t nqueued, ninflight, window;
-    entry *chead, *ctail;     /* cached answers, oldest first */
-    size_t ncached, cache_max;
+    elist urgent, fresh;      /* waiting for the window: follow-ups, then new */
+    size_t ninflight, window;
+    elist cache;              /* cached answers, oldest first */
+    size_t cache_max;
     int no_cache;
+    int depth;                /* callbacks running: queries asked now are follow-ups */
     struct pollfd socks[MAX_SOCKS];
     size_t nsocks;
     int64_t last_tick;
@@ -70,6 +81,37 @@ struct md_dns {
     entry *dhead;             /* cache hits to deliver on the next step */
     int cancelled;            /* md_dns_cancel: end every query, send none */
 };
+
+static void list_push(elist *l, entry *e)
+{
+    e->on = l;
+    e->next = NULL;
+    e->prev = l->tail;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static void list_unlink(entry *e)
+{
+    elist *l = e->on;
+    if (l == NULL)
+        return;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->prev = e->next = NULL;
+    e->on = NULL;
+    l->n--;
+}
 
 static unsigned hash_name(const char *s, int type)
 {
@@ -369,43 +411,42 @@ void md_dns_free(md_dns *dns)
     free(dns);
 }
 
-static void cache_unlink(md_dns *dns, entry *e)
+/* --- the cache ------------------------------------------------------------ */
+
+static void cache_add(md_dns *dns, entry *e)
 {
-    if (e->cprev)
-        e->cprev->cnext = e->cnext;
-    else
-        dns->chead = e->cnext;
-    if (e->cnext)
-        e->cnext->cprev = e->cprev;
-    else
-        dns->ctail = e->cprev;
-    e->cprev = e->cnext = NULL;
-    e->cached = 0;
-    dns->ncached--;
+    list_push(&dns->cache, e);
+}
+
+static void cache_drop(md_dns *dns, entry *e)
+{
+    list_unlink(e);
+    table_unlink(dns, e);
+    entry_free(e);
 }
 
 /* Drops the oldest answers while the cache is over its size. */
 static void cache_trim(md_dns *dns)
 {
-    while (dns->ncached > dns->cache_max && dns->chead && !dns->chead->pending_delivery) {
-        entry *e = dns->chead;
-        cache_unlink(dns, e);
-        table_unlink(dns, e);
-        entry_free(e);
-    }
+    while (dns->cache.n > dns->cache_max && dns->cache.head && !dns->cache.head->pending_delivery)
+        cache_drop(dns, dns->cache.head);
 }
 
-static void deliver(entry *e)
+static void deliver(md_dns *dns, entry *e)
 {
     waiter *w = e->waiters;
     e->waiters = e->wtail = NULL;
+    dns->depth++;
     while (w) {
         waiter *n = w->next;
         w->cb(w->arg, &e->answer);
         free(w);
         w = n;
     }
+    dns->depth--;
 }
+
+/* --- answers ------------------------------------------------------------------ */
 
 static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -416,6 +457,7 @@ static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     if (dns == NULL) {          /* md_dns_free in progress */
         return;
     }
+    list_unlink(e);
     dns->ninflight--;
     if (abuf != NULL && alen > 0 && status != ARES_ETIMEOUT) {
         md_dns_parse(abuf, (size_t)alen, e->name, e->type, &e->answer);
@@ -460,31 +502,24 @@ static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     if (e->answer.outcome < 8)
         dns->stats.outcomes[e->answer.outcome]++;
 
-    int64_t now = md_now_ms();
     uint32_t ttl = e->answer.ttl < MAX_TTL ? e->answer.ttl : MAX_TTL;
     int keep = !dns->no_cache && !md_dns_outcome_is_temporary(e->answer.outcome) && ttl > 0;
     e->state = E_DONE;
-    e->expires = now + (int64_t)ttl * 1000;
+    e->expires = md_now_ms() + (int64_t)ttl * 1000;
     if (keep) {
-        e->cprev = dns->ctail;
-        e->cnext = NULL;
-        if (dns->ctail)
-            dns->ctail->cnext = e;
-        else
-            dns->chead = e;
-        dns->ctail = e;
-        e->cached = 1;
-        dns->ncached++;
-        deliver(e);
+        cache_add(dns, e);
+        deliver(dns, e);
         cache_trim(dns);
     } else {
         /* Unlink before delivering, so a callback asking again starts a
          * fresh query instead of joining this finished one. */
         table_unlink(dns, e);
-        deliver(e);
+        deliver(dns, e);
         entry_free(e);
     }
 }
+
+/* --- queries ------------------------------------------------------------------ */
 
 static entry *table_find(md_dns *dns, const char *cn, int type, unsigned h)
 {
@@ -499,12 +534,11 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
     char *cn = canon(name);
     unsigned h = hash_name(cn, type);
     entry *e = table_find(dns, cn, type, h);
+    elist *q = dns->depth > 0 ? &dns->urgent : &dns->fresh;
 
     dns->stats.queries++;
     if (e != NULL && e->state == E_DONE && !e->pending_delivery && e->expires <= md_now_ms()) {
-        cache_unlink(dns, e);
-        table_unlink(dns, e);
-        entry_free(e);
+        cache_drop(dns, e);
         e = NULL;
     }
     waiter *w = md_xcalloc(1, sizeof *w);
@@ -522,16 +556,17 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
         dns->buckets[h & (dns->nbuckets - 1)] = e;
         if (++dns->nentries > dns->nbuckets)
             table_grow(dns);
-        if (dns->qtail)
-            dns->qtail->qnext = e;
-        else
-            dns->qhead = e;
-        dns->qtail = e;
-        dns->nqueued++;
+        list_push(q, e);
     } else if (e->state == E_DONE) {
         dns->stats.cache_hits++;
     } else {
         dns->stats.merged++;
+        /* A follow-up joining the query of a new check: it waits no longer
+         * than a follow-up of its own would. */
+        if (e->state == E_QUEUED && q == &dns->urgent && e->on == &dns->fresh) {
+            list_unlink(e);
+            list_push(q, e);
+        }
     }
     if (e->wtail)
         e->wtail->next = w;
@@ -558,7 +593,7 @@ static void deliver_cached(md_dns *dns)
             e->dnext = NULL;
             e->pending_delivery = 0;
             e->answer.from_cache = 1;
-            deliver(e);
+            deliver(dns, e);
             e->answer.from_cache = 0;
         }
     }
@@ -567,15 +602,14 @@ static void deliver_cached(md_dns *dns)
 
 static void dispatch(md_dns *dns)
 {
-    while (dns->qhead && (dns->cancelled || dns->ninflight < dns->window)) {
-        entry *e = dns->qhead;
-        dns->qhead = e->qnext;
-        if (dns->qhead == NULL)
-            dns->qtail = NULL;
-        e->qnext = NULL;
-        dns->nqueued--;
+    size_t places = dns->cancelled ? SIZE_MAX
+                  : dns->window > dns->ninflight ? dns->window - dns->ninflight : 0;
+    while (places > 0 && (dns->urgent.head || dns->fresh.head)) {
+        entry *e = dns->urgent.head ? dns->urgent.head : dns->fresh.head;
+        list_unlink(e);
         e->state = E_INFLIGHT;
         dns->ninflight++;
+        places--;
         if (dns->cancelled) {
             /* Its callbacks may queue more: the loop ends those too. */
             ares_cb(e, ARES_ECANCELLED, 0, NULL, 0);
@@ -668,7 +702,7 @@ md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type)
 
 size_t md_dns_pending(const md_dns *dns)
 {
-    return dns->nqueued + dns->ninflight + (dns->dhead != NULL);
+    return dns->urgent.n + dns->fresh.n + dns->ninflight + (dns->dhead != NULL);
 }
 
 void md_dns_get_stats(const md_dns *dns, md_dns_stats *out)

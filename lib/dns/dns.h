@@ -1,9 +1,16 @@
 /*
  * lib/dns: the c-ares core.  One channel, driven by poll() with a bounded
- * in-flight window; queries beyond the window wait in a FIFO queue, so many
+ * in-flight window; queries beyond the window wait in two queues, so many
  * thousands can be queued without slowing anything down.  Identical queries
  * (same name and type) that are queued or in flight are merged, and answers
  * are kept in a small TTL-bounded cache for the life of the resolver.
+ *
+ * Which query goes next.  A query asked from inside a callback (a follow-up,
+ * such as the A and AAAA of an MX host once the MX answer is in) belongs to
+ * a check already under way: it goes ahead of every query asked from outside
+ * a callback (the first query of a new check).  Checks in progress finish
+ * before new ones start, so their results come out early, the memory they
+ * hold is released, and a long queue of new names cannot keep them waiting.
  *
  * Outcomes are kept distinct: an answer, NODATA, NXDOMAIN, SERVFAIL,
  * REFUSED, a timeout and a bad response are never folded together.

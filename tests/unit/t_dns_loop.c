@@ -3,7 +3,8 @@
  * running in a thread on 127.0.0.1 (a free port).  The responder answers
  * every A query with 192.0.2.1 after a delay, or stays silent for names
  * starting with "silent", and counts what it receives, so the tests can see
- * merging, the cache, the in-flight window and the timeout budget.
+ * merging, the cache, the in-flight window, the timeout budget and which
+ * queries go first.
  */
 #include "config.h"
 #include <arpa/inet.h>
@@ -86,6 +87,37 @@ static void cb(void *arg, const md_dns_answer *a)
     g->outcome = a->outcome;
     g->from_cache = a->from_cache;
     g->at = md_now_ms();
+}
+
+/* A check of two steps, as lib/mx makes them: a first query, then a
+ * follow-up asked from inside its callback. */
+typedef struct check {
+    md_dns *dns;
+    char follow[64];
+    int done;
+    int64_t at;
+} check;
+
+static void on_follow(void *arg, const md_dns_answer *a)
+{
+    check *c = arg;
+    (void)a;
+    c->done = 1;
+    c->at = md_now_ms();
+}
+
+static void on_first(void *arg, const md_dns_answer *a)
+{
+    check *c = arg;
+    (void)a;
+    md_dns_query(c->dns, c->follow, MD_DNS_A, on_follow, c);
+}
+
+static void check_start(check *c, md_dns *d, const char *first, const char *follow)
+{
+    c->dns = d;
+    snprintf(c->follow, sizeof c->follow, "%s", follow);
+    md_dns_query(d, first, MD_DNS_A, on_first, c);
 }
 
 static md_dns *open_dns(const char *server, double timeout, unsigned window, int no_cache)
@@ -194,6 +226,42 @@ int main(void)
     int64_t took = s.at - t0;
     is_int(s.outcome, MD_DNS_TIMEOUT, "silent server: timeout");
     ok(took >= 300 && took <= 1100, "budget 0.6 s kept: took %lld ms", (long long)took);
+    md_dns_free(d);
+
+    /* 7. follow-ups first: 32 two-step checks, then 2000 new queries, through
+     *    a window of 32.  Each follow-up is asked from inside a callback and
+     *    goes ahead of the new queries, so every check is complete before a
+     *    quarter of them are answered (in one queue the follow-ups would
+     *    wait behind all 2000). */
+    d = open_dns(server, 5, 32, 1);
+    check *ck = calloc(32, sizeof *ck);
+    g = calloc(2000, sizeof *g);
+    for (int i = 0; i < 32; i++) {
+        char first[64], follow[64];
+        snprintf(first, sizeof first, "check%d.example.test", i);
+        snprintf(follow, sizeof follow, "follow%d.example.test", i);
+        check_start(&ck[i], d, first, follow);
+    }
+    for (int i = 0; i < 2000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "new%d.example.test", i);
+        md_dns_query(d, name, MD_DNS_A, cb, &g[i]);
+    }
+    md_dns_run(d);
+    int64_t checks_done = 0;
+    int checks_ok = 1;
+    for (int i = 0; i < 32; i++) {
+        checks_ok &= ck[i].done;
+        if (ck[i].at > checks_done)
+            checks_done = ck[i].at;
+    }
+    int before = 0;
+    for (int i = 0; i < 2000; i++)
+        before += g[i].calls == 1 && g[i].at < checks_done;
+    ok(checks_ok && before < 500, "follow-ups first: the 32 checks were complete after %d of "
+       "2000 new queries", before);
+    free(g);
+    free(ck);
     md_dns_free(d);
 
     atomic_store(&srv_stop, 1);

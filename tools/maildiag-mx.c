@@ -40,12 +40,13 @@ static void usage(void)
            "Check where mail for each DOMAIN goes (MX, null MX, implicit MX) and whether\n"
            "every MX host resolves.  Exit: 0 ok, 1 warning, 2 critical, 3 unknown.\n\n"
            "  -f, --file FILE        read domains from FILE, one a line ('-' = stdin, '#' comments)\n"
-           "  -c, --concurrency N    domains checked at once (default %d)\n"
+           "  -c, --concurrency N    at most N domains checked at once (default: as many as\n"
+           "                         the DNS server keeps up with, at most %d)\n"
            "  -j, --json             one JSON object per domain, one per line\n"
            "  -p, --plugin           one monitoring-plugin status line with perfdata\n"
            CLI_HELP_DNS
            "  -q, --quiet            show only domains with problems\n"
-           CLI_HELP_COMMON, prog, MD_BULK_CONCURRENCY_DEFAULT);
+           CLI_HELP_COMMON, prog, MD_BULK_CONCURRENCY_MAX);
 }
 
 static int parse_options(int argc, char **argv, options *o)

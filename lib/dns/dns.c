@@ -8,13 +8,14 @@
  *    so we size the first try so that all tries fit the whole budget;
  *  - a table keyed by (type, name) merges identical queries and keeps
  *    delivered answers until their TTL ends (bounded, FIFO eviction);
- *  - two FIFOs of queries waiting for the in-flight window, follow-ups
- *    first (dns.h says why);
+ *  - two FIFOs of queries waiting for the window, follow-ups first, and the
+ *    window itself (dns.h says how it adapts);
  *  - poll() over the sockets c-ares reports, with a fixed tick for timeout
  *    processing, because ares_timeout() walks every pending query.
  *
  * Every entry is on at most one list at a time, so one pair of links serves
- * them all: a queue (waiting) or the cache (answered and kept).
+ * them all: a queue (waiting), the live list (in flight and counted in the
+ * window, oldest first) or the cache (answered and kept).
  */
 #include "config.h"
 #include "dns.h"
@@ -27,11 +28,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <ares.h>
 
 #define TICK_MS 20
 #define MAX_TTL 300u
 #define MAX_SOCKS 64
+
+/* The window (dns.h): the retransmission timeout before the first answer
+ * and its floor (a query's answer is not expected sooner than one tick of
+ * the loop), in microseconds; the share of late answers that cuts it; the
+ * fewest finished queries over which that share is judged. */
+#define RTO_INITIAL_US 50000
+#define RTO_MIN_US     (TICK_MS * 1000)
+#define LATE_SHARE     16
+#define ROUND_MIN      64
 
 typedef struct waiter {
     md_dns_cb cb;
@@ -56,6 +67,7 @@ struct entry {
     waiter *waiters, *wtail;
     md_dns_answer answer;     /* E_DONE */
     int64_t expires;          /* E_DONE: ms, monotonic */
+    int64_t sent_us;          /* E_INFLIGHT: handed to c-ares, monotonic */
     struct entry *hnext;      /* hash chain */
     elist *on;                /* the list it is on, or NULL */
     struct entry *prev, *next;
@@ -69,10 +81,17 @@ struct md_dns {
     entry **buckets;
     size_t nbuckets, nentries;
     elist urgent, fresh;      /* waiting for the window: follow-ups, then new */
-    size_t ninflight, window;
+    elist live;               /* in flight and counted in the window */
+    size_t ninflight;         /* in flight in all, presumed lost included */
+    size_t inflight_cap;
     elist cache;              /* cached answers, oldest first */
     size_t cache_max;
     int no_cache;
+    /* the window (dns.h) */
+    double cwnd, ssthresh, wmin, wmax;
+    int in_use;               /* the last dispatch filled the window */
+    int64_t srtt_us, rttvar_us, rto_us, rto_max_us;
+    size_t round_done, round_late;
     int depth;                /* callbacks running: queries asked now are follow-ups */
     struct pollfd socks[MAX_SOCKS];
     size_t nsocks;
@@ -81,6 +100,13 @@ struct md_dns {
     entry *dhead;             /* cache hits to deliver on the next step */
     int cancelled;            /* md_dns_cancel: end every query, send none */
 };
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void list_push(elist *l, entry *e)
 {
@@ -269,7 +295,12 @@ md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
     if (cfg == NULL)
         cfg = &def;
     md_dns *dns = md_xcalloc(1, sizeof *dns);
-    dns->window = cfg->window ? cfg->window : MD_DNS_WINDOW_DEFAULT;
+    dns->inflight_cap = cfg->window ? cfg->window : MD_DNS_INFLIGHT_MAX;
+    dns->wmax = cfg->window ? cfg->window : MD_DNS_WINDOW_MAX;
+    dns->wmin = dns->wmax < MD_DNS_WINDOW_MIN ? dns->wmax : MD_DNS_WINDOW_MIN;
+    dns->cwnd = dns->wmax < MD_DNS_WINDOW_INITIAL ? dns->wmax : MD_DNS_WINDOW_INITIAL;
+    dns->ssthresh = dns->wmax;
+    dns->stats.window = dns->stats.window_peak = (unsigned)dns->cwnd;
     dns->cache_max = cfg->cache_max ? cfg->cache_max : MD_DNS_CACHE_DEFAULT;
     dns->no_cache = cfg->no_cache;
     dns->nbuckets = 1024;
@@ -306,6 +337,11 @@ md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
     int first_ms = (int)(budget * 1000.0 / ((double)nserv * ((1 << tries) - 1)));
     if (first_ms < 10)
         first_ms = 10;
+    /* A query unanswered for a whole first try has been sent again: it is
+     * presumed lost by then at the latest. */
+    dns->rto_max_us = (int64_t)first_ms * 1000;
+    dns->rto_us = RTO_INITIAL_US < dns->rto_max_us ? RTO_INITIAL_US : dns->rto_max_us;
+    dns->stats.rto_ms = (unsigned)(dns->rto_us / 1000);
 
     memset(&opt, 0, sizeof opt);
     /* STAYOPEN: a sequential caller (an SPF worker asks one query at a time)
@@ -446,17 +482,89 @@ static void deliver(md_dns *dns, entry *e)
     dns->depth--;
 }
 
+/* --- the window -------------------------------------------------------------- */
+
+static void window_set(md_dns *dns, double w)
+{
+    if (w > dns->wmax)
+        w = dns->wmax;
+    if (w < dns->wmin)
+        w = dns->wmin;
+    dns->cwnd = w;
+    dns->stats.window = (unsigned)w;
+    if (dns->stats.window > dns->stats.window_peak)
+        dns->stats.window_peak = dns->stats.window;
+}
+
+/* RFC 6298, section 2, on one round-trip sample. */
+static void rtt_sample(md_dns *dns, int64_t r)
+{
+    if (dns->srtt_us == 0) {
+        dns->srtt_us = r > 0 ? r : 1;
+        dns->rttvar_us = r / 2;
+    } else {
+        int64_t d = dns->srtt_us > r ? dns->srtt_us - r : r - dns->srtt_us;
+        dns->rttvar_us += (d - dns->rttvar_us) / 4;
+        dns->srtt_us += (r - dns->srtt_us) / 8;
+    }
+    int64_t rto = dns->srtt_us + 4 * dns->rttvar_us;
+    if (rto < RTO_MIN_US)
+        rto = RTO_MIN_US;
+    if (rto > dns->rto_max_us)
+        rto = dns->rto_max_us;
+    dns->rto_us = rto;
+    dns->stats.rto_ms = (unsigned)(rto / 1000);
+}
+
+/* A query has finished: what its answer says about the server.  live: it
+ * still counted against the window; answered: a reply came (any rcode);
+ * timeouts: its tries that went unanswered; good: an answer, NODATA or
+ * NXDOMAIN (a SERVFAIL or REFUSED came in time but is no reason to grow). */
+static void window_on_done(md_dns *dns, int live, int answered, int timeouts, int good,
+                           int64_t rtt_us)
+{
+    if (answered && timeouts == 0)
+        rtt_sample(dns, rtt_us);   /* Karn: only first tries are unambiguous */
+    if (!answered)
+        return;                    /* a silent name says nothing about the server */
+    if (timeouts > 0) {
+        dns->stats.late++;
+        dns->round_late++;
+    } else if (live && good && dns->in_use) {
+        window_set(dns, dns->cwnd + (dns->cwnd < dns->ssthresh ? 1.0 : 1.0 / dns->cwnd));
+    }
+    /* Judge the share of late answers over one window's worth of queries. */
+    size_t round = dns->cwnd > ROUND_MIN ? (size_t)dns->cwnd : ROUND_MIN;
+    if (++dns->round_done < round)
+        return;
+    if (dns->round_late * LATE_SHARE > dns->round_done) {
+        dns->ssthresh = dns->cwnd / 2 > dns->wmin ? dns->cwnd / 2 : dns->wmin;
+        window_set(dns, dns->ssthresh);
+        dns->stats.cuts++;
+    }
+    dns->round_done = dns->round_late = 0;
+}
+
+/* Queries unanswered after the retransmission timeout leave the window. */
+static void window_expire(md_dns *dns, int64_t now)
+{
+    while (dns->live.head && now - dns->live.head->sent_us >= dns->rto_us) {
+        list_unlink(dns->live.head);
+        dns->stats.presumed_lost++;
+    }
+}
+
 /* --- answers ------------------------------------------------------------------ */
 
 static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     entry *e = arg;
     md_dns *dns = e->dns;
-    (void)timeouts;
 
     if (dns == NULL) {          /* md_dns_free in progress */
         return;
     }
+    int live = e->on == &dns->live;
     list_unlink(e);
     dns->ninflight--;
     if (abuf != NULL && alen > 0 && status != ARES_ETIMEOUT) {
@@ -501,6 +609,14 @@ static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     }
     if (e->answer.outcome < 8)
         dns->stats.outcomes[e->answer.outcome]++;
+    if (status != ARES_ECANCELLED && !dns->cancelled) {
+        /* c-ares hands over abuf for every reply it matched to the query,
+         * whatever its rcode. */
+        md_dns_outcome o = e->answer.outcome;
+        window_on_done(dns, live, abuf != NULL && alen > 0, timeouts,
+                       o == MD_DNS_ANSWER || o == MD_DNS_NODATA || o == MD_DNS_NXDOMAIN,
+                       now_us() - e->sent_us);
+    }
 
     uint32_t ttl = e->answer.ttl < MAX_TTL ? e->answer.ttl : MAX_TTL;
     int keep = !dns->no_cache && !md_dns_outcome_is_temporary(e->answer.outcome) && ttl > 0;
@@ -600,10 +716,19 @@ static void deliver_cached(md_dns *dns)
     cache_trim(dns);
 }
 
+/* Free places in the window, within the bound on queries in flight. */
+static size_t window_places(const md_dns *dns)
+{
+    size_t w = (size_t)dns->cwnd;
+    size_t a = w > dns->live.n ? w - dns->live.n : 0;
+    size_t b = dns->inflight_cap > dns->ninflight ? dns->inflight_cap - dns->ninflight : 0;
+    return a < b ? a : b;
+}
+
 static void dispatch(md_dns *dns)
 {
-    size_t places = dns->cancelled ? SIZE_MAX
-                  : dns->window > dns->ninflight ? dns->window - dns->ninflight : 0;
+    size_t places = dns->cancelled ? SIZE_MAX : window_places(dns);
+    int64_t now = 0;
     while (places > 0 && (dns->urgent.head || dns->fresh.head)) {
         entry *e = dns->urgent.head ? dns->urgent.head : dns->fresh.head;
         list_unlink(e);
@@ -615,11 +740,21 @@ static void dispatch(md_dns *dns)
             ares_cb(e, ARES_ECANCELLED, 0, NULL, 0);
             continue;
         }
+        if (now == 0)
+            now = now_us();
+        e->sent_us = now;
+        list_push(&dns->live, e);
         dns->stats.sent++;
+        if (dns->ninflight > dns->stats.inflight_peak)
+            dns->stats.inflight_peak = (unsigned)dns->ninflight;
         /* May call ares_cb synchronously (bad name, no memory): fine, the
          * entry is in flight and accounted for. */
         ares_query(dns->ch, e->name, 1 /* C_IN */, e->type, ares_cb, e);
     }
+    /* Answers grow the window only while it is the limit (RFC 7661): a
+     * caller asking little must not inflate it for a later burst. */
+    if (!dns->cancelled)
+        dns->in_use = window_places(dns) == 0;
 }
 
 void md_dns_cancel(md_dns *dns)
@@ -642,6 +777,14 @@ size_t md_dns_step(md_dns *dns, int max_wait_ms)
     int wait = TICK_MS;
     if (max_wait_ms >= 0 && max_wait_ms < wait)
         wait = max_wait_ms;
+    if (dns->live.head && (dns->urgent.head || dns->fresh.head)) {
+        /* Queries wait for the window: wake up when the oldest query in it
+         * is presumed lost. */
+        int64_t left = dns->live.head->sent_us + dns->rto_us - now_us();
+        int ms = left <= 0 ? 0 : (int)((left + 999) / 1000);
+        if (ms < wait)
+            wait = ms;
+    }
     int n = poll(dns->socks, dns->nsocks, wait);
     if (n > 0) {
         /* Copy: callbacks may change the socket set. */
@@ -661,6 +804,7 @@ size_t md_dns_step(md_dns *dns, int max_wait_ms)
         ares_process_fd(dns->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
         dns->last_tick = now;
     }
+    window_expire(dns, now_us());
     deliver_cached(dns);
     dispatch(dns);
     return md_dns_pending(dns);
@@ -703,6 +847,12 @@ md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type)
 size_t md_dns_pending(const md_dns *dns)
 {
     return dns->urgent.n + dns->fresh.n + dns->ninflight + (dns->dhead != NULL);
+}
+
+size_t md_dns_room(const md_dns *dns)
+{
+    size_t places = window_places(dns), queued = dns->urgent.n + dns->fresh.n;
+    return places > queued ? places - queued : 0;
 }
 
 void md_dns_get_stats(const md_dns *dns, md_dns_stats *out)

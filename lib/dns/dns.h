@@ -1,9 +1,9 @@
 /*
- * lib/dns: the c-ares core.  One channel, driven by poll() with a bounded
- * in-flight window; queries beyond the window wait in two queues, so many
- * thousands can be queued without slowing anything down.  Identical queries
- * (same name and type) that are queued or in flight are merged, and answers
- * are kept in a small TTL-bounded cache for the life of the resolver.
+ * lib/dns: the c-ares core.  One channel, driven by poll(); queries wait in
+ * two queues for an in-flight window that adapts to the server, so many
+ * thousands can be queued without flooding it.  Identical queries (same name
+ * and type) that are queued or in flight are merged, and answers are kept in
+ * a small TTL-bounded cache for the life of the resolver.
  *
  * Which query goes next.  A query asked from inside a callback (a follow-up,
  * such as the A and AAAA of an MX host once the MX answer is in) belongs to
@@ -11,6 +11,44 @@
  * a callback (the first query of a new check).  Checks in progress finish
  * before new ones start, so their results come out early, the memory they
  * hold is released, and a long queue of new names cannot keep them waiting.
+ *
+ * The window, the most queries that may wait for their answers at once, is
+ * sized the way TCP sizes its congestion window, from what a DNS client can
+ * observe:
+ *  - it starts at MD_DNS_WINDOW_INITIAL and grows by one query for each
+ *    answer that comes back in time while the window is in use: it doubles
+ *    every round trip (slow start) until the first cut, then grows by one
+ *    query per round trip (additive increase), up to MD_DNS_WINDOW_MAX or
+ *    the configured window;
+ *  - loss shows as an answer that came only after c-ares had to send the
+ *    query again (its first try timed out: the server or the path dropped
+ *    it, or queued it too long).  When more than 1/16 of the queries that
+ *    finish over one window's worth of queries came back that way, the
+ *    window is halved (multiplicative decrease, at most once per window's
+ *    worth).  A resolver that limits our rate by dropping queries, or a
+ *    server whose socket buffer overflows, drives the window down to what it
+ *    can take; a few slow names among many (a recursive resolver chasing a
+ *    slow authoritative server) do not, which is why a share and not every
+ *    late answer decides;
+ *  - a query still unanswered after the retransmission timeout (smoothed
+ *    round-trip time + 4 x its variation, RFC 6298, measured on answers to
+ *    first tries only) is presumed lost and stops counting against the
+ *    window, as lost segments leave TCP's "pipe" (RFC 6675).  c-ares keeps
+ *    trying it within the budget, and its answer, if one comes, is still
+ *    delivered.  A name whose servers never answer thus holds a place in the
+ *    window for one retransmission timeout, not for the whole budget: a
+ *    share of silent names costs its timeouts once, side by side, not one
+ *    after another.  It is not taken as loss either: a name that never
+ *    answers tells nothing about the server we ask.
+ * A latency rule (Vegas, BBR) was not chosen: through a recursive resolver
+ * the round trip varies by orders of magnitude from one name to the next
+ * (cached or not), and on loopback our own processing dominates it, so a
+ * growing delay would shrink the window when we, not the server, are the
+ * bottleneck.
+ * Every query in flight, presumed lost or not, counts against a hard bound:
+ * the configured window, else MD_DNS_INFLIGHT_MAX.  It bounds memory and
+ * the retries c-ares still sends for queries presumed lost (two more tries
+ * each over the budget at most).
  *
  * Outcomes are kept distinct: an answer, NODATA, NXDOMAIN, SERVFAIL,
  * REFUSED, a timeout and a bad response are never folded together.
@@ -109,13 +147,19 @@ typedef struct md_dns_config {
     const char *const *servers;  /* "IP", "IP:PORT", "[IPv6]:PORT"; NULL/0 = system */
     size_t nservers;
     double timeout;              /* whole-query budget in seconds incl. retries; 0 = 5 */
-    unsigned window;             /* max queries in flight; 0 = default */
+    unsigned window;             /* the most queries in flight at once, presumed
+                                  * lost ones included; the adaptive window
+                                  * stays within it; 0 = MD_DNS_WINDOW_MAX for
+                                  * the window, MD_DNS_INFLIGHT_MAX in all */
     unsigned cache_max;          /* max cached answers; 0 = MD_DNS_CACHE_DEFAULT */
     int no_cache;                /* 1: keep no answers after they are delivered */
 } md_dns_config;
 
 #define MD_DNS_TIMEOUT_DEFAULT 5.0
-#define MD_DNS_WINDOW_DEFAULT  400
+#define MD_DNS_WINDOW_INITIAL  64      /* queries in flight before any answer */
+#define MD_DNS_WINDOW_MIN      8
+#define MD_DNS_WINDOW_MAX      1000
+#define MD_DNS_INFLIGHT_MAX    8192    /* presumed lost included */
 #define MD_DNS_CACHE_DEFAULT   20000
 
 /*
@@ -168,6 +212,14 @@ md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
 size_t md_dns_pending(const md_dns *dns);
 
 /*
+ * How many more queries the window would send now: its free places minus
+ * the queries already waiting for them (0 when some wait).  A caller with
+ * much work (md_bulk_run) starts new work while this is above 0, so it
+ * keeps the window full without queueing more than the server can take.
+ */
+size_t md_dns_room(const md_dns *dns);
+
+/*
  * Ends every queued and in-flight query now, and every query made later on
  * this resolver: their callbacks run (from inside this call, or from the
  * next md_dns_step for queries made afterwards) with MD_DNS_ERROR and the
@@ -183,6 +235,13 @@ typedef struct md_dns_stats {
     unsigned long merged;       /* joined an identical queued/in-flight query */
     unsigned long cache_hits;
     unsigned long outcomes[8];  /* by md_dns_outcome */
+    unsigned long late;         /* answered only after c-ares sent them again */
+    unsigned long presumed_lost;/* left the window unanswered (see above) */
+    unsigned long cuts;         /* times the window was halved */
+    unsigned window;            /* the window now */
+    unsigned window_peak;       /* its largest value */
+    unsigned inflight_peak;     /* most queries in flight at once */
+    unsigned rto_ms;            /* the retransmission timeout now */
 } md_dns_stats;
 
 void md_dns_get_stats(const md_dns *dns, md_dns_stats *out);

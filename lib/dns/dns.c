@@ -7,7 +7,7 @@
  *  - c-ares' per-try timeout doubles every round (timeout << try/nservers),
  *    so we size the first try so that all tries fit the whole budget;
  *  - a table keyed by (type, name) merges identical queries and keeps
- *    delivered answers until their TTL ends (bounded, FIFO eviction);
+ *    delivered answers until their TTL ends (bounded: see cache_trim);
  *  - two FIFOs of queries waiting for the window, follow-ups first, and the
  *    window itself (dns.h says how it adapts);
  *  - poll() over the sockets c-ares reports, with a fixed tick for timeout
@@ -15,7 +15,7 @@
  *
  * Every entry is on at most one list at a time, so one pair of links serves
  * them all: a queue (waiting), the live list (in flight and counted in the
- * window, oldest first) or the cache (answered and kept).
+ * window, oldest first) or a cache segment (answered and kept).
  */
 #include "config.h"
 #include "dns.h"
@@ -43,6 +43,10 @@
 #define RTO_MIN_US     (TICK_MS * 1000)
 #define LATE_SHARE     16
 #define ROUND_MIN      64
+
+/* The probation segment of the cache (cache_trim) holds at most this share
+ * of it. */
+#define PROBATION_SHARE 4
 
 typedef struct waiter {
     md_dns_cb cb;
@@ -84,7 +88,7 @@ struct md_dns {
     elist live;               /* in flight and counted in the window */
     size_t ninflight;         /* in flight in all, presumed lost included */
     size_t inflight_cap;
-    elist cache;              /* cached answers, oldest first */
+    elist probation, kept;    /* cached answers (cache_trim) */
     size_t cache_max;
     int no_cache;
     /* the window (dns.h) */
@@ -447,11 +451,25 @@ void md_dns_free(md_dns *dns)
     free(dns);
 }
 
-/* --- the cache ------------------------------------------------------------ */
+/* --- the cache --------------------------------------------------------------
+ *
+ * Two segments, as in 2Q and segmented LRU: a new answer goes on probation;
+ * an answer asked for again is moved to the kept segment (to its end, on
+ * every later use).  Trimming takes probation's oldest first while it holds
+ * more than its share, so the answers asked for once (every domain's own MX
+ * in a bulk run) never push out the ones that many checks share (the MX
+ * hosts of a large provider).
+ */
 
 static void cache_add(md_dns *dns, entry *e)
 {
-    list_push(&dns->cache, e);
+    list_push(&dns->probation, e);
+}
+
+static void cache_used(md_dns *dns, entry *e)
+{
+    list_unlink(e);
+    list_push(&dns->kept, e);
 }
 
 static void cache_drop(md_dns *dns, entry *e)
@@ -464,8 +482,13 @@ static void cache_drop(md_dns *dns, entry *e)
 /* Drops the oldest answers while the cache is over its size. */
 static void cache_trim(md_dns *dns)
 {
-    while (dns->cache.n > dns->cache_max && dns->cache.head && !dns->cache.head->pending_delivery)
-        cache_drop(dns, dns->cache.head);
+    while (dns->probation.n + dns->kept.n > dns->cache_max) {
+        elist *l = dns->probation.n > dns->cache_max / PROBATION_SHARE || dns->kept.n == 0
+                 ? &dns->probation : &dns->kept;
+        if (l->head == NULL || l->head->pending_delivery)
+            break;
+        cache_drop(dns, l->head);
+    }
 }
 
 static void deliver(md_dns *dns, entry *e)
@@ -675,6 +698,8 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
         list_push(q, e);
     } else if (e->state == E_DONE) {
         dns->stats.cache_hits++;
+        if (e->on != NULL)
+            cache_used(dns, e);
     } else {
         dns->stats.merged++;
         /* A follow-up joining the query of a new check: it waits no longer

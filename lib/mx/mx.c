@@ -295,9 +295,24 @@ typedef struct addr_req {
     size_t host;      /* index into route.hosts */
 } addr_req;
 
+/* Addresses come in the order the answers do; mx.h promises A first. */
+static void addresses_v4_first(md_mx_host *h)
+{
+    size_t v4 = 0;
+    for (size_t i = 0; i < h->naddresses; i++) {
+        if (strchr(h->addresses[i], ':') != NULL)
+            continue;
+        char *a = h->addresses[i];
+        memmove(h->addresses + v4 + 1, h->addresses + v4, (i - v4) * sizeof *h->addresses);
+        h->addresses[v4++] = a;
+    }
+}
+
 static void job_finish(mx_job *job)
 {
     char subject[1024];
+    for (size_t i = 0; i < job->route.nhosts; i++)
+        addresses_v4_first(&job->route.hosts[i]);
     if (job->unicode[0])
         snprintf(subject, sizeof subject, "%s (%s)", job->unicode, job->route.domain);
     else

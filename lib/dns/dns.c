@@ -101,7 +101,8 @@ struct md_dns {
     size_t nsocks;
     int64_t last_tick;
     md_dns_stats stats;
-    entry *dhead;             /* cache hits to deliver on the next step */
+    entry *dhead, *dtail;     /* cache hits to deliver on the next step */
+    waiter *spare;            /* waiters delivered, for reuse */
     int cancelled;            /* md_dns_cancel: end every query, send none */
 };
 
@@ -153,12 +154,19 @@ static unsigned hash_name(const char *s, int type)
     return h;
 }
 
-static char *canon(const char *name)
+/* The canonical form of name (lower case, no trailing dot) in buf, or in a
+ * new string (*heap, caller frees) when it does not fit: a cache hit, most
+ * of the queries in a bulk run, then needs no allocation. */
+static char *canon(const char *name, char *buf, size_t size, char **heap)
 {
-    char *s = md_xstrdup(name);
-    size_t n = strlen(s);
+    size_t n = strlen(name);
+    char *s = buf;
+    *heap = NULL;
+    if (n >= size)
+        s = *heap = md_xmalloc(n + 1);
     for (size_t i = 0; i < n; i++)
-        s[i] = (char)tolower((unsigned char)s[i]);
+        s[i] = (char)tolower((unsigned char)name[i]);
+    s[n] = '\0';
     if (n > 1 && s[n - 1] == '.')
         s[n - 1] = '\0';
     return s;
@@ -447,6 +455,11 @@ void md_dns_free(md_dns *dns)
             e = n;
         }
     }
+    while (dns->spare) {
+        waiter *w = dns->spare;
+        dns->spare = w->next;
+        free(w);
+    }
     free(dns->buckets);
     free(dns);
 }
@@ -499,7 +512,8 @@ static void deliver(md_dns *dns, entry *e)
     while (w) {
         waiter *n = w->next;
         w->cb(w->arg, &e->answer);
-        free(w);
+        w->next = dns->spare;
+        dns->spare = w;
         w = n;
     }
     dns->depth--;
@@ -670,7 +684,8 @@ static entry *table_find(md_dns *dns, const char *cn, int type, unsigned h)
 
 void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *arg)
 {
-    char *cn = canon(name);
+    char text[256], *heap;
+    char *cn = canon(name, text, sizeof text, &heap);
     unsigned h = hash_name(cn, type);
     entry *e = table_find(dns, cn, type, h);
     elist *q = dns->depth > 0 ? &dns->urgent : &dns->fresh;
@@ -680,13 +695,18 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
         cache_drop(dns, e);
         e = NULL;
     }
-    waiter *w = md_xcalloc(1, sizeof *w);
+    waiter *w = dns->spare;
+    if (w != NULL)
+        dns->spare = w->next;
+    else
+        w = md_xmalloc(sizeof *w);
     w->cb = cb;
     w->arg = arg;
+    w->next = NULL;
     if (e == NULL) {
         e = md_xcalloc(1, sizeof *e);
-        e->name = cn;
-        cn = NULL;
+        e->name = heap ? heap : md_xstrdup(cn);
+        heap = NULL;
         e->type = type;
         e->hash = h;
         e->dns = dns;
@@ -717,17 +737,20 @@ void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *a
     /* Cached answers are delivered from the loop, never re-entrantly. */
     if (e->state == E_DONE && !e->pending_delivery) {
         e->pending_delivery = 1;
-        e->dnext = dns->dhead;
-        dns->dhead = e;
+        if (dns->dtail)
+            dns->dtail->dnext = e;
+        else
+            dns->dhead = e;
+        dns->dtail = e;
     }
-    free(cn);
+    free(heap);
 }
 
 static void deliver_cached(md_dns *dns)
 {
     while (dns->dhead) {
         entry *list = dns->dhead;
-        dns->dhead = NULL;
+        dns->dhead = dns->dtail = NULL;
         while (list) {
             entry *e = list;
             list = e->dnext;

@@ -132,14 +132,20 @@ static md_status badresp(md_dns_answer *out, const char *why)
 /* Pointers followed in one name before c-ares gives up on it. */
 #define MAX_INDIRS 50
 
-static int unprintable(unsigned char c)
-{
-    return c < 0x20 || c > 0x7e;
-}
+/* How ares_expand_name writes a byte of a label, and then our lower case. */
+enum { CH_COPY, CH_UPPER, CH_ESCAPE, CH_DDD };
 
-static int reserved(unsigned char c)
+static unsigned char char_class(unsigned char c)
 {
-    return c == '"' || c == '.' || c == ';' || c == '\\' || c == '(' || c == ')' || c == '@' || c == '$';
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')
+        return CH_COPY;   /* nearly every byte of every name */
+    if (c < 0x20 || c > 0x7e)
+        return CH_DDD;
+    if (c >= 'A' && c <= 'Z')
+        return CH_UPPER;
+    if (c == '"' || c == '.' || c == ';' || c == '\\' || c == '(' || c == ')' || c == '@' || c == '$')
+        return CH_ESCAPE;
+    return CH_COPY;
 }
 
 /*
@@ -178,26 +184,36 @@ static int name_decode(const unsigned char *buf, size_t len, size_t off, char *o
             size_t l = buf[p];
             if (p + l + 1 >= len)
                 return -1;
-            if (out != NULL && n + 4 * l + 1 >= outsize)
-                return -2;
-            for (size_t i = 1; i <= l; i++) {
-                unsigned char c = buf[p + i];
-                if (out == NULL)
-                    continue;
-                if (unprintable(c) && !(l == 1 && c == 0)) {
-                    out[n++] = '\\';
-                    out[n++] = (char)('0' + c / 100);
-                    out[n++] = (char)('0' + c % 100 / 10);
-                    out[n++] = (char)('0' + c % 10);
-                } else if (reserved(c)) {
-                    out[n++] = '\\';
-                    out[n++] = (char)c;
-                } else {
-                    out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+            if (out != NULL) {
+                if (n + 4 * l + 1 >= outsize)
+                    return -2;
+                for (size_t i = 1; i <= l; i++) {
+                    unsigned char c = buf[p + i];
+                    switch (char_class(c)) {
+                    case CH_COPY:
+                        out[n++] = (char)c;
+                        break;
+                    case CH_UPPER:
+                        out[n++] = (char)(c + ('a' - 'A'));
+                        break;
+                    case CH_ESCAPE:
+                        out[n++] = '\\';
+                        out[n++] = (char)c;
+                        break;
+                    default:
+                        if (l == 1 && c == 0) {
+                            out[n++] = (char)c;
+                            break;
+                        }
+                        out[n++] = '\\';
+                        out[n++] = (char)('0' + c / 100);
+                        out[n++] = (char)('0' + c % 100 / 10);
+                        out[n++] = (char)('0' + c % 10);
+                        break;
+                    }
                 }
-            }
-            if (out != NULL)
                 out[n++] = '.';
+            }
             p += l + 1;
         } else {
             return -1;     /* RFC 1035 4.1.4: the label types 01 and 10 are reserved */

@@ -139,6 +139,7 @@ int main(int argc, char **argv)
     md_error err = { 0 };
     md_input *in = NULL;
     md_dns *dns = NULL;
+    md_mx_memo *memo = NULL;
     int rc = MD_EXIT_UNKNOWN;
 
     int p = parse_options(argc, argv, &o);
@@ -158,7 +159,8 @@ int main(int argc, char **argv)
         setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     in = md_input_new(argv + optind, (size_t)(argc - optind), o.files, o.nfiles);
 
-    md_mx_options mo = { .no_details = o.format != CLI_TEXT };
+    memo = md_mx_memo_new();
+    md_mx_options mo = { .no_details = o.format != CLI_TEXT, .memo = memo };
     md_bulk_config bc = {
         .concurrency = o.concurrency, .start = md_mx_check, .check_arg = &mo,
         .output = output, .output_arg = &r, .progress = progress, .progress_arg = &r,
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
 done:
     md_input_free(in);
     md_dns_free(dns);
+    md_mx_memo_free(memo);
     cli_dns_clear(&o.dns);
     free(o.files);
     return rc;

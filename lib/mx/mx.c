@@ -116,7 +116,105 @@ static json_t *json_ascii(const char *s)
 /* The keys below are literals: no need for jansson to check them. */
 #define set_new(o, key, v) json_object_set_new_nocheck((o), (key), (v))
 
-static json_t *host_json(const md_mx_host *h)
+/* --- the memo ------------------------------------------------------------ */
+
+#define MEMO_SLOTS 1024       /* a power of two */
+#define MEMO_KEY_MAX 1024
+
+typedef struct memo_slot {
+    char *key;                /* what host_json reads, see memo_key */
+    size_t keylen;
+    json_t *json;
+} memo_slot;
+
+struct md_mx_memo {
+    memo_slot slots[MEMO_SLOTS];
+};
+
+md_mx_memo *md_mx_memo_new(void)
+{
+    return md_xcalloc(1, sizeof(md_mx_memo));
+}
+
+void md_mx_memo_free(md_mx_memo *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < MEMO_SLOTS; i++) {
+        free(m->slots[i].key);
+        json_decref(m->slots[i].json);
+    }
+    free(m);
+}
+
+/* Appends s and a newline (never inside a part) to the key. */
+static int key_add(char *key, size_t *n, const char *s)
+{
+    size_t o = *n;
+    for (; *s; s++) {
+        if (*s < 0x20 || *s > 0x7e || o + 2 >= MEMO_KEY_MAX)
+            return -1;        /* rare: such a host is not shared */
+        key[o++] = *s;
+    }
+    key[o++] = '\n';
+    *n = o;
+    return 0;
+}
+
+/* Everything host_json reads, in one string: the numbers as a fixed-size
+ * header, then the names.  -1 when it does not fit. */
+static int memo_key(const md_mx_host *h, char *key, size_t *n)
+{
+    struct { unsigned preference; int resolved, ip_literal, a, aaaa; size_t naddresses, ncnames; } num;
+    memset(&num, 0, sizeof num);   /* padding too: the key is compared as bytes */
+    num.preference = h->preference;
+    num.resolved = h->resolved;
+    num.ip_literal = h->ip_literal;
+    num.a = (int)h->a;
+    num.aaaa = (int)h->aaaa;
+    num.naddresses = h->naddresses;
+    num.ncnames = h->ncnames;
+    memcpy(key, &num, sizeof num);
+    *n = sizeof num;
+    if (key_add(key, n, h->host) != 0)
+        return -1;
+    for (size_t i = 0; i < h->naddresses; i++)
+        if (key_add(key, n, h->addresses[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < h->ncnames; i++)
+        if (key_add(key, n, h->cnames[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static json_t *host_json_build(const md_mx_host *h);
+
+/* A new reference to the host's JSON object, from the memo when it holds
+ * the same host. */
+static json_t *host_json(const md_mx_host *h, md_mx_memo *m)
+{
+    char key[MEMO_KEY_MAX];
+    size_t n;
+    if (m == NULL || memo_key(h, key, &n) != 0)
+        return host_json_build(h);
+    unsigned hash = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        hash = (hash ^ (unsigned char)key[i]) * 16777619u;
+    memo_slot *s = &m->slots[hash & (MEMO_SLOTS - 1)];
+    if (s->key != NULL && s->keylen == n && memcmp(s->key, key, n) == 0)
+        return json_incref(s->json);
+    json_t *o = host_json_build(h);
+    free(s->key);
+    json_decref(s->json);
+    s->key = md_xstrndup(key, n);
+    s->keylen = n;
+    s->json = json_incref(o);
+    return o;
+}
+
+/* --- judging, continued ------------------------------------------------------ */
+
+static json_t *host_json_build(const md_mx_host *h)
 {
     json_t *o = json_object();
     set_new(o, "host", json_ascii(h->host[0] ? h->host : "."));
@@ -177,7 +275,7 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
     for (size_t i = 0; i < r->nhosts; i++) {
         /* An implicit MX without an address is no route at all. */
         if (!(r->implicit && r->hosts[i].naddresses == 0))
-            json_array_append_new(mx, host_json(&r->hosts[i]));
+            json_array_append_new(mx, host_json(&r->hosts[i], opt ? opt->memo : NULL));
         if (details)
             host_detail(&r->hosts[i], r->implicit, rep);
     }

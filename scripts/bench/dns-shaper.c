@@ -8,8 +8,10 @@
  *               (names whose servers never answer)
  *   -w PREFIX   replies to queries whose first label starts with PREFIX
  *   -W MS       wait MS more milliseconds (slow names; default 1000)
+ *   -r QPS      queries beyond QPS a second (bursts of QPS/10) are dropped,
+ *               as a resolver limiting each client's rate does
  *
- * Usage: dns-shaper [-d MS] [-s PREFIX] [-w PREFIX -W MS] LISTEN_PORT UPSTREAM_PORT
+ * Usage: dns-shaper [-d MS] [-s PREFIX] [-w PREFIX -W MS] [-r QPS] LISTEN_PORT UPSTREAM_PORT
  * Both on 127.0.0.1.  Prints "ready" on stdout once it listens.  Queries are
  * forwarded under ids of its own, so any number of clients can share it.
  * UDP only: a truncated reply is passed on as it is; a reply over 512
@@ -94,19 +96,21 @@ static void flush(int fd, queue *q, int64_t now)
 int main(int argc, char **argv)
 {
     const char *silent = "", *slowp = "";
-    int64_t delay = 0, slow = 1000;
+    int64_t delay = 0, slow = 1000, qps = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "d:s:w:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:s:w:W:r:")) != -1) {
         switch (opt) {
         case 'd': delay = atoi(optarg); break;
         case 's': silent = optarg; break;
         case 'w': slowp = optarg; break;
         case 'W': slow = atoi(optarg); break;
+        case 'r': qps = atoi(optarg); break;
         default: return 2;
         }
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "usage: dns-shaper [-d MS] [-s PREFIX] [-w PREFIX -W MS] LISTEN_PORT UPSTREAM_PORT\n");
+        fprintf(stderr, "usage: dns-shaper [-d MS] [-s PREFIX] [-w PREFIX -W MS] [-r QPS] "
+                "LISTEN_PORT UPSTREAM_PORT\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -116,6 +120,8 @@ int main(int argc, char **argv)
                    { calloc(QLEN, sizeof(held)), 0, 0, (delay + slow) * 1000 } };
     size_t lsil = strlen(silent), lslow = strlen(slowp);
     uint16_t next_id = 0;
+    double tokens = qps / 10.0;     /* token bucket of -r */
+    int64_t refilled = now_us();
     static unsigned char bufs[BATCH][PKT];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
@@ -152,6 +158,15 @@ int main(int argc, char **argv)
                 if (side == 0) {            /* a query from a client */
                     if (first_label_has(b, len, silent, lsil))
                         continue;
+                    if (qps > 0) {
+                        tokens += (double)(now - refilled) * qps / 1e6;
+                        refilled = now;
+                        if (tokens > qps / 10.0)
+                            tokens = qps / 10.0;
+                        if (tokens < 1)
+                            continue;
+                        tokens -= 1;
+                    }
                     slot *s = &slots[next_id];
                     s->client = from[i];
                     s->id = id;

@@ -36,13 +36,22 @@
 #define MAX_SOCKS 64
 
 /* The window (dns.h): the retransmission timeout before the first answer
- * and its floor (a query's answer is not expected sooner than one tick of
- * the loop), in microseconds; the share of late answers that cuts it; the
- * fewest finished queries over which that share is judged. */
+ * and its clock granularity (a query's answer is not expected sooner than
+ * one tick of the loop), in microseconds; the share of late answers that
+ * cuts it; the share of queries presumed lost, over what the rounds before
+ * lost, that stops its growth; the fewest queries over which a round is
+ * judged; how many times the window the queries in flight may be once the
+ * server has dropped some. */
 #define RTO_INITIAL_US 50000
 #define RTO_MIN_US     (TICK_MS * 1000)
 #define LATE_SHARE     16
+#define LOST_MARGIN    (1.0 / 16)
+#define LOST_USUAL_FIRST (1.0 / 8)
 #define ROUND_MIN      64
+#define INFLIGHT_PER_WINDOW 8
+/* Attempts (tries x servers) whose times the window knows; an answer to a
+ * later one is not taken as loss. */
+#define ATTEMPTS_KNOWN 8
 
 /* The probation segment of the cache (cache_trim) holds at most this share
  * of it. */
@@ -95,7 +104,13 @@ struct md_dns {
     double cwnd, ssthresh, wmin, wmax;
     int in_use;               /* the last dispatch filled the window */
     int64_t srtt_us, rttvar_us, rto_us, rto_max_us;
-    size_t round_done, round_late;
+    int64_t attempt_us[ATTEMPTS_KNOWN]; /* when c-ares sends attempt k, after the first */
+    int attempts;
+    size_t round_len;         /* queries judged together: the window when it began */
+    size_t round_ok, round_lost, round_late;
+    int dropped;              /* the window was ever cut: the server drops */
+    double lost_usual;        /* share presumed lost in recent rounds (silent names) */
+    int lossy;                /* the last round lost more than usual */
     int depth;                /* callbacks running: queries asked now are follow-ups */
     struct pollfd socks[MAX_SOCKS];
     size_t nsocks;
@@ -312,6 +327,8 @@ md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
     dns->wmin = dns->wmax < MD_DNS_WINDOW_MIN ? dns->wmax : MD_DNS_WINDOW_MIN;
     dns->cwnd = dns->wmax < MD_DNS_WINDOW_INITIAL ? dns->wmax : MD_DNS_WINDOW_INITIAL;
     dns->ssthresh = dns->wmax;
+    dns->round_len = ROUND_MIN;
+    dns->lost_usual = LOST_USUAL_FIRST;
     dns->stats.window = dns->stats.window_peak = (unsigned)dns->cwnd;
     dns->cache_max = cfg->cache_max ? cfg->cache_max : MD_DNS_CACHE_DEFAULT;
     dns->no_cache = cfg->no_cache;
@@ -359,6 +376,10 @@ md_dns *md_dns_new(const md_dns_config *cfg, md_error *err)
     /* STAYOPEN: a sequential caller (an SPF worker asks one query at a time)
      * would otherwise open, configure and close a UDP socket per query. */
     opt.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH | ARES_FLAG_STAYOPEN;
+    /* Attempt k waits first_ms << (k / nservers), as c-ares 1.18 times it. */
+    dns->attempts = tries * (int)nserv < ATTEMPTS_KNOWN ? tries * (int)nserv : ATTEMPTS_KNOWN;
+    for (int k = 1; k < dns->attempts; k++)
+        dns->attempt_us[k] = dns->attempt_us[k - 1] + ((int64_t)first_ms << ((k - 1) / (int)nserv)) * 1000;
     opt.timeout = first_ms;
     opt.tries = tries;
     opt.ndots = 1;
@@ -544,42 +565,94 @@ static void rtt_sample(md_dns *dns, int64_t r)
         dns->rttvar_us += (d - dns->rttvar_us) / 4;
         dns->srtt_us += (r - dns->srtt_us) / 8;
     }
-    int64_t rto = dns->srtt_us + 4 * dns->rttvar_us;
-    if (rto < RTO_MIN_US)
-        rto = RTO_MIN_US;
+    /* RTO = SRTT + max(G, 4 RTTVAR), G the granularity of our clock: the
+     * loop's tick, at which queries are found overdue. */
+    int64_t rto = dns->srtt_us + (4 * dns->rttvar_us > RTO_MIN_US ? 4 * dns->rttvar_us : RTO_MIN_US);
     if (rto > dns->rto_max_us)
         rto = dns->rto_max_us;
     dns->rto_us = rto;
     dns->stats.rto_ms = (unsigned)(rto / 1000);
 }
 
-/* A query has finished: what its answer says about the server.  live: it
- * still counted against the window; answered: a reply came (any rcode);
- * timeouts: its tries that went unanswered; good: an answer, NODATA or
- * NXDOMAIN (a SERVFAIL or REFUSED came in time but is no reason to grow). */
+static void cut(md_dns *dns, double to)
+{
+    dns->ssthresh = to > dns->wmin ? to : dns->wmin;
+    window_set(dns, dns->ssthresh);
+    dns->dropped = 1;
+    dns->stats.cuts++;
+}
+
+/*
+ * Ends a round once a window's worth of queries has been answered in time
+ * or presumed lost, and judges it:
+ *  - more presumed lost than answered in time, with some answered: the
+ *    server or the path drops queries (a rate limit, a full socket buffer):
+ *    the window becomes what got through;
+ *  - else more than 1/LATE_SHARE of the answers answered a query c-ares
+ *    had sent again: halved.
+ * A round with nothing answered in time tells nothing (every name silent,
+ * or the server down): the window stays.  A few silent names (under half)
+ * never cut it.
+ */
+static void round_step(md_dns *dns)
+{
+    size_t done = dns->round_ok + dns->round_lost;
+    if (done < dns->round_len)
+        return;
+    if (dns->round_ok > 0 && dns->round_lost > dns->round_ok)
+        cut(dns, dns->cwnd * (double)dns->round_ok / (double)done);
+    else if (dns->round_late * LATE_SHARE > dns->round_ok + dns->round_late)
+        cut(dns, dns->cwnd / 2);
+    /* Losing more than usual, even without a cut, ends slow start and holds
+     * the window for a round: the server may have started to drop.  What is
+     * usual starts at LOST_USUAL_FIRST and follows the rounds, a quarter of
+     * the way each round: a share of silent names up to that holds nothing,
+     * a larger one slows the growth for a few rounds. */
+    double share = (double)dns->round_lost / (double)done;
+    dns->lossy = share > 2 * dns->lost_usual + LOST_MARGIN;
+    if (dns->lossy && dns->ssthresh > dns->cwnd)
+        dns->ssthresh = dns->cwnd;
+    dns->lost_usual += (share - dns->lost_usual) / 4;
+    dns->round_ok = dns->round_lost = dns->round_late = 0;
+    dns->round_len = dns->cwnd > ROUND_MIN ? (size_t)dns->cwnd : ROUND_MIN;
+}
+
+/* A query has finished: what it says about the server.  live: it still
+ * counted against the window (not presumed lost yet); answered: a reply
+ * came (any rcode); timeouts: its tries that went unanswered; good: an
+ * answer, NODATA or NXDOMAIN (a SERVFAIL or REFUSED came in time but is no
+ * reason to grow). */
 static void window_on_done(md_dns *dns, int live, int answered, int timeouts, int good,
                            int64_t rtt_us)
 {
     if (answered && timeouts == 0)
         rtt_sample(dns, rtt_us);   /* Karn: only first tries are unambiguous */
-    if (!answered)
-        return;                    /* a silent name says nothing about the server */
-    if (timeouts > 0) {
+    if (answered && timeouts > 0) {
         dns->stats.late++;
-        dns->round_late++;
-    } else if (live && good && dns->in_use) {
-        window_set(dns, dns->cwnd + (dns->cwnd < dns->ssthresh ? 1.0 : 1.0 / dns->cwnd));
+        /* An answer that comes within a round trip or so of c-ares sending
+         * the query again answers the new try: the one before was lost.
+         * One that comes at some other time answers a try the server was
+         * slow with (a recursive resolver chasing a slow authoritative
+         * server): no loss, however late. */
+        int64_t since = timeouts < dns->attempts ? rtt_us - dns->attempt_us[timeouts] : -1;
+        if (since >= 0 && since < 2 * dns->rto_us)
+            dns->round_late++;
     }
-    /* Judge the share of late answers over one window's worth of queries. */
-    size_t round = dns->cwnd > ROUND_MIN ? (size_t)dns->cwnd : ROUND_MIN;
-    if (++dns->round_done < round)
-        return;
-    if (dns->round_late * LATE_SHARE > dns->round_done) {
-        dns->ssthresh = dns->cwnd / 2 > dns->wmin ? dns->cwnd / 2 : dns->wmin;
-        window_set(dns, dns->ssthresh);
-        dns->stats.cuts++;
+    if (!live)
+        return;                    /* counted when it was presumed lost */
+    if (!answered) {
+        dns->round_lost++;         /* the whole budget within one RTO: tiny budgets */
+    } else {
+        dns->round_ok++;
+        /* Grow while answers come in time, the window is the limit, and
+         * neither this round nor the last lost more than usual (a server
+         * starting to drop stops it before the cut). */
+        double done = (double)(dns->round_ok + dns->round_lost);
+        if (timeouts == 0 && good && dns->in_use && !dns->lossy &&
+            dns->round_lost <= (2 * dns->lost_usual + LOST_MARGIN) * done)
+            window_set(dns, dns->cwnd + (dns->cwnd < dns->ssthresh ? 1.0 : 1.0 / dns->cwnd));
     }
-    dns->round_done = dns->round_late = 0;
+    round_step(dns);
 }
 
 /* Queries unanswered after the retransmission timeout leave the window. */
@@ -588,6 +661,8 @@ static void window_expire(md_dns *dns, int64_t now)
     while (dns->live.head && now - dns->live.head->sent_us >= dns->rto_us) {
         list_unlink(dns->live.head);
         dns->stats.presumed_lost++;
+        dns->round_lost++;
+        round_step(dns);
     }
 }
 
@@ -764,12 +839,19 @@ static void deliver_cached(md_dns *dns)
     cache_trim(dns);
 }
 
-/* Free places in the window, within the bound on queries in flight. */
+/* Free places in the window, within the bounds on queries in flight. */
 static size_t window_places(const md_dns *dns)
 {
-    size_t w = (size_t)dns->cwnd;
+    size_t w = (size_t)dns->cwnd, cap = dns->inflight_cap;
+    if (dns->dropped) {
+        /* The server drops queries: those presumed lost may be real losses
+         * whose retries c-ares still sends; keep them in proportion. */
+        double most = (dns->cwnd > dns->ssthresh ? dns->cwnd : dns->ssthresh) * INFLIGHT_PER_WINDOW;
+        if (most < (double)cap)
+            cap = (size_t)most;
+    }
     size_t a = w > dns->live.n ? w - dns->live.n : 0;
-    size_t b = dns->inflight_cap > dns->ninflight ? dns->inflight_cap - dns->ninflight : 0;
+    size_t b = cap > dns->ninflight ? cap - dns->ninflight : 0;
     return a < b ? a : b;
 }
 

@@ -14,32 +14,44 @@
  *
  * The window, the most queries that may wait for their answers at once, is
  * sized the way TCP sizes its congestion window, from what a DNS client can
- * observe:
- *  - it starts at MD_DNS_WINDOW_INITIAL and grows by one query for each
- *    answer that comes back in time while the window is in use: it doubles
- *    every round trip (slow start) until the first cut, then grows by one
- *    query per round trip (additive increase), up to MD_DNS_WINDOW_MAX or
- *    the configured window;
- *  - loss shows as an answer that came only after c-ares had to send the
- *    query again (its first try timed out: the server or the path dropped
- *    it, or queued it too long).  When more than 1/16 of the queries that
- *    finish over one window's worth of queries came back that way, the
- *    window is halved (multiplicative decrease, at most once per window's
- *    worth).  A resolver that limits our rate by dropping queries, or a
- *    server whose socket buffer overflows, drives the window down to what it
- *    can take; a few slow names among many (a recursive resolver chasing a
- *    slow authoritative server) do not, which is why a share and not every
- *    late answer decides;
+ * observe.  Its rounds are one window's worth of queries, each answered in
+ * time or presumed lost:
  *  - a query still unanswered after the retransmission timeout (smoothed
- *    round-trip time + 4 x its variation, RFC 6298, measured on answers to
- *    first tries only) is presumed lost and stops counting against the
- *    window, as lost segments leave TCP's "pipe" (RFC 6675).  c-ares keeps
- *    trying it within the budget, and its answer, if one comes, is still
- *    delivered.  A name whose servers never answer thus holds a place in the
- *    window for one retransmission timeout, not for the whole budget: a
- *    share of silent names costs its timeouts once, side by side, not one
- *    after another.  It is not taken as loss either: a name that never
- *    answers tells nothing about the server we ask.
+ *    round-trip time + max(one tick of the loop, 4 x its variation), RFC
+ *    6298, measured on answers to first tries only) is presumed lost and
+ *    stops counting against the window, as lost segments leave TCP's
+ *    "pipe" (RFC 6675).  c-ares keeps trying it within the budget, and its
+ *    answer, if one comes, is still delivered.  A name whose servers never
+ *    answer thus holds a place in the window for one retransmission
+ *    timeout, not for the whole budget: a share of silent names costs its
+ *    timeouts once, side by side, not one after another;
+ *  - the window starts at MD_DNS_WINDOW_INITIAL and grows by one query for
+ *    each answer that comes back in time while the window is in use and
+ *    neither this round nor the last lost more than usual: it doubles every
+ *    round trip (slow start) until the first round that does, then grows by
+ *    one query per round trip (additive increase), up to MD_DNS_WINDOW_MAX
+ *    or the configured window.  "More than usual" is twice the share lost
+ *    in recent rounds plus 1/16, starting from a share of 1/8: a steady
+ *    share of silent names is usual, a server that starts to drop as the
+ *    window grows is not, and is caught a round trip after the first drop,
+ *    before the cuts below can tell;
+ *  - a round where more queries were presumed lost than answered in time
+ *    (some were answered: the server is up) shows a server or a path that
+ *    drops what exceeds its rate: the window becomes what got through.  A
+ *    round where more than 1/16 of the answers answered a query c-ares had
+ *    sent again shows losses too: the window is halved.  Such an answer
+ *    comes within two retransmission timeouts of the new try; one that
+ *    comes at another time answers a try the server was slow with, and
+ *    counts for nothing.  Both are the multiplicative decrease, at most once
+ *    a round.  A rate-limited resolver or a server whose socket buffer
+ *    overflows thus drives the window down to what it takes; a share of
+ *    silent names (under half) or of slow ones (a recursive resolver
+ *    chasing a slow authoritative server) does not, and a round with
+ *    nothing answered in time (every name silent, or the server down) tells
+ *    nothing and changes nothing;
+ *  - once the window has been cut, the queries in flight, presumed lost
+ *    included, stay within 8 times the window: c-ares still sends their
+ *    retries, and a server that drops must not get them all at once.
  * A latency rule (Vegas, BBR) was not chosen: through a recursive resolver
  * the round trip varies by orders of magnitude from one name to the next
  * (cached or not), and on loopback our own processing dominates it, so a
@@ -157,7 +169,7 @@ typedef struct md_dns_config {
 
 #define MD_DNS_TIMEOUT_DEFAULT 5.0
 #define MD_DNS_WINDOW_INITIAL  64      /* queries in flight before any answer */
-#define MD_DNS_WINDOW_MIN      8
+#define MD_DNS_WINDOW_MIN      2
 #define MD_DNS_WINDOW_MAX      1000
 #define MD_DNS_INFLIGHT_MAX    8192    /* presumed lost included */
 #define MD_DNS_CACHE_DEFAULT   20000
@@ -235,7 +247,8 @@ typedef struct md_dns_stats {
     unsigned long merged;       /* joined an identical queued/in-flight query */
     unsigned long cache_hits;
     unsigned long outcomes[8];  /* by md_dns_outcome */
-    unsigned long late;         /* answered only after c-ares sent them again */
+    unsigned long late;         /* answered only after c-ares sent them again
+                                 * (some of them only slow, not lost) */
     unsigned long presumed_lost;/* left the window unanswered (see above) */
     unsigned long cuts;         /* times the window was halved */
     unsigned window;            /* the window now */

@@ -1,8 +1,10 @@
 /*
  * Unit tests for the lib/dns event loop against a scripted UDP responder
  * running in a thread on 127.0.0.1 (a free port).  The responder answers
- * every A query with 192.0.2.1 after a delay, or stays silent for names
- * starting with "silent", and counts what it receives, so the tests can see
+ * every A query with 192.0.2.1 after a delay, stays silent for names
+ * starting with "silent", drops names starting with "limited" beyond a
+ * rate (as a resolver limiting each client does), and counts what it
+ * receives, so the tests can see
  * merging, the cache, the in-flight window, the timeout budget and which
  * queries go first.
  */
@@ -20,6 +22,7 @@
 static int srv_fd;
 static atomic_int srv_queries, srv_inflight_max, srv_stop;
 static int srv_delay_ms = 50;
+static const int srv_limit_qps = 2000;   /* for "limited..." names, bursts of a tenth */
 
 typedef struct pending {
     struct sockaddr_in from;
@@ -33,6 +36,8 @@ static void *responder(void *arg)
     (void)arg;
     pending *q = calloc(4096, sizeof *q);
     size_t nq = 0;
+    double tokens = srv_limit_qps / 10.0;
+    int64_t refilled = md_now_ms();
     while (!atomic_load(&srv_stop)) {
         struct pollfd p = { srv_fd, POLLIN, 0 };
         poll(&p, 1, 5);
@@ -46,6 +51,16 @@ static void *responder(void *arg)
             atomic_fetch_add(&srv_queries, 1);
             if (in.buf[12] >= 6 && memcmp(in.buf + 13, "silent", 6) == 0)
                 continue;   /* never answered */
+            if (in.buf[12] >= 7 && memcmp(in.buf + 13, "limited", 7) == 0) {
+                int64_t t = md_now_ms();
+                tokens += (double)(t - refilled) * srv_limit_qps / 1000.0;
+                refilled = t;
+                if (tokens > srv_limit_qps / 10.0)
+                    tokens = srv_limit_qps / 10.0;
+                if (tokens < 1)
+                    continue;   /* over the rate: dropped */
+                tokens -= 1;
+            }
             in.due = md_now_ms() + srv_delay_ms;
             if (nq < 4096)
                 q[nq++] = in;
@@ -292,6 +307,33 @@ int main(void)
        st.presumed_lost, st.inflight_peak);
     md_dns_free(d);   /* the silent queries are dropped without callbacks */
     free(ck);
+
+    /* 9. a server that drops what exceeds its rate (2000 queries a second,
+     *    100 per round trip): the window stops short of its maximum, near
+     *    what the server takes, so that the retries c-ares sends get through
+     *    and every one of 3000 queries is answered within its budget.  A
+     *    fixed window is held down by its own losses, each waiting a whole
+     *    try; one where queries presumed lost make room is not, and must
+     *    come down by itself or lose queries for good. */
+    d = open_dns(server, 5, 0, 1);
+    g = calloc(3000, sizeof *g);
+    for (int i = 0; i < 3000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "limited%d.example.test", i);
+        md_dns_query(d, name, MD_DNS_A, cb, &g[i]);
+    }
+    t0 = md_now_ms();
+    md_dns_run(d);
+    took = md_now_ms() - t0;
+    done = 0;
+    for (int i = 0; i < 3000; i++)
+        done += g[i].calls == 1 && g[i].outcome == MD_DNS_ANSWER;
+    md_dns_get_stats(d, &st);
+    ok(done == 3000 && st.window_peak < MD_DNS_WINDOW_MAX, "rate-limited server: %d of 3000 answered in "
+       "%lld ms, the window %u at most (cut %lu times, %lu answers after a retry)", done,
+       (long long)took, st.window_peak, st.cuts, st.late);
+    free(g);
+    md_dns_free(d);
 
     atomic_store(&srv_stop, 1);
     pthread_join(th, NULL);

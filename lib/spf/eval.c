@@ -821,8 +821,7 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
                             md_error *err)
 {
     ev e = { .dns = dns, .origin = "walk" };
-    const char *fault = getenv("MAILDIAG_SPF_FAULT");   /* see libspf2.c */
-    if (fault && strcmp(fault, "walk-hang") == 0)
+    if (spf_test_fault("walk-hang"))
         for (;;)
             pause();
     if (set_ip(&e, req->ip) != 0) {

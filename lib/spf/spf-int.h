@@ -79,4 +79,17 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
  * severity of the findings (the line's "status"). */
 md_severity spf_report_json_append(md_buf *b, json_t *obj);
 
+/*
+ * Test hooks, only in a build configured with --enable-test-hooks (which
+ * defines MD_TEST_HOOKS): whether MAILDIAG_SPF_FAULT names the fault
+ * (libspf2-crash, libspf2-hang, walk-hang), which the isolation tests use
+ * to make an evaluation fail the ways libspf2 can.  Elsewhere it is the
+ * constant 0, and the variable's name is not in the library.
+ */
+#ifdef MD_TEST_HOOKS
+int spf_test_fault(const char *name);
+#else
+#define spf_test_fault(name) ((void)(name), 0)
+#endif
+
 #endif

@@ -63,6 +63,7 @@ int main(void)
     ok(has_finding(o, "spf.dns_temporary"), "with spf.dns_temporary");
     json_decref(o);
 
+#ifdef MD_TEST_HOOKS
     static const char *const faults[] = { "libspf2-crash", "libspf2-hang" };
     for (int i = 0; i < 2; i++) {
         setenv("MAILDIAG_SPF_FAULT", faults[i], 1);
@@ -76,6 +77,9 @@ int main(void)
         json_decref(o);
     }
     unsetenv("MAILDIAG_SPF_FAULT");
+#else
+    printf("# SKIP libspf2 crash and hang: MAILDIAG_SPF_FAULT needs ./configure --enable-test-hooks\n");
+#endif
 
     /* Digit transformers over 128 are valid (RFC 7208 7.1) but libspf2
      * 1.2.10 refuses them, and reads %{d4294967297} as %{d1}: its layer

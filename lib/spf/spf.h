@@ -5,7 +5,7 @@
  *  1. check_host() is walked here, over lib/dns, term by term in RFC order.
  *     This walk fetches every record and address the evaluation needs into
  *     an in-memory answer table, and it enforces what libspf2 1.2.10 gets
- *     wrong (see ../shared/LIBRARIES.md): 10 DNS terms in total across
+ *     wrong (docs/LIBRARIES.md, "libspf2"): 10 DNS terms in total across
  *     includes and redirects, 2 void lookups, 10 names per mx/ptr, syntax
  *     errors anywhere as permerror, DNS failures as temperror, two records as
  *     permerror, v=spf10 not SPF, 127.0.0.1 evaluated normally, macros such

@@ -712,17 +712,26 @@ json_t *md_auth_check(md_dns *dns, const char *domain_in, const md_auth_config *
     json_object_set_new(out, "tls_rpt", tlsrpt_check(dns, domain, findings));
     json_object_set_new(out, "bimi", bimi_check(dns, domain, findings));
     md_error e2 = { 0 };
-    json_t *spf = md_spf_lint(dns, domain, &e2);
-    if (spf) {
-        json_t *sf = json_object_get(spf, "findings");
-        size_t i;
-        json_t *f;
-        json_array_foreach(sf, i, f)
-            json_array_append(findings, f);
-        json_object_del(spf, "findings");
-        json_object_del(spf, "queries");
-        json_object_set_new(out, "spf", spf);
+    md_report *srep = md_report_new("spf", NULL);
+    md_spf_result *spf = NULL;
+    if (md_spf_lint(dns, domain, &spf, srep, &e2) == MD_OK) {
+        for (size_t i = 0; i < md_report_count(srep); i++) {
+            const md_finding *f = md_report_get(srep, i);
+            json_t *jf = json_pack("{s:s, s:s, s:s, s:[]}", "id", f->id,
+                                   "severity", md_severity_name(f->severity), "summary", f->summary,
+                                   "evidence");
+            for (size_t j = 0; j < f->nevidence; j++)
+                json_array_append_new(json_object_get(jf, "evidence"), json_string(f->evidence[j]));
+            json_array_append_new(findings, jf);
+        }
+        /* the lint as maildiag-spf describes it, without its query trace */
+        md_report *tmp = md_report_new("spf", NULL);
+        md_spf_describe(spf, tmp, MD_SPF_DESCRIBE_NO_QUERIES | MD_SPF_DESCRIBE_JSON_ONLY);
+        json_object_set(out, "spf", md_report_fields(tmp));
+        md_report_free(tmp);
     }
+    md_spf_result_free(spf);
+    md_report_free(srep);
     json_object_set_new(out, "mx", mx_check(dns, domain, findings));
     json_object_set_new(out, "findings", findings);
     free(org);

@@ -162,8 +162,8 @@ int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
  * order they were set, "status", "findings":[{"id","severity","summary"
  * [,"evidence":[...]]}]}, escaped as md_json_append escapes.  Returns 0, or
  * -1 when a field holds something JSON cannot (a non-finite real), which
- * is then written as null.  md_report_write_json and md_report_to_json
- * render through it.
+ * is then written as null.  md_report_write_json, md_report_to_json and
+ * the SPF pool's workers all render through it.
  */
 int md_report_append_json(const md_report *rep, md_buf *b);
 /* md_report_append_json to a stream.  Returns 0, or -1 on a write error or

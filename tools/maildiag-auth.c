@@ -90,7 +90,11 @@ int main(int argc, char **argv)
     if ((dns = cli_dns_open(&o.dns, prog, 0)) == NULL)
         goto done;
     md_tally_init(&tally);
+    /* The library words facts; the advice names our option. */
     md_auth_config cfg = { .selectors = o.selectors, .nselectors = o.nselectors,
+                           .probe_selectors = getenv("MAILDIAG_DKIM_SELECTORS"),
+                           .selector_advice = "give the selector your mail is signed with"
+                                              " (--dkim-selector)",
                            .sends_reset = !o.no_reset };
     unsigned flags = md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE : MD_TEXT_EVIDENCE;
     for (int i = optind; i < argc; i++) {

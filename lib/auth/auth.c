@@ -692,8 +692,8 @@ static void dkim_check(md_dns *dns, const char *domain, const md_auth_config *cf
             dkim_one(dns, domain, cfg->selectors[i], 1, &r->dkim[r->ndkim++], rep);
         return;
     }
-    const char *env = getenv("MAILDIAG_DKIM_SELECTORS");
-    const char *probe = env && *env ? env : MD_AUTH_DKIM_DEFAULT_SELECTORS;
+    const char *probe = cfg->probe_selectors && *cfg->probe_selectors
+                        ? cfg->probe_selectors : MD_AUTH_DKIM_DEFAULT_SELECTORS;
     size_t n = 0;
     char **list = md_dns_server_list_split(probe, &n);
     r->dkim = md_xcalloc(n + 1, sizeof *r->dkim);
@@ -706,10 +706,12 @@ static void dkim_check(md_dns *dns, const char *domain, const md_auth_config *cf
             md_auth_dkim_clear(o);
     }
     md_dns_server_list_free(list);
-    if (r->ndkim == 0)
-        add(rep, "dkim.none_found", MD_SEV_WARNING,
-            "no DKIM key at the usual selectors: give the selector your mail is signed with"
-            " (--dkim-selector)", probe);
+    if (r->ndkim == 0) {
+        char sum[400];
+        snprintf(sum, sizeof sum, "no DKIM key at the usual selectors%s%s",
+                 cfg->selector_advice ? ": " : "", cfg->selector_advice ? cfg->selector_advice : "");
+        add(rep, "dkim.none_found", MD_SEV_WARNING, sum, probe);
+    }
 }
 
 /* The one TXT record at name starting with v=VERSION: 1 (*rec set), 0 none,

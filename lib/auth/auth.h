@@ -31,13 +31,18 @@
 extern "C" {
 #endif
 
-/* Selectors probed when none is given (MAILDIAG_DKIM_SELECTORS, a comma or
- * space separated list, replaces it). */
+/* Selectors probed when none is given. */
 #define MD_AUTH_DKIM_DEFAULT_SELECTORS "default,selector1,selector2,google,k1,s1,s2,dkim,mail"
 
 typedef struct md_auth_config {
     const char *const *selectors;  /* DKIM selectors to check; NULL/0 = probe */
     size_t nselectors;
+    const char *probe_selectors;   /* the selectors probed when none is given, a
+                                    * comma or blank separated list; NULL or "" =
+                                    * MD_AUTH_DKIM_DEFAULT_SELECTORS */
+    const char *selector_advice;   /* what to do when no probed selector has a key,
+                                    * in the caller's words (dkim.none_found's
+                                    * summary ends with it); NULL = none */
     int sends_reset;               /* 1: the domain sends password-reset mail
                                     * (p=none is then a warning); default tools pass 1 */
 } md_auth_config;

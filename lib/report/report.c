@@ -185,23 +185,6 @@ void md_report_add_findings(md_report *rep, const md_report *from)
     }
 }
 
-void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id)
-{
-    size_t i, j;
-    json_t *f, *e;
-    json_array_foreach(findings, i, f) {
-        const char *id = json_string_value(json_object_get(f, "id"));
-        const char *sev = json_string_value(json_object_get(f, "severity"));
-        const char *summary = json_string_value(json_object_get(f, "summary"));
-        int s = md_severity_parse(sev ? sev : "unknown");
-        md_finding *fd = md_report_add(rep, id ? id : fallback_id,
-                                       s < 0 ? MD_SEV_UNKNOWN : (md_severity)s, "%s",
-                                       summary ? summary : "");
-        json_array_foreach(json_object_get(f, "evidence"), j, e)
-            md_finding_add_evidence(fd, "%s", json_string_value(e) ? json_string_value(e) : "");
-    }
-}
-
 void md_report_add_detail(md_report *rep, const char *fmt, ...)
 {
     va_list ap;

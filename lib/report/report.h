@@ -85,14 +85,6 @@ void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
  * both in one list). */
 void md_report_add_findings(md_report *rep, const md_report *from);
 
-/*
- * Adds every finding of a JSON findings array ([{"id", "severity",
- * "summary", "evidence": [...]}], the shape md_report_to_json writes) to
- * rep: for modules that build their results as JSON.  A finding without an
- * id gets fallback_id; an unknown severity is unknown.
- */
-void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id);
-
 /* Appends a human detail line (shown indented under the subject in text
  * output, before the findings). */
 void md_report_add_detail(md_report *rep, const char *fmt, ...)

@@ -64,8 +64,8 @@ typedef struct ev {
 
 /* --- the tree ------------------------------------------------------------ */
 
-/* A new node, appended to parent's children (or made the root when parent
- * is NULL and there is none yet). */
+/* A new node, appended to parent's children, or the root when parent is
+ * NULL (a walk has one top: check_host or lint_node at depth 0). */
 static md_spf_node *node_new(ev *e, md_spf_node *parent, md_spf_node_kind kind, md_spf_via via,
                              const char *domain)
 {
@@ -77,11 +77,9 @@ static md_spf_node *node_new(ev *e, md_spf_node *parent, md_spf_node_kind kind, 
         parent->children = md_xrealloc(parent->children,
                                        (parent->nchildren + 1) * sizeof *parent->children);
         parent->children[parent->nchildren++] = n;
-    } else if (e->root == NULL) {
-        e->root = n;
     } else {
-        spf_node_free(n);   /* not reached: one top per walk */
-        return NULL;
+        spf_node_free(e->root);
+        e->root = n;
     }
     return n;
 }

@@ -127,9 +127,9 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-static void emit(run *r, json_t *obj)
+/* Writes one report (and frees it). */
+static void emit(run *r, md_report *rep)
 {
-    md_report *rep = md_spf_report(prog, obj);
     md_severity st = md_report_status(rep);
     md_tally_add(&r->tally, st);
     if (!(r->o->quiet && st == MD_SEV_OK)) {
@@ -140,11 +140,10 @@ static void emit(run *r, json_t *obj)
             r->write_errno = errno ? errno : EIO;
     }
     md_report_free(rep);
-    json_decref(obj);
 }
 
 /* A result from the pool, already rendered by its worker. */
-static void emit_rendered(run *r, md_spf_result *res)
+static void emit_rendered(run *r, md_spf_pool_result *res)
 {
     md_tally_add(&r->tally, res->status);
     r->finished++;
@@ -153,7 +152,7 @@ static void emit_rendered(run *r, md_spf_result *res)
     if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered && r->write_errno == 0
         && fwrite(res->rendered, 1, res->len, stdout) != res->len)
         r->write_errno = errno ? errno : EIO;
-    md_spf_result_clear(res);
+    md_spf_pool_result_clear(res);
 }
 
 /* One "IP ADDRESS [HELO]" line of --file into req (pointing into line). */
@@ -174,9 +173,14 @@ static int parse_line(char *line, md_spf_request *req)
 
 static void bad_line(run *r, const char *line)
 {
-    emit(r, json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", "", "result",
-                      "temperror", "findings", "id", "input.invalid_line", "severity", "unknown",
-                      "summary", "not an 'IP ADDRESS [HELO]' line", "evidence", line));
+    md_report *rep = md_report_new(prog, NULL);
+    md_spf_result *res = md_spf_result_invalid("");
+    md_spf_describe(res, rep, 0);
+    md_spf_result_free(res);
+    md_finding *f = md_report_add(rep, "input.invalid_line", MD_SEV_UNKNOWN,
+                                  "not an 'IP ADDRESS [HELO]' line");
+    md_finding_add_evidence(f, "%s", line);
+    emit(r, rep);
 }
 
 /* Evaluations through the worker pool: the --ip request, or every line. */
@@ -195,7 +199,7 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
         return -1;
     const char *item;
     int first = 1;
-    md_spf_result res;
+    md_spf_pool_result res;
     while (!cli_interrupted && r->write_errno == 0) {
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
@@ -246,16 +250,24 @@ static int lint(run *r, md_input *in, const options *o, md_error *err)
     if (dns == NULL)
         return -2;
     while (!cli_interrupted && r->write_errno == 0 && (d = md_input_next(in, err)) != NULL) {
-        json_t *obj = md_spf_lint(dns, d, err);
+        int utf8 = md_utf8_valid(d, strlen(d));
+        md_report *rep = md_report_new(prog, utf8 ? d : "(not UTF-8)");
+        md_spf_result *res = NULL;
+        md_error lerr = { 0 };
+        if (utf8 && md_spf_lint(dns, d, &res, rep, &lerr) == MD_OK) {
+            md_spf_describe(res, rep, 0);
+        } else {
+            md_report_set(rep, "domain", json_string(utf8 ? d : "(not UTF-8)"));
+            md_finding *f = md_report_add(rep, "input.invalid_domain", MD_SEV_UNKNOWN,
+                                          "not a usable domain name");
+            md_finding_add_evidence(f, "%s", d);
+        }
+        md_spf_result_free(res);
         if (cli_interrupted) {      /* cut short: not a result */
-            json_decref(obj);
+            md_report_free(rep);
             break;
         }
-        if (obj == NULL)
-            obj = json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", d, "findings",
-                            "id", "input.invalid_domain", "severity", "unknown",
-                            "summary", "not a usable domain name", "evidence", d);
-        emit(r, obj);
+        emit(r, rep);
     }
     md_dns_free(dns);
     return md_input_failed(in) ? -1 : 0;

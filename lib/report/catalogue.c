@@ -43,7 +43,7 @@ static const md_catalogue_entry catalogue[] = {
     { "store.error", MD_SEV_UNKNOWN, "the account store could not be read or written" },
     { "selfcheck.accepted", MD_SEV_OK, "the request was accepted; an email is on its way to the address" },
     { "selfcheck.rate_limited", MD_SEV_WARNING, "too many requests for this address or overall: try later" },
-    /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (issue 3: lib/spf, lib/auth) --- */
+    /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (lib/spf, lib/auth) --- */
     /* SPF evaluation results, RFC 7208 2.6: severity follows the exit-code
      * mapping of maildiag-spf (pass 0; neutral, none, softfail 1; fail,
      * permerror 2; temperror 3). */

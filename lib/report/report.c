@@ -104,6 +104,13 @@ void md_report_free(md_report *rep)
 static char *line_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *line_vfmt(const char *fmt, va_list ap)
 {
+    if (strcmp(fmt, "%s") == 0) {
+        /* most lines are one string: no printf machinery for them */
+        const char *s = va_arg(ap, const char *);
+        if (s == NULL)
+            s = "(null)";
+        return md_sanitize_dup(s, strlen(s));
+    }
     char small[256];
     va_list cp;
     va_copy(cp, ap);
@@ -158,20 +165,23 @@ void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
     f->evidence[f->nevidence++] = line;
 }
 
-void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id)
+void md_report_add_findings(md_report *rep, const md_report *from)
 {
-    size_t i, j;
-    json_t *f, *e;
-    json_array_foreach(findings, i, f) {
-        const char *id = json_string_value(json_object_get(f, "id"));
-        const char *sev = json_string_value(json_object_get(f, "severity"));
-        const char *summary = json_string_value(json_object_get(f, "summary"));
-        int s = md_severity_parse(sev ? sev : "unknown");
-        md_finding *fd = md_report_add(rep, id ? id : fallback_id,
-                                       s < 0 ? MD_SEV_UNKNOWN : (md_severity)s, "%s",
-                                       summary ? summary : "");
-        json_array_foreach(json_object_get(f, "evidence"), j, e)
-            md_finding_add_evidence(fd, "%s", json_string_value(e) ? json_string_value(e) : "");
+    for (size_t i = 0; i < from->nfindings; i++) {
+        const md_finding *src = &from->findings[i];
+        if (rep->nfindings == rep->cap) {
+            rep->cap = rep->cap ? rep->cap * 2 : 4;
+            rep->findings = md_xrealloc(rep->findings, rep->cap * sizeof *rep->findings);
+        }
+        /* already sanitized and checked against the catalogue when added */
+        md_finding *f = &rep->findings[rep->nfindings++];
+        f->id = md_xstrdup(src->id);
+        f->severity = src->severity;
+        f->summary = md_xstrdup(src->summary);
+        f->nevidence = src->nevidence;
+        f->evidence = src->nevidence ? md_xcalloc(src->nevidence, sizeof *f->evidence) : NULL;
+        for (size_t j = 0; j < src->nevidence; j++)
+            f->evidence[j] = md_xstrdup(src->evidence[j]);
     }
 }
 
@@ -190,6 +200,17 @@ void md_report_set(md_report *rep, const char *key, json_t *val)
     if (val == NULL)
         return;
     json_object_set_new(rep->data, key, val);
+}
+
+void md_report_set_subject(md_report *rep, const char *subject)
+{
+    free(rep->subject);
+    rep->subject = md_sanitize_dup(subject ? subject : "", subject ? strlen(subject) : 0);
+}
+
+json_t *md_report_fields(const md_report *rep)
+{
+    return rep->data;
 }
 
 const char *md_report_subject(const md_report *rep)
@@ -225,83 +246,75 @@ md_severity md_report_status(const md_report *rep)
 
 json_t *md_report_to_json(const md_report *rep)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "schema_version", json_integer(1));
-    json_object_update(o, rep->data);
-    json_object_set_new(o, "status", json_string(md_severity_name(md_report_status(rep))));
-    json_t *arr = json_array();
-    for (size_t i = 0; i < rep->nfindings; i++) {
-        const md_finding *f = &rep->findings[i];
-        json_t *jf = json_object();
-        json_object_set_new(jf, "id", json_string(f->id));
-        json_object_set_new(jf, "severity", json_string(md_severity_name(f->severity)));
-        /* Summaries and evidence were sanitized when added (line_vfmt):
-         * well-formed UTF-8, so json_string takes them. */
-        json_object_set_new(jf, "summary", json_string(f->summary));
-        if (f->nevidence > 0) {
-            json_t *ev = json_array();
-            for (size_t j = 0; j < f->nevidence; j++)
-                json_array_append_new(ev, json_string(f->evidence[j]));
-            json_object_set_new(jf, "evidence", ev);
-        }
-        json_array_append_new(arr, jf);
-    }
-    json_object_set_new(o, "findings", arr);
+    /* Read back from the one renderer, so the tree and the line can never
+     * disagree.  Not for bulk paths: they write the line. */
+    md_buf b = { 0 };
+    json_t *o = NULL;
+    if (md_report_append_json(rep, &b) == 0)
+        o = json_loadb(b.data, b.len, 0, NULL);
+    free(b.data);
     return o;
 }
 
 /* Appends a summary or evidence line: sanitized when it was added
- * (line_vfmt), so well-formed UTF-8, as jansson would store it. */
+ * (line_vfmt), so well-formed UTF-8. */
 static void append_text(md_buf *b, const char *s)
 {
     md_json_append_string(b, s, strlen(s));
 }
 
-int md_report_write_json(const md_report *rep, FILE *out)
+int md_report_append_json(const md_report *rep, md_buf *b)
 {
-    /* Written straight from the report, in md_report_to_json's shape and
-     * order, into one buffer and one fwrite: building the merged jansson
-     * tree just to print and delete it was a fifth of a bulk run. */
-    md_buf b = { 0 };
+    /* Written straight from the report into one buffer: building a merged
+     * jansson tree just to print and delete it was a fifth of a bulk run. */
     const char *key;
     json_t *val;
     int rc = 0;
 
-    MD_BUF_LIT(&b, "{\"schema_version\":1");
+    MD_BUF_LIT(b, "{\"schema_version\":1");
     json_object_foreach(rep->data, key, val) {
-        MD_BUF_LIT(&b, ",");
-        md_json_append_string(&b, key, strlen(key));
-        MD_BUF_LIT(&b, ":");
-        if (md_json_append(&b, val) != 0)
+        MD_BUF_LIT(b, ",");
+        md_json_append_string(b, key, strlen(key));
+        MD_BUF_LIT(b, ":");
+        if (md_json_append(b, val) != 0) {
+            MD_BUF_LIT(b, "null");
             rc = -1;
+        }
     }
-    MD_BUF_LIT(&b, ",\"status\":\"");
+    MD_BUF_LIT(b, ",\"status\":\"");
     const char *st = md_severity_name(md_report_status(rep));
-    md_buf_add(&b, st, strlen(st));
-    MD_BUF_LIT(&b, "\",\"findings\":[");
+    md_buf_add(b, st, strlen(st));
+    MD_BUF_LIT(b, "\",\"findings\":[");
     for (size_t i = 0; i < rep->nfindings; i++) {
         const md_finding *f = &rep->findings[i];
         const char *sev = md_severity_name(f->severity);
         if (i)
-            MD_BUF_LIT(&b, ",");
-        MD_BUF_LIT(&b, "{\"id\":");
-        md_json_append_string(&b, f->id, strlen(f->id));
-        MD_BUF_LIT(&b, ",\"severity\":\"");
-        md_buf_add(&b, sev, strlen(sev));
-        MD_BUF_LIT(&b, "\",\"summary\":");
-        append_text(&b, f->summary);
+            MD_BUF_LIT(b, ",");
+        MD_BUF_LIT(b, "{\"id\":");
+        md_json_append_string(b, f->id, strlen(f->id));
+        MD_BUF_LIT(b, ",\"severity\":\"");
+        md_buf_add(b, sev, strlen(sev));
+        MD_BUF_LIT(b, "\",\"summary\":");
+        append_text(b, f->summary);
         if (f->nevidence > 0) {
-            MD_BUF_LIT(&b, ",\"evidence\":[");
+            MD_BUF_LIT(b, ",\"evidence\":[");
             for (size_t j = 0; j < f->nevidence; j++) {
                 if (j)
-                    MD_BUF_LIT(&b, ",");
-                append_text(&b, f->evidence[j]);
+                    MD_BUF_LIT(b, ",");
+                append_text(b, f->evidence[j]);
             }
-            MD_BUF_LIT(&b, "]");
+            MD_BUF_LIT(b, "]");
         }
-        MD_BUF_LIT(&b, "}");
+        MD_BUF_LIT(b, "}");
     }
-    MD_BUF_LIT(&b, "]}\n");
+    MD_BUF_LIT(b, "]}\n");
+    return rc;
+}
+
+int md_report_write_json(const md_report *rep, FILE *out)
+{
+    md_buf b = { 0 };
+    int rc = md_report_append_json(rep, &b);
     if (rc == 0 && fwrite(b.data, 1, b.len, out) != b.len)
         rc = -1;
     free(b.data);

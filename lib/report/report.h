@@ -61,8 +61,9 @@ typedef struct md_finding {
 
 typedef struct md_report md_report;
 
-/* New empty report for tool about subject (e.g. the domain).  Both strings
- * are copied.  Caller frees with md_report_free(). */
+/* New empty report for tool about subject (e.g. the domain; NULL for "",
+ * to be set with md_report_set_subject).  Both strings are copied.  Caller
+ * frees with md_report_free(). */
 md_report *md_report_new(const char *tool, const char *subject);
 void md_report_free(md_report *rep);
 
@@ -79,22 +80,29 @@ md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
 void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/*
- * Adds every finding of a JSON findings array ([{"id", "severity",
- * "summary", "evidence": [...]}], the shape md_report_to_json writes) to
- * rep: for modules that build their results as JSON.  A finding without an
- * id gets fallback_id; an unknown severity is unknown.
- */
-void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id);
+/* Adds a copy of every finding of from to rep, in order (a check that
+ * runs another module's check, such as lib/auth running lib/mx, reports
+ * both in one list). */
+void md_report_add_findings(md_report *rep, const md_report *from);
 
 /* Appends a human detail line (shown indented under the subject in text
  * output, before the findings). */
 void md_report_add_detail(md_report *rep, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Sets a structured field of the JSON object (steals val).  Keys "tool",
- * "schema_version", "status" and "findings" are reserved. */
+/* Sets a structured field of the JSON object (steals val; a NULL val is
+ * ignored).  Keys "tool", "schema_version", "status" and "findings" are
+ * reserved.  A field set again keeps its place. */
 void md_report_set(md_report *rep, const char *key, json_t *val);
+
+/* Replaces the subject (copied, sanitized): for a module that describes
+ * its result into a report the caller made before the subject was known. */
+void md_report_set_subject(md_report *rep, const char *subject);
+
+/* The structured fields set with md_report_set, as one JSON object in the
+ * order they were set.  Borrowed: valid until the next md_report_set or
+ * md_report_free (json_incref it to keep it). */
+json_t *md_report_fields(const md_report *rep);
 
 /* Borrowed accessors. */
 const char *md_report_subject(const md_report *rep);
@@ -106,7 +114,9 @@ int md_report_has(const md_report *rep, const char *id);
 md_severity md_report_status(const md_report *rep);
 
 /* The report as a new JSON object: {"schema_version", fields set with
- * md_report_set in order, "status", "findings": [...]}.  Caller decrefs. */
+ * md_report_set in order, "status", "findings": [...]}, what
+ * md_report_append_json writes, read back.  Caller decrefs.  Returns NULL
+ * only when a field holds something JSON cannot (a non-finite real). */
 json_t *md_report_to_json(const md_report *rep);
 
 /* A growable byte buffer: data[0..len) (not NUL-terminated), capacity cap.
@@ -137,7 +147,19 @@ void md_json_append_string(md_buf *b, const char *s, size_t n);
 
 /* Writes the report as human text.  Returns 0, or -1 on a write error. */
 int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
-/* Writes the report as one JSON line.  Returns 0, or -1 on a write error. */
+
+/*
+ * The one JSON renderer of reports: appends the report to b as one line of
+ * compact JSON, newline included: {"schema_version":1, the fields in the
+ * order they were set, "status", "findings":[{"id","severity","summary"
+ * [,"evidence":[...]]}]}, escaped as md_json_append escapes.  Returns 0, or
+ * -1 when a field holds something JSON cannot (a non-finite real), which
+ * is then written as null.  md_report_write_json, md_report_to_json and
+ * the SPF pool's workers all render through it.
+ */
+int md_report_append_json(const md_report *rep, md_buf *b);
+/* md_report_append_json to a stream.  Returns 0, or -1 on a write error or
+ * an unwritable field (nothing is written then). */
 int md_report_write_json(const md_report *rep, FILE *out);
 
 /* Counts over many reports, for the summary and the plugin line. */

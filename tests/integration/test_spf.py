@@ -292,6 +292,7 @@ class Evaluate(SpfCase):
     # --- isolation: libspf2 crashing or hanging never kills the tool ------
 
     def faulty(self, fault, *args):
+        mdlab.require_test_hooks("MAILDIAG_SPF_FAULT")
         argv = [BIN, "--resolver", NSD.resolver, "--timeout", "1", "--deadline", "2", "--json"]
         return mdlab.run_tool(argv + list(args), env={"MAILDIAG_SPF_FAULT": fault})
 
@@ -314,6 +315,7 @@ class Evaluate(SpfCase):
         self.assertEqual(run.rc, 3, run)
 
     def test_bulk_survives_crashes(self):
+        mdlab.require_test_hooks("MAILDIAG_SPF_FAULT")
         stdin = "".join("%s u@pass.spf.test\n" % IP for _ in range(6))
         argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "-c", "2"]
         run = mdlab.run_tool(argv, stdin=stdin.encode(), env={"MAILDIAG_SPF_FAULT": "libspf2-crash"})

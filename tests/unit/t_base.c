@@ -146,6 +146,9 @@ static const struct {
     { "a\xc3\xa9", 0, 4, "a\xc3\xa9" },
     { "\xf0\x9f\x98\x80" "x", 0, 4, "" },
     { "abcdef", 0, 4, "abc" },
+    { "a\xc3\xa9xyz", 0, 5, "a\xc3\xa9x" },
+    { "ab\x01" "cd", 0, 4, "ab?" },
+    { "xy", 0, 1, "" },
     /* the ASCII form: every byte from 0x7f up becomes '?' */
     { "b\xc3\xbc" "cher\x1b", MD_SANITIZE_ASCII, 64, "b??cher?" },
 };

@@ -132,6 +132,15 @@ static md_status a_label(const char *lab, int map, char **u, md_error *err)
                             "the domain label '%s' starts with 'xn--' but is not an A-label: its"
                             " Punycode does not decode (RFC 5891 5.3)", shown(q, sizeof q, lab, strlen(lab)));
     }
+    size_t bad;
+    const char *why;
+    if (md_text_check(*u, strlen(*u), NULL, &bad, &why) != 0) {
+        idn2_free(*u);
+        *u = NULL;
+        return md_error_set(err, MD_CONFIG, STAGE,
+                            "the domain label '%s' is not an A-label: it decodes to %s (RFC 5891 5.4)",
+                            shown(q, sizeof q, lab, strlen(lab)), why);
+    }
     if (map)
         return MD_OK;
     char *back = NULL;

@@ -180,6 +180,9 @@ static void test_domain(void)
         { "xn--53h.test", 0, NULL, NULL, 0 },
         { "xn--53h.test", MD_DOMAIN_MAP, "xn--53h.test", "\xe2\x98\x95.test", MD_DOMAIN_IDN },
         { "xn--zz.test", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        /* decodes to U+0080 and more: no IDNA allows control characters */
+        { "xn--iana.org", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        { "xn--iana.org", 0, NULL, NULL, 0 },
         { "-a.test", 0, NULL, NULL, 0 },
         { "a-.test", 0, NULL, NULL, 0 },
         { "a_b.test", 0, NULL, NULL, 0 },

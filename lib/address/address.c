@@ -3,7 +3,6 @@
 #include "config.h"
 #include "address.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +40,17 @@ static int is_digit(unsigned char c)
 static int is_hex(unsigned char c)
 {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 5321 Let-dig: an ASCII letter or digit, whatever the locale. */
+static int is_let_dig(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
 /* Blanks that input handling removes around an address: SP, TAB, and the
@@ -210,7 +220,7 @@ static int is_ldh_str(const char *s, size_t n)
     if (n == 0 || s[n - 1] == '-')
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+        if (!is_let_dig((unsigned char)s[i]) && s[i] != '-')
             return 0;
     return 1;
 }
@@ -259,7 +269,7 @@ static md_status parse_literal(const char *text, const char *d, size_t n, size_t
                            (int)(len > 60 ? 60 : len), in, why);
             memcpy(out->domain, "[IPv6:", 6);   /* the tag's spelling in the RFC */
             for (size_t i = 0; i < rl; i++)
-                out->domain[6 + i] = (char)tolower((unsigned char)rest[i]);
+                out->domain[6 + i] = lower(rest[i]);
             memcpy(out->domain + 6 + rl, "]", 2);
         } else if (is_ipv6(in, len, &why)) {
             return bad(err, "an IPv6 address literal needs its tag, as in [IPv6:%.*s] (RFC 5321 4.1.3)",
@@ -697,7 +707,7 @@ int md_address_provider_key(const md_address *a, char *key, size_t size)
     size_t o = 0;
     for (const char *p = a->local; *p && *p != '+'; p++)
         if (*p != '.')
-            local[o++] = (char)tolower((unsigned char)*p);
+            local[o++] = lower(*p);
     local[o] = '\0';
     if (o == 0)
         return 0;

@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "dns/dns.h"
 #include "report/report.h"
+#include "address/address.h"
 
 #define MD_EXIT_OK 0
 #define MD_EXIT_WARNING 1
@@ -124,6 +125,23 @@ int cli_write_failed(const char *prog, int errnum);
  * cli_secret_free, which wipes it), or NULL after printing the error. */
 char *cli_read_secret_file(const char *prog, const char *what, const char *path);
 void cli_secret_free(char *s);
+
+/* --- addresses (lib/address): every tool answers alike ---------------------
+ * A bad address is reported as "PROG: [WHAT ]'TEXT': not a valid email
+ * address: REASON" on standard error (TEXT sanitized and cut at 200
+ * octets), and the tool exits MD_EXIT_UNKNOWN. */
+/* Parses text, given as WHAT ("--from"; NULL for an operand), with
+ * md_address_parse_len(opts).  Returns 0, or -1 after printing the error. */
+int cli_address(const char *prog, const char *what, const char *text, unsigned opts, md_address *a);
+/* Prints that error line for err, for a tool that parsed by itself. */
+void cli_address_error(const char *prog, const char *what, const char *text, const md_error *err);
+/* Prints "PROG: note: [WHAT ]'MAILBOX': NOTE" on standard error for each
+ * flag of a in mask (MD_ADDRESS_CHANGED, MD_ADDRESS_UNUSUAL ...). */
+void cli_address_notes(const char *prog, const char *what, const md_address *a, unsigned mask);
+/* Adds the findings for a's flags to rep: address.trimmed when input
+ * handling removed something, address.unusual for each unusual flag (both
+ * severity ok: they inform, they do not change the exit code). */
+void cli_address_findings(md_report *rep, const md_address *a);
 
 /* Stored text as a JSON string: kept exactly when it is well-formed UTF-8
  * (JSON escapes its control characters), else sanitized (json_string

@@ -22,6 +22,7 @@ static const char *prog = "maildiag-spf";
 typedef struct options {
     cli_dns dns;
     const char *ip, *from, *helo, *receiver;
+    md_address from_addr;      /* --from parsed; from points to its A-label form */
     int helo_identity;
     char **files;
     size_t nfiles;
@@ -81,7 +82,7 @@ static int parse_options(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:d:R:jr:t:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o->ip = optarg; break;
-        case 'F': o->from = strcmp(optarg, "<>") == 0 ? "" : optarg; break;
+        case 'F': o->from = optarg; break;
         case 'H': o->helo = optarg; break;
         case 'I':
             if (strcmp(optarg, "helo") != 0 && strcmp(optarg, "mailfrom") != 0)
@@ -111,6 +112,13 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         }
         }
+    }
+    /* MAIL FROM: a Mailbox or the null reverse-path; evaluated in A-labels. */
+    if (o->from) {
+        if (cli_address(prog, "--from", o->from, MD_ADDRESS_OPT_NULL_PATH, &o->from_addr) != 0)
+            return -1;
+        cli_address_notes(prog, "--from", &o->from_addr, MD_ADDRESS_CHANGED);
+        o->from = o->from_addr.ascii;
     }
     unsigned char b[16];
     if (o->ip && inet_pton(AF_INET, o->ip, b) != 1 && inet_pton(AF_INET6, o->ip, b) != 1)
@@ -155,10 +163,13 @@ static void emit_rendered(run *r, md_spf_pool_result *res)
     md_spf_pool_result_clear(res);
 }
 
-/* One "IP ADDRESS [HELO]" line of --file into req (pointing into line). */
-static int parse_line(char *line, md_spf_request *req)
+/* One "IP ADDRESS [HELO]" line of --file into req (pointing into line and
+ * *from).  Returns 0, or -1 with why (the address's fault in *err, else
+ * err->text ""). */
+static int parse_line(char *line, md_spf_request *req, md_address *from, md_error *err)
 {
     char *save = NULL;
+    err->text[0] = '\0';
     req->ip = strtok_r(line, " \t", &save);
     req->sender = strtok_r(NULL, " \t", &save);
     req->helo = strtok_r(NULL, " \t", &save);
@@ -166,19 +177,24 @@ static int parse_line(char *line, md_spf_request *req)
     if (req->ip == NULL || req->sender == NULL || strtok_r(NULL, " \t", &save) != NULL
         || (inet_pton(AF_INET, req->ip, b) != 1 && inet_pton(AF_INET6, req->ip, b) != 1))
         return -1;
-    if (strcmp(req->sender, "<>") == 0)
-        req->sender = "";
+    /* the same grammar as --from: a Mailbox, or <> for the null path */
+    if (md_address_parse_len(req->sender, strlen(req->sender), MD_ADDRESS_OPT_NULL_PATH, from, err) != MD_OK)
+        return -1;
+    req->sender = from->ascii;
     return 0;
 }
 
-static void bad_line(run *r, const char *line)
+static void bad_line(run *r, const char *line, const md_error *err)
 {
+    char summary[MD_ERROR_TEXT_MAX + 48];
+    if (err->text[0])
+        snprintf(summary, sizeof summary, "ADDRESS is not a valid email address: %s", err->text);
     md_report *rep = md_report_new(prog, NULL);
     md_spf_result *res = md_spf_result_invalid("");
     md_spf_describe(res, rep, 0);
     md_spf_result_free(res);
-    md_finding *f = md_report_add(rep, "input.invalid_line", MD_SEV_UNKNOWN,
-                                  "not an 'IP ADDRESS [HELO]' line");
+    md_finding *f = md_report_add(rep, "input.invalid_line", MD_SEV_UNKNOWN, "%s",
+                                  err->text[0] ? summary : "not an 'IP ADDRESS [HELO]' line");
     md_finding_add_evidence(f, "%s", line);
     emit(r, rep);
 }
@@ -205,6 +221,8 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
                                .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
         char line[MD_INPUT_LINE_MAX];
+        md_address from;
+        md_error lerr;
         if (o->ip) {
             if (!first)
                 break;
@@ -220,8 +238,8 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
             if ((item = md_input_next(in, err)) == NULL)
                 break;
             snprintf(line, sizeof line, "%s", item);
-            if (parse_line(line, &req) != 0) {
-                bad_line(r, item);
+            if (parse_line(line, &req, &from, &lerr) != 0) {
+                bad_line(r, item, &lerr);
                 continue;
             }
         }

@@ -206,20 +206,33 @@ static int cmd_init(options *o)
 
 static int cmd_lookup(options *o)
 {
-    md_error err;
+    md_error err = { 0 };
+    md_address addr;
     const char *target = o->username ? o->username : (o->nargs > 1 ? o->args[1] : NULL);
     if (operands(o, 1, o->username ? 0 : 1, o->username ? 0 : 1,
                  "lookup takes one ADDRESS, or --username NAME") != 0 ||
         ucli_open_store(&o->u, 0) != 0 || ucli_open_dns(&o->u) != 0)
         return MD_EXIT_UNKNOWN;
     md_report *rep = md_report_new(prog, target);
-    md_status st = o->username
-        ? md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err)
-        : md_account_lookup(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
-    int rc = MD_EXIT_UNKNOWN;
+    md_status st;
+    if (o->username) {
+        st = md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
+    } else if ((st = md_address_parse(target, &addr, &err)) == MD_OK) {
+        cli_address_findings(rep, &addr);
+        st = md_account_lookup(o->u.store, o->u.resolver, addr.mailbox, &o->u.aopt, now_s(), rep, &err);
+    }
+    int rc = MD_EXIT_UNKNOWN, invalid = 0;
     if (st == MD_CONFIG && err.stage[0] && strcmp(err.stage, "input.address") == 0) {
-        md_report_set(rep, "address", json_string(target));
+        /* A bad address: the words on stderr, as every tool does; the
+         * report (JSON) and the audit record as for any lookup. */
+        invalid = 1;
+        md_report_set(rep, "address", cli_json_text(target));
         md_report_add(rep, "address.invalid", MD_SEV_DEFAULT, "not a valid email address: %s", err.text);
+        if (o->username)
+            cli_error(prog, "the address of the account '%s' is not a valid email address: %s", target,
+                      err.text);
+        else
+            cli_address_error(prog, NULL, target, &err);
         st = MD_OK;
     } else if (st == MD_NOTFOUND) {
         md_report_set(rep, "username", json_string(target));
@@ -236,7 +249,7 @@ static int cmd_lookup(options *o)
         } else {
             if (o->format == CLI_JSON)
                 md_report_write_json(rep, stdout);
-            else
+            else if (!invalid)
                 md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE
                                                                           : MD_TEXT_EVIDENCE);
             rc = md_severity_exit_code(md_report_status(rep));
@@ -258,8 +271,9 @@ static int cmd_remind(options *o)
     if (operands(o, 1, 1, 1, "remind takes one ADDRESS") != 0)
         return MD_EXIT_UNKNOWN;
     const char *target = o->args[1];
-    if (md_address_parse(target, &a, &err) != MD_OK)
-        return cli_usage_error(prog, "'%s': %s", target, err.text);
+    if (cli_address(prog, NULL, target, 0, &a) != 0)
+        return MD_EXIT_UNKNOWN;
+    cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED | MD_ADDRESS_UNUSUAL);
     md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
     if (ucli_open_store(&o->u, 0) != 0)
         return MD_EXIT_UNKNOWN;
@@ -333,10 +347,9 @@ static int target_accounts(options *o, const char *target, md_store_account_list
     } else {
         md_address a;
         char key[MD_ADDRESS_MAX + 1];
-        if (md_address_parse(target, &a, &err) != MD_OK) {
-            cli_usage_error(prog, "'%s': %s", target, err.text);
+        if (cli_address(prog, NULL, target, 0, &a) != 0)
             return -1;
-        }
+        cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED);
         md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
         st = md_store_find_by_email(o->u.store, key, acc, &err);
     }
@@ -426,11 +439,9 @@ static int cmd_sessions(options *o)
 static int suppression_key(options *o, const char *addr, char *key)
 {
     md_address a;
-    md_error err;
-    if (md_address_parse(addr, &a, &err) != MD_OK) {
-        cli_usage_error(prog, "'%s': %s", addr, err.text);
+    if (cli_address(prog, NULL, addr, 0, &a) != 0)
         return -1;
-    }
+    cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED);
     md_address_key(&a, o->u.aopt.key_flags, key, MD_ADDRESS_MAX + 1);
     return 0;
 }

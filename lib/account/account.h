@@ -103,7 +103,7 @@ typedef struct md_account_public {
     md_address_mx mx;
     int mx_checked;
     char mx_detail[256];
-    char typo[MD_DNS_NAME_MAX + 1];      /* suggested domain, or "" */
+    char typo[MD_ADDRESS_DOMAIN_MAX + 1];     /* suggested domain, or "" */
 } md_account_public;
 
 /*

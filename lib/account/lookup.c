@@ -56,14 +56,14 @@ md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
     if (md_address_key(&out->address, o->key_flags, out->key, sizeof out->key) != MD_OK)
         return md_error_set(err, MD_CONFIG, "input.address", "the address is too long");
     md_address_provider_key(&out->address, out->pkey, sizeof out->pkey);
-    if (dns != NULL && !out->address.literal)
+    if (dns != NULL && !(out->address.flags & MD_ADDRESS_LITERAL))
         check_mx(dns, out);
 
     unsigned long many = o->many ? o->many : MD_ADDRESS_MANY_DEFAULT;
     unsigned long here = 0;
     md_store_domain_list pop = { 0 };
     md_address_mx mx = out->mx_checked ? out->mx : MD_ADDRESS_MX_UNKNOWN;
-    if (out->address.literal || md_address_is_common_provider(out->address.domain))
+    if ((out->address.flags & MD_ADDRESS_LITERAL) || md_address_is_common_provider(out->address.domain))
         return MD_OK;   /* never a typo: spare the store the queries */
     st = md_store_domain_accounts(s, out->address.domain, &here, err);
     if (st != MD_OK || (here >= many && mx != MD_ADDRESS_MX_NONE))

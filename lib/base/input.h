@@ -25,7 +25,8 @@ md_input *md_input_new(char *const *args, size_t nargs, char *const *files, size
 void md_input_free(md_input *in);
 
 /*
- * Next item, trimmed of surrounding blanks and of a trailing comment.
+ * Next item, trimmed of surrounding blanks and of a comment (from a '#'
+ * that starts the line or follows a blank; a '#' inside a word is kept).
  * Returns a pointer valid until the next call, or NULL at the end or on an
  * error (then md_input_error() tells; err holds the file and errno text).
  * An item that is empty on the command line is returned as "".

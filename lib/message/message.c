@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "message.h"
+#include "address/address.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -258,22 +259,12 @@ static md_status check_text(const char *field, const char *v, md_error *err)
 
 md_status md_message_check_address(const char *field, const char *addr, md_error *err)
 {
-    if (addr == NULL || *addr == '\0')
-        return md_error_set(err, MD_CONFIG, field, "%s: no address given", field);
-    if (strlen(addr) > 254)
-        return md_error_set(err, MD_CONFIG, field, "%s: longer than 254 bytes", field);
-    const char *why;
-    size_t where;
-    if (bad_text(addr, &why, &where))
-        return md_error_set(err, MD_CONFIG, field, "%s: holds %s at byte %zu", field, why, where);
-    if (strpbrk(addr, " <>\"\\,;()[]") != NULL)
-        return md_error_set(err, MD_CONFIG, field,
-                            "%s: '%s' is not a plain address (no spaces, quotes, brackets or lists)", field, addr);
-    const char *at = strrchr(addr, '@');
-    if (at == NULL || at == addr || at[1] == '\0' || strchr(addr, '@') != at)
-        return md_error_set(err, MD_CONFIG, field, "%s: '%s' is not local@domain", field, addr);
-    if (at[1] == '.' || addr[strlen(addr) - 1] == '.' || strstr(at, ".."))
-        return md_error_set(err, MD_CONFIG, field, "%s: '%s' has a bad domain", field, addr);
+    /* A Mailbox is an RFC 5322 addr-spec (quoted strings, literals and
+     * RFC 6532 UTF-8 included) and holds no control character: the grammar
+     * is all the header needs. */
+    md_error e;
+    if (md_address_check(addr, 0, NULL, &e) != MD_OK)
+        return md_error_set(err, MD_CONFIG, field, "%s: %s", field, e.text);
     return MD_OK;
 }
 
@@ -624,8 +615,12 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
     char idhex[33], bnd[33];
     random_hex(idhex, 16);
     random_hex(bnd, 12);
-    const char *iddom = req->message_id_domain ? req->message_id_domain : strrchr(req->from, '@') + 1;
-    char *msgid = md_xasprintf("<%s.%lld@%s>", idhex, (long long)time(NULL), iddom);
+    /* The sender's domain in A-labels: a Message-ID stays ASCII. */
+    md_address *from = md_xmalloc(sizeof *from);
+    md_address_parse_len(req->from, strlen(req->from), MD_ADDRESS_OPT_EXACT, from, NULL);
+    char *msgid = md_xasprintf("<%s.%lld@%s>", idhex, (long long)time(NULL),
+                               req->message_id_domain ? req->message_id_domain : from->domain);
+    free(from);
 
     time_t now = req->date ? req->date : time(NULL);
     struct tm tm;

@@ -16,11 +16,14 @@
  * typo must not reach a user).
  *
  * Header safety: no CR or LF (nor any other control character) from any
- * input reaches a header.  Addresses with control characters, spaces or
- * quotes outside the display name are refused (MD_CONFIG); the subject and
- * display names are refused when they hold CR/LF/controls, and encoded as
- * RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII.  Values in
- * bodies go through quoted-printable, so they cannot end the MIME part.
+ * input reaches a header.  The from and to addresses must be exactly an
+ * RFC 5321 Mailbox (lib/address, md_address_check: no blanks or angle
+ * brackets around it, no display name, no control character), which is
+ * also a valid RFC 5322 addr-spec; others are refused (MD_CONFIG).  The
+ * subject and display names are refused when they hold CR/LF/controls, and
+ * encoded as RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII.
+ * Values in bodies go through quoted-printable, so they cannot end the
+ * MIME part.  The Message-ID's domain is the sender's in A-labels.
  *
  * Output: the whole message, CRLF line ends, lines <= 78 characters, with
  * Date, Message-ID (random, in the sending domain), From, To, Subject,
@@ -79,11 +82,12 @@ void md_message_free(md_message *m);
 int md_message_template_known(const char *name);
 
 /*
- * Checks an address for use in a header or an SMTP command: local@domain,
- * at most 254 bytes, no control characters, spaces, angle brackets, quotes,
- * backslashes or commas, exactly one '@', a non-empty domain.  UTF-8 is
- * allowed (SMTPUTF8 servers).  Returns MD_OK or MD_CONFIG with err (stage
- * given by the caller's field name).
+ * Checks an address for use in a header or an SMTP command: exactly an
+ * RFC 5321 Mailbox as lib/address defines it (md_address_check with no
+ * option: quoted local parts, address literals and UTF-8 (SMTPUTF8) are
+ * valid; blanks or angle brackets around it, a display name, the null path
+ * and control characters are not).  Returns MD_OK or MD_CONFIG with err
+ * ("FIELD: what is wrong", stage given by the caller's field name).
  */
 md_status md_message_check_address(const char *field, const char *addr, md_error *err);
 

@@ -35,6 +35,9 @@ static const md_catalogue_entry catalogue[] = {
     { "account.pending_change", MD_SEV_WARNING, "an unconfirmed change of address is pending" },
     { "account.also_matches", MD_SEV_WARNING, "another spelling of the same mailbox (dots, +tag) has an account" },
     { "address.invalid", MD_SEV_UNKNOWN, "the address given is not a valid email address" },
+    { "address.trimmed", MD_SEV_OK, "blanks or angle brackets around the address given were removed" },
+    { "address.unusual", MD_SEV_OK, "a valid address that some servers refuse (quoted local part, address"
+                                    " literal, one-label or numeric domain, non-ASCII local part)" },
     { "address.typo", MD_SEV_WARNING, "the domain looks like a typo of a common or much-used domain" },
     { "address.suppressed", MD_SEV_CRITICAL, "the address is suppressed (bounce, complaint, manual): nothing is sent" },
     { "address.no_mail", MD_SEV_CRITICAL, "the address's domain cannot receive mail" },

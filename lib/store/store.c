@@ -368,8 +368,8 @@ md_status md_store_find_also(md_store *s, const char *pkey, const char *key,
             return st;
         size_t o = 0;
         for (size_t i = 0; i < out->n; i++) {
-            char k[MD_ADDRESS_MAX + 1], pk[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-            int same = store_address_keys(out->v[i].email, 0, k, pk, dom, NULL) == MD_OK &&
+            char k[MD_ADDRESS_MAX + 1], pk[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+            int same = store_address_keys(out->v[i].email, 0, k, pk, dom, NULL, NULL) == MD_OK &&
                        strcmp(k, key) == 0;
             if (same) {
                 free(out->v[i].username);
@@ -397,7 +397,7 @@ md_status md_store_find_by_username(md_store *s, const char *username,
 }
 
 md_status store_address_keys(const char *email, unsigned key_flags, char *key, char *pkey,
-                             char *domain, md_error *err)
+                             char *domain, char *mailbox, md_error *err)
 {
     md_address a;
     md_status st = md_address_parse(email, &a, err);
@@ -407,18 +407,21 @@ md_status store_address_keys(const char *email, unsigned key_flags, char *key, c
         return md_error_set(err, MD_CONFIG, "input.address", "the address is too long");
     md_address_provider_key(&a, pkey, MD_ADDRESS_MAX + 1);
     strcpy(domain, a.domain);
+    if (mailbox)
+        strcpy(mailbox, a.mailbox);
     return MD_OK;
 }
 
 md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,
                                int64_t *id, md_error *err)
 {
-    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-    md_status st = store_address_keys(a->email, key_flags, key, pkey, dom, err);
+    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+    char email[MD_ADDRESS_MAX + 1];
+    md_status st = store_address_keys(a->email, key_flags, key, pkey, dom, email, err);
     if (st != MD_OK)
         return st;
     db_param p[] = {
-        db_text(a->username), db_text(a->email), db_text(key), db_text(pkey[0] ? pkey : NULL),
+        db_text(a->username), db_text(email), db_text(key), db_text(pkey[0] ? pkey : NULL),
         db_text(dom), db_int(a->email_verified ? 1 : 0), db_text(md_store_status_name(a->status)),
         db_text(md_store_auth_name(a->auth)), db_text(a->sso_provider), db_text(a->pending_email),
         db_int(a->created_at ? a->created_at : now_s()), db_int0(a->last_login_at),
@@ -491,8 +494,8 @@ static md_status add_account_body(md_store *s, const md_store_account *a, unsign
     md_status st = store_insert_account(s, a, key_flags, id, err);
     if (st != MD_OK)
         return st;
-    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-    store_address_keys(a->email, key_flags, key, pkey, dom, NULL);
+    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+    store_address_keys(a->email, key_flags, key, pkey, dom, NULL, NULL);
     db_param p[] = { db_text(dom) };
     return db_run(s->own, "INSERT INTO domain_stats (domain, accounts) VALUES ($1, 1)"
                           " ON CONFLICT (domain) DO UPDATE SET accounts = domain_stats.accounts + 1",

@@ -283,7 +283,13 @@ class Evaluate(SpfCase):
         self.assertEqual(o["mechanism"], "include:pass.spf.test")
 
     def test_empty_local_part(self):
+        # "@domain" is no Mailbox (RFC 5321 4.1.2): --from refuses it as every
+        # tool refuses a bad address; a domain's own policy is DOMAIN, checked
+        # as postmaster@DOMAIN (RFC 7208 4.3)
         run = self.spf("--ip", IP, "--from", "@pass.spf.test", "--helo", "h.example.com")
+        self.assertEqual(run.rc, 3, run)
+        self.assertIn("not a valid email address", run.err, run)
+        run = self.spf("--ip", IP, "--helo", "h.example.com", "pass.spf.test")
         o = self.one(run)
         self.assertEqual(o["result"], "pass", run)
         self.assertEqual(o["sender"], "postmaster@pass.spf.test", run)

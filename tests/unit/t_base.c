@@ -1,10 +1,12 @@
 /* Unit tests for lib/base: the strict UTF-8 decoder (the categories of
- * Markus Kuhn's UTF-8 decoder stress test), the text check for inputs, and
- * the one sanitizer for text on its way to a person. */
+ * Markus Kuhn's UTF-8 decoder stress test), the text check for inputs, the
+ * one sanitizer for text on its way to a person, and domain names (the
+ * label rules and IDNA2008; lib/address's tests hold most cases). */
 #include "config.h"
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
+#include "base/domain.h"
 #include "tap.h"
 
 /* Shows bytes as \xNN so that a failing case prints safely. */
@@ -153,8 +155,81 @@ static const struct {
     { "b\xc3\xbc" "cher\x1b", MD_SANITIZE_ASCII, 64, "b??cher?" },
 };
 
+static void test_domain(void)
+{
+    static const struct {
+        const char *in;
+        unsigned flags;
+        const char *ascii, *unicode;   /* ascii NULL: refused */
+        unsigned info;
+    } cases[] = {
+        { "Example.COM", 0, "example.com", "", 0 },
+        { "example.com.", 0, NULL, NULL, 0 },
+        { "example.com.", MD_DOMAIN_ROOT_DOT, "example.com", "", 0 },
+        { "example.com..", MD_DOMAIN_ROOT_DOT, NULL, NULL, 0 },
+        { ".", MD_DOMAIN_ROOT_DOT, NULL, NULL, 0 },
+        { "localhost", 0, "localhost", "", MD_DOMAIN_SINGLE_LABEL },
+        { "192.0.2.1", 0, "192.0.2.1", "", MD_DOMAIN_NUMERIC_TLD },
+        { "b\xc3\xbc" "cher.test", 0, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test",
+          MD_DOMAIN_ULABEL | MD_DOMAIN_IDN },
+        { "XN--BCHER-KVA.test", 0, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test", MD_DOMAIN_IDN },
+        /* IDNA2008 takes U-labels as they are; MAP maps first (UTS #46) */
+        { "B\xc3\x9c" "CHER.test", 0, NULL, NULL, 0 },
+        { "B\xc3\x9c" "CHER.test", MD_DOMAIN_MAP, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test",
+          MD_DOMAIN_ULABEL | MD_DOMAIN_IDN },
+        { "a\xe3\x80\x82" "example", 0, NULL, NULL, 0 },
+        { "a\xe3\x80\x82" "example", MD_DOMAIN_MAP, "a.example", "", MD_DOMAIN_ULABEL },
+        /* an IDNA2003-only A-label: decodes (MAP accepts it), is no IDNA2008 label */
+        { "xn--53h.test", 0, NULL, NULL, 0 },
+        { "xn--53h.test", MD_DOMAIN_MAP, "xn--53h.test", "\xe2\x98\x95.test", MD_DOMAIN_IDN },
+        { "xn--zz.test", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        /* decodes to U+0080 and more: no IDNA allows control characters */
+        { "xn--iana.org", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        { "xn--iana.org", 0, NULL, NULL, 0 },
+        { "-a.test", 0, NULL, NULL, 0 },
+        { "a-.test", 0, NULL, NULL, 0 },
+        { "a_b.test", 0, NULL, NULL, 0 },
+        { "a..test", 0, NULL, NULL, 0 },
+        { "a.te\x01st", 0, NULL, NULL, 0 },
+        { "a.te\xffst", 0, NULL, NULL, 0 },
+        { "", 0, NULL, NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ascii[MD_DOMAIN_MAX + 1], uni[MD_DOMAIN_UNICODE_MAX + 1];
+        unsigned info = 99;
+        md_error err = { 0 };
+        md_status st = md_domain_normalize(cases[i].in, strlen(cases[i].in), cases[i].flags, ascii,
+                                           sizeof ascii, uni, sizeof uni, &info, &err);
+        if (cases[i].ascii == NULL) {
+            ok(st == MD_CONFIG && err.text[0] && info == 0, "domain %s refused (flags %u): %s",
+               hex(cases[i].in, strlen(cases[i].in)), cases[i].flags, err.text);
+            continue;
+        }
+        is_int(st, MD_OK, "domain %s accepted (flags %u): %s", hex(cases[i].in, strlen(cases[i].in)),
+               cases[i].flags, st ? err.text : "");
+        is_str(ascii, cases[i].ascii, "A-label form");
+        is_str(uni, cases[i].unicode, "U-label form");
+        is_int(info, cases[i].info, "facts");
+    }
+    /* 63-octet labels, 253 octets in all; 254 is too long */
+    char name[300];
+    size_t o = 0;
+    for (int l = 0; l < 4; l++) {
+        memset(name + o, 'a' + l, l < 3 ? 63 : 61);
+        o += l < 3 ? 63 : 61;
+        name[o++] = '.';
+    }
+    name[--o] = '\0';
+    char ascii[MD_DOMAIN_MAX + 1];
+    is_int(md_domain_normalize(name, o, 0, ascii, sizeof ascii, NULL, 0, NULL, NULL), MD_OK, "253 octets");
+    name[o] = 'z';
+    is_int(md_domain_normalize(name, o + 1, 0, ascii, sizeof ascii, NULL, 0, NULL, NULL), MD_CONFIG,
+           "254 octets");
+}
+
 int main(void)
 {
+    test_domain();
     for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++) {
         size_t n = utf8[i].len ? utf8[i].len : strlen(utf8[i].in);
         is_int(md_utf8_valid(utf8[i].in, n), utf8[i].valid, "UTF-8 %s (%s): %s", utf8[i].what,

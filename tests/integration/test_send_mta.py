@@ -104,6 +104,24 @@ def big_template_dir():
     return d
 
 
+def wait_dsn(mx, *needles, timeout=20.0):
+    """The first message of the lab's bounces box that holds every needle
+    (bytes), waiting for it; None after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in mx.maildir("bounces"):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if all(n in data for n in needles):
+                return data
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
 class MtaCase(unittest.TestCase):
     """Runs maildiag-send and reads its one JSON object."""
     maxDiff = None
@@ -260,20 +278,19 @@ class PostfixSend(MtaCase):
         mail = [t for t in sent(j) if t.startswith("MAIL FROM")][0]
         self.assertIn("RET=HDRS", mail)
         self.assertIn("ENVID=", mail)
-        files = self.mx.wait_delivered("bounces", before + 1)
-        with open(files[-1], "rb") as f:
-            dsn = f.read()
-        self.assertIn(b"Action: delivered", dsn)
-        self.assertIn(j["message_id"].strip("<>").encode(), dsn)   # ENVID = the Message-ID
+        self.mx.wait_delivered("bounces", before + 1)
+        # ENVID = the Message-ID; another test's late DSN may also arrive here
+        dsn = wait_dsn(self.mx, j["message_id"].strip("<>").encode(), b"Action: delivered")
+        self.assertIsNotNone(dsn, "no success DSN naming %s in the bounces box" % j["message_id"])
 
     def test_dsn_failure_report(self):
         # accepted at RCPT, then bounced by the MX: the DSN reaches the sender
         before = len(self.mx.maildir("bounces"))
         run, j = self.relay("--to", "gone@lab.test", "--from", self.mx.bounce_address, "--dsn")
         self.outcome(run, j, "accepted", "data")
-        files = self.mx.wait_delivered("bounces", before + 1)
-        with open(files[-1], "rb") as f:
-            self.assertIn(b"Status: 5.1.1", f.read())
+        self.mx.wait_delivered("bounces", before + 1)
+        dsn = wait_dsn(self.mx, j["message_id"].strip("<>").encode(), b"Status: 5.1.1")
+        self.assertIsNotNone(dsn, "no 5.1.1 DSN naming %s in the bounces box" % j["message_id"])
 
     def test_direct_route(self):
         before = len(self.mx.maildir("maria"))
@@ -400,6 +417,11 @@ class PostfixSubmission(MtaCase):
             self.assertFalse([t for t in sent(j) if t.startswith("MAIL")], run)
             self.assertNotIn("not-the-password", run.out)
         # one AUTH per session: no second mechanism tried with the same password
+        # (Postfix writes its log through postlogd, a moment after the session)
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"authentication failed", self.sub.log())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
         self.assertEqual(len(re.findall(r"authentication failed", self.sub.log())), 3, self.sub.log()[-3000:])
 
     def test_no_auth_relay_denied(self):

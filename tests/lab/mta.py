@@ -784,6 +784,7 @@ class _Postfix(_Server):
                                        self.config_dir], "master.out", env=env)
             if _wait_greeting(self.port, self.master, b"220", deadline, self.log) is not None:
                 self._wait_postlogd(deadline)
+                self._wait_probe_logged(deadline)
                 return
             rc = self.master.wait()
             self.procs.remove(self.master)
@@ -795,6 +796,19 @@ class _Postfix(_Server):
             raise LabError("postfix master exited with %s on port %d%s; log:\n%s\n%s"
                            % (rc, self.port, " (127.0.0.1:%d is in use)" % self.port if busy else "",
                               self.log(), self._check_output()))
+
+    def _wait_probe_logged(self, deadline):
+        """Waits until smtpd has logged the session of the greeting check that
+        found it ready (postlogd writes a moment later): tests count sessions
+        in the log, and a line arriving during a test would be counted there."""
+        end = min(deadline, time.monotonic() + 5)
+        while time.monotonic() < end:
+            log = _read(self.maillog)
+            c = len(re.findall(r"smtpd\[\d+\]: connect from ", log))
+            d = len(re.findall(r"smtpd\[\d+\]: disconnect from ", log))
+            if c >= 1 and c == d:
+                return
+            time.sleep(0.02)
 
     def _check_output(self):
         """What "postconf -n" and "postfix check" say about the lab's configuration."""

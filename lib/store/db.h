@@ -81,4 +81,9 @@ md_status db_begin(db *d, int write, md_error *err);
 md_status db_commit(db *d, md_error *err);
 void db_rollback(db *d);
 
+/* Whether a write would succeed now (see md_store_writable): takes the
+ * write lock (SQLite, waiting the busy timeout) or begins a read-write
+ * transaction (PostgreSQL), and rolls back. */
+md_status db_writable(db *d, md_error *err);
+
 #endif

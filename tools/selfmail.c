@@ -21,21 +21,50 @@ static char *plan_text(const md_store_account_list *acc, md_account_want want)
     return s;
 }
 
+/* The request was accepted before this runs (the answer does not wait
+ * for it), so a store that is unavailable for a while (a lock held beyond
+ * the busy timeout, a PostgreSQL restart) is waited out this long rather
+ * than the request dropped. */
+#define STORE_PATIENCE_MS 60000
+
+/* Opens the store, reads the accounts on key and writes the audit record
+ * of the plan, trying again while the store fails for a reason that
+ * passes.  0 when done; nothing may be sent without its audit record. */
+static int audited_plan(ucli *u, const char *key, md_account_want want, md_store_account_list *acc)
+{
+    int64_t deadline = md_now_ms() + STORE_PATIENCE_MS;
+    long pause_ms = 100;
+    char action[32];
+    snprintf(action, sizeof action, "selfcheck.%s", md_account_want_name(want));
+    for (;;) {
+        md_error err = { 0 };
+        md_status st = MD_TEMPFAIL;   /* the store opened a moment ago in the parent */
+        if (ucli_open_store(u, 0) == 0 && (st = md_store_find_by_email(u->store, key, acc, &err)) == MD_OK) {
+            char *plan = plan_text(acc, want);
+            md_store_audit a = { "selfcheck", action, key, plan };
+            st = md_store_audit_add(u->store, &a, &err);
+            free(plan);
+            if (st == MD_OK)
+                return 0;
+        }
+        md_store_account_list_clear(acc);
+        md_store_free(u->store);
+        u->store = NULL;
+        if (st != MD_TEMPFAIL || md_now_ms() + pause_ms > deadline)
+            return -1;
+        struct timespec ts = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms < 1000 ? pause_ms * 2 : 2000;
+    }
+}
+
 void selfmail_run(ucli *u, const char *to, const char *key, md_account_want want)
 {
     md_error err = { 0 };
     md_store_account_list acc = { 0 };
     usermail um = { 0 };
-    if (ucli_open_store(u, 0) != 0)
+    if (audited_plan(u, key, want, &acc) != 0)
         return;
-    if (md_store_find_by_email(u->store, key, &acc, &err) != MD_OK)
-        return;
-    char action[32];
-    snprintf(action, sizeof action, "selfcheck.%s", md_account_want_name(want));
-    char *plan = plan_text(&acc, want);
-    md_store_audit a = { "selfcheck", action, key, plan };
-    md_store_audit_add(u->store, &a, &err);
-    free(plan);
     unsigned n = 0;
     if (usermail_open(u, &um) == 0)
         md_account_mail_request(u->store, &um.mailer, to, key, want, &acc, &n, &err);

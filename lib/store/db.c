@@ -216,6 +216,22 @@ static const char *readonly_why(const char *path, int rc)
     return "it is read-only";
 }
 
+/* Why the -wal and -shm files beside path could not be created or opened. */
+static const char *wal_why(const char *path, int sys)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (access(dir, W_OK) != 0 && errno == EROFS)
+        return "it is on a read-only file system, where SQLite cannot create its -wal and -shm files";
+    if (access(dir, W_OK) != 0)
+        return "its directory is not writable, and SQLite must create its -wal and -shm files there";
+    return sys ? strerror(sys) : "its -wal or -shm file cannot be opened";
+}
+
 /*
  * Our words for a failed SQLite call: what happened to which file, in terms
  * an operator can act on (locked, read-only, disk full, damaged, not a
@@ -265,10 +281,14 @@ static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
         st = md_error_set(err, MD_CONFIG, stage, "%s is not a maildiag store (not an SQLite database)", p);
         break;
     case SQLITE_CANTOPEN:
-        st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s%s%s%s", w, p, sys ? ": " : "",
-                          sys ? strerror(sys) : "",
-                          sys == ENOENT && !(d->flags & (DB_CREATE | DB_READONLY))
-                              ? " (create it with: maildiag-user init)" : "");
+        if (access(p, F_OK) != 0 && errno == ENOENT)
+            st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s: %s%s", w, p,
+                              d->flags & DB_CREATE ? "its directory does not exist" : "it does not exist",
+                              d->flags & (DB_CREATE | DB_READONLY) ? "" : " (create it with: maildiag-user init)");
+        else if (access(p, R_OK) != 0)
+            st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s: %s", w, p, strerror(errno));
+        else   /* the file is there: what failed is its -wal or -shm file */
+            st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s: %s", w, p, wal_why(p, sys));
         break;
     default:
         st = md_error_set(err, MD_INTERNAL, stage, "SQLite error on %s", p);

@@ -8,11 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sqlite3.h>
 #include <libpq-fe.h>
 #include <dlfcn.h>
 
 #define DB_BUSY_TIMEOUT_MS 10000
+#define DB_BUSY_TIMEOUT_PATIENT_MS 60000
 #define DB_MAX_PARAMS 32
 
 typedef struct stmt_cache {
@@ -68,7 +72,8 @@ static md_status pq_load(md_error *err)
 struct db {
     db_kind kind;
     sqlite3 *lite;
-    unsigned flags;         /* DB_READONLY, DB_CREATE */
+    unsigned flags;         /* DB_READONLY, DB_CREATE, DB_PATIENT */
+    int busy_ms;            /* SQLite: how long a write waits for another's lock */
     char *path;             /* SQLite: the file, for error messages */
     const char *what;       /* SQLite: "SQLite store" or "SQLite database" (read-only) */
     PGconn *pg;
@@ -103,7 +108,8 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
         sqlite3_extended_result_codes(d->lite, 1);
         return lite_error(d, sqlite3_extended_errcode(d->lite), "store.open", err);
     }
-    sqlite3_busy_timeout(d->lite, DB_BUSY_TIMEOUT_MS);
+    d->busy_ms = (flags & DB_PATIENT) ? DB_BUSY_TIMEOUT_PATIENT_MS : DB_BUSY_TIMEOUT_MS;
+    sqlite3_busy_timeout(d->lite, d->busy_ms);
     sqlite3_extended_result_codes(d->lite, 1);
     /* WAL: readers never block the writer (the mode is stored in the file,
      * so it is set once, when the store is created); synchronous=FULL: a
@@ -216,15 +222,53 @@ static const char *readonly_why(const char *path, int rc)
     return "it is read-only";
 }
 
+/* The directory of path, in dir. */
+static void dir_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, size, ".");
+    else
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+/*
+ * Why a write found no room, or NULL: the file size limit, a full disk, the
+ * quota.  sqlite3_system_errno() is errno when SQLite reports the error,
+ * not necessarily the failed write's (under valgrind it is 0 after a write
+ * failed with EFBIG), so the limit and the free space are looked at too.
+ */
+static const char *no_room(const char *path, int sys, int sqlite_full)
+{
+    static const char *const ext[] = { "", "-wal", "-journal" };
+    struct rlimit rl;
+    if (sys == EFBIG)
+        return "the file size limit (RLIMIT_FSIZE, ulimit -f) is reached";
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+            char f[4200];
+            struct stat sb;
+            snprintf(f, sizeof f, "%s%s", path, ext[i]);
+            if (stat(f, &sb) == 0 && (rlim_t)sb.st_size + 65536 >= rl.rlim_cur)
+                return "the file size limit (RLIMIT_FSIZE, ulimit -f) is reached";
+        }
+    }
+    if (sys == EDQUOT)
+        return "the disk quota is exceeded";
+    char dir[4096];
+    struct statvfs vs;
+    dir_of(path, dir, sizeof dir);
+    if (sys == ENOSPC || sqlite_full ||
+        (statvfs(dir, &vs) == 0 && (geteuid() == 0 ? vs.f_bfree : vs.f_bavail) * vs.f_frsize < 65536))
+        return "the disk is full";
+    return NULL;
+}
+
 /* Why the -wal and -shm files beside path could not be created or opened. */
 static const char *wal_why(const char *path, int sys)
 {
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    dir_of(path, dir, sizeof dir);
     if (access(dir, W_OK) != 0 && errno == EROFS)
         return "it is on a read-only file system, where SQLite cannot create its -wal and -shm files";
     if (access(dir, W_OK) != 0)
@@ -253,7 +297,7 @@ static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
             ? md_error_set(err, MD_TEMPFAIL, stage, "the %s %s was changed by another process during"
                            " this transaction: try again", w, p)
             : md_error_set(err, MD_TEMPFAIL, stage, "the %s %s is locked by another process"
-                           " (waited %d s for it)", w, p, DB_BUSY_TIMEOUT_MS / 1000);
+                           " (waited %d s for it)", w, p, d->busy_ms / 1000);
         break;
     case SQLITE_CONSTRAINT:
         return md_error_set(err, MD_PERMFAIL, stage, "constraint violated: %s", msg);
@@ -264,16 +308,13 @@ static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
                           rc == SQLITE_READONLY_DIRECTORY ? "use" : "write to", w, p, readonly_why(p, rc));
         break;
     case SQLITE_FULL:
-        st = md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: the disk is full", w, p);
+    case SQLITE_IOERR: {
+        const char *why = no_room(p, sys, (rc & 0xff) == SQLITE_FULL);
+        st = why ? md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: %s", w, p, why)
+                 : md_error_set(err, MD_INTERNAL, stage, "an I/O error on the %s %s%s%s", w, p, sys ? ": " : "",
+                                sys ? strerror(sys) : "");
         break;
-    case SQLITE_IOERR:
-        st = sys == ENOSPC ? md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: the disk is full", w, p)
-           : sys == EDQUOT ? md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: the disk quota is exceeded", w, p)
-           : sys == EFBIG ? md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: the file size limit"
-                                         " (RLIMIT_FSIZE, ulimit -f) is reached", w, p)
-           : md_error_set(err, MD_INTERNAL, stage, "an I/O error on the %s %s%s%s", w, p, sys ? ": " : "",
-                          sys ? strerror(sys) : "");
-        break;
+    }
     case SQLITE_CORRUPT:
         st = md_error_set(err, MD_INTERNAL, stage, "the %s %s is damaged: restore it from a backup", w, p);
         break;

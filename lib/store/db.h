@@ -55,6 +55,7 @@ typedef struct db_result {
 
 #define DB_READONLY 0x1u  /* open read-only (a product's database) */
 #define DB_CREATE   0x2u  /* SQLite: create the file if missing */
+#define DB_PATIENT  0x4u  /* SQLite: wait 60 s, not 10, for another writer's lock */
 
 /* Opens "sqlite:PATH" or "postgresql://..." / "postgres://...".  Caller
  * frees with db_close(). */

@@ -186,7 +186,8 @@ md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_erro
     *out = NULL;
     md_store *s = md_xcalloc(1, sizeof *s);
     unsigned dflags = ((flags & MD_STORE_CREATE) ? DB_CREATE : 0) |
-                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0);
+                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0) |
+                      ((flags & MD_STORE_PATIENT) ? DB_PATIENT : 0);
     md_status st = db_open(uri, dflags, &s->own, err);
     if (st == MD_OK && !(flags & MD_STORE_CREATE)) {
         int v;

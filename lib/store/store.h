@@ -21,9 +21,10 @@
  * its audit record).  err->text names the file or server and the cause;
  * err->peer holds SQLite's or the server's own words.
  *  - SQLite file locked by another process's write transaction: writes
- *    wait the busy timeout (10 s), then MD_TEMPFAIL "... is locked by
- *    another process (waited 10 s for it)".  Reads do not wait: in WAL mode
- *    they see the last committed state, never the other transaction's.
+ *    wait the busy timeout (10 s; 60 s with MD_STORE_PATIENT), then
+ *    MD_TEMPFAIL "... is locked by another process (waited 10 s for it)".
+ *    Reads do not wait: in WAL mode they see the last committed state,
+ *    never the other transaction's.
  *  - Read-only file, directory without write permission (SQLite creates
  *    the -wal and -shm files beside the store), read-only file system:
  *    MD_CONFIG "cannot write to ...: <why>".  A directory where the WAL
@@ -33,6 +34,8 @@
  *    nothing is written to them.
  *  - Disk full, disk quota, file size limit (RLIMIT_FSIZE; the process
  *    must ignore SIGXFSZ to see it as an error): MD_TEMPFAIL naming it.
+ *  - md_store_send_add and md_store_audit_add remember their first failure
+ *    for md_store_log_error.
  *  - PostgreSQL unreachable: md_store_open fails with MD_TEMPFAIL within the
  *    connect_timeout (10 s unless the URI sets one); a server that stops or
  *    restarts under a command: MD_TEMPFAIL "lost the connection", its
@@ -56,6 +59,8 @@ typedef struct md_store md_store;
 
 #define MD_STORE_CREATE   0x1u   /* SQLite: create the file (maildiag-user init) */
 #define MD_STORE_READONLY 0x2u   /* open read-only */
+#define MD_STORE_PATIENT  0x4u   /* SQLite: a write waits up to 60 s, not 10, for another
+                                  * process's lock: for a detached process nobody waits for */
 
 /*
  * Opens the store at uri.  Without MD_STORE_CREATE, the schema must be at

@@ -914,8 +914,8 @@ class Concurrent(FaultCase):
     def sqlite_hits(self, path, addr, n=2):
         def ready():
             db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-            c = db.execute("SELECT coalesce(sum(count), 0) FROM rate_limits WHERE key = ?",
-                           ("selfcheck:" + addr,)).fetchone()[0]
+            c = db.execute("SELECT coalesce(sum(count), 0) FROM rate_limits WHERE key LIKE ?",
+                           ("selfcheck:%s%%" % addr,)).fetchone()[0]
             db.close()
             return c >= n
         return ready

@@ -45,6 +45,8 @@ static void usage(void)
            "      --from-name NAME   sender display name\n"
            "  -s, --server HOST[:PORT]  relay (port default 587: STARTTLS required there)\n"
            "  -d, --direct           straight to the recipient domain's MX hosts (port 25)\n"
+           "      --allow-internal   --direct may connect to loopback, private and other\n"
+           "                         internal MX addresses (refused by default)\n"
            "      --tls POLICY       required, opportunistic or off\n"
            "  -k, --insecure         do not verify certificates (diagnosis only)\n"
            "      --ca-file FILE     trust these CA certificates instead of the system store\n"
@@ -73,11 +75,12 @@ static void usage(void)
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { O_FROM = 256, O_FROMNAME, O_TLS, O_CA, O_PWFILE, O_TIMEOUT, O_DSN, O_HELO, O_TDIR,
-           O_PRODUCT, O_USERNAME, O_LINK, O_ACCOUNT, O_KEY, O_DRY, O_SAVE };
+           O_PRODUCT, O_USERNAME, O_LINK, O_ACCOUNT, O_KEY, O_DRY, O_SAVE, O_INTERNAL };
     static const struct option lo[] = {
         { "template", 1, NULL, 'T' }, { "to", 1, NULL, 't' }, { "file", 1, NULL, 'f' },
         { "count", 1, NULL, 'n' }, { "from", 1, NULL, O_FROM }, { "from-name", 1, NULL, O_FROMNAME },
         { "server", 1, NULL, 's' }, { "direct", 0, NULL, 'd' }, { "tls", 1, NULL, O_TLS },
+        { "allow-internal", 0, NULL, O_INTERNAL },
         { "insecure", 0, NULL, 'k' }, { "ca-file", 1, NULL, O_CA }, { "user", 1, NULL, 'u' },
         { "password-file", 1, NULL, O_PWFILE }, { "timeout", 1, NULL, O_TIMEOUT },
         { "quit-after", 1, NULL, 'q' }, { "dsn", 0, NULL, O_DSN }, { "helo", 1, NULL, O_HELO },
@@ -108,6 +111,7 @@ static int parse_options(int argc, char **argv, options *o)
         case O_FROMNAME: o->msg.from_name = optarg; break;
         case 's': o->smtp.server = optarg; break;
         case 'd': o->direct = 1; break;
+        case O_INTERNAL: o->smtp.allow_internal = 1; break;
         case O_TLS:
             if (!strcmp(optarg, "required")) o->smtp.tls = MD_SMTP_TLS_REQUIRED;
             else if (!strcmp(optarg, "opportunistic")) o->smtp.tls = MD_SMTP_TLS_OPPORTUNISTIC;

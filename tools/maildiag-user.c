@@ -26,6 +26,8 @@ typedef struct options {
     unsigned limit;          /* --limit */
     char **args;             /* subcommand and its operands */
     int nargs;
+    int bounces;             /* an option of the bounces command was given */
+    char **argv;             /* as given, for maildiag-bounces */
 } options;
 
 static void usage(void)
@@ -44,7 +46,9 @@ static void usage(void)
            "  suppression remove ADDRESS after the cause is fixed\n"
            "  import FILE.csv            load accounts (one transaction; '-' = stdin)\n"
            "  export [FILE.csv]          dump every account as CSV (default stdout)\n"
-           "  audit [--limit N]          the latest audit records (default 20)\n\n"
+           "  audit [--limit N]          the latest audit records (default 20)\n"
+           "  bounces --mailbox URL | --maildir DIR | --file PATH [--since DATE] [--apply]\n"
+           "                             suppress the addresses of hard bounces and complaints\n\n"
            "Options:\n"
            "  -s, --store URI            sqlite:PATH or postgresql://... (default: MAILDIAG_STORE,\n"
            "                             else 'uri' in [store] of the configuration)\n"
@@ -61,15 +65,29 @@ static void usage(void)
            "  -t, --timeout SECONDS      budget of each DNS query (default 5)\n"
            "  -h, --help                 show this help\n"
            "  -V, --version              show the version\n\n"
+           "Options of bounces:\n"
+           "      --mailbox URL          imaps://USER@HOST[:PORT][/FOLDER], or imap://... (STARTTLS\n"
+           "                             when offered)\n"
+           "      --mailbox-password-file FILE  the IMAP password (else MAILDIAG_IMAP_PASSWORD)\n"
+           "      --ca-file FILE         CA certificates for the IMAP server\n"
+           "      --insecure             do not verify the IMAP server's certificate\n"
+           "      --maildir DIR          read a Maildir instead; --file PATH: one message (repeatable)\n"
+           "      --since DATE           only messages that arrived on or after DATE\n"
+           "      --apply                write the suppressions (default: show what would change)\n"
+           "      --max-messages N       read at most N messages (default 10000)\n"
+           "      --max-size KB          skip larger messages (default 10240)\n"
+           "      --deadline SECONDS     budget of the whole IMAP session (-t: of each operation,\n"
+           "                             default 30)\n\n"
            "lookup exits 0 when an account on the address can receive the product's emails,\n"
            "1 when there are findings a user can act on, 2 when no email can reach it,\n"
            "3 on errors.  remind exits 0 accepted, 1 deferred or no account, 2 rejected,\n"
-           "failed or suppressed.  Other commands exit 0 done, 1 nothing to do, 3 error.\n", prog);
+           "failed or suppressed.  Other commands exit 0 done, 1 nothing to do (bounces: or a\n"
+           "malformed report skipped), 3 error.\n", prog);
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { OPT_OPERATOR = 256, OPT_REASON, OPT_TEXT, OPT_NODNS };
+    enum { OPT_OPERATOR = 256, OPT_REASON, OPT_TEXT, OPT_NODNS, OPT_BOUNCES, OPT_BOUNCES_FLAG };
     static const struct option longopts[] = {
         { "store", required_argument, NULL, 's' }, { "config", required_argument, NULL, 'C' },
         { "username", required_argument, NULL, 'u' },
@@ -78,7 +96,16 @@ static int parse_options(int argc, char **argv, options *o)
         { "limit", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
         { "no-dns", no_argument, NULL, OPT_NODNS }, { "resolver", required_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 }
+        { "version", no_argument, NULL, 'V' },
+        /* bounces: read by maildiag-bounces, which cmd_bounces runs */
+        { "mailbox", required_argument, NULL, OPT_BOUNCES },
+        { "mailbox-password-file", required_argument, NULL, OPT_BOUNCES },
+        { "ca-file", required_argument, NULL, OPT_BOUNCES }, { "maildir", required_argument, NULL, OPT_BOUNCES },
+        { "file", required_argument, NULL, OPT_BOUNCES }, { "since", required_argument, NULL, OPT_BOUNCES },
+        { "max-messages", required_argument, NULL, OPT_BOUNCES },
+        { "max-size", required_argument, NULL, OPT_BOUNCES }, { "deadline", required_argument, NULL, OPT_BOUNCES },
+        { "apply", no_argument, NULL, OPT_BOUNCES_FLAG }, { "insecure", no_argument, NULL, OPT_BOUNCES_FLAG },
+        { NULL, 0, NULL, 0 }
     };
     int c;
     opterr = 0;
@@ -96,6 +123,7 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'j': o->format = CLI_JSON; break;
         case OPT_NODNS: o->u.no_dns = 1; break;
+        case OPT_BOUNCES: case OPT_BOUNCES_FLAG: o->bounces = 1; break;
         default: {
             int rc = cli_option_default(c, prog, argv, &o->u.dns, usage);
             if (rc != 0)
@@ -107,7 +135,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->args = argv + optind;
     o->nargs = argc - optind;
     if (o->nargs == 0) {
-        cli_usage_error(prog, "no command given (init, lookup, remind, sessions, suppression, import, export, audit)");
+        cli_usage_error(prog, "no command given (init, lookup, remind, sessions, suppression, import, export, audit, bounces)");
         return -1;
     }
     return 0;
@@ -567,10 +595,20 @@ static int cmd_audit(options *o)
     return MD_EXIT_OK;
 }
 
+/* bounces is maildiag-bounces's, so that the other commands never load
+ * libcurl and GMime: it gets the command line as it was given. */
+static int cmd_bounces(options *o)
+{
+    ucli_helper_exec(&o->u, "maildiag-bounces", o->argv);
+    return MD_EXIT_UNKNOWN;
+}
+
 int main(int argc, char **argv)
 {
     options o = { .u = { .prog = prog, .dns = { .timeout = MD_DNS_TIMEOUT_DEFAULT } } };
     int rc = MD_EXIT_UNKNOWN;
+    o.argv = md_xcalloc((size_t)argc + 1, sizeof *o.argv);   /* getopt reorders argv */
+    memcpy(o.argv, argv, (size_t)argc * sizeof *argv);
     int p = parse_options(argc, argv, &o);
     if (p != 0) {
         rc = p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
@@ -579,6 +617,10 @@ int main(int argc, char **argv)
     if (ucli_load_config(&o.u) != 0)
         goto done;
     const char *cmd = o.args[0];
+    if (o.bounces && strcmp(cmd, "bounces") != 0) {
+        rc = cli_usage_error(prog, "--mailbox, --maildir, --file, --since, --apply ... belong to bounces");
+        goto done;
+    }
     if (strcmp(cmd, "init") == 0)
         rc = cmd_init(&o);
     else if (strcmp(cmd, "lookup") == 0)
@@ -593,6 +635,8 @@ int main(int argc, char **argv)
         rc = cmd_import_export(&o, strcmp(cmd, "import") == 0);
     else if (strcmp(cmd, "audit") == 0)
         rc = cmd_audit(&o);
+    else if (strcmp(cmd, "bounces") == 0)
+        rc = cmd_bounces(&o);
     else
         rc = cli_usage_error(prog, "unknown command '%s'", cmd);
     if (fflush(stdout) != 0) {
@@ -601,5 +645,6 @@ int main(int argc, char **argv)
     }
 done:
     ucli_clear(&o.u);
+    free(o.argv);
     return rc;
 }

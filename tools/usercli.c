@@ -162,10 +162,15 @@ json_t *ucli_notify_request(const ucli *u, const char *command)
 
 const char *ucli_notify_path(void)
 {
+    return ucli_helper_path(NOTIFY_NAME);
+}
+
+const char *ucli_helper_path(const char *name)
+{
     static char path[PATH_MAX];
     char dir[PATH_MAX];
     /* Beside this program first: a build tree (tests, distcheck) holds the
-     * helper next to the tools; an installed tool is in bindir, where there
+     * helpers next to the tools; an installed tool is in bindir, where there
      * is none, and uses the configured libexec directory. */
     ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
     dir[n > 0 ? n : 0] = '\0';
@@ -175,12 +180,21 @@ const char *ucli_notify_path(void)
         size_t l = strlen(dir);
         if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
             dir[l - 6] = '\0';
-        if ((size_t)snprintf(path, sizeof path, "%s/" NOTIFY_NAME, dir) < sizeof path &&
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
             access(path, X_OK) == 0)
             return path;
     }
-    snprintf(path, sizeof path, "%s/" NOTIFY_NAME, MD_PKGLIBEXECDIR);
+    snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
     return path;
+}
+
+int ucli_helper_exec(const ucli *u, const char *name, char *const *argv)
+{
+    const char *path = ucli_helper_path(name);
+    fflush(NULL);
+    execv(path, argv);
+    fprintf(stderr, "%s: cannot run %s: %s\n", u->prog, path, strerror(errno));
+    return -1;
 }
 
 static int write_all(int fd, const char *p, size_t n)

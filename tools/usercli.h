@@ -61,6 +61,11 @@ int ucli_notify_exec(const ucli *u, json_t *req);
 /* The path of maildiag-notify: beside this program (a build tree), else
  * in the package's libexec directory.  Borrowed, static. */
 const char *ucli_notify_path(void);
+/* The same for any internal helper (maildiag-bounces). */
+const char *ucli_helper_path(const char *name);
+/* Replaces this process by the helper name, with argv (argv[0] included).
+ * Returns -1 only when that failed (after printing why). */
+int ucli_helper_exec(const ucli *u, const char *name, char *const *argv);
 
 /* Who runs this: the login name of getuid(), with --operator NAME shown
  * as "NAME (as LOGIN)" when they differ.  Borrowed. */

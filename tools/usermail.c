@@ -49,6 +49,13 @@ int usermail_open(ucli *u, usermail *um)
         port = getenv("MAILDIAG_SMTP_PORT");
     if (port && *port)
         r->direct_port = (unsigned)strtoul(port, NULL, 10);
+    const char *internal = ucli_conf(u, "mail", "allow_internal");
+    if (internal && strcmp(internal, "yes") == 0)
+        r->allow_internal = 1;
+    else if (internal && strcmp(internal, "no") != 0) {
+        fprintf(stderr, "%s: [mail] allow_internal must be yes or no\n", u->prog);
+        return -1;
+    }
     r->auth_user = ucli_conf(u, "mail", "user");
     if (r->auth_user) {
         const char *pf = ucli_conf(u, "mail", "password_file");

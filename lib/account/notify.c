@@ -103,9 +103,16 @@ md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const cha
         if (res.reply.code)
             snprintf(sent->reply, sizeof sent->reply, "%d%s%s %s", res.reply.code,
                      res.reply.enhanced[0] ? " " : "", res.reply.enhanced, res.reply.text);
-        else
-            snprintf(sent->reply, sizeof sent->reply, "%s at %s", md_smtp_outcome_name(res.outcome),
-                     md_smtp_phase_name(res.phase));
+        else {
+            /* No reply decided it (connect, TLS, a refused MX address ...): the
+             * first finding that is not ok says why. */
+            const char *why = "";
+            for (size_t i = 0; i < md_report_count(res.findings) && !*why; i++)
+                if (md_report_get(res.findings, i)->severity != MD_SEV_OK)
+                    why = md_report_get(res.findings, i)->summary;
+            snprintf(sent->reply, sizeof sent->reply, "%s at %s%s%s", md_smtp_outcome_name(res.outcome),
+                     md_smtp_phase_name(res.phase), *why ? ": " : "", why);
+        }
     }
     md_smtp_result_clear(&res);
     if (st != MD_OK)

@@ -36,17 +36,57 @@ void md_mx_route_clear(md_mx_route *r)
 
 /* --- judging -------------------------------------------------------------- */
 
-static int addr_is_local(const char *text)
+static md_mx_addr_class class_v4(uint32_t a)
+{
+    if ((a >> 24) == 127)
+        return MD_MX_ADDR_LOOPBACK;
+    if ((a >> 24) == 0)
+        return MD_MX_ADDR_UNSPECIFIED;
+    if ((a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8)   /* 10/8, 172.16/12, 192.168/16 */
+        return MD_MX_ADDR_PRIVATE;
+    if ((a >> 16) == 0xa9fe)
+        return MD_MX_ADDR_LINK_LOCAL;
+    if ((a >> 22) == (100u << 2 | 1))                                    /* 100.64/10 */
+        return MD_MX_ADDR_CGNAT;
+    if ((a >> 28) == 0xe)
+        return MD_MX_ADDR_MULTICAST;
+    if ((a >> 28) == 0xf)
+        return MD_MX_ADDR_RESERVED;                                      /* 240/4, broadcast */
+    return MD_MX_ADDR_PUBLIC;
+}
+
+md_mx_addr_class md_mx_address_class(const char *text)
 {
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, text, &a4) == 1) {
-        uint32_t a = ntohl(a4.s_addr);
-        return (a >> 24) == 127 || a == 0;
-    }
-    if (inet_pton(AF_INET6, text, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6);
-    return 0;
+    if (text == NULL)
+        return MD_MX_ADDR_INVALID;
+    if (inet_pton(AF_INET, text, &a4) == 1)
+        return class_v4(ntohl(a4.s_addr));
+    if (inet_pton(AF_INET6, text, &a6) != 1)
+        return MD_MX_ADDR_INVALID;
+    const uint8_t *b = a6.s6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a6))
+        return MD_MX_ADDR_LOOPBACK;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a6))
+        return MD_MX_ADDR_UNSPECIFIED;
+    static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+    if (IN6_IS_ADDR_V4MAPPED(&a6) || IN6_IS_ADDR_V4COMPAT(&a6) || memcmp(b, nat64, 12) == 0)
+        return class_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15]);
+    if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0))   /* fc00::/7, fec0::/10 */
+        return MD_MX_ADDR_PRIVATE;
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+        return MD_MX_ADDR_LINK_LOCAL;
+    if (b[0] == 0xff)
+        return MD_MX_ADDR_MULTICAST;
+    return MD_MX_ADDR_PUBLIC;
+}
+
+const char *md_mx_address_class_name(md_mx_addr_class c)
+{
+    static const char *const names[] = { "public", "loopback", "unspecified", "private", "link-local",
+                                         "CGNAT", "multicast", "reserved", "invalid" };
+    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "invalid";
 }
 
 static int host_temporary(const md_mx_host *h)
@@ -220,13 +260,19 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
                               "MX host %s is an alias (CNAME) of %s; RFC 2181 10.3 requires the "
                               "MX target to be the host's own name", h->host,
                               h->cnames[h->ncnames - 1]);
-            for (size_t k = 0; k < h->naddresses; k++)
-                if (addr_is_local(h->addresses[k])) {
+            int local = 0, internal = 0;
+            for (size_t k = 0; k < h->naddresses; k++) {
+                md_mx_addr_class c = md_mx_address_class(h->addresses[k]);
+                if ((c == MD_MX_ADDR_LOOPBACK || c == MD_MX_ADDR_UNSPECIFIED) && !local++)
                     md_report_add(rep, "mx.target_localhost", MD_SEV_WARNING,
                                   "MX host %s resolves to %s, a loopback or unspecified address",
                                   h->host, h->addresses[k]);
-                    break;
-                }
+                else if (c != MD_MX_ADDR_PUBLIC && c != MD_MX_ADDR_LOOPBACK && c != MD_MX_ADDR_UNSPECIFIED &&
+                         !internal++)
+                    md_report_add(rep, "mx.target_internal", MD_SEV_WARNING,
+                                  "MX host %s resolves to %s, a %s address that senders on the Internet "
+                                  "cannot reach", h->host, h->addresses[k], md_mx_address_class_name(c));
+            }
         }
     }
 }

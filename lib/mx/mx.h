@@ -50,6 +50,30 @@ typedef struct md_mx_route {
     size_t nlisted;              /* MX records in the answer (>= nhosts) */
 } md_mx_route;
 
+/* What kind of address an MX target has: senders on the Internet reach
+ * only public ones, and a sender that connects where an MX record says must
+ * not be steered into its own host or network (lib/smtp refuses the others
+ * unless told to allow them). */
+typedef enum md_mx_addr_class {
+    MD_MX_ADDR_PUBLIC = 0,
+    MD_MX_ADDR_LOOPBACK,          /* 127.0.0.0/8, ::1 */
+    MD_MX_ADDR_UNSPECIFIED,       /* 0.0.0.0/8, :: */
+    MD_MX_ADDR_PRIVATE,           /* RFC 1918, fc00::/7, fec0::/10 (deprecated site-local) */
+    MD_MX_ADDR_LINK_LOCAL,        /* 169.254.0.0/16, fe80::/10 */
+    MD_MX_ADDR_CGNAT,             /* 100.64.0.0/10 (RFC 6598 shared address space) */
+    MD_MX_ADDR_MULTICAST,         /* 224.0.0.0/4, ff00::/8 */
+    MD_MX_ADDR_RESERVED,          /* 240.0.0.0/4, 255.255.255.255 */
+    MD_MX_ADDR_INVALID            /* not an address */
+} md_mx_addr_class;
+
+/* Classifies an address in text form.  IPv6 forms that carry an IPv4
+ * address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64
+ * 64:ff9b::/96) take the class of that address. */
+md_mx_addr_class md_mx_address_class(const char *text);
+/* "public", "loopback", "unspecified", "private", "link-local", "CGNAT",
+ * "multicast", "reserved", "invalid". */
+const char *md_mx_address_class_name(md_mx_addr_class c);
+
 /* Frees everything the route holds (not the struct itself). */
 void md_mx_route_clear(md_mx_route *r);
 

@@ -24,6 +24,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.target_unresolvable", MD_SEV_WARNING, "an MX target host has no address" },
     { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
+    { "mx.target_internal", MD_SEV_WARNING, "an MX target resolves to an internal address (private, link-local, CGNAT, multicast, reserved; loopback when sending)" },
     /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
     { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
     { "account.none", MD_SEV_WARNING, "no account uses this address" },
@@ -134,11 +135,15 @@ static const md_catalogue_entry catalogue[] = {
     { "smtp.host_failed", MD_SEV_WARNING, "one MX host could not take the message; the next one was tried" },
     { "smtp.no_route", MD_SEV_CRITICAL, "the recipient domain has no usable MX route" },
     { "smtp.dsn_unsupported", MD_SEV_WARNING, "DSN was requested but the server does not offer it" },
+    { "smtp.size_exceeded", MD_SEV_CRITICAL, "the server refused the message as bigger than it accepts (552 5.3.4)" },
+    { "smtp.engine_failed", MD_SEV_CRITICAL, "the SMTP engine (libESMTP, in its own process) failed: whether the server got the message is unknown" },
     /* tls */
     { "tls.ok", MD_SEV_OK, "TLS is in use and the certificate verifies for the host name" },
     { "tls.not_offered", MD_SEV_CRITICAL, "TLS is required but the server does not offer STARTTLS" },
     { "tls.not_offered_opportunistic", MD_SEV_WARNING, "the server does not offer STARTTLS: the message travels in clear" },
     { "tls.handshake_failed", MD_SEV_CRITICAL, "the TLS handshake failed" },
+    { "tls.starttls_refused", MD_SEV_CRITICAL, "the server offered STARTTLS, then refused it (a TLS fault on its side)" },
+    { "tls.fallback_plaintext", MD_SEV_WARNING, "STARTTLS failed; the message went in plaintext on a new connection (opportunistic TLS)" },
     { "tls.cert_expired", MD_SEV_CRITICAL, "the server's certificate has expired" },
     { "tls.cert_not_yet_valid", MD_SEV_CRITICAL, "the server's certificate is not valid yet" },
     { "tls.cert_self_signed", MD_SEV_CRITICAL, "the server's certificate is self-signed" },
@@ -148,9 +153,10 @@ static const md_catalogue_entry catalogue[] = {
     { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (--insecure or opportunistic TLS)" },
     { "tls.cert_expiring", MD_SEV_WARNING, "the server's certificate expires within 14 days" },
     /* auth */
-    { "auth.ok", MD_SEV_OK, "authentication succeeded" },
-    { "auth.failed", MD_SEV_CRITICAL, "the server refused the user name or password (AUTH)" },
-    { "auth.not_offered", MD_SEV_CRITICAL, "a password was given but the server offers no usable AUTH mechanism" },
+    { "smtp.auth.ok", MD_SEV_OK, "authentication succeeded (235)" },
+    { "smtp.auth.failed", MD_SEV_CRITICAL, "AUTH did not succeed (a refusal, a reply other than 235, or a dropped exchange): nothing was sent" },
+    { "smtp.auth.unavailable", MD_SEV_CRITICAL, "a user is configured but the server offers no AUTH mechanism maildiag uses (PLAIN, LOGIN): nothing was sent" },
+    { "smtp.auth.not_offered", MD_SEV_CRITICAL, "a user is configured but the server offers no AUTH: nothing was sent" },
     /* token */
     { "token.valid", MD_SEV_OK, "the token is valid" },
     { "token.test", MD_SEV_WARNING, "a test token, signed with a throwaway key: no product will accept it" },
@@ -168,6 +174,15 @@ static const md_catalogue_entry catalogue[] = {
     { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
     { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
     /* --- end reputation --- */
+    /* bounces: maildiag-user bounces, one id per recipient of a message */
+    { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
+    { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },
+    { "bounce.complaint", MD_SEV_CRITICAL, "an abuse complaint (ARF): the address gets suppressed" },
+    { "bounce.feedback", MD_SEV_OK, "a feedback report that is no complaint (not-spam, auth-failure)" },
+    { "bounce.delivered", MD_SEV_OK, "a delivery report that is no failure (delivered, relayed, expanded)" },
+    { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
+    { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
+    /* --- end bounces --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -5,33 +5,68 @@
  * Routes:
  *  - relay: one server "HOST[:PORT]" (default port 587), e.g. the product's
  *    submission server; STARTTLS required by default on port 587,
- *    opportunistic elsewhere; AUTH PLAIN/LOGIN with a user and password;
+ *    opportunistic elsewhere; AUTH PLAIN or LOGIN with a user and password;
  *    the host name is resolved with getaddrinfo (IPv4), outside the deadline;
  *  - direct: the recipient domain's MX hosts from lib/mx, each host and
  *    each address in order; a connection failure or a 4xx moves on to the
- *    next address, a 5xx stops (that is the answer).
+ *    next address, a 5xx stops (that is the answer).  MX addresses that are
+ *    not public (md_mx_address_class: loopback, private, link-local, CGNAT,
+ *    multicast ...) are refused with mx.target_internal unless
+ *    allow_internal is set: anyone can publish an MX record, and it must not
+ *    steer a send into this host or its network.
  *
- * Around libESMTP 1.1.0's traps (see shared/LIBRARIES.md):
- *  - one application SSL_CTX (in md_smtp_ctx) is handed to every session,
- *    so the second STARTTLS session does not crash; SNI and the host name to
- *    verify are set from an info callback at handshake start;
- *  - the TCP connect is done first by us, non-blocking, under the connect
- *    deadline, and closed; libESMTP then connects to the same numeric
- *    address (never to a name: no blocking getaddrinfo; IPv6 literals are
- *    impossible in smtp_set_server, so IPv6 addresses are skipped with a
- *    note).  The server sees one extra connection closed before its greeting;
- *  - a watchdog thread enforces the overall deadline by shutting the socket
- *    down, since libESMTP's per-read timeouts never fire against a server
- *    that sends one byte per second;
- *  - AUTH failure is read from the transcript (libESMTP carries on
- *    unauthenticated after a 535); the transcript redacts AUTH secrets;
- *  - the outcome comes from the statuses, never the return code.
+ * IPv6: libESMTP's smtp_set_server splits "host:port" at the first colon,
+ * so it cannot take an IPv6 literal, and giving it a name would hand it a
+ * blocking getaddrinfo that is not bounded by our deadline and may pick
+ * other addresses than the ones judged.  IPv6 MX addresses are therefore
+ * skipped (said in the result's details), and "--server [::1]:25" is
+ * refused; an IPv6-only MX host reads as "no IPv4 address to try".
  *
- * Probes (quit_after): libESMTP cannot stop a session after a chosen phase
- * (it pipelines MAIL, RCPT and DATA), so probes run a small dialogue of our
- * own (connect, banner, EHLO, STARTTLS with the same SSL_CTX, AUTH, MAIL,
- * RCPT, QUIT) with the same deadlines, transcript and result.
+ * Engines, chosen by quit_after:
+ *  - a send runs one libESMTP session in a forked child process (esmtp.c).
+ *    The parent kills the child (SIGKILL) when the connect deadline passes
+ *    before libESMTP reports the connection, or when the whole-send deadline
+ *    passes; the child streams its events (the bytes read and about to be
+ *    written, TLS details, libESMTP's statuses) to the parent as they
+ *    happen, so a killed session still has its evidence.  One TCP connection
+ *    per send; a crash inside libESMTP is smtp.engine_failed, never a
+ *    verdict.  md_smtp_send therefore forks: the child touches only the
+ *    request and the context, and leaves with _exit;
+ *  - a probe (quit_after) runs our own short dialogue (probe.c) on one
+ *    non-blocking connection with the same deadlines, since libESMTP cannot
+ *    stop after a chosen phase.
  *
+ * The verdict (judge.c) comes from libESMTP's reverse-path, recipient and
+ * message statuses (or the probe's replies) and, for the greeting, EHLO,
+ * STARTTLS and AUTH, from the replies matched to their commands by count and
+ * code class; the transcript is evidence shown to the reader.  Extensions:
+ * PIPELINING and CHUNKING (BDAT) as libESMTP chooses them (it shows no RCPT
+ * or BDAT in the transcript with CHUNKING; the statuses carry the verdict);
+ * SIZE (the message size is declared, so a too-large message is refused at
+ * MAIL FROM with 552 5.3.4: smtp.size_exceeded); DSN (NOTIFY, RET, ENVID);
+ * ENHANCEDSTATUSCODES (parsed in one place); SMTPUTF8 is never needed: a
+ * non-ASCII domain is sent as A-labels, and a non-ASCII local part, which
+ * would need it, is refused (libESMTP cannot send the SMTPUTF8 parameter).
+ *
+ * Everything that reaches the wire (EHLO name, envelope, AUTH user, DSN
+ * envelope id) is checked once in md_smtp_send, for both engines: a control
+ * character or an invalid EHLO name is MD_CONFIG, before any connection.
+ *
+ * TLS (tls.c): one application SSL_CTX per context, handed to every session
+ * (libESMTP 1.1.0 crashes on its second STARTTLS session with its own);
+ * SNI and the name to verify set at handshake start; required TLS needs a
+ * verified certificate (unless insecure), opportunistic takes any and, when
+ * the server offers STARTTLS and then fails it (454, a broken handshake),
+ * sends in plaintext on a new connection (tls.fallback_plaintext), as
+ * Postfix's smtp_tls_security_level = may does.
+ *
+ * AUTH: with a user configured, AUTH is required: only 235 counts (RFC 4954);
+ * only offered mechanisms are used (PLAIN, else LOGIN); when none is usable,
+ * or AUTH fails, the session ends before MAIL FROM (libESMTP would go on
+ * unauthenticated: the child stops it in the monitor callback, which runs
+ * before libESMTP writes).  AUTH secrets are redacted from the transcript.
+ *
+ * docs/LIBRARIES.md describes the libESMTP behaviour all this relies on.
  * One md_smtp_ctx per thread; sends on one context are sequential.
  */
 #ifndef MAILDIAG_SMTP_H
@@ -96,7 +131,7 @@ typedef struct md_smtp_request {
     const char *server;            /* "HOST[:PORT]", "[IPv6]:PORT" is refused */
     md_dns *dns;                   /* direct route only */
     unsigned direct_port;          /* direct route: 0 = 25 (tests use another) */
-    const char *helo;              /* EHLO name; NULL = the host name */
+    const char *helo;              /* EHLO name; NULL = the host name (checked too) */
     const char *mail_from;         /* envelope sender; "" = null sender */
     const char *rcpt_to;           /* one recipient */
     const char *data;              /* the message (CRLF), from md_message; */
@@ -109,6 +144,7 @@ typedef struct md_smtp_request {
     int dsn;                       /* DSN NOTIFY=SUCCESS,FAILURE,DELAY + ENVID when offered */
     const char *dsn_envid;         /*   NULL: the message id */
     md_smtp_phase quit_after;      /* MD_SMTP_PHASE_NONE: send the message */
+    int allow_internal;            /* direct route: connect to non-public MX addresses (tests) */
     int timeout_ms;                /* the whole attempt, all hosts; 0 = 60000 */
     int connect_timeout_ms;        /* per address; 0 = min(10000, timeout) */
     int phase_timeout_ms;          /* per reply; 0 = min(30000, timeout) */
@@ -152,7 +188,7 @@ typedef struct md_smtp_result {
     char queue_id[64];             /* from "250 ... queued as X" when printed */
     char message_id[256];          /* copied from the request */
     int greylisted;                /* a 4xx recognised as greylisting */
-    int auth_used;                 /* AUTH succeeded */
+    int auth_used;                 /* AUTH succeeded (235) */
     int dsn_used;
     int64_t elapsed_ms;
     int64_t started_ms;            /* wall clock (Unix ms) at the start: transcript ms are relative to it */
@@ -176,8 +212,17 @@ void md_smtp_result_clear(md_smtp_result *res);
 /* The words for an RFC 3463 enhanced status code ("5.1.1" -> "no such
  * mailbox"); "" when unknown.  Static. */
 const char *md_smtp_enhanced_explain(const char *code);
-/* Whether a 4xx reply reads as greylisting. */
+/* Our words for a reply, from the phase it answered and its text as well as
+ * its code: 454 4.7.0 to STARTTLS is a TLS fault on the server, to RCPT a
+ * temporary policy refusal; greylisting only to MAIL, RCPT or the message.
+ * "" when none.  Static. */
+const char *md_smtp_explain(md_smtp_phase phase, const md_smtp_reply *r);
+/* Whether a 4xx reply's words read as greylisting (any phase; see
+ * md_smtp_explain for where greylisting can happen). */
 int md_smtp_is_greylisting(int code, const char *enhanced, const char *text);
+/* Whether name may follow EHLO: a domain of LDH labels, or an address
+ * literal ([192.0.2.1], [IPv6:2001:db8::1]); no spaces or controls. */
+int md_smtp_helo_valid(const char *name);
 /* Extracts a queue id from a 250 reply to DATA ("queued as ABC123",
  * "Ok: queued as ...", "OK id=..."); returns 1 and fills out, or 0. */
 int md_smtp_queue_id(const char *text, char *out, size_t size);

@@ -698,7 +698,7 @@ md_status md_store_suppressions(md_store *s, md_store_suppression_list *out, md_
                                  " ORDER BY since DESC, address", NULL, 0, out, err);
 }
 
-static md_status suppression_add_body(md_store *s, const md_store_suppression *x, md_error *err)
+md_status store_suppression_put(md_store *s, const md_store_suppression *x, md_error *err)
 {
     if (!md_store_suppression_reason_valid(x->reason))
         return md_error_set(err, MD_CONFIG, "store.suppression",
@@ -714,7 +714,7 @@ static md_status suppression_add_body(md_store *s, const md_store_suppression *x
 md_status md_store_suppression_add(md_store *s, const md_store_suppression *x,
                                    const md_store_audit *audit, md_error *err)
 {
-    WRITE_TX(s, audit, err, suppression_add_body(s, x, err));
+    WRITE_TX(s, audit, err, store_suppression_put(s, x, err));
 }
 
 static md_status suppression_remove_body(md_store *s, const char *key, md_error *err)
@@ -860,13 +860,25 @@ static md_status rate_body(md_store *s, const char *key, int64_t start, int64_t 
     return db_run(s->own, "DELETE FROM rate_limits WHERE window_start < $1", q, 1, NULL, err);
 }
 
+static md_status rate_tx(md_store *s, const char *key, int64_t start, int64_t now,
+                         unsigned long *count, md_error *err)
+{
+    WRITE_TX(s, NULL, err, rate_body(s, key, start, now, count, err));
+}
+
 md_status md_store_rate_hit(md_store *s, const char *key, unsigned window, int64_t now,
                             unsigned long *count, md_error *err)
 {
     if (window == 0)
         window = 1;
     int64_t start = now - now % (int64_t)window;
-    WRITE_TX(s, NULL, err, rate_body(s, key, start, now, count, err));
+    /* The window's length is part of the counter's key: windows of
+     * different lengths can start at the same second (a minute's and an
+     * hour's, at the top of the hour), and must not share a count. */
+    char *k = md_xasprintf("%s/%us", key, window);
+    md_status st = rate_tx(s, k, start, now, count, err);
+    free(k);
+    return st;
 }
 
 /* ---------------------------------------------------------- domain counts */

@@ -5,7 +5,8 @@
  *
  * maildiag's own schema (created and migrated by md_store_migrate):
  * accounts, sessions, suppressions, the send log, the audit log, rate-limit
- * counters, and per-domain account counts (for typo suggestions).
+ * counters, per-domain account counts (for typo suggestions), and the bounce
+ * messages already applied (version 2).
  *
  * For a product that keeps its accounts in its own database, a mapping
  * (md_store_product) gives the SQL to run for each account lookup; that
@@ -53,7 +54,7 @@
 extern "C" {
 #endif
 
-#define MD_STORE_SCHEMA_VERSION 1
+#define MD_STORE_SCHEMA_VERSION 2
 
 typedef struct md_store md_store;
 
@@ -304,6 +305,37 @@ void md_store_time_format(int64_t t, char *buf, size_t size);
 /* Parses ISO 8601 ("2026-11-26", "2026-11-26T23:43:37Z", with +hh:mm
  * offsets) or Unix seconds; returns 0 and sets *t, or -1. */
 int md_store_time_parse(const char *s, int64_t *t);
+
+/* --------------------------------------------------------- applied bounces */
+
+/* Whether the bounce message known by key (its Message-ID, or "sha256:HEX"
+ * of a message without one) has been applied. */
+md_status md_store_bounce_applied(md_store *s, const char *key, int *applied, md_error *err);
+
+/*
+ * Applies what one bounce message asks for: the suppressions x[0..n), each
+ * with an audit record (action "bounce.suppress", by operator_name), and a
+ * record of the message under key (from source, e.g. the mailbox URL), all
+ * in one transaction.  An address already suppressed keeps its suppression
+ * and is not counted.  *changed receives the suppressions written.  When
+ * key was applied before, nothing is written and *already is 1, so running
+ * over the same mailbox twice changes nothing.
+ */
+md_status md_store_bounce_apply(md_store *s, const char *key, const char *source,
+                                const md_store_suppression *x, size_t n,
+                                const char *operator_name, unsigned long *changed, int *already,
+                                md_error *err);
+
+/*
+ * For a run whose writes can be redone (bounces: the mailbox is read again
+ * and applied bounces are skipped), relaxed = 1 lets SQLite commits skip
+ * their fsync (synchronous=NORMAL: each transaction stays atomic and the
+ * file consistent, but the last ones may be lost in a power cut).
+ * relaxed = 0 restores synchronous=FULL and makes every commit so far
+ * durable with one checkpoint; call it before reporting success.  A no-op
+ * on PostgreSQL, whose commits stay synchronous.
+ */
+md_status md_store_sync_relaxed(md_store *s, int relaxed, md_error *err);
 
 /* -------------------------------------------- a product's own database */
 

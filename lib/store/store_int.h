@@ -25,6 +25,8 @@ md_status store_insert_account(md_store *s, const md_store_account *a, unsigned 
                                int64_t *id, md_error *err);
 /* Recomputes domain_stats inside the caller's transaction. */
 md_status store_refresh_domains(md_store *s, md_error *err);
+/* Adds or replaces a suppression inside the caller's transaction. */
+md_status store_suppression_put(md_store *s, const md_store_suppression *x, md_error *err);
 /* Writes an audit record inside the caller's transaction. */
 md_status store_audit_write(md_store *s, const md_store_audit *a, md_error *err);
 

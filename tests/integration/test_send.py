@@ -234,7 +234,7 @@ class TlsAuthCases(SendCase):
         self.assertTrue(j["tls"]["used"] and j["tls"]["verified"], j["tls"])
         self.assertEqual(j["tls"]["peer_name"], "localhost")
         self.assertIn("tls.ok", self.ids(j))
-        self.assertIn("auth.ok", self.ids(j))
+        self.assertIn("smtp.auth.ok", self.ids(j))
         self.assertRegex(j["queue_id"] or "", r"^TEST\d+$")
         with open(sni) as f:
             self.assertEqual(f.read().split(), ["localhost"], "SNI sent (libESMTP sends none by itself)")
@@ -259,7 +259,7 @@ class TlsAuthCases(SendCase):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", bad, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "auth")
-                self.assertIn("auth.failed", self.ids(j))
+                self.assertIn("smtp.auth.failed", self.ids(j))
                 self.assertEqual(j["reply"]["code"], 535, run)
                 self.assertNotIn("MAIL FROM", " ".join(l["text"] for l in j["transcript"]),
                                  "must not go on unauthenticated")
@@ -275,12 +275,12 @@ class TlsAuthCases(SendCase):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", self.pwfile, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "accepted")
-                self.assertIn("auth.ok", self.ids(j))
+                self.assertIn("smtp.auth.ok", self.ids(j))
                 self.assertIn("AUTH LOGIN", " ".join(l["text"] for l in j["transcript"]))
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", bad, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "auth")
-                self.assertIn("auth.failed", self.ids(j))
+                self.assertIn("smtp.auth.failed", self.ids(j))
 
     def test_loose_password_file_refused(self):
         loose = os.path.join(TMP, "loose-pw")
@@ -381,8 +381,8 @@ class DirectCases(SendCase):
         cls.nsd.stop()
 
     def direct(self, to):
-        return self.send("--direct", "--resolver", self.nsd.resolver, "--to", to, "--json", "--timeout", "10",
-                         env={"MAILDIAG_SMTP_PORT": str(self.port)})
+        return self.send("--direct", "--allow-internal", "--resolver", self.nsd.resolver, "--to", to, "--json",
+                         "--timeout", "10", env={"MAILDIAG_SMTP_PORT": str(self.port)})
 
     def test_first_refuses_second_accepts(self):
         run = self.direct("user@refused.send.test")
@@ -402,6 +402,19 @@ class DirectCases(SendCase):
         j = self.assertOutcome(run, "rejected", "rcpt")
         self.assertEqual(j["host"], "mx1.hardfail.send.test")
         self.assertNotIn("127.0.0.1:", " ".join(l["text"] for l in j["transcript"]))
+
+    def test_internal_mx_refused(self):
+        # Without --allow-internal an MX on 127.0.0.x is refused: nothing is sent.
+        before = len(os.listdir(self.ok_dir))
+        for probe in ([], ["-q", "rcpt"]):
+            run = self.send("--direct", "--resolver", self.nsd.resolver, "--to", "user@refused.send.test", "--json",
+                            "--timeout", "10", *probe, env={"MAILDIAG_SMTP_PORT": str(self.port)})
+            j = self.assertOutcome(run, "failed", "resolve")
+            self.assertIn("mx.target_internal", self.ids(j))
+            self.assertIn("127.0.0.1", json.dumps(j["findings"]))
+            self.assertFalse([l for l in j["transcript"] if l["dir"] in "<>"], j["transcript"])
+        time.sleep(0.2)
+        self.assertEqual(len(os.listdir(self.ok_dir)), before)
 
     def test_null_mx(self):
         run = self.direct("user@nullmx.send.test")
@@ -451,10 +464,141 @@ class HostileCases(SendCase):
     def test_one_byte_per_second(self):
         self.check("slow", "smtp.timeout", "banner")
 
+    def test_engine_crash_is_engine_failed(self):
+        # libESMTP runs in a child process; a crash there (here: SIGSEGV sent to
+        # it while it waits for a greeting) is smtp.engine_failed, at once.
+        import signal
+        import subprocess
+        with smtplab.Hostile("hang") as h:
+            argv = [mdlab.tool_path("maildiag-send"), "--from", FROM, "--server", "127.0.0.1:%d" % h.port,
+                    "--to", TO, "--timeout", "20", "--json"]
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=mdlab.tool_env())
+            child, end = None, time.monotonic() + 10
+            while child is None and time.monotonic() < end:
+                for pid in os.listdir("/proc"):
+                    try:
+                        with open("/proc/%s/stat" % pid) as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except (OSError, IndexError):
+                        continue
+                    if pid.isdigit() and int(fields[1]) == p.pid and h.connections > 0:
+                        child = int(pid)
+                time.sleep(0.02)
+            self.assertIsNotNone(child, "no engine child found")
+            t0 = time.monotonic()
+            os.kill(child, signal.SIGSEGV)
+            out, err = p.communicate(timeout=20)
+        self.assertLess(time.monotonic() - t0, 5)
+        j = json.loads(out)
+        self.assertEqual((j["result"], p.returncode), ("failed", 2), out)
+        self.assertIn("smtp.engine_failed", self.ids(j))
+        # signal 11; under AddressSanitizer, whose handler reports it, exit status 1
+        self.assertRegex(json.dumps(j), r"libESMTP's process (died of signal 11|exited with status 1)")
+
     def test_greylisting_recognised(self):
         run = self.hostile("greylist")
         j = self.assertOutcome(run, "deferred", "rcpt")
         self.assertIn("smtp.greylisted", self.ids(j))
+
+
+class InjectionCases(SendCase):
+    """Nothing the user gives reaches the wire as a command of its own."""
+
+    def test_ehlo_name_injection(self):
+        bad = "client.example\r\nRCPT TO:<injected@victim.example>"
+        for value in (bad, "client.example\nRSET", "client example", "-client.example", "client..example",
+                      "[300.1.2.3]", "client.example\x01", "\u00e9.example"):
+            with smtplab.Hostile("record") as h:
+                for probe in ([], ["--quit-after", "rcpt"]):
+                    run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO,
+                                    "--helo", value, *probe)
+                    self.assertEqual(run.rc, 3, run)
+                    self.assertIn("EHLO name", run.err)
+                time.sleep(0.1)
+                self.assertEqual((h.connections, h.lines), (0, []), "nothing may reach the server")
+        with smtplab.Hostile("record") as h:
+            for value in ("client.example", "[127.0.0.1]", "[IPv6:::1]", "a-b.c0.example"):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--helo", value)
+                self.assertEqual(run.rc, 0, run)
+            time.sleep(0.1)
+            self.assertEqual([l for l in h.lines if l.startswith(b"EHLO")],
+                             [b"EHLO client.example", b"EHLO [127.0.0.1]", b"EHLO [IPv6:::1]", b"EHLO a-b.c0.example"])
+            self.assertFalse([l for l in h.lines if b"injected" in l])
+
+    def test_envelope_and_auth_user_injection(self):
+        with smtplab.Hostile("record") as h:
+            for args in (["--to", TO, "--user", "bob\r\nMAIL FROM:<x@y>"],
+                         ["--to", TO, "--from", "a@example.com\r\nRCPT TO:<injected@victim.example>"]):
+                for probe in ([], ["--quit-after", "rcpt"]):
+                    run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", *args, *probe,
+                                    env={"MAILDIAG_SMTP_PASSWORD": "pw"})
+                    self.assertEqual(run.rc, 3, run)
+            time.sleep(0.1)
+            self.assertEqual(h.connections, 0)
+
+
+class AuthCases(SendCase):
+    """AUTH is done only when the server says 235, with a mechanism it offers;
+    with a user configured nothing goes out unauthenticated."""
+
+    def auth(self, mode, *extra):
+        out = []
+        with smtplab.Hostile(mode) as h:
+            for probe in ([], ["--quit-after", "rcpt"], ["--quit-after", "auth"]):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--user", "bob",
+                                "--json", *extra, *probe, env={"MAILDIAG_SMTP_PASSWORD": "s3cret"})
+                out.append((run, self.result(run)))
+            time.sleep(0.1)
+            lines = list(h.lines)
+        self.assertFalse([l for l in lines if l.upper().startswith((b"MAIL", b"RCPT", b"DATA", b"BDAT"))],
+                         "nothing may be sent unauthenticated: %r" % lines)
+        return out, lines
+
+    def test_no_common_mechanism(self):
+        out, lines = self.auth("auth_cram")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.unavailable", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j))
+            self.assertIn("CRAM-MD5", json.dumps(j["findings"]))
+        # only offered mechanisms: no AUTH LOGIN (or any AUTH) to a CRAM-MD5-only server
+        self.assertFalse([l for l in lines if l.upper().startswith(b"AUTH")], lines)
+
+    def test_challenge_then_close(self):
+        out, _ = self.auth("auth_close334")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.failed", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j), run)
+
+    def test_250_is_not_235(self):
+        out, _ = self.auth("auth_250")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.failed", self.ids(j), run)
+            self.assertNotIn("smtp.auth.ok", self.ids(j), run)
+            self.assertIn("235", json.dumps(j["findings"]))
+
+    def test_no_auth_offered(self):
+        out, lines = self.auth("record")
+        for run, j in out:
+            self.assertOutcome(run, "failed", "auth")
+            self.assertIn("smtp.auth.not_offered", self.ids(j), run)
+
+
+class DesyncCases(SendCase):
+    """Replies matched to commands by count and class: extra lines after the
+    greeting are a protocol error, not the answers to our commands."""
+
+    def test_extra_lines_after_banner(self):
+        with smtplab.Hostile("extra_banner") as h:
+            for probe in ([], ["--quit-after", "rcpt"], ["--quit-after", "mail"]):
+                run = self.send("--server", "127.0.0.1:%d" % h.port, "--tls", "off", "--to", TO, "--json", *probe)
+                j = self.assertOutcome(run, "failed")
+                self.assertIn("smtp.protocol", self.ids(j), run)
+                self.assertNotIn("smtp.probe_ok", self.ids(j), run)
+            time.sleep(0.1)
+            self.assertFalse([l for l in h.lines if l.startswith((b"MAIL", b"RCPT"))], h.lines)
 
 
 class MessageCases(SendCase):

@@ -208,10 +208,22 @@ class Hostile:
     """A scripted SMTP server on 127.0.0.1 doing one bad thing:
     hang (accept, never greet), drop_data (close in the middle of DATA), garbage
     (non-SMTP replies), longline (a 1 MB reply line), slow (greeting at 1 byte a second),
-    greylist (450 at RCPT).  Each connection is served by a thread; stop() closes all."""
+    greylist (450 at RCPT), record (a plain server), auth_cram (offers only AUTH
+    CRAM-MD5), auth_close334 (answers AUTH with an empty 334 challenge, then closes),
+    auth_250 (answers AUTH with 250 instead of 235), extra_banner (three unsolicited
+    250 lines right after the greeting, in the same write).  Every command line a
+    client sends is kept, in order, in .lines (bytes), and .connections counts the
+    connections.  Each connection is served by a thread; stop() closes all."""
+
+    EHLO = {"auth_cram": b"250-hostile.send.test\r\n250-PIPELINING\r\n250-AUTH CRAM-MD5\r\n250 ENHANCEDSTATUSCODES\r\n",
+            "auth_close334": b"250-hostile.send.test\r\n250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n",
+            "auth_250": b"250-hostile.send.test\r\n250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n"}
 
     def __init__(self, mode):
         self.mode = mode
+        self.lines = []
+        self.connections = 0
+        self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((LOOPBACK, 0))
@@ -236,6 +248,8 @@ class Hostile:
             except OSError:
                 return
             self.conns.append(c)
+            with self.lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _lines(self, c):
@@ -250,6 +264,8 @@ class Hostile:
             buf += data
             while b"\r\n" in buf:
                 line, buf = buf.split(b"\r\n", 1)
+                with self.lock:
+                    self.lines.append(line)
                 yield line
 
     def _serve(self, c):
@@ -273,7 +289,8 @@ class Hostile:
                     c.sendall(bytes([ch]))
                 self.stopping.wait(60)
                 return
-            c.sendall(b"220 hostile.send.test ESMTP\r\n")
+            c.sendall(b"220 hostile.send.test ESMTP\r\n" +
+                      (b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" if m == "extra_banner" else b""))
             in_data = False
             for line in self._lines(c):
                 if in_data:
@@ -286,7 +303,15 @@ class Hostile:
                     continue
                 verb = line.split(b" ", 1)[0].upper()
                 if verb == b"EHLO":
-                    c.sendall(b"250-hostile.send.test\r\n250 ENHANCEDSTATUSCODES\r\n")
+                    c.sendall(self.EHLO.get(m, b"250-hostile.send.test\r\n250 ENHANCEDSTATUSCODES\r\n"))
+                elif verb == b"AUTH" and m == "auth_close334":
+                    c.sendall(b"334 \r\n")
+                    c.close()
+                    return
+                elif verb == b"AUTH" and m == "auth_250":
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+                elif verb == b"AUTH":
+                    c.sendall(b"504 5.5.4 Unrecognized authentication type\r\n")
                 elif verb == b"RCPT" and m == "greylist":
                     c.sendall(b"450 4.2.0 <user@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html\r\n")
                 elif verb == b"DATA":

@@ -62,7 +62,39 @@ static const tcase cases[] = {
     { "only host temp fail", A, 0, { { "sf.test", 10, MD_DNS_SERVFAIL, ND, NULL, NULL } }, 1,
       MD_SEV_UNKNOWN, { "dns.temporary" } },
     { "loopback target", A, 0, { OKH("lo.test", 10, "127.0.0.1") }, 1, MD_SEV_WARNING, { "mx.target_localhost" } },
+    { "private target", A, 0, { OKH("rfc1918.test", 10, "10.1.2.3") }, 1, MD_SEV_WARNING, { "mx.target_internal" } },
+    { "mapped loopback", A, 0, { OKH("m.test", 10, "::ffff:127.0.0.2") }, 1, MD_SEV_WARNING, { "mx.target_localhost" } },
+    { "link-local v6", A, 0, { OKH("ll.test", 10, "fe80::1") }, 1, MD_SEV_WARNING, { "mx.target_internal" } },
 };
+
+/* md_mx_address_class: the one classification the MX check and the
+ * sender's refusal of internal targets share. */
+static void test_address_class(void)
+{
+    static const struct { const char *ip; md_mx_addr_class want; } t[] = {
+        { "192.0.2.1", MD_MX_ADDR_PUBLIC }, { "8.8.8.8", MD_MX_ADDR_PUBLIC }, { "2001:db8::1", MD_MX_ADDR_PUBLIC },
+        { "127.0.0.1", MD_MX_ADDR_LOOPBACK }, { "127.255.255.254", MD_MX_ADDR_LOOPBACK }, { "::1", MD_MX_ADDR_LOOPBACK },
+        { "0.0.0.0", MD_MX_ADDR_UNSPECIFIED }, { "0.1.2.3", MD_MX_ADDR_UNSPECIFIED }, { "::", MD_MX_ADDR_UNSPECIFIED },
+        { "10.0.0.1", MD_MX_ADDR_PRIVATE }, { "172.16.0.1", MD_MX_ADDR_PRIVATE }, { "172.31.255.255", MD_MX_ADDR_PRIVATE },
+        { "172.32.0.1", MD_MX_ADDR_PUBLIC }, { "172.15.255.255", MD_MX_ADDR_PUBLIC },
+        { "192.168.1.1", MD_MX_ADDR_PRIVATE }, { "fc00::1", MD_MX_ADDR_PRIVATE }, { "fdff::1", MD_MX_ADDR_PRIVATE },
+        { "fec0::1", MD_MX_ADDR_PRIVATE },
+        { "169.254.169.254", MD_MX_ADDR_LINK_LOCAL }, { "fe80::1", MD_MX_ADDR_LINK_LOCAL },
+        { "febf::1", MD_MX_ADDR_LINK_LOCAL },
+        { "100.64.0.1", MD_MX_ADDR_CGNAT }, { "100.127.255.255", MD_MX_ADDR_CGNAT },
+        { "100.63.255.255", MD_MX_ADDR_PUBLIC }, { "100.128.0.0", MD_MX_ADDR_PUBLIC },
+        { "224.0.0.1", MD_MX_ADDR_MULTICAST }, { "239.255.255.250", MD_MX_ADDR_MULTICAST }, { "ff02::1", MD_MX_ADDR_MULTICAST },
+        { "240.0.0.1", MD_MX_ADDR_RESERVED }, { "255.255.255.255", MD_MX_ADDR_RESERVED },
+        { "::ffff:127.0.0.1", MD_MX_ADDR_LOOPBACK }, { "::ffff:10.0.0.1", MD_MX_ADDR_PRIVATE },
+        { "::ffff:169.254.1.1", MD_MX_ADDR_LINK_LOCAL }, { "::ffff:192.0.2.1", MD_MX_ADDR_PUBLIC },
+        { "::127.0.0.1", MD_MX_ADDR_LOOPBACK }, { "64:ff9b::a00:1", MD_MX_ADDR_PRIVATE },
+        { "not-an-ip", MD_MX_ADDR_INVALID }, { "", MD_MX_ADDR_INVALID },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        is_str(md_mx_address_class_name(md_mx_address_class(t[i].ip)), md_mx_address_class_name(t[i].want),
+               "address class of %s", t[i].ip);
+    is_int(md_mx_address_class(NULL), MD_MX_ADDR_INVALID, "address class of NULL");
+}
 
 static void build(const tcase *c, md_mx_route *r)
 {
@@ -96,6 +128,7 @@ static void build(const tcase *c, md_mx_route *r)
 
 int main(void)
 {
+    test_address_class();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const tcase *c = &cases[i];
         md_mx_route r;

@@ -2,6 +2,7 @@
  * queue ids, phase names, request validation. */
 #include "config.h"
 #include <stdlib.h>
+#include <string.h>
 #include "smtp/smtp.h"
 #include "tap.h"
 
@@ -42,6 +43,29 @@ int main(void)
         is_str(got ? out : NULL, q[i].want, "queue id from '%s'", q[i].text);
     }
 
+    struct { const char *name; int want; } helo[] = {
+        { "mail.example.com", 1 }, { "localhost", 1 }, { "a-b.c0", 1 }, { "[192.0.2.1]", 1 },
+        { "[IPv6:2001:db8::1]", 1 }, { "[ipv6:::1]", 1 },
+        { "", 0 }, { "a b", 0 }, { "a\r\nRSET", 0 }, { "-a.example", 0 }, { "a-.example", 0 },
+        { "a..example", 0 }, { ".example", 0 }, { "example.", 0 }, { "[300.1.1.1]", 0 }, { "[2001:db8::1]", 0 },
+        { "[IPv6:1.2.3.4]", 0 }, { "a_b.example", 0 }, { "\xc3\xa9.example", 0 },
+    };
+    for (size_t i = 0; i < sizeof helo / sizeof helo[0]; i++)
+        is_int(md_smtp_helo_valid(helo[i].name), helo[i].want, "EHLO name '%s'", helo[i].name);
+
+    /* Words from phase and text, not the code alone. */
+    md_smtp_reply r454 = { 454, "4.7.0", "TLS not available due to local problem" };
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_STARTTLS, &r454), "TLS") != NULL, "454 at STARTTLS is a TLS fault");
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_STARTTLS, &r454), "greylist") == NULL, "454 at STARTTLS is not greylisting");
+    md_smtp_reply grey = { 450, "4.2.0", "<a@b>: Recipient address rejected: Greylisted" };
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_RCPT, &grey), "greylisting") != NULL, "450 greylisted at RCPT");
+    md_smtp_reply relay = { 554, "5.7.1", "<a@b>: Relay access denied" };
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_RCPT, &relay), "relaying denied") != NULL, "relay denied at RCPT");
+    md_smtp_reply big = { 552, "5.3.4", "Message size exceeds fixed limit" };
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_MAIL, &big), "SIZE") != NULL, "552 5.3.4 at MAIL");
+    md_smtp_reply a250 = { 250, "2.0.0", "Ok" };
+    ok(strstr(md_smtp_explain(MD_SMTP_PHASE_AUTH, &a250), "235") != NULL, "250 to AUTH is not success");
+
     const char *phases[] = { "connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt" };
     for (size_t i = 0; i < 7; i++)
         is_str(md_smtp_phase_name((md_smtp_phase)md_smtp_phase_parse(phases[i])), phases[i], "phase %s round trip", phases[i]);
@@ -61,6 +85,12 @@ int main(void)
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com" }, "no message" },
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT, .auth_user = "u", .auth_password = "p\nw" }, "CRLF in password" },
         { { .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "direct without resolver" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT, .helo = "x.example\r\nRCPT TO:<c@x>" }, "CRLF in the EHLO name" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT, .helo = "bad name" }, "space in the EHLO name" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT, .auth_user = "u\x01", .auth_password = "p" }, "control character in the AUTH user" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .data = "x", .len = 1, .dsn = 1, .dsn_envid = "id\r\nRSET" }, "CRLF in the DSN envelope id" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "m\xc3\xbcller@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "non-ASCII local part (SMTPUTF8)" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com\x7f", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "DEL in the sender" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         is_int(md_smtp_send(ctx, &bad[i].rq, &res, &err), MD_CONFIG, "refused: %s", bad[i].what);

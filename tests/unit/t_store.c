@@ -7,6 +7,7 @@
 #include "config.h"
 #include "store/store.h"
 #include "address/address.h"
+#include "store/store_int.h"   /* the version 1 schema, for the migration test */
 #include "tap.h"
 
 #include <stdlib.h>
@@ -243,6 +244,13 @@ static void test_rate(md_store *s)
     is_int(c, 1, "a new window starts at 1");
     md_store_rate_hit(s, "addr:y@example.com", 3600, 1800000000, &c, &err);
     is_int(c, 1, "another key has its own count");
+    /* 1800000000 is a multiple of 3600: the minute's window and the hour's
+     * start at the same second, and still count apart */
+    for (int i = 0; i < 4; i++)
+        md_store_rate_hit(s, "all", 60, 1800000000, &c, &err);
+    is_int(c, 4, "four in the minute's window");
+    md_store_rate_hit(s, "all", 3600, 1800000000, &c, &err);
+    is_int(c, 1, "the hour's window of the same key, starting the same second, has its own count");
 }
 
 static FILE *text_file(const char *text)
@@ -422,6 +430,144 @@ static void test_product(md_store *s, const char *uri)
     md_store_free(s3);
 }
 
+static size_t audit_count(md_store *s)
+{
+    md_store_audit_list l;
+    md_error err = { 0 };
+    if (md_store_audit_recent(s, 100000, &l, &err) != MD_OK)
+        return 0;
+    size_t n = l.n;
+    md_store_audit_list_clear(&l);
+    return n;
+}
+
+static void test_bounces(md_store *s)
+{
+    md_error err = { 0 };
+    md_store_suppression x[] = {
+        { .address = "gone@example.com", .reason = "hard-bounce", .text = "550 5.1.1 user unknown" },
+        { .address = "angry@example.com", .reason = "complaint", .text = "abuse report" },
+    };
+    int applied = -1, already = -1;
+    unsigned long changed = 99;
+    is_int(md_store_bounce_applied(s, "b1@mx.example.net", &applied, &err), MD_OK, "bounce applied? (%s)", err.text);
+    is_int(applied, 0, "a new bounce was not applied");
+    size_t audits = audit_count(s);
+    is_int(md_store_bounce_apply(s, "b1@mx.example.net", "file:b1.eml", x, 2, "tester", &changed, &already, &err),
+           MD_OK, "apply a bounce (%s)", err.text);
+    is_int(changed, 2, "two suppressions written");
+    is_int(already, 0, "not applied before");
+    is_int(audit_count(s), audits + 2, "one audit record per suppression");
+    md_store_audit_list al;
+    if (md_store_audit_recent(s, 1, &al, &err) == MD_OK && al.n == 1) {
+        is_str(al.v[0].action, "bounce.suppress", "audit action");
+        ok(al.v[0].detail && strstr(al.v[0].detail, "b1@mx.example.net"), "audit detail names the bounce");
+        md_store_audit_list_clear(&al);
+    }
+    md_store_suppression got;
+    is_int(md_store_suppression_get(s, "gone@example.com", &got, &err), MD_OK, "suppressed by the bounce");
+    is_str(got.reason, "hard-bounce", "bounce suppression reason");
+    is_str(got.text, "550 5.1.1 user unknown", "bounce suppression text");
+    ok(got.since > 0, "bounce suppression has a time");
+    md_store_suppression_clear(&got);
+    md_store_bounce_applied(s, "b1@mx.example.net", &applied, &err);
+    is_int(applied, 1, "the bounce is remembered");
+    is_int(md_store_bounce_apply(s, "b1@mx.example.net", "file:b1.eml", x, 2, "tester", &changed, &already, &err),
+           MD_OK, "apply the same bounce again");
+    is_int(already, 1, "second time: already applied");
+    is_int(changed, 0, "second time: nothing changed");
+    is_int(audit_count(s), audits + 2, "second time: no audit record");
+    md_store_suppression y[] = {
+        { .address = "gone@example.com", .reason = "complaint", .text = "later" },
+        { .address = "new@example.com", .reason = "hard-bounce", .text = "550 5.1.1" },
+    };
+    is_int(md_store_bounce_apply(s, "b2@mx.example.net", NULL, y, 2, "tester", &changed, &already, &err), MD_OK,
+           "a second bounce");
+    is_int(changed, 1, "an address already suppressed keeps its suppression");
+    md_store_suppression_get(s, "gone@example.com", &got, &err);
+    is_str(got.reason, "hard-bounce", "the first reason stays");
+    md_store_suppression_clear(&got);
+    is_int(md_store_sync_relaxed(s, 1, &err), MD_OK, "relaxed sync for a bounce run (%s)", err.text);
+    md_store_suppression z[] = { { .address = "relaxed@example.com", .reason = "hard-bounce", .text = "550" } };
+    is_int(md_store_bounce_apply(s, "b4@mx.example.net", NULL, z, 1, "tester", &changed, &already, &err), MD_OK,
+           "apply under relaxed sync");
+    is_int(md_store_sync_relaxed(s, 0, &err), MD_OK, "full sync again, with a checkpoint (%s)", err.text);
+    md_store_bounce_applied(s, "b4@mx.example.net", &applied, &err);
+    is_int(applied, 1, "the relaxed commit is there");
+    md_store_suppression_remove(s, "relaxed@example.com", &AUD, &err);
+    md_store_suppression bad[] = { { .address = "odd@example.com", .reason = "bored" } };
+    is_int(md_store_bounce_apply(s, "b3@mx.example.net", NULL, bad, 1, "tester", &changed, &already, &err),
+           MD_CONFIG, "a bad reason fails the whole bounce");
+    md_store_bounce_applied(s, "b3@mx.example.net", &applied, &err);
+    is_int(applied, 0, "and the failed bounce is not remembered");
+    is_int(md_store_bounce_apply(s, "", NULL, x, 1, "tester", &changed, &already, &err), MD_CONFIG,
+           "a bounce without a key is refused");
+    for (size_t i = 0; i < 2; i++) {
+        md_store_suppression_remove(s, x[i].address, &AUD, &err);
+        md_store_suppression_remove(s, y[i].address, &AUD, &err);
+    }
+}
+
+/* A store made at schema version 1 (before applied bounces) is refused
+ * until init migrates it, keeps its data, and then remembers bounces.
+ * On PostgreSQL it lives in a schema of its own in the test database. */
+static void test_migration_v1(const char *base)
+{
+    char uri[600];
+    md_error err = { 0 };
+    db *d = NULL;
+    if (strncmp(base, "sqlite:", 7) == 0) {
+        snprintf(uri, sizeof uri, "sqlite:%s/v1.db", tmpdir[0] ? tmpdir : "/tmp");
+        if (!tmpdir[0])
+            unlink(uri + 7);
+    } else {
+        if (db_open(base, 0, &d, &err) != MD_OK || db_exec(d, "DROP SCHEMA IF EXISTS v1 CASCADE; CREATE SCHEMA v1", &err) != MD_OK) {
+            ok(0, "a schema for the version 1 store (%s)", err.text);
+            db_close(d);
+            return;
+        }
+        db_close(d);
+        snprintf(uri, sizeof uri, "%s%soptions=-csearch_path%%3Dv1", base, strchr(base, '?') ? "&" : "?");
+    }
+    d = NULL;
+    md_status st = db_open(uri, DB_CREATE, &d, &err);
+    if (st == MD_OK)
+        st = db_exec(d, store_migration(db_kind_of(d), 1), &err);
+    if (st == MD_OK)
+        st = db_exec(d, "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at BIGINT NOT NULL);"
+                        "INSERT INTO schema_version VALUES (1, 1);"
+                        "INSERT INTO suppressions (address, reason, since, bounce_text)"
+                        " VALUES ('old@example.com', 'manual', 1790000000, NULL)", &err);
+    db_close(d);
+    is_int(st, MD_OK, "a version 1 store (%s)", err.text);
+    md_store *s = NULL;
+    st = md_store_open(uri, 0, &s, &err);
+    ok(st == MD_CONFIG && strstr(err.text, "version 1"), "a version 1 store asks for init (%s)", err.text);
+    md_store_free(s);
+    s = NULL;
+    int from = -1;
+    is_int(md_store_open(uri, MD_STORE_CREATE, &s, &err), MD_OK, "open the version 1 store to migrate");
+    if (s == NULL)
+        return;
+    is_int(md_store_migrate(s, &from, &err), MD_OK, "migrate from version 1 (%s)", err.text);
+    is_int(from, 1, "migrated from version 1");
+    md_store_free(s);
+    s = NULL;
+    is_int(md_store_open(uri, 0, &s, &err), MD_OK, "the migrated store opens (%s)", err.text);
+    if (s == NULL)
+        return;
+    md_store_suppression got;
+    is_int(md_store_suppression_get(s, "old@example.com", &got, &err), MD_OK, "the migration keeps the data");
+    md_store_suppression_clear(&got);
+    md_store_suppression x = { .address = "m@example.com", .reason = "hard-bounce", .text = "550" };
+    unsigned long changed = 0;
+    int already = 1;
+    is_int(md_store_bounce_apply(s, "mig@mx.example.net", NULL, &x, 1, "tester", &changed, &already, &err), MD_OK,
+           "the migrated store remembers bounces (%s)", err.text);
+    is_int(changed, 1, "and applies them");
+    md_store_free(s);
+}
+
 int main(int argc, char **argv)
 {
     char uri[400];
@@ -443,11 +589,13 @@ int main(int argc, char **argv)
         printf("# engine %s\n", md_store_engine(s));
         test_accounts(s);
         test_suppressions(s);
+        test_bounces(s);
         test_logs(s);
         test_rate(s);
         test_import(s, uri);
         test_product(s, uri);
         md_store_free(s);
+        test_migration_v1(uri);
     }
     if (tmpdir[0]) {
         char cmd[300];

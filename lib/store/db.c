@@ -647,6 +647,8 @@ void db_rollback(db *d)
 
 md_status db_writable(db *d, md_error *err)
 {
+    if (d->flags & DB_READONLY)   /* PostgreSQL: BEGIN READ WRITE would override it */
+        return md_error_set(err, MD_CONFIG, "store.write", "the store is opened read-only");
     if (d->kind == DB_SQLITE && sqlite3_db_readonly(d->lite, "main") == 1)
         return lite_error(d, SQLITE_READONLY, "store.write", err);   /* opened read-only */
     md_status st = db_exec(d, d->kind == DB_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN READ WRITE", err);

@@ -47,13 +47,14 @@ static struct pq_api {
     __typeof__(PQresultErrorField) *PQresultErrorField;
     __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
     __typeof__(PQresultStatus) *PQresultStatus;
+    __typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
     __typeof__(PQstatus) *PQstatus;
 } pq;
 
 static md_status pq_load(md_error *err)
 {
     static int loaded;
-    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQstatus" };
+    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQsetNoticeProcessor", "PQstatus" };
     if (loaded)
         return MD_OK;
     void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
@@ -135,6 +136,16 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
     return MD_OK;
 }
 
+/* libpq's default prints the server's notices on standard error, among
+ * them a "FATAL: terminating connection" that arrives while the session is
+ * idle (the server stopping): a library does not print, and that error
+ * comes back with the next statement, in our words. */
+static void pg_notice_ignore(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
 {
     /* Keywords before dbname are defaults the URI may override. */
@@ -146,6 +157,7 @@ static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
     d->pg = pq.PQconnectdbParams(keys, vals, 1);
     if (d->pg == NULL)
         return md_error_set(err, MD_NOMEM, "store.open", "out of memory connecting to PostgreSQL");
+    pq.PQsetNoticeProcessor(d->pg, pg_notice_ignore, NULL);
     if (pq.PQstatus(d->pg) != CONNECTION_OK) {
         char line[MD_ERROR_TEXT_MAX];
         pg_words(pq.PQerrorMessage(d->pg), line, sizeof line);

@@ -734,6 +734,9 @@ class Postgres(FaultCase):
         r = mdlab.Run(p.args, p.returncode, out, err, 0)
         self.assertFailedClearly(r, "lost the connection to PostgreSQL")
         self.assertEqual(out, "")
+        # one line, ours: libpq prints nothing of its own (the server's
+        # "FATAL: terminating connection" came raw on standard error)
+        self.assertEqual(len(err.splitlines()), 1, err)
         self.assertEqual(pg_snapshot(self.pg, dbname), before, "the import left rows behind")
         # The next import works without any manual step.
         self.assertClean(user(conf, "import", "-", stdin=NEW_ROWS))

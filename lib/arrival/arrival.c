@@ -366,11 +366,13 @@ static void folders_text(const md_arrival_result *r, char *buf, size_t size)
 
 void md_arrival_report(const md_arrival_result *r, md_report *rep)
 {
-    char where[400], words[200], lat[96];
+    char where[400], words[200], lat[160];
     folders_text(r, where, sizeof where);
-    if (r->latency_ms >= 0)
-        snprintf(lat, sizeof lat, "%lld ms after the server's final reply (INTERNALDATE: whole seconds)",
-                 (long long)r->latency_ms);
+    if (r->latency_ms >= 1000)
+        snprintf(lat, sizeof lat, "%lld to %lld s after the server's final reply (INTERNALDATE counts whole "
+                 "seconds)", (long long)r->latency_ms / 1000, (long long)r->latency_ms / 1000 + 1);
+    else if (r->latency_ms >= 0)
+        snprintf(lat, sizeof lat, "within a second of the server's final reply (INTERNALDATE counts whole seconds)");
     else
         snprintf(lat, sizeof lat, "after %lld ms of waiting", (long long)r->elapsed_ms);
     md_finding *f;
@@ -381,8 +383,8 @@ void md_arrival_report(const md_arrival_result *r, md_report *rep)
                           r->folder, lat);
         md_finding_add_evidence(f, "%s UID %u, found by look %u after %lld ms", r->mailbox, r->uid, r->polls,
                                 (long long)r->elapsed_ms);
-        md_report_add_detail(rep, "arrival: %s in %s (look %u, %lld ms)", r->junk ? "JUNK" : "found", r->folder,
-                             r->polls, (long long)r->elapsed_ms);
+        md_report_add_detail(rep, "arrival: in %s%s, found by look %u after %lld ms", r->folder,
+                             r->junk ? " (a Junk folder)" : "", r->polls, (long long)r->elapsed_ms);
         break;
     case MD_ARRIVAL_NOT_FOUND:
         f = md_report_add(rep, "delivery.not_found", MD_SEV_DEFAULT, "%s%s%s%s the message, but it is not in %s "
@@ -504,7 +506,8 @@ json_t *md_arrival_result_json(const md_arrival_result *r)
     }
     json_object_set_new(o, "polls", json_integer(r->polls));
     json_object_set_new(o, "elapsed_ms", json_integer(r->elapsed_ms));
-    json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
+    if (r->timeout_ms)
+        json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
     if (r->nfolders)
         json_object_set_new(o, "tls", str_or_null(r->tls ? (r->tls_version[0] ? r->tls_version : "yes") : NULL));
     return o;

@@ -406,7 +406,7 @@ void md_arrival_report(const md_arrival_result *r, md_report *rep)
         md_report_add(rep, "delivery.not_awaited", MD_SEV_DEFAULT, "%s", r->reason);
         break;
     }
-    if (r->mailbox && !r->tls && r->outcome != MD_ARRIVAL_NOT_AWAITED && r->nfolders)
+    if (r->nfolders && !r->tls)   /* a session was open: the login went in clear */
         md_report_add(rep, "delivery.plaintext", MD_SEV_DEFAULT, "%s was read without TLS (the server offered no "
                       "STARTTLS): the password went in clear", r->mailbox);
     if (r->outcome != MD_ARRIVAL_FOUND)

@@ -226,20 +226,21 @@ static int printable_id(const char *s)
     return s != NULL && n > 0;
 }
 
-/* INTERNALDATE (whole seconds, the server's clock) minus the final reply
- * (our clock), kept within what our clock saw: [0, found - final reply]. */
-static void latency(const md_arrival_sent *sent, int64_t found_wall, md_arrival_result *out)
+void md_arrival_latency(int64_t internal_date, int64_t final_reply_ms, int64_t found_ms, int64_t *latency_ms,
+                        int64_t *clock_skew_ms)
 {
-    if (sent->final_reply_ms <= 0 || out->internal_date <= 0)
+    *latency_ms = -1;
+    *clock_skew_ms = 0;
+    if (final_reply_ms <= 0 || internal_date <= 0)
         return;
-    int64_t raw = out->internal_date * 1000 - sent->final_reply_ms;
-    int64_t seen = found_wall - sent->final_reply_ms;
-    out->latency_ms = raw < 0 ? 0 : raw;
+    int64_t raw = internal_date * 1000 - final_reply_ms;
+    int64_t seen = found_ms - final_reply_ms;
+    *latency_ms = raw < 0 ? 0 : raw;
     if (raw < -1000)   /* beyond the second INTERNALDATE drops */
-        out->clock_skew_ms = -raw - 1000;
-    if (seen >= 0 && raw > seen) {
-        out->latency_ms = seen;
-        out->clock_skew_ms = -(raw - seen);
+        *clock_skew_ms = -raw - 1000;
+    if (found_ms > 0 && seen >= 0 && raw > seen) {
+        *latency_ms = seen;
+        *clock_skew_ms = -(raw - seen);
     }
 }
 
@@ -280,7 +281,8 @@ md_status md_arrival_wait(md_arrival *a, const md_arrival_sent *sent, md_arrival
     }
     out->elapsed_ms = md_now_ms() - start;
     if (out->outcome == MD_ARRIVAL_FOUND) {
-        latency(sent, found_wall, out);
+        md_arrival_latency(out->internal_date, sent->final_reply_ms, found_wall, &out->latency_ms,
+                           &out->clock_skew_ms);
         if (a->delete_found) {
             md_status st = md_imap_uidplus(a->imap) ? md_imap_delete(a->imap, &out->uid, 1, &out->delete_error)
                                                     : md_imap_flag_deleted(a->imap, &out->uid, 1, &out->delete_error);

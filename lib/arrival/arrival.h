@@ -288,6 +288,19 @@ void md_arrival_report(const md_arrival_result *r, md_report *rep);
  * "timeout_ms", "deleted", "tls", "reason"}.  New reference. */
 json_t *md_arrival_result_json(const md_arrival_result *r);
 
+/*
+ * The latency of a message stored at internal_date (Unix seconds, the
+ * mailbox server's clock, whole seconds) after the final reply at
+ * final_reply_ms and found at found_ms (Unix ms, our clock; 0 unknown):
+ * *latency_ms is internal_date - final reply, kept within [0, found -
+ * final reply]; -1 when either time is unknown.  *clock_skew_ms is > 0 when
+ * INTERNALDATE lies more than its one-second resolution before the final
+ * reply (the server's clock is behind by at least that), < 0 when it lies
+ * after the message was found (ahead by at least -that), else 0.
+ */
+void md_arrival_latency(int64_t internal_date, int64_t final_reply_ms, int64_t found_ms, int64_t *latency_ms,
+                        int64_t *clock_skew_ms);
+
 /* "found", "not_found", "mailbox_error", "not_awaited". */
 const char *md_arrival_outcome_name(md_arrival_outcome o);
 

@@ -106,6 +106,17 @@ static void joined_props(const md_authres *a, char *buf, size_t size)
                               r->prop[i].property, r->prop[i].value);
 }
 
+/* The first 40 bytes of a case for its test name, one line. */
+static const char *shown(const char *in)
+{
+    static char buf[48];
+    size_t i = 0;
+    for (; in[i] && i < 40; i++)
+        buf[i] = (unsigned char)in[i] < 0x20 ? '?' : in[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 static void test_authres(void)
 {
     for (size_t i = 0; i < sizeof ar_cases / sizeof ar_cases[0]; i++) {
@@ -114,7 +125,7 @@ static void test_authres(void)
         md_error err = { 0 };
         md_status st = md_arrival_authres_parse(c->in, strlen(c->in), a, &err);
         char got[600], props[600];
-        is_int(st, c->st, "authres %zu '%.40s': status (%s)", i, c->in, err.text);
+        is_int(st, c->st, "authres %zu '%s': status (%s)", i, shown(c->in), err.text);
         if (st == MD_OK) {
             joined_results(a, got, sizeof got);
             joined_props(a, props, sizeof props);
@@ -212,7 +223,7 @@ static void test_received_spf(void)
         md_received_spf r;
         md_error err = { 0 };
         md_status st = md_arrival_received_spf_parse(c->in, strlen(c->in), &r, &err);
-        is_int(st, c->st, "received-spf %zu '%.40s': status (%s)", i, c->in, err.text);
+        is_int(st, c->st, "received-spf %zu '%s': status (%s)", i, shown(c->in), err.text);
         if (st != MD_OK)
             continue;
         char kv[800];
@@ -414,8 +425,51 @@ static void test_report(void)
     md_arrival_free(NULL);
 }
 
+/* ---------------------------------------------------------------- latency */
+
+static void test_latency(void)
+{
+    static const struct {
+        int64_t idate, reply, found, latency, skew;
+        const char *what;
+    } c[] = {
+        { 1000, 999400, 1000200, 600, 0, "stored 600 ms after the reply (by whole seconds)" },
+        { 1000, 1000700, 1000900, 0, 0, "stored within the reply's second: 0, no skew" },
+        { 1000, 1001000, 1001200, 0, 0, "exactly one second before: still the resolution" },
+        { 1000, 1005500, 1005700, 0, 4500, "5.5 s before the reply: the server's clock is behind" },
+        { 1010, 1000000, 1000300, 300, -9700, "after it was found: the server's clock is ahead" },
+        { 1002, 1000000, 1003000, 2000, 0, "2 s, found a second later" },
+        { 0, 1000000, 1000300, -1, 0, "no INTERNALDATE: unknown" },
+        { 1000, 0, 1000300, -1, 0, "no final reply time: unknown" },
+        { 1002, 1000000, 0, 2000, 0, "found time unknown: not bounded above" },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        int64_t lat, skew;
+        md_arrival_latency(c[i].idate, c[i].reply, c[i].found, &lat, &skew);
+        is_int(lat, c[i].latency, "latency: %s", c[i].what);
+        is_int(skew, c[i].skew, "skew: %s", c[i].what);
+    }
+}
+
+static void test_catalogue(void)
+{
+    static const struct { const char *id; md_severity sev; } ids[] = {
+        { "delivery.found", MD_SEV_OK }, { "delivery.junk", MD_SEV_WARNING },
+        { "delivery.not_found", MD_SEV_CRITICAL }, { "delivery.mailbox_error", MD_SEV_UNKNOWN },
+        { "delivery.not_awaited", MD_SEV_UNKNOWN }, { "delivery.auth_failed", MD_SEV_WARNING },
+        { "delivery.plaintext", MD_SEV_WARNING }, { "delivery.clock_skew", MD_SEV_OK },
+        { "delivery.delete_failed", MD_SEV_WARNING },
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        const md_catalogue_entry *e = md_catalogue_find(ids[i].id);
+        ok(e != NULL && e->severity == ids[i].sev, "catalogue: %s (%s)", ids[i].id, md_severity_name(ids[i].sev));
+    }
+}
+
 int main(void)
 {
+    test_latency();
+    test_catalogue();
     test_authres();
     test_authres_bounds();
     test_received_spf();

@@ -95,13 +95,11 @@ def pwfile(text=PW):
 
 
 class Lab(unittest.TestCase):
-    USERS = ("maria", "authed", "spfonly", "gone", "eve", "delme", "plain", "dies")
-
     @classmethod
     def setUpClass(cls):
         pki = mta.Pki(os.path.join(TMP, "pki"))
         cls.mx = mta.PostfixMx(
-            workdir=TMP, pki=pki, users=("maria", "authed", "spfonly", "eve", "delme", "plain", "dies"),
+            workdir=TMP, pki=pki, users=("maria", "authed", "spfonly", "eve", "delme", "plain", "spammy"),
             junk_users=("junky",), discard=("gone",),
             access={"authed@lab.test": "PREPEND Received-SPF: " + RSPF,
                     "spfonly@lab.test": "PREPEND Received-SPF: " + RSPF},
@@ -266,6 +264,27 @@ class Arrival(Lab):
             typ, data = c.search(None, "HEADER", "Message-ID", j["message_id"])
             self.assertEqual(data, [b""], folder)
         c.logout()
+
+    def test_user_percent_decoded(self):
+        # the login name is the URL's user, percent-decoded: maria@lab.test
+        url = "imaps://maria%%40lab.test@127.0.0.1:%d/" % self.imap.imaps_port
+        run, j = self.send("maria@lab.test", url=url)
+        self.assertEqual(run.rc, 0, run)
+        self.assertTrue(j["arrival"]["found"])
+        self.assertEqual(j["arrival"]["mailbox"], url)
+        self.assertRegex(self.imap.log(), r"Login: user=<maria@lab\.test>")
+
+    def test_spam_named_folder_is_watched(self):
+        # a folder named Spam at any level, without \Junk, is watched too
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imap.imaps_port, ssl_context=self.imap.ssl_context())
+        c.login("spammy", PW)
+        c.create("Archive.Spam")
+        c.create("Archive.Spamfilter")
+        c.logout()
+        run, j = self.send("spammy@lab.test")
+        self.assertEqual(run.rc, 0, run)
+        self.assertEqual(j["arrival"]["folders"][0], "INBOX")
+        self.assertEqual(sorted(j["arrival"]["folders"][1:]), ["Archive.Spam", "Junk"])
 
     def test_several_sends_one_connection(self):
         run = mdlab.run_tool([self.bin, "--server", "127.0.0.1:%d" % self.mx.port, "--tls", "required",

@@ -252,6 +252,8 @@ int main(int argc, char **argv)
     o.run.timeout_ms = (int)(o.timeout * 1000);
     o.dns.timeout = o.timeout < MD_DNS_TIMEOUT_DEFAULT ? o.timeout : MD_DNS_TIMEOUT_DEFAULT;
     cfg.settings = &set;
+    cfg.account.many = set.typo_many;
+    cfg.account.key_flags = set.case_sensitive ? MD_ADDRESS_CASE_SENSITIVE : 0;
     if (set.store_uri && (cfg.store = open_store(conf, set.store_uri, why, sizeof why)) == NULL)
         cfg.store_error = why;
     if ((cfg.dns = cli_dns_open(&o.dns, prog, 0)) == NULL) {

@@ -378,9 +378,14 @@ static void layer_domain(run *x)
     }
     if (x->mx == NULL)
         return;   /* diag.timeout says why */
+    int internal_ok = x->set && x->set->allow_internal;
     for (size_t i = 0; i < md_report_count(x->mx); i++) {
         const md_finding *f = md_report_get(x->mx, i);
-        copy_finding(rep, f, f->severity);
+        /* [mail] allow_internal: loopback and private MX hosts are this
+         * setup's own (a lab), not a fault of the domain */
+        int internal = strcmp(f->id, "mx.target_localhost") == 0 ||
+                       strcmp(f->id, "mx.target_internal") == 0;
+        copy_finding(rep, f, internal && internal_ok ? MD_SEV_OK : f->severity);
     }
     copy_fields(rep, x->mx, NULL);
 }
@@ -429,7 +434,12 @@ static void smtp_into(run *x, md_diag_layer_id id, md_smtp_result *res, const ch
     int cut = res->outcome == MD_SMTP_FAILED && remaining(x) < 50;
     for (size_t i = 0; i < md_report_count(res->findings); i++) {
         const md_finding *f = md_report_get(res->findings, i);
-        int timeout = strcmp(f->id, "smtp.timeout") == 0 || strcmp(f->id, "smtp.connect.timeout") == 0;
+        /* a host given up on for the deadline (smtp.host_failed says why
+         * in its evidence) was not judged either */
+        int timeout = strcmp(f->id, "smtp.timeout") == 0 || strcmp(f->id, "smtp.connect.timeout") == 0 ||
+                      (strcmp(f->id, "smtp.host_failed") == 0 && f->nevidence > 0 &&
+                       (strncmp(f->evidence[0], "smtp.timeout:", 13) == 0 ||
+                        strncmp(f->evidence[0], "smtp.connect.timeout:", 21) == 0));
         copy_finding(rep, f, cut && timeout ? MD_SEV_OK : f->severity);
     }
     if (cut)

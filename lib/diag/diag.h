@@ -99,7 +99,7 @@ int md_diag_email_parse(const char *s);
  *             password_file, helo, ca_file, direct_port, allow_internal,
  *             timeout
  *   [token]   key_file, verify_url, reset_url, ttl
- *   [store]   uri
+ *   [store]   uri, typo_many, local_part_case (as the account tools read them)
  */
 typedef struct md_diag_settings {
     /* [sender]: has_sender when the section names any of its keys */
@@ -126,6 +126,8 @@ typedef struct md_diag_settings {
     int64_t ttl;
     /* [store] */
     const char *store_uri;
+    unsigned long typo_many;         /* "many accounts" for typo suggestions; 0 = default */
+    int case_sensitive;              /* local_part_case = sensitive */
     /* storage for the split lists (each value copied once) */
     char *lists[3];
 } md_diag_settings;

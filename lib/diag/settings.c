@@ -152,6 +152,15 @@ static md_status load(loader *l, md_diag_settings *s)
 
     /* [store] */
     s->store_uri = get(l, "store", "uri");
+    d = 0;
+    if ((st = number(l, "store", "typo_many", 1, 1e9, &d)))
+        return st;
+    s->typo_many = (unsigned long)d;
+    const char *cs = get(l, "store", "local_part_case");
+    if (cs && strcasecmp(cs, "sensitive") == 0)
+        s->case_sensitive = 1;
+    else if (cs && strcasecmp(cs, "insensitive") != 0)
+        return bad(l, "store", "local_part_case", "'%.40s': sensitive or insensitive", cs);
 
     /* [sender]: our side, judged in the sender layer */
     static const char *const keys[] = { "from", "ips", "helo", "dkim_selectors" };
@@ -297,5 +306,11 @@ int md_diag_settings_write(const md_diag_settings *s, FILE *out)
     }
     fputs("\n[store]\n", out);
     kv(out, "uri", s->store_uri);
+    if (s->typo_many) {
+        snprintf(num, sizeof num, "%lu", s->typo_many);
+        kv(out, "typo_many", num);
+    }
+    if (s->case_sensitive)
+        kv(out, "local_part_case", "sensitive");
     return ferror(out) ? -1 : 0;
 }

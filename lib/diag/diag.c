@@ -805,6 +805,19 @@ static const char *typo_suggestion(const md_report *rep)
     return json_string_value(json_object_get(t, "address"));
 }
 
+/* The first of our IPs whose SPF result is fail or softfail, or NULL. */
+static const char *spf_failing(const md_report *rep)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(md_report_fields(rep), "spf"), i, e) {
+        const char *res = json_string_value(json_object_get(e, "result"));
+        if (res && (strcmp(res, "fail") == 0 || strcmp(res, "softfail") == 0))
+            return json_string_value(json_object_get(e, "ip"));
+    }
+    return NULL;
+}
+
 /* The reason, in words a user reads: the finding's own summary unless the
  * id has a plainer sentence here. */
 static void reason(const md_diag_result *r, md_diag_layer_id layer, const md_finding *f,
@@ -835,6 +848,11 @@ static void reason(const md_diag_result *r, md_diag_layer_id layer, const md_fin
                       strcmp(f->id, "smtp.mail.deferred") == 0))
         snprintf(out, size, "it is deferred (greylisting or a rate limit), so the email will come"
                  " later: %s answered %d %s %.200s", p->host, p->reply.code, p->reply.enhanced, p->reply.text);
+    else if ((strcmp(f->id, "spf.fail") == 0 || strcmp(f->id, "spf.softfail") == 0) &&
+             layer == MD_DIAG_SENDER && spf_failing(r->layers[layer].report))
+        snprintf(out, size, "the SPF record of our sending domain does not authorize our IP %s"
+                 " (SPF %s), so receivers refuse or junk our email",
+                 spf_failing(r->layers[layer].report), f->id + 4);
     else if (strcmp(f->id, "address.suppressed") == 0)
         snprintf(out, size, "the address is suppressed after a bounce or complaint, so nothing is"
                  " sent to it (%.200s)", f->nevidence ? f->evidence[0] : f->summary);
@@ -871,9 +889,9 @@ static void decide(md_diag_result *r)
             else
                 snprintf(v->summary, sizeof v->summary, "%s %s: %s.", who,
                          l->status == MD_SEV_CRITICAL ? "cannot arrive" : "may not arrive", why);
-            /* one sentence: no doubled stop from a summary that had one */
+            /* one sentence: no stop after a summary's own stop or question mark */
             size_t n = strlen(v->summary);
-            if (n >= 2 && v->summary[n - 2] == '.')
+            if (n >= 2 && (v->summary[n - 2] == '.' || v->summary[n - 2] == '?'))
                 v->summary[n - 1] = '\0';
             break;
         }

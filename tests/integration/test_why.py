@@ -161,7 +161,8 @@ class Why(unittest.TestCase):
             first = [l for l in o["layers"] if l["status"] != "ok"][0]
             self.assertEqual(v["layer"], first["layer"], "the verdict blames the first broken layer")
             self.assertIn(v["id"], [f["id"] for f in first["findings"]])
-            self.assertTrue(v["summary"].endswith(".") and "\n" not in v["summary"])
+            self.assertTrue(v["summary"][-1] in ".?" and "\n" not in v["summary"], v["summary"])
+            self.assertFalse(v["summary"].endswith("?.") or v["summary"].endswith(".."), v["summary"])
 
     def layer(self, o, name):
         found = [l for l in o["layers"] if l["layer"] == name]
@@ -245,6 +246,7 @@ class Why(unittest.TestCase):
     def test_spf_fail(self):
         o, run = self.why("maria@inbox.why.test", conf="spffail")
         self.assertVerdict(o, run, "sender", "spf.fail")
+        self.assertIn("does not authorize our IP 198.51.100.20", o["verdict"]["summary"])
 
     def test_two_layers_earlier_wins(self):
         o, run = self.why("nobody@inbox.why.test", conf="spffail")

@@ -277,12 +277,7 @@ send:;
         goto fail;
     }
     if (o->json) {
-        json_t *j = md_smtp_result_json(&res, to);
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-            md_report_set(res.findings, k, json_incref(v));
-        json_decref(j);
+        md_smtp_describe(&res, to, res.findings);
         md_report_write_json(res.findings, stdout);
     } else {
         print_text(o, &res, to);

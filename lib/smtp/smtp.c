@@ -1,7 +1,8 @@
 /*
  * lib/smtp: the public API (see smtp.h): the request checked in one place,
  * the relay and direct routes, one attempt per address with the engine the
- * request needs, the opportunistic-TLS fallback, and the result as JSON.
+ * request needs, the opportunistic-TLS fallback, and the result described
+ * into a report.
  */
 #include "config.h"
 
@@ -489,13 +490,12 @@ void md_smtp_result_clear(md_smtp_result *res)
     memset(res, 0, sizeof *res);
 }
 
-json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
+void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "to", json_string(to ? to : ""));
-    json_object_set_new(o, "route", json_string(res->route));
-    json_object_set_new(o, "result", json_string(md_smtp_outcome_name(res->outcome)));
-    json_object_set_new(o, "phase", json_string(md_smtp_phase_name(res->phase)));
+    md_report_set(rep, "to", json_string(to ? to : ""));
+    md_report_set(rep, "route", json_string(res->route));
+    md_report_set(rep, "result", json_string(md_smtp_outcome_name(res->outcome)));
+    md_report_set(rep, "phase", json_string(md_smtp_phase_name(res->phase)));
     json_t *r = json_object();
     json_object_set_new(r, "code", res->reply.code ? json_integer(res->reply.code) : json_null());
     json_object_set_new(r, "enhanced", res->reply.enhanced[0] ? json_string(res->reply.enhanced) : json_null());
@@ -503,13 +503,13 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
     const char *words = md_smtp_explain(res->phase, &res->reply);
     if (*words)
         json_object_set_new(r, "explanation", json_string(words));
-    json_object_set_new(o, "reply", r);
-    json_object_set_new(o, "queue_id", res->queue_id[0] ? json_string(res->queue_id) : json_null());
-    json_object_set_new(o, "message_id", res->message_id[0] ? json_string(res->message_id) : json_null());
-    json_object_set_new(o, "host", json_string(res->host));
-    json_object_set_new(o, "address", json_string(res->address));
-    json_object_set_new(o, "port", json_integer(res->port));
-    json_object_set_new(o, "elapsed_ms", json_integer(res->elapsed_ms));
+    md_report_set(rep, "reply", r);
+    md_report_set(rep, "queue_id", res->queue_id[0] ? json_string(res->queue_id) : json_null());
+    md_report_set(rep, "message_id", res->message_id[0] ? json_string(res->message_id) : json_null());
+    md_report_set(rep, "host", json_string(res->host));
+    md_report_set(rep, "address", json_string(res->address));
+    md_report_set(rep, "port", json_integer(res->port));
+    md_report_set(rep, "elapsed_ms", json_integer(res->elapsed_ms));
     {
         char buf[48];
         time_t st = (time_t)(res->started_ms / 1000);
@@ -517,12 +517,12 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         gmtime_r(&st, &tm);
         size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(res->started_ms % 1000));
-        json_object_set_new(o, "started", json_string(buf));
+        md_report_set(rep, "started", json_string(buf));
     }
     if (res->greylisted)
-        json_object_set_new(o, "greylisted", json_true());
+        md_report_set(rep, "greylisted", json_true());
     if (res->dsn_used)
-        json_object_set_new(o, "dsn", json_true());
+        md_report_set(rep, "dsn", json_true());
     json_t *t = json_object();
     const md_smtp_tls_info *ti = &res->tls;
     json_object_set_new(t, "used", json_boolean(ti->used));
@@ -546,7 +546,7 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         if (!ti->verified)
             json_object_set_new(t, "verify_error", json_string(ti->verify_error));
     }
-    json_object_set_new(o, "tls", t);
+    md_report_set(rep, "tls", t);
     json_t *tr = json_array();
     for (size_t i = 0; i < res->ntranscript; i++) {
         json_t *l = json_object();
@@ -556,6 +556,5 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         json_object_set_new(l, "text", json_string(res->transcript[i].text));
         json_array_append_new(tr, l);
     }
-    json_object_set_new(o, "transcript", tr);
-    return o;
+    md_report_set(rep, "transcript", tr);
 }

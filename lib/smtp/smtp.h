@@ -227,10 +227,16 @@ int md_smtp_helo_valid(const char *name);
  * "Ok: queued as ...", "OK id=..."); returns 1 and fills out, or 0. */
 int md_smtp_queue_id(const char *text, char *out, size_t size);
 
-/* The result as JSON: {"to","route","result","phase","reply","queue_id",
- * "message_id","host","address","elapsed_ms","tls","transcript"} (the
- * findings are added by the caller's report).  New reference. */
-json_t *md_smtp_result_json(const md_smtp_result *res, const char *to);
+/*
+ * Describes res, the send to to (as the caller gave it), into rep: the
+ * structured fields of the JSON contract (maildiag-send(1)) in this order:
+ * "to", "route", "result", "phase", "reply" {"code", "enhanced", "text"
+ * [, "explanation"]}, "queue_id", "message_id", "host", "address", "port",
+ * "elapsed_ms", "started", "greylisted" and "dsn" when true, "tls",
+ * "transcript".  Adds no findings: res->findings holds them (a caller that
+ * renders res->findings describes into it).
+ */
+void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep);
 
 #ifdef __cplusplus
 }

@@ -245,7 +245,8 @@ md_dnsbl_result *md_dnsbl_check(md_dns *dns, const md_dnsbl_config *cfg, md_erro
 /*
  * Adds the findings for r (above), human detail lines, and the structured
  * fields "dnsbl" ({"zones": [...], "listings": [...]}) and, unless reverse
- * DNS was skipped, "rdns" ([...], see md_rdns_result_to_json) to rep.  Pure.
+ * DNS was skipped, "rdns" ([...], each as md_rdns_describe describes it) to
+ * rep.  Pure.
  */
 void md_dnsbl_result_report(const md_dnsbl_result *r, md_report *rep);
 

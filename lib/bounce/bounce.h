@@ -30,8 +30,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "base/base.h"
+#include "report/report.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -115,12 +115,13 @@ int md_bounce_status_valid(const char *s, size_t len);
  * (abuse, fraud, virus, other); not-spam and auth-failure do not. */
 int md_bounce_is_complaint(const md_bounce *b);
 
-/* The result as a new JSON object: {"kind", "standard", "format",
- * "message_id", "key", "original_message_id", "from", "subject", "date",
- * "arrival_date", "reporting_mta", "feedback_type", "recipients": [{"address",
- * "field", "action", "status", "diagnostic", "remote_mta"}]} (absent values
- * are null).  Caller decrefs. */
-json_t *md_bounce_to_json(const md_bounce *b);
+/* Describes b into rep: the structured fields "kind", "standard",
+ * "format", "message_id", "key", "original_message_id", "from", "subject",
+ * "date", "arrival_date", "reporting_mta", "feedback_type", "recipients":
+ * [{"address", "field", "action", "status", "diagnostic", "remote_mta"}],
+ * in that order (absent values are null; dates ISO 8601 UTC).  Adds no
+ * findings. */
+void md_bounce_describe(const md_bounce *b, md_report *rep);
 
 #ifdef __cplusplus
 }

@@ -113,10 +113,9 @@ static int parse_options(int argc, char **argv, options *o)
         case 'd': o->direct = 1; break;
         case O_INTERNAL: o->smtp.allow_internal = 1; break;
         case O_TLS:
-            if (!strcmp(optarg, "required")) o->smtp.tls = MD_SMTP_TLS_REQUIRED;
-            else if (!strcmp(optarg, "opportunistic")) o->smtp.tls = MD_SMTP_TLS_OPPORTUNISTIC;
-            else if (!strcmp(optarg, "off")) o->smtp.tls = MD_SMTP_TLS_OFF;
-            else return cli_usage_error(prog, "--tls: required, opportunistic or off"), -1;
+            if ((ph = md_smtp_tls_parse(optarg)) < 0)
+                return cli_usage_error(prog, "--tls: required, opportunistic or off"), -1;
+            o->smtp.tls = (md_smtp_tls)ph;
             break;
         case 'k': o->smtp.insecure = 1; break;
         case O_CA: o->ca_file = optarg; break;

@@ -60,6 +60,19 @@ void md_smtp_ctx_free(md_smtp_ctx *ctx)
     free(ctx);
 }
 
+int md_smtp_tls_parse(const char *word)
+{
+    static const struct { const char *word; md_smtp_tls tls; } words[] = {
+        { "required", MD_SMTP_TLS_REQUIRED },
+        { "opportunistic", MD_SMTP_TLS_OPPORTUNISTIC },
+        { "off", MD_SMTP_TLS_OFF },
+    };
+    for (size_t i = 0; word && i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(word, words[i].word) == 0)
+            return (int)words[i].tls;
+    return -1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* What reaches the wire                                                     */
 

@@ -89,6 +89,11 @@ typedef enum md_smtp_tls {
     MD_SMTP_TLS_OFF
 } md_smtp_tls;
 
+/* The TLS policy named by word: "required", "opportunistic" or "off";
+ * -1 for any other word (or NULL).  The one parser of the policy
+ * for every caller (an option, a configuration setting). */
+int md_smtp_tls_parse(const char *word);
+
 typedef enum md_smtp_phase {
     MD_SMTP_PHASE_NONE = 0,
     MD_SMTP_PHASE_RESOLVE,         /* finding the server / MX hosts */

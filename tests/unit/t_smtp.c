@@ -53,6 +53,13 @@ int main(void)
     for (size_t i = 0; i < sizeof helo / sizeof helo[0]; i++)
         is_int(md_smtp_helo_valid(helo[i].name), helo[i].want, "EHLO name '%s'", helo[i].name);
 
+    struct { const char *word; int want; } tls[] = {
+        { "required", MD_SMTP_TLS_REQUIRED }, { "opportunistic", MD_SMTP_TLS_OPPORTUNISTIC },
+        { "off", MD_SMTP_TLS_OFF }, { "", -1 }, { "on", -1 }, { "required ", -1 }, { NULL, -1 },
+    };
+    for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
+        is_int(md_smtp_tls_parse(tls[i].word), tls[i].want, "TLS policy '%s'", tls[i].word ? tls[i].word : "(null)");
+
     /* Words from phase and text, not the code alone. */
     md_smtp_reply r454 = { 454, "4.7.0", "TLS not available due to local problem" };
     ok(strstr(md_smtp_explain(MD_SMTP_PHASE_STARTTLS, &r454), "TLS") != NULL, "454 at STARTTLS is a TLS fault");

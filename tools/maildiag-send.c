@@ -243,8 +243,7 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
         token = md_token_issue(keys, t, o->account ? o->account : to, "", now, MD_TOKEN_TTL_DEFAULT, &err);
         if (token == NULL)
             goto fail;
-        link = o->link_base ? md_xasprintf("%s%s", o->link_base, token)
-                            : md_xasprintf("https://example.com/%s?token=%s", t, token);
+        link = md_token_link(o->link_base, t, token);
         mr.link = link;
         mr.expires = now + MD_TOKEN_TTL_DEFAULT;
         mr.link_is_test = md_token_keys_throwaway_p(keys);

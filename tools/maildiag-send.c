@@ -178,6 +178,7 @@ static int settle(options *o, char *from_buf, size_t fbsize, char **password)
     if (o->nusernames && o->msg.username == NULL)
         o->msg.username = o->usernames[0];
     o->msg.test_send = 1;
+    o->msg.test_sender = prog;
     o->smtp.mail_from = o->msg.from;
     o->smtp.timeout_ms = (int)(o->timeout * 1000);
     const char *p = getenv("MAILDIAG_SMTP_PORT");   /* tests: direct route on loopback */

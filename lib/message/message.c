@@ -260,6 +260,19 @@ static md_status check_link(const char *link, md_error *err)
     return MD_OK;
 }
 
+/* The name of the program making a test send goes into a header comment:
+ * a short word of letters, digits, '.', '_' and '-'. */
+static md_status check_sender_name(const char *name, md_error *err)
+{
+    if (name == NULL)
+        return MD_OK;
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    if (n == 0 || n > 64 || name[n] != '\0')
+        return md_error_set(err, MD_CONFIG, "message.test_sender",
+                            "message.test_sender: 1 to 64 letters, digits, '.', '_' or '-'");
+    return MD_OK;
+}
+
 /* --- encodings ------------------------------------------------------------ */
 
 static int is_ascii_printable(const char *s)
@@ -516,7 +529,7 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
         check_text("message.subject", req->subject, err) != MD_OK ||
         check_text("message.product", req->product, err) != MD_OK ||
         check_text("message.username", req->username, err) != MD_OK ||
-        check_link(req->link, err) != MD_OK)
+        check_link(req->link, err) != MD_OK || check_sender_name(req->test_sender, err) != MD_OK)
         return err ? err->status : MD_CONFIG;
     for (size_t i = 0; i < req->nusernames; i++)
         if (check_text("message.usernames", req->usernames[i], err) != MD_OK)
@@ -557,7 +570,8 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
         goto done;
     if (req->test_send) {
         md_buf note = { 0 };
-        md_buf_addstr(&note, "[Test send: this message was sent by support with maildiag-send to check delivery.]\n\n");
+        md_buf_addf(&note, "[Test send: this message was sent by support%s%s to check delivery.]\n\n",
+                    req->test_sender ? " with " : "", req->test_sender ? req->test_sender : "");
         md_buf_add(&note, txt.data, txt.len);
         md_buf_free(&txt);
         txt = note;
@@ -622,8 +636,10 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
     md_buf_addstr(&msg, msgid);
     md_buf_addstr(&msg, "\r\nMIME-Version: 1.0\r\n"
                   "Auto-Submitted: auto-generated\r\n");
-    if (req->test_send)
-        md_buf_addstr(&msg, "X-Maildiag-Test: yes (a test send by maildiag-send)\r\n");
+    if (req->test_send && req->test_sender)
+        md_buf_addf(&msg, "X-Maildiag-Test: yes (a test send by %s)\r\n", req->test_sender);
+    else if (req->test_send)
+        MD_BUF_LIT(&msg, "X-Maildiag-Test: yes\r\n");
     md_buf_addf(&msg, "Content-Type: multipart/alternative; boundary=\"=_md_%s\"\r\n\r\n", bnd);
     md_buf_addstr(&msg, "This is a MIME message with a text and an HTML part.\r\n\r\n");
     md_buf_addf(&msg, "--=_md_%s\r\n", bnd);

@@ -301,7 +301,8 @@ static int worst(int a, int b)
 
 int main(int argc, char **argv)
 {
-    options o = { .count = 1, .timeout = 60, .msg.template_name = "plain" };
+    options o = { .count = 1, .timeout = 60, .msg.template_name = "plain",
+                  .smtp.helo_advice = "give one (--helo)", .smtp.tls_advice = "--tls opportunistic to send anyway" };
     md_error err = { 0 };
     md_smtp_ctx *ctx = NULL;
     md_token_keys *keys = NULL;

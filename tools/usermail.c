@@ -27,6 +27,8 @@ int usermail_open(ucli *u, usermail *um)
     md_smtp_request *r = &m->route;
     r->server = ucli_conf(u, "mail", "server");
     r->helo = ucli_conf(u, "mail", "helo");
+    r->helo_advice = "give one ([mail] helo)";
+    r->tls_advice = "[mail] tls = opportunistic to send anyway";
     const char *tls = ucli_conf(u, "mail", "tls");
     int tp = tls ? md_smtp_tls_parse(tls) : MD_SMTP_TLS_DEFAULT;
     if (tp < 0) {

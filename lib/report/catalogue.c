@@ -119,7 +119,7 @@ static const md_catalogue_entry catalogue[] = {
     /* --- send / token (issue 4: lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
     /* smtp: the outcome of a send or probe */
     { "smtp.accepted", MD_SEV_OK, "the server accepted the message" },
-    { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the requested phase (--quit-after)" },
+    { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the phase it was to stop after" },
     { "smtp.rcpt.rejected", MD_SEV_CRITICAL, "the server rejected the recipient (5xx)" },
     { "smtp.rcpt.deferred", MD_SEV_WARNING, "the server deferred the recipient (4xx): try again later" },
     { "smtp.greylisted", MD_SEV_WARNING, "the server greylists: a retry after a few minutes is expected to pass" },
@@ -153,7 +153,7 @@ static const md_catalogue_entry catalogue[] = {
     { "tls.cert_unknown_ca", MD_SEV_CRITICAL, "the server's certificate is issued by an unknown authority" },
     { "tls.cert_name_mismatch", MD_SEV_CRITICAL, "the server's certificate does not name the host connected to" },
     { "tls.cert_invalid", MD_SEV_CRITICAL, "the server's certificate does not verify" },
-    { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (--insecure or opportunistic TLS)" },
+    { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (checks turned off, or opportunistic TLS)" },
     { "tls.cert_expiring", MD_SEV_WARNING, "the server's certificate expires within 14 days" },
     /* auth */
     { "smtp.auth.ok", MD_SEV_OK, "authentication succeeded (235)" },

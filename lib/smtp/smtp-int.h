@@ -11,7 +11,7 @@
  *              parser of enhanced status codes
  *   esmtp.c    the libESMTP engine, run in a forked child that streams
  *              framed events to the parent, which kills it at the deadline
- *   probe.c    the --quit-after dialogue of our own
+ *   probe.c    our own dialogue for a request that stops after a phase
  *   tls.c      the SSL_CTX, SNI and the name to verify, certificate details
  */
 #ifndef MAILDIAG_SMTP_INT_H
@@ -153,7 +153,8 @@ md_smtp_outcome smtp_judge(smtp_att *a, md_report *rep);
 
 /* Runs one libESMTP session in a child process; fills a. */
 void smtp_esmtp_run(smtp_att *a);
-/* Runs the --quit-after dialogue on our own connection; fills a. */
+/* Runs the dialogue that stops after req->quit_after on our own
+ * connection; fills a. */
 void smtp_probe_run(smtp_att *a);
 
 /* tls.c -------------------------------------------------------------------- */

@@ -188,8 +188,8 @@ static md_status check_request(md_smtp_request *req, checked *ck, md_error *err)
             snprintf(ck->helo, sizeof ck->helo, "localhost");
         ck->helo[sizeof ck->helo - 1] = '\0';
         if (!md_smtp_helo_valid(ck->helo))
-            return md_error_set(err, MD_CONFIG, "smtp.helo",
-                                "this host's name is not a valid EHLO name: give one (--helo, [mail] helo)");
+            return md_error_set(err, MD_CONFIG, "smtp.helo", "this host's name is not a valid EHLO name%s%s",
+                                req->helo_advice ? ": " : "", req->helo_advice ? req->helo_advice : "");
     }
     req->helo = ck->helo;
 
@@ -289,7 +289,7 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
                                const char *host, const char *ip, unsigned port, md_smtp_tls tls,
                                int64_t t0, int64_t deadline, md_report *rep)
 {
-    md_report *first = md_report_new("maildiag-send", req->rcpt_to);
+    md_report *first = md_report_new("smtp", req->rcpt_to);
     int fault = 0;
     md_smtp_outcome o = attempt_once(ctx, req, res, host, ip, port, tls, t0, deadline, first, &fault);
     if (!fault || md_now_ms() >= deadline) {
@@ -332,20 +332,21 @@ static md_status relay(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_res
     snprintf(res->route, sizeof res->route, "relay");
     if (req->server[0] == '[' || strchr(req->server, ':') != strrchr(req->server, ':'))
         return md_error_set(err, MD_CONFIG, "smtp.server",
-                            "--server: IPv6 literals are not supported (libESMTP cannot connect to them): use a host name");
+                            "the server is an IPv6 literal, which libESMTP cannot connect to: use a host name");
     char host[256];
     unsigned port = 587;
     const char *colon = strchr(req->server, ':');
     size_t hl = colon ? (size_t)(colon - req->server) : strlen(req->server);
     if (hl == 0 || hl >= sizeof host)
-        return md_error_set(err, MD_CONFIG, "smtp.server", "--server: no host name");
+        return md_error_set(err, MD_CONFIG, "smtp.server", "the server has no host name");
     memcpy(host, req->server, hl);
     host[hl] = '\0';
     if (colon) {
         char *end;
         unsigned long p = strtoul(colon + 1, &end, 10);
         if (*end || p == 0 || p > 65535)
-            return md_error_set(err, MD_CONFIG, "smtp.server", "--server: bad port '%s'", colon + 1);
+            return md_error_set(err, MD_CONFIG, "smtp.server", "the server's port '%s' is not a port number",
+                                colon + 1);
         port = (unsigned)p;
     }
     md_smtp_tls tls = req->tls ? req->tls : port == 587 ? MD_SMTP_TLS_REQUIRED : MD_SMTP_TLS_OPPORTUNISTIC;
@@ -423,7 +424,7 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
             if (md_now_ms() >= deadline)
                 break;
             tried++;
-            md_report *tmp = md_report_new("maildiag-send", req->rcpt_to);
+            md_report *tmp = md_report_new("smtp", req->rcpt_to);
             res->outcome = attempt(ctx, req, res, name, ip, port, tls, t0, deadline, tmp);
             /* 4xx or no conversation: next address; 5xx (and a refused
              * password, which the next host would refuse too): the answer. */
@@ -477,7 +478,7 @@ md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req_in, md_smtp_
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     res->started_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-    res->findings = md_report_new("maildiag-send", req.rcpt_to && !has_control(req.rcpt_to) ? req.rcpt_to : "");
+    res->findings = md_report_new("smtp", req.rcpt_to && !has_control(req.rcpt_to) ? req.rcpt_to : "");
     res->outcome = MD_SMTP_FAILED;
     if (req.message_id)
         snprintf(res->message_id, sizeof res->message_id, "%s", req.message_id);

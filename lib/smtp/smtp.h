@@ -19,7 +19,7 @@
  * so it cannot take an IPv6 literal, and giving it a name would hand it a
  * blocking getaddrinfo that is not bounded by our deadline and may pick
  * other addresses than the ones judged.  IPv6 MX addresses are therefore
- * skipped (said in the result's details), and "--server [::1]:25" is
+ * skipped (said in the result's details), and a relay "[::1]:25" is
  * refused; an IPv6-only MX host reads as "no IPv4 address to try".
  *
  * Engines, chosen by quit_after:
@@ -153,6 +153,11 @@ typedef struct md_smtp_request {
     int timeout_ms;                /* the whole attempt, all hosts; 0 = 60000 */
     int connect_timeout_ms;        /* per address; 0 = min(10000, timeout) */
     int phase_timeout_ms;          /* per reply; 0 = min(30000, timeout) */
+    /* The caller's words for what its user can change, in its own terms (an
+     * option, a setting), appended to the fact that calls for them; NULL:
+     * the fact alone. */
+    const char *helo_advice;       /* helo NULL and this host's name is no EHLO name */
+    const char *tls_advice;        /* TLS required, the server offers no STARTTLS */
 } md_smtp_request;
 
 typedef struct md_smtp_reply {

@@ -98,9 +98,14 @@ int main(void)
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .data = "x", .len = 1, .dsn = 1, .dsn_envid = "id\r\nRSET" }, "CRLF in the DSN envelope id" },
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "m\xc3\xbcller@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "non-ASCII local part (SMTPUTF8)" },
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com\x7f", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "DEL in the sender" },
+        { { .server = ":25", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "no server host" },
+        { { .server = "127.0.0.1:99999", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "server port out of range" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         is_int(md_smtp_send(ctx, &bad[i].rq, &res, &err), MD_CONFIG, "refused: %s", bad[i].what);
+        /* the facts only: which option or setting gave the value is the caller's to say */
+        ok(strstr(err.text, "--") == NULL && strstr(err.text, "[mail]") == NULL,
+           "%s: no option named (%s)", bad[i].what, err.text);
         md_smtp_result_clear(&res);
     }
     md_smtp_ctx_free(ctx);

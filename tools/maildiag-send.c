@@ -181,9 +181,6 @@ static int settle(options *o, char *from_buf, size_t fbsize, char **password)
     o->msg.test_sender = prog;
     o->smtp.mail_from = o->msg.from;
     o->smtp.timeout_ms = (int)(o->timeout * 1000);
-    const char *p = getenv("MAILDIAG_SMTP_PORT");   /* tests: direct route on loopback */
-    if (p && *p)
-        o->smtp.direct_port = (unsigned)atoi(p);
     if (o->smtp.auth_user && !o->dry_run && o->smtp.quit_after != MD_SMTP_PHASE_CONNECT) {
         if (o->password_file)
             *password = cli_read_secret_file(prog, "password", o->password_file);

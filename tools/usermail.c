@@ -41,8 +41,6 @@ int usermail_open(ucli *u, usermail *um)
     if (r->timeout_ms <= 0 || r->timeout_ms > 3600000)
         r->timeout_ms = 60000;
     const char *port = ucli_conf(u, "mail", "direct_port");
-    if (port == NULL)
-        port = getenv("MAILDIAG_SMTP_PORT");
     if (port && *port)
         r->direct_port = (unsigned)strtoul(port, NULL, 10);
     const char *internal = ucli_conf(u, "mail", "allow_internal");

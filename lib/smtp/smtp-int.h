@@ -157,6 +157,22 @@ void smtp_esmtp_run(smtp_att *a);
  * connection; fills a. */
 void smtp_probe_run(smtp_att *a);
 
+/* smtp.c ------------------------------------------------------------------- */
+
+/*
+ * Test hook, only in a build configured with --enable-test-hooks (which
+ * defines MD_TEST_HOOKS): the port MAILDIAG_SMTP_PORT names (1 to 65535),
+ * which the direct route uses when the request gives none, so that tests
+ * reach MX hosts that listen on loopback ports; 0 when unset or not a port.
+ * Elsewhere it is the constant 0, and the variable's name is not in the
+ * library.
+ */
+#ifdef MD_TEST_HOOKS
+unsigned smtp_test_direct_port(void);
+#else
+#define smtp_test_direct_port() 0u
+#endif
+
 /* tls.c -------------------------------------------------------------------- */
 
 /* The SSL_CTX, made at first use; NULL when OpenSSL cannot make one. */

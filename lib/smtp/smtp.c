@@ -319,6 +319,18 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
 /* ------------------------------------------------------------------------ */
 /* Routes                                                                    */
 
+#ifdef MD_TEST_HOOKS
+unsigned smtp_test_direct_port(void)
+{
+    const char *p = getenv("MAILDIAG_SMTP_PORT");
+    char *end;
+    if (p == NULL || *p == '\0')
+        return 0;
+    unsigned long v = strtoul(p, &end, 10);
+    return *end == '\0' && v >= 1 && v <= 65535 ? (unsigned)v : 0;
+}
+#endif
+
 typedef struct mx_wait { md_report *rep; } mx_wait;
 
 static void mx_done(void *arg, md_report *rep)
@@ -390,7 +402,9 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     }
     json_t *j = md_report_to_json(w.rep);
     json_t *mx = json_object_get(j, "mx");
-    unsigned port = req->direct_port ? req->direct_port : 25;
+    unsigned port = req->direct_port ? req->direct_port : smtp_test_direct_port();
+    if (port == 0)
+        port = 25;
     md_smtp_tls tls = req->tls ? req->tls : MD_SMTP_TLS_OPPORTUNISTIC;
     size_t tried = 0, internal = 0, i;
     json_t *h;

@@ -135,7 +135,7 @@ typedef struct md_smtp_request {
      * of the recipient's domain, resolved with dns (borrowed). */
     const char *server;            /* "HOST[:PORT]", "[IPv6]:PORT" is refused */
     md_dns *dns;                   /* direct route only */
-    unsigned direct_port;          /* direct route: 0 = 25 (tests use another) */
+    unsigned direct_port;          /* direct route: 0 = 25 */
     const char *helo;              /* EHLO name; NULL = the host name (checked too) */
     const char *mail_from;         /* envelope sender; "" = null sender */
     const char *rcpt_to;           /* one recipient */

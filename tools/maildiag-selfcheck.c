@@ -319,6 +319,7 @@ int main(int argc, char **argv)
         }
     }
     if (st != MD_OK) {
+        ucli_error(&o.u, "store", &err);   /* the why is the operator's, on standard error */
         md_report_add(rep, "store.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
         lines[0] = "The service is unavailable at the moment; please try again later.";
         lines[1] = lines[2] = NULL;

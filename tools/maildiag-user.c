@@ -192,12 +192,11 @@ static int cmd_init(options *o)
     int from = 0;
     if (operands(o, 1, 0, 0, "init takes no operand") != 0 || ucli_open_store(&o->u, MD_STORE_CREATE) != 0)
         return MD_EXIT_UNKNOWN;
-    if (md_store_migrate(o->u.store, &from, &err) != MD_OK) {
+    md_store_audit a = { ucli_operator(&o->u), "init", md_store_engine(o->u.store), NULL };
+    if (md_store_migrate_audited(o->u.store, &a, &from, &err) != MD_OK) {
         ucli_error(&o->u, "init", &err);
         return MD_EXIT_UNKNOWN;
     }
-    md_store_audit a = { ucli_operator(&o->u), "init", md_store_engine(o->u.store), NULL };
-    md_store_audit_add(o->u.store, &a, &err);
     result(o, "init", json_pack("{s:i,s:i}", "from_version", from, "version", MD_STORE_SCHEMA_VERSION),
            "%s store: schema version %d (%s)", md_store_engine(o->u.store), MD_STORE_SCHEMA_VERSION,
            from == 0 ? "created" : from == MD_STORE_SCHEMA_VERSION ? "already current" : "migrated");
@@ -304,6 +303,10 @@ static int cmd_remind(options *o)
                                       "usernames", jn),
                "no account on %s can receive a reminder: nothing sent", a.display);
         rc = MD_EXIT_WARNING;
+    } else if (md_store_writable(o->u.store, &err) != MD_OK) {
+        /* A reminder that could not be logged must not go out. */
+        ucli_error(&o->u, "remind: nothing was sent", &err);
+        json_decref(jn);
     } else {
         /* Sending is maildiag-notify's (see usercli.h): it sends and writes
          * the send log; the audit record and the answer are ours. */
@@ -320,7 +323,7 @@ static int cmd_remind(options *o)
             char detail[700];
             snprintf(detail, sizeof detail, "%s: %s", outcome, reply);
             md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
-            md_store_audit_add(o->u.store, &au, &err);
+            md_status logged = md_store_audit_add(o->u.store, &au, &err);
             result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
                                           "outcome", outcome, "reply", reply, "message_id", mid ? mid : ""),
                    "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
@@ -329,6 +332,10 @@ static int cmd_remind(options *o)
             rc = status == NULL || strcmp(status, "ok") != 0 ? MD_EXIT_UNKNOWN
                : strcmp(outcome, "accepted") == 0 ? MD_EXIT_OK
                : strcmp(outcome, "deferred") == 0 ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
+            if (logged != MD_OK) {
+                ucli_error(&o->u, "remind: the reminder's audit record was not written", &err);
+                rc = MD_EXIT_UNKNOWN;
+            }
         }
         json_decref(rep);
         json_decref(req);
@@ -526,13 +533,20 @@ static int cmd_import_export(options *o, int import)
         return MD_EXIT_UNKNOWN;
     const char *path = o->nargs > 1 ? o->args[1] : "-";
     int std = strcmp(path, "-") == 0;
-    FILE *f = std ? (import ? stdin : stdout) : fopen(path, import ? "r" : "w");
-    if (f == NULL) {
+    FILE *f = std ? (import ? stdin : stdout) : import ? fopen(path, "r") : NULL;
+    if (import && f == NULL) {
         cli_error(prog, "%s: %s", path, strerror(errno));
         return MD_EXIT_UNKNOWN;
     }
     int rc = MD_EXIT_UNKNOWN;
-    if (ucli_open_store(&o->u, 0) == 0) {
+    if (ucli_open_store(&o->u, 0) != 0) {
+        /* said why; an export's file is not even created */
+    } else if (!import && md_store_writable(o->u.store, &err) != MD_OK) {
+        /* no export that its audit record cannot follow */
+        ucli_error(&o->u, "export: nothing was exported", &err);
+    } else if (f == NULL && (f = fopen(path, "w")) == NULL) {
+        cli_error(prog, "%s: %s", path, strerror(errno));
+    } else {
         md_store_audit a = { ucli_operator(&o->u), import ? "import" : "export", path, NULL };
         md_status st = import ? md_store_import_csv(o->u.store, f, o->u.aopt.key_flags, &a, &rows, &err)
                               : md_store_export_csv(o->u.store, f, &rows, &err);
@@ -554,7 +568,7 @@ static int cmd_import_export(options *o, int import)
             rc = MD_EXIT_OK;
         }
     }
-    if (!std && fclose(f) != 0 && rc == MD_EXIT_OK) {
+    if (!std && f && fclose(f) != 0 && rc == MD_EXIT_OK) {
         cli_error(prog, "%s: %s", path, strerror(errno));
         rc = MD_EXIT_UNKNOWN;
     }

@@ -83,6 +83,9 @@ int ucli_open_store(ucli *u, unsigned flags)
                   u->conf ? md_conf_path(u->conf) : UCLI_CONFIG_DEFAULT);
         return -1;
     }
+    /* A store write past the file size limit (ulimit -f) must fail with
+     * EFBIG, which lib/store reports, not kill us in mid-transaction. */
+    signal(SIGXFSZ, SIG_IGN);
     if (md_store_open(uri, flags, &u->store, &err) != MD_OK) {
         ucli_error(u, "store", &err);
         return -1;

@@ -39,7 +39,16 @@
  *    results come as one line (ESEARCH, or SEARCH's single line), the info
  *    of many messages is fetched 32 at a time.  A LIST of more than about
  *    80 folders fails with that error (clearly, stage "imap.connect").
- *  - No IDLE: a mailbox is read when asked, not watched.
+ *  - No IDLE (RFC 2177), nor NOTIFY (RFC 5465): libcurl has no command
+ *    that stays open for the server's untagged responses (a custom IDLE
+ *    would never see its tagged end, and its EXISTS lines would arrive only
+ *    when the timeout cuts the transfer).  A mailbox is read when asked,
+ *    not watched: a caller that waits for a message polls (lib/arrival).
+ *  - A message that arrived after the folder was opened is searched only
+ *    once a command has reported it (EXISTS): with Dovecot 2.3 a search
+ *    alone does not find it.  RFC 3501 6.1.2 names NOOP as the poll for
+ *    new messages (md_imap_noop); STATUS is for the other folders only
+ *    (6.3.10: Dovecot answers it for the selected one with [CLIENTBUG]).
  *
  * Every operation is bounded: a timeout per operation, an optional
  * deadline for the whole session, a maximum message size and a maximum
@@ -127,8 +136,33 @@ void md_imap_folder_list_clear(md_imap_folder_list *l);
  * case, at any level); NULL when there is none.  Borrowed from l. */
 const char *md_imap_junk_folder(const md_imap_folder_list *l);
 
+/* Whether f is a Junk folder as md_imap_junk_folder sees it: marked
+ * \Junk, or its last level named Junk or Spam (any case); never a
+ * \Noselect one. */
+int md_imap_folder_is_junk(const md_imap_folder_info *f);
+
 /* Selects another folder for the calls below.  MD_NOTFOUND when missing. */
 md_status md_imap_select(md_imap *m, const char *folder, md_error *err);
+
+/* The selected folder's UIDVALIDITY and UIDNEXT as its last opening
+ * (md_imap_open, md_imap_select, a fetch or delete that reopened it)
+ * reported them; 0 when the server did not say. */
+void md_imap_folder_uids(const md_imap *m, uint32_t *uidvalidity, uint32_t *uidnext);
+
+/* Lets the server report what changed in the selected folder (NOOP): a
+ * message that arrived since it was opened is found by the searches after
+ * this, not necessarily before (see above). */
+md_status md_imap_noop(md_imap *m, md_error *err);
+
+typedef struct md_imap_folder_status {
+    uint32_t messages, uidnext, uidvalidity;   /* 0 when not reported */
+} md_imap_folder_status;
+
+/* STATUS of another folder than the selected one (RFC 3501 6.3.10: never
+ * the selected one; MD_CONFIG), without selecting it.  MD_NOTFOUND when
+ * the server refuses it (no such folder), MD_PROTOCOL when the reply has
+ * no UIDNEXT. */
+md_status md_imap_status(md_imap *m, const char *folder, md_imap_folder_status *out, md_error *err);
 
 typedef struct md_imap_uids {
     uint32_t *v;      /* ascending */
@@ -141,6 +175,11 @@ typedef struct md_imap_uids {
  * ASCII; anything else is MD_CONFIG.  Caller clears *out. */
 md_status md_imap_search_header(md_imap *m, const char *field, const char *value,
                                 md_imap_uids *out, md_error *err);
+/* The same among the messages with a UID of min_uid or more (UID
+ * min_uid:*; 0 or 1 = all).  "*" is the highest UID in the folder, so
+ * when min_uid is above it the last message is searched as well. */
+md_status md_imap_search_header_from(md_imap *m, uint32_t min_uid, const char *field, const char *value,
+                                     md_imap_uids *out, md_error *err);
 /* UIDs of the messages that arrived on or after the day (UTC) of since
  * (IMAP SINCE compares the internal date's day); since 0 = all. */
 md_status md_imap_search_since(md_imap *m, int64_t since, md_imap_uids *out, md_error *err);
@@ -179,6 +218,16 @@ md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data,
  * just those (UIDPLUS), or EXPUNGE when the server lacks UIDPLUS (which
  * also removes messages others marked \Deleted). */
 md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
+/* Only the STORE of md_imap_delete: the messages stay until someone
+ * expunges the folder. */
+md_status md_imap_flag_deleted(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
+/* Whether the server announced UIDPLUS (RFC 4315): md_imap_delete then
+ * expunges exactly the messages given. */
+int md_imap_uidplus(const md_imap *m);
+
+/* A new deadline for the whole session, ms from now (0 = none): every
+ * later command gets at most what is left of it. */
+void md_imap_set_deadline(md_imap *m, unsigned ms);
 
 #ifdef __cplusplus
 }

@@ -186,6 +186,17 @@ static const md_catalogue_entry catalogue[] = {
     { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
     { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
     /* --- end bounces --- */
+    /* arrival: maildiag-send --await (lib/arrival) */
+    { "delivery.found", MD_SEV_OK, "the message arrived in the folder watched" },
+    { "delivery.junk", MD_SEV_WARNING, "the message arrived in a Junk folder" },
+    { "delivery.not_found", MD_SEV_CRITICAL, "the server accepted the message, but it did not arrive in the mailbox (nor its Junk folders) within the timeout" },
+    { "delivery.mailbox_error", MD_SEV_UNKNOWN, "the mailbox could not be read (IMAP server down, TLS, login, folder): whether the message arrived is unknown" },
+    { "delivery.not_awaited", MD_SEV_UNKNOWN, "the send was not accepted: its arrival was not awaited" },
+    { "delivery.auth_failed", MD_SEV_WARNING, "the receiver's SPF, DKIM or DMARC result for the message is not pass" },
+    { "delivery.plaintext", MD_SEV_WARNING, "the mailbox was read without TLS: the IMAP password went in clear" },
+    { "delivery.clock_skew", MD_SEV_OK, "the mailbox server's clock and ours disagree: the latency is bounded by what our clock saw" },
+    { "delivery.delete_failed", MD_SEV_WARNING, "--await-delete could not remove the test message from the mailbox" },
+    /* --- end arrival --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -510,6 +510,8 @@ static void take_status(smtp_att *a, md_smtp_phase p, int code, const char *text
     a->rep[p] = r;
     if (p == MD_SMTP_PHASE_DATA) {
         a->got[p] = 2;
+        if (!a->data_final)   /* with CHUNKING the status is all there is to see */
+            a->res->final_reply_ms = a->res->started_ms + ms;
         a->data_final = 1;
     } else {
         a->got[p] = 1;

@@ -377,6 +377,8 @@ static void on_reply_line(smtp_att *a, const char *line, size_t len, int64_t ms)
     case MD_SMTP_PHASE_DATA:
         smtp_reply_set(&a->rep[p], code, text, tl);
         if (final_of_body || (cur.last && !strcmp(cur.verb, "BDAT"))) {
+            if (!a->data_final)
+                a->res->final_reply_ms = a->res->started_ms + ms;
             a->data_final = 1;
             a->got[p] = 2;
         } else if (!strcmp(cur.verb, "DATA")) {

@@ -250,6 +250,7 @@ static md_smtp_outcome attempt_once(md_smtp_ctx *ctx, const md_smtp_request *req
     a->deadline = deadline;
     a->child_fd = -1;
     memset(&res->tls, 0, sizeof res->tls);
+    res->final_reply_ms = 0;
     snprintf(res->host, sizeof res->host, "%s", host);
     snprintf(res->address, sizeof res->address, "%s", ip);
     res->port = port;

@@ -202,6 +202,9 @@ typedef struct md_smtp_result {
     int dsn_used;
     int64_t elapsed_ms;
     int64_t started_ms;            /* wall clock (Unix ms) at the start: transcript ms are relative to it */
+    int64_t final_reply_ms;        /* wall clock (Unix ms) when the final reply to the message (after
+                                    * DATA's dot, or to BDAT LAST) arrived, in the attempt that decided
+                                    * the outcome; 0 when none did.  Where a delivery's latency starts */
     md_smtp_tls_info tls;
     md_smtp_line *transcript;      /* every host tried, in order */
     size_t ntranscript;

@@ -55,6 +55,7 @@ typedef struct db_result {
 
 #define DB_READONLY 0x1u  /* open read-only (a product's database) */
 #define DB_CREATE   0x2u  /* SQLite: create the file if missing */
+#define DB_PATIENT  0x4u  /* SQLite: wait 60 s, not 10, for another writer's lock */
 
 /* Opens "sqlite:PATH" or "postgresql://..." / "postgres://...".  Caller
  * frees with db_close(). */
@@ -80,5 +81,10 @@ int db_col(const db_result *r, const char *name);
 md_status db_begin(db *d, int write, md_error *err);
 md_status db_commit(db *d, md_error *err);
 void db_rollback(db *d);
+
+/* Whether a write would succeed now (see md_store_writable): takes the
+ * write lock (SQLite, waiting the busy timeout) or begins a read-write
+ * transaction (PostgreSQL), and rolls back. */
+md_status db_writable(db *d, md_error *err);
 
 #endif

@@ -186,7 +186,8 @@ md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_erro
     *out = NULL;
     md_store *s = md_xcalloc(1, sizeof *s);
     unsigned dflags = ((flags & MD_STORE_CREATE) ? DB_CREATE : 0) |
-                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0);
+                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0) |
+                      ((flags & MD_STORE_PATIENT) ? DB_PATIENT : 0);
     md_status st = db_open(uri, dflags, &s->own, err);
     if (st == MD_OK && !(flags & MD_STORE_CREATE)) {
         int v;
@@ -228,7 +229,15 @@ const char *md_store_engine(const md_store *s)
 
 md_status md_store_migrate(md_store *s, int *from, md_error *err)
 {
+    return md_store_migrate_audited(s, NULL, from, err);
+}
+
+md_status md_store_migrate_audited(md_store *s, const md_store_audit *audit, int *from,
+                                   md_error *err)
+{
     int v = 0;
+    if (from)
+        *from = 0;
     md_status st = db_begin(s->own, 1, err);
     if (st != MD_OK)
         return st;
@@ -250,11 +259,35 @@ md_status md_store_migrate(md_store *s, int *from, md_error *err)
                         p, 2, NULL, err);
         }
     }
+    if (st == MD_OK)
+        st = store_audit_write(s, audit, err);
     if (st != MD_OK) {
         db_rollback(s->own);
         return st;
     }
     return db_commit(s->own, err);
+}
+
+md_status md_store_writable(md_store *s, md_error *err)
+{
+    return db_writable(s->own, err);
+}
+
+md_status md_store_log_error(const md_store *s, md_error *err)
+{
+    if (s->log_err.status != MD_OK && err)
+        *err = s->log_err;
+    return s->log_err.status;
+}
+
+/* Keeps the first failure of a log write for md_store_log_error. */
+static md_status log_failed(md_store *s, md_status st, const md_error *e)
+{
+    if (st != MD_OK && s->log_err.status == MD_OK) {
+        s->log_err = *e;
+        s->log_err.status = st;
+    }
+    return st;
 }
 
 /* --------------------------------------------------------------- accounts */
@@ -727,10 +760,14 @@ void md_store_send_list_clear(md_store_send_list *l)
 
 md_status md_store_send_add(md_store *s, const md_store_send *x, md_error *err)
 {
+    md_error e;
     db_param p[] = { db_int(x->at ? x->at : now_s()), db_text(x->kind), db_text(x->to),
                      db_text(x->message_id), db_text(x->outcome), db_text(x->reply) };
-    return db_run(s->own, "INSERT INTO send_log (at, kind, to_address, message_id, outcome, reply)"
-                          " VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL, err);
+    md_status st = db_run(s->own, "INSERT INTO send_log (at, kind, to_address, message_id, outcome, reply)"
+                                  " VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL, &e);
+    if (st != MD_OK && err)
+        *err = e;
+    return log_failed(s, st, &e);
 }
 
 md_status md_store_send_recent(md_store *s, const char *key, unsigned limit,
@@ -777,7 +814,11 @@ void md_store_audit_list_clear(md_store_audit_list *l)
 
 md_status md_store_audit_add(md_store *s, const md_store_audit *a, md_error *err)
 {
-    return store_audit_write(s, a, err);   /* one statement: its own transaction */
+    md_error e;
+    md_status st = store_audit_write(s, a, &e);   /* one statement: its own transaction */
+    if (st != MD_OK && err)
+        *err = e;
+    return log_failed(s, st, &e);
 }
 
 md_status md_store_audit_recent(md_store *s, unsigned limit, md_store_audit_list *out,

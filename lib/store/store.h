@@ -16,6 +16,32 @@
  * All SQL is prepared; values are bound, never spliced.  Every write is one
  * transaction, and a change and its audit record commit together.  Times are
  * Unix seconds (UTC); 0 means "never / unknown".
+ *
+ * Faults.  A write that fails leaves the store as it was: its transaction
+ * is rolled back whole (an import of any size, a migration, a change with
+ * its audit record).  err->text names the file or server and the cause;
+ * err->peer holds SQLite's or the server's own words.
+ *  - SQLite file locked by another process's write transaction: writes
+ *    wait the busy timeout (10 s; 60 s with MD_STORE_PATIENT), then
+ *    MD_TEMPFAIL "... is locked by another process (waited 10 s for it)".
+ *    Reads do not wait: in WAL mode they see the last committed state,
+ *    never the other transaction's.
+ *  - Read-only file, directory without write permission (SQLite creates
+ *    the -wal and -shm files beside the store), read-only file system:
+ *    MD_CONFIG "cannot write to ...: <why>".  A directory where the WAL
+ *    index cannot be created fails every use, reads included.
+ *  - A file that is not SQLite: MD_CONFIG "... is not a maildiag store";
+ *    a damaged one: MD_INTERNAL "... is damaged"; both when opened, and
+ *    nothing is written to them.
+ *  - Disk full, disk quota, file size limit (RLIMIT_FSIZE; the process
+ *    must ignore SIGXFSZ to see it as an error): MD_TEMPFAIL naming it.
+ *  - md_store_send_add and md_store_audit_add remember their first failure
+ *    for md_store_log_error.
+ *  - PostgreSQL unreachable: md_store_open fails with MD_TEMPFAIL within the
+ *    connect_timeout (10 s unless the URI sets one); a server that stops or
+ *    restarts under a command: MD_TEMPFAIL "lost the connection", its
+ *    transaction rolled back by the server.  Each md_store_open connects
+ *    anew: nothing stale survives a restart.
  */
 #ifndef MAILDIAG_STORE_H
 #define MAILDIAG_STORE_H
@@ -34,6 +60,8 @@ typedef struct md_store md_store;
 
 #define MD_STORE_CREATE   0x1u   /* SQLite: create the file (maildiag-user init) */
 #define MD_STORE_READONLY 0x2u   /* open read-only */
+#define MD_STORE_PATIENT  0x4u   /* SQLite: a write waits up to 60 s, not 10, for another
+                                  * process's lock: for a detached process nobody waits for */
 
 /*
  * Opens the store at uri.  Without MD_STORE_CREATE, the schema must be at
@@ -50,6 +78,28 @@ const char *md_store_engine(const md_store *s);
 /* Creates or migrates the schema to MD_STORE_SCHEMA_VERSION in one
  * transaction.  *from receives the version found (0 = empty). */
 md_status md_store_migrate(md_store *s, int *from, md_error *err);
+/* The same, with the audit record (may be NULL; md_store_audit is below)
+ * in that transaction: a store that cannot take the record is not migrated
+ * either. */
+struct md_store_audit;
+md_status md_store_migrate_audited(md_store *s, const struct md_store_audit *audit, int *from,
+                                   md_error *err);
+
+/*
+ * Whether a write would succeed now: MD_OK, or the error the write would
+ * get (read-only, locked beyond the busy timeout, server gone).  Writes
+ * nothing.  For a caller about to do what cannot be undone (send an email,
+ * hand out data) that must then record it: a check, not a reservation.
+ */
+md_status md_store_writable(md_store *s, md_error *err);
+
+/*
+ * MD_OK, or the status of the first md_store_send_add or md_store_audit_add
+ * on s that failed, with err filled as it was.  For callers whose log
+ * records are written on their behalf (lib/account logs every send and
+ * returns the send's own status): a lost record must not go unnoticed.
+ */
+md_status md_store_log_error(const md_store *s, md_error *err);
 
 /* ---------------------------------------------------------------- accounts */
 

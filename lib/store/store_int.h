@@ -9,6 +9,7 @@ struct md_store {
     db *own;
     db *product;              /* a product's database, read-only, or NULL */
     char *p_email, *p_username, *p_also, *p_sessions, *p_domain_count;
+    md_error log_err;         /* the first failed log write (md_store_log_error) */
 };
 
 /* The DDL that takes the schema from version - 1 to version. */

@@ -45,11 +45,12 @@ ca_file, ssl_context(), dir, port):
 
   DovecotImap(mx=None, users=None, password="secret", passwords=None, domain=None,
               mail_dir=None, workdir=None, pki=None, hostname="imap.lab.test",
-              port=None, imaps_port=None)
+              port=None, imaps_port=None, tls=True)
       Dovecot 2.3 IMAP over a PostfixMx's Maildirs (what Postfix delivers is visible):
       port (IMAP + STARTTLS) and imaps_port (implicit TLS), login "maria" or
       "maria@lab.test", mailboxes INBOX, Junk (\Junk), Sent (\Sent), Trash (\Trash),
-      IDLE.  maildir(user, folder).
+      IDLE.  maildir(user, folder).  tls=False: no TLS at all (no STARTTLS offered,
+      no imaps_port), for clients that must notice plaintext.
 
   Pki(directory)   a test CA (EC P-256, openssl): issue(hostname) -> (cert, key) with
                    subjectAltName hostname, localhost, IP 127.0.0.1; ca_file.  Pass one
@@ -784,6 +785,7 @@ class _Postfix(_Server):
                                        self.config_dir], "master.out", env=env)
             if _wait_greeting(self.port, self.master, b"220", deadline, self.log) is not None:
                 self._wait_postlogd(deadline)
+                self._wait_probe_logged(deadline)
                 return
             rc = self.master.wait()
             self.procs.remove(self.master)
@@ -795,6 +797,19 @@ class _Postfix(_Server):
             raise LabError("postfix master exited with %s on port %d%s; log:\n%s\n%s"
                            % (rc, self.port, " (127.0.0.1:%d is in use)" % self.port if busy else "",
                               self.log(), self._check_output()))
+
+    def _wait_probe_logged(self, deadline):
+        """Waits until smtpd has logged the session of the greeting check that
+        found it ready (postlogd writes a moment later): tests count sessions
+        in the log, and a line arriving during a test would be counted there."""
+        end = min(deadline, time.monotonic() + 5)
+        while time.monotonic() < end:
+            log = _read(self.maillog)
+            c = len(re.findall(r"smtpd\[\d+\]: connect from ", log))
+            d = len(re.findall(r"smtpd\[\d+\]: disconnect from ", log))
+            if c >= 1 and c == d:
+                return
+            time.sleep(0.02)
 
     def _check_output(self):
         """What "postconf -n" and "postfix check" say about the lab's configuration."""
@@ -1151,15 +1166,18 @@ class DovecotImap(_Dovecot):
     Mailboxes: INBOX, Junk (\\Junk, the .Junk folder PostfixMx junk_users deliver to),
     Sent (\\Sent), Trash (\\Trash).  IDLE is in the capabilities (Dovecot's default).
     LOGIN/AUTHENTICATE PLAIN need TLS except from 127.0.0.1 (Dovecot treats loopback
-    as secure)."""
+    as secure).
+    tls        False: ssl = no and no imaps listener (imaps_port stays None): STARTTLS
+               is not offered, and logins from 127.0.0.1 go in plaintext."""
 
     KIND = "dovecot-imap"
 
     def __init__(self, mx=None, users=None, password="secret", passwords=None, domain=None,
                  mail_dir=None, workdir=None, pki=None, hostname="imap.lab.test", port=None,
-                 imaps_port=None):
-        super().__init__(workdir=workdir, pki=pki or (mx.pki if mx is not None else None),
+                 imaps_port=None, tls=True):
+        super().__init__(workdir=workdir, pki=(pki or (mx.pki if mx is not None else None)) if tls else None,
                          hostname=hostname)
+        self.tls = tls
         self.mx = mx
         self.domain = domain or (mx.domain if mx is not None else "lab.test")
         self.users = list(users if users is not None else (mx.users if mx is not None else ("maria",)))
@@ -1182,7 +1200,7 @@ class DovecotImap(_Dovecot):
             self.mail_dir = self._mail_dir_arg or self.path("mail")
             os.makedirs(self.mail_dir, exist_ok=True)
             os.chown(self.mail_dir, self.uid, self.gid)
-        if self.pki is None:
+        if self.pki is None and self.tls:
             self.pki = Pki(self.path("pki"))
         for u in self.users:
             home = os.path.join(self.mail_dir, u)
@@ -1194,9 +1212,11 @@ class DovecotImap(_Dovecot):
 
     def _write_conf(self):
         self.port = self.want_ports[0] or mdlab.free_port()
-        self.imaps_port = self.want_ports[1] or mdlab.free_port()
-        while self.imaps_port == self.port:
-            self.imaps_port = mdlab.free_port()
+        self.imaps_port = None
+        if self.tls:
+            self.imaps_port = self.want_ports[1] or mdlab.free_port()
+            while self.imaps_port == self.port:
+                self.imaps_port = mdlab.free_port()
         lines = self._conf_common("imap") + [
             # Maildir++ under the user's home: INBOX = <home>/, folder X = <home>/.X/
             "mail_location = maildir:%s/%%n" % self.mail_dir,
@@ -1226,18 +1246,23 @@ class DovecotImap(_Dovecot):
             "    address = %s" % LOOPBACK,
             "    port = %d" % self.port,
             "  }",
-            "  inet_listener imaps {",
-            "    address = %s" % LOOPBACK,
-            "    port = %d" % self.imaps_port,
-            "    ssl = yes",
-            "  }",
-            "}",
         ]
+        if self.imaps_port:
+            lines += [
+                "  inet_listener imaps {",
+                "    address = %s" % LOOPBACK,
+                "    port = %d" % self.imaps_port,
+                "    ssl = yes",
+                "  }",
+            ]
+        lines.append("}")
         _write(self.conf, "\n".join(lines) + "\n")
 
     def _ready(self):
         if not read_greeting(self.port, 0.5).startswith(b"* OK"):
             return False
+        if not self.imaps_port:
+            return True
         try:
             with socket.create_connection((LOOPBACK, self.imaps_port), timeout=0.5):
                 return True

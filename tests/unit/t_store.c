@@ -511,6 +511,40 @@ static void test_bounces(md_store *s)
 /* A store made at schema version 1 (before applied bounces) is refused
  * until init migrates it, keeps its data, and then remembers bounces.
  * On PostgreSQL it lives in a schema of its own in the test database. */
+/* The store's own fault reporting: the write check, a migration that
+ * carries its audit record, a lost log record that does not go unnoticed.
+ * (The faults themselves are made for real in test_store_faults.py.) */
+static void test_faults(md_store *s, const char *uri)
+{
+    md_error err = { 0 }, lost = { 0 };
+    int from = -1;
+    is_int(md_store_writable(s, &err), MD_OK, "the store takes writes (%s)", err.text);
+    is_int(md_store_log_error(s, &err), MD_OK, "no log record lost so far");
+    md_store_audit a = { "tester", "init", "faults", NULL };
+    is_int(md_store_migrate_audited(s, &a, &from, &err), MD_OK, "migrate with an audit record (%s)", err.text);
+    is_int(from, MD_STORE_SCHEMA_VERSION, "nothing to migrate");
+    md_store_audit_list al = { 0 };
+    is_int(md_store_audit_recent(s, 1, &al, &err), MD_OK, "audit recent");
+    is_str(al.n == 1 ? al.v[0].target : "", "faults", "the migration wrote its audit record");
+    md_store_audit_list_clear(&al);
+
+    md_store *ro = NULL;
+    if (md_store_open(uri, MD_STORE_READONLY, &ro, &err) != MD_OK) {
+        ok(0, "open read-only (%s)", err.text);
+        return;
+    }
+    ok(md_store_writable(ro, &err) != MD_OK && strstr(err.text, "read-only"),
+       "a store opened read-only does not take writes (%s)", err.text);
+    md_store_send x = { .kind = "reminder", .to = "lost@example.com", .outcome = "accepted" };
+    md_status st = md_store_send_add(ro, &x, &err);
+    ok(st != MD_OK && err.text[0], "a send-log record cannot be written to it (%s)", err.text);
+    ok(md_store_audit_add(ro, &a, NULL) != MD_OK, "nor an audit record");
+    is_int(md_store_log_error(ro, &lost), st, "the first lost record is remembered");
+    is_str(lost.text, err.text, "with its words");
+    md_store_free(ro);
+    is_int(md_store_log_error(s, &err), MD_OK, "another handle lost nothing");
+}
+
 static void test_migration_v1(const char *base)
 {
     char uri[600];
@@ -594,6 +628,7 @@ int main(int argc, char **argv)
         test_rate(s);
         test_import(s, uri);
         test_product(s, uri);
+        test_faults(s, uri);
         md_store_free(s);
         test_migration_v1(uri);
     }

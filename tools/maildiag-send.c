@@ -296,7 +296,10 @@ static int await_arrival(options *o, const md_message *m, md_smtp_result *res, j
     else if (md_arrival_wait(o->arrival, &sent, &ar, &err) != MD_OK)
         md_arrival_open_failed(o->await.url, &err, &ar);   /* not reached: we compose the Message-ID */
     md_arrival_report(&ar, res->findings);
-    *json = md_arrival_result_json(&ar);
+    md_report *desc = md_report_new("arrival", NULL);   /* the field goes after the send's */
+    md_arrival_describe(&ar, desc);
+    *json = json_incref(json_object_get(md_report_fields(desc), "arrival"));
+    md_report_free(desc);
     md_arrival_result_clear(&ar);
     return md_severity_exit_code(md_report_status(res->findings));
 }
@@ -311,7 +314,7 @@ static int mailbox_down(const options *o, const char *to)
     if (o->json) {
         md_report_set(rep, "to", json_string(to));
         md_report_set(rep, "sent", json_false());
-        md_report_set(rep, "arrival", md_arrival_result_json(o->mailbox_down));
+        md_arrival_describe(o->mailbox_down, rep);
         md_report_write_json(rep, stdout);
     } else {
         md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE : MD_TEXT_EVIDENCE);

@@ -62,7 +62,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "base/base.h"
 #include "report/report.h"
 
@@ -280,13 +279,15 @@ void md_arrival_result_clear(md_arrival_result *r);
  */
 void md_arrival_report(const md_arrival_result *r, md_report *rep);
 
-/* The result as JSON: {"mailbox", "folders", "found", "folder", "junk",
+/* Describes r into rep: the structured field "arrival" of the send's JSON
+ * contract, {"mailbox", "folders", "outcome", "found", "folder", "junk",
  * "uid", "internal_date", "latency_ms", "clock_skew_ms", "auth": {"spf",
  * "dkim", "dmarc"} (a method the receiver said nothing about is absent),
  * "authserv_id", "headers": {"authentication_results": [...],
  * "received_spf": [...]}, "ignored_headers", "polls", "elapsed_ms",
- * "timeout_ms", "deleted", "tls", "reason"}.  New reference. */
-json_t *md_arrival_result_json(const md_arrival_result *r);
+ * "timeout_ms", "deleted", "tls", "reason", "error"}.  Adds no findings
+ * (md_arrival_report does). */
+void md_arrival_describe(const md_arrival_result *r, md_report *rep);
 
 /*
  * The latency of a message stored at internal_date (Unix seconds, the

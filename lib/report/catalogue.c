@@ -186,7 +186,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
     { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
     /* --- end bounces --- */
-    /* arrival: maildiag-send --await (lib/arrival) */
+    /* arrival (lib/arrival): did a message that was sent arrive */
     { "delivery.found", MD_SEV_OK, "the message arrived in the folder watched" },
     { "delivery.junk", MD_SEV_WARNING, "the message arrived in a Junk folder" },
     { "delivery.not_found", MD_SEV_CRITICAL, "the server accepted the message, but it did not arrive in the mailbox (nor its Junk folders) within the timeout" },
@@ -195,7 +195,7 @@ static const md_catalogue_entry catalogue[] = {
     { "delivery.auth_failed", MD_SEV_WARNING, "the receiver's SPF, DKIM or DMARC result for the message is not pass" },
     { "delivery.plaintext", MD_SEV_WARNING, "the mailbox was read without TLS: the IMAP password went in clear" },
     { "delivery.clock_skew", MD_SEV_OK, "the mailbox server's clock and ours disagree: the latency is bounded by what our clock saw" },
-    { "delivery.delete_failed", MD_SEV_WARNING, "--await-delete could not remove the test message from the mailbox" },
+    { "delivery.delete_failed", MD_SEV_WARNING, "the test message, found, could not be removed from the mailbox as asked" },
     /* --- end arrival --- */
 };
 

@@ -87,6 +87,8 @@ int ucli_open_store(ucli *u, unsigned flags)
      * EFBIG, which lib/store reports, not kill us in mid-transaction. */
     signal(SIGXFSZ, SIG_IGN);
     if (md_store_open(uri, flags, &u->store, &err) != MD_OK) {
+        if (strcmp(err.stage, "store.init") == 0)   /* the command that does it is ours to name */
+            snprintf(err.text + strlen(err.text), sizeof err.text - strlen(err.text), " (run 'maildiag-user init')");
         ucli_error(u, "store", &err);
         return -1;
     }

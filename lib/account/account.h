@@ -4,7 +4,7 @@
  * reminder), in findings and plain words.  Pure: the caller gathers the
  * facts from lib/store, lib/address and lib/mx.
  *
- * Severities (the exit code of maildiag-user lookup):
+ * Severities (a lookup's status, and so the exit code of a tool that shows it):
  *   ok       an account on the address can receive the product's emails
  *   warning  something a user or support can act on: no account, a typo,
  *            SSO-only, locked, never verified, a pending change, look-alike

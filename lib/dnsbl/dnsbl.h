@@ -1,8 +1,8 @@
 /*
  * lib/dnsbl: the reputation of our sending IPs (and sending domains) on DNS
  * blocklists, RFC 5782, together with each IP's forward-confirmed reverse
- * DNS and HELO name (lib/rdns).  Callers: maildiag-why and the health check,
- * for each of our sending IPs, on an md_dns shared with other modules.
+ * DNS and HELO name (lib/rdns).  Meant for the diagnosis of our sending
+ * IPs, each checked on an md_dns shared with other modules.
  *
  * What a list says (RFC 5782 section 2):
  *  - the query is A of the subject under the list's zone: IPv4 octets

@@ -69,7 +69,7 @@ static const tmpl builtin[] = {
       "<p>This is a test message from {{product}} to {{to}}.</p>\n"
       "<p>If you can read it, mail from {{product}} reaches you.</p>\n"
       "</body></html>\n" },
-    /* --- account notices (issue 5: maildiag-selfcheck, lib/account/notify) ---
+    /* --- account notices (lib/account/notify) ---
      * What the owner of an address gets when an account cannot receive what
      * was asked for, or when no account uses the address at all. */
     { "no-account", "Your {{product}} request",

@@ -25,7 +25,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
     { "mx.target_internal", MD_SEV_WARNING, "an MX target resolves to an internal address (private, link-local, CGNAT, multicast, reserved; loopback when sending)" },
-    /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
+    /* accounts, addresses, store, self-service (lib/account, lib/address, lib/store) */
     { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
     { "account.none", MD_SEV_WARNING, "no account uses this address" },
     { "account.sso", MD_SEV_WARNING, "SSO-only account: password-reset emails are never sent" },
@@ -47,8 +47,8 @@ static const md_catalogue_entry catalogue[] = {
     { "selfcheck.accepted", MD_SEV_OK, "the request was accepted; an email is on its way to the address" },
     { "selfcheck.rate_limited", MD_SEV_WARNING, "too many requests for this address or overall: try later" },
     /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (lib/spf, lib/auth) --- */
-    /* SPF evaluation results, RFC 7208 2.6: severity follows the exit-code
-     * mapping of maildiag-spf (pass 0; neutral, none, softfail 1; fail,
+    /* SPF evaluation results, RFC 7208 2.6: the severity is the exit code a
+     * check of one result gives (pass 0; neutral, none, softfail 1; fail,
      * permerror 2; temperror 3). */
     { "spf.pass", MD_SEV_OK, "SPF pass: the address is a permitted sender" },
     { "spf.neutral", MD_SEV_WARNING, "SPF neutral: the domain makes no assertion about the address" },
@@ -116,7 +116,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bimi.multiple", MD_SEV_WARNING, "more than one BIMI record" },
     { "bimi.invalid", MD_SEV_WARNING, "the BIMI record is invalid" },
     /* --- end spf, dmarc, dkim, mtasts, tlsrpt, bimi --- */
-    /* --- send / token (issue 4: lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
+    /* --- send / token (lib/smtp, lib/message, lib/token) --- */
     /* smtp: the outcome of a send or probe */
     { "smtp.accepted", MD_SEV_OK, "the server accepted the message" },
     { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the phase it was to stop after" },
@@ -177,7 +177,7 @@ static const md_catalogue_entry catalogue[] = {
     { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
     { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
     /* --- end reputation --- */
-    /* bounces: maildiag-user bounces, one id per recipient of a message */
+    /* bounces (lib/bounce): one id per recipient of a message */
     { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
     { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },
     { "bounce.complaint", MD_SEV_CRITICAL, "an abuse complaint (ARF): the address gets suppressed" },

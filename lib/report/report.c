@@ -265,8 +265,9 @@ static void append_text(md_buf *b, const char *s)
 
 int md_report_append_json(const md_report *rep, md_buf *b)
 {
-    /* Written straight from the report into one buffer: building a merged
-     * jansson tree just to print and delete it was a fifth of a bulk run. */
+    /* Written straight from the report into one buffer, without a merged
+     * jansson tree built only to be printed and deleted: bulk tools write
+     * one report per item. */
     const char *key;
     json_t *val;
     int rc = 0;

@@ -435,8 +435,8 @@ static void child_main(smtp_att *a, pid_t parent)
         _exit(1);
 #if defined(HAVE_VALGRIND_VALGRIND_H) && defined(VALGRIND_CLO_CHANGE)
     /* Under valgrind, this process is a copy of the parent that ends with
-     * _exit: the blocks it holds at the end are the parent's (a SQLite page
-     * cache open in maildiag-notify reads as "possibly lost"), not leaks.
+     * _exit: the blocks it holds at the end are the parent's (a caller's
+     * open SQLite page cache reads as "possibly lost"), not leaks.
      * Memory errors are still reported. */
     VALGRIND_CLO_CHANGE("--leak-check=no");
 #endif

@@ -5,7 +5,7 @@
  * LENGTH bytes: "IDENTITY NO_LIBSPF2 DEADLINE" and the string fields (ip,
  * sender, helo, domain, receiver, libspf2 crash note), each a NUL-ended
  * string after '+', or '-' for none (no JSON to build and parse on either
- * side: it was a fifth of a bulk run).  A worker answers with one frame,
+ * side, for every request of a bulk run).  A worker answers with one frame,
  * "F STATUS LENGTH\n" then LENGTH bytes: the result in the pool's output
  * form (the report already rendered as a JSON line or text by lib/report,
  * so the serial parent only copies bytes; or, for typed results, the

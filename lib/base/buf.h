@@ -7,7 +7,8 @@
  * md_buf instead of keeping a pointer, a length and a capacity of its own.
  *
  * The JSON writer here writes values (strings, numbers) byte for byte as
- * jansson's json_dumpb(..., JSON_COMPACT) writes them, so that output
+ * jansson's json_dumpb(..., JSON_COMPACT) writes them (docs/LIBRARIES.md,
+ * "jansson", has what that is), so that output
  * written piecewise and output dumped from a tree are the same bytes;
  * lib/report walks jansson trees with it (md_json_append), and no header
  * of lib/base needs jansson.

@@ -4,12 +4,10 @@
  * (ARF, RFC 5965), one of the common non-standard bounces, or nothing of
  * the kind.
  *
- * MIME is parsed by GMime 3 (Debian libgmime-3.0-dev): a maintained MIME
- * parser that copes with the broken structure bounces arrive in (missing
- * boundaries, bad encodings, nested messages) and decodes transfer
- * encodings and RFC 2047 words.  RFC 3464 and RFC 5965 have no support in
- * GMime; their field groups are RFC 5322 header blocks, so each group is
- * handed to GMime's header parser (folding, duplicates) and only the
+ * MIME is parsed by GMime 3 (Debian libgmime-3.0-dev; docs/LIBRARIES.md,
+ * "GMime", says what it does and does not do for us).  RFC 3464 and RFC 5965
+ * have no support in GMime; their field groups are RFC 5322 header blocks,
+ * so each group is handed to GMime's header parser and only the
  * splitting into groups, the field syntax of each value (address-type;
  * address, RFC 3463 status codes) and the choice of fields are ours.
  *

@@ -121,7 +121,8 @@ md_severity md_report_status(const md_report *rep);
 json_t *md_report_to_json(const md_report *rep);
 
 /* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
- * JSON_COMPACT) writes (object keys in insertion order), without jansson's
+ * JSON_COMPACT) writes (object keys in insertion order; docs/LIBRARIES.md,
+ * "jansson"), without jansson's
  * per-character callbacks: bulk tools render every result this way.
  * Strings and numbers are written by lib/base's JSON writer (base/buf.h),
  * which escapes DEL and the C1 controls that jansson writes raw.  Returns

@@ -24,13 +24,13 @@
  * its Message-ID fields is exactly ours.
  *
  * No IDLE: the server would tell us the moment the message arrives, but
- * libcurl cannot run IDLE (lib/imap says why), so the wait polls: at once,
- * then after 200 ms, doubling to at most 2 s between looks, the last look
- * when the timeout ends, never later.  The default timeout, 60 s, is
- * longer than a loaded MTA's queue run and a content filter take for a
- * message to a mailbox that works, and short enough for a person to wait
- * at a terminal; greylisting receivers need minutes (and then the send
- * says "deferred", and nothing is awaited).  A server that stops answering
+ * libcurl cannot run IDLE (docs/LIBRARIES.md, "libcurl", says why), so the
+ * wait polls: at once, then after 200 ms, doubling to at most 2 s between
+ * looks, the last look when the timeout ends, never later.  The default
+ * timeout, 60 s, is longer than a loaded MTA's queue run and a content
+ * filter take for a message to a mailbox that works, and short enough for
+ * a person to wait at a terminal; greylisting receivers need minutes (and
+ * then the send says "deferred", and nothing is awaited).  A server that stops answering
  * ends the wait at most MD_ARRIVAL_GRACE_MS after the timeout.
  *
  * Latency: from the wall-clock time of the final reply to the message

@@ -59,6 +59,13 @@ void cli_vline(FILE *out, const char *fmt, va_list ap) __attribute__((format(pri
 /* One row of n fields separated by TABs, each sanitized (a NULL field is
  * empty), so a field can neither add a column nor a row. */
 void cli_row(FILE *out, const char *const *fields, size_t n);
+/* With --json a run prints exactly one JSON value, errors included: this
+ * prints {"schema_version":1,"status":"unknown","findings":[{"id":ID,
+ * "severity":"unknown","summary":MESSAGE}]} on standard output (ID from
+ * the catalogue: usage.error, config.error, store.error, input.invalid)
+ * and returns MD_EXIT_UNKNOWN.  The message is sanitized like every
+ * finding's. */
+int cli_json_error(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 

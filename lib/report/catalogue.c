@@ -197,6 +197,15 @@ static const md_catalogue_entry catalogue[] = {
     { "delivery.clock_skew", MD_SEV_OK, "the mailbox server's clock and ours disagree: the latency is bounded by what our clock saw" },
     { "delivery.delete_failed", MD_SEV_WARNING, "the test message, found, could not be removed from the mailbox as asked" },
     /* --- end arrival --- */
+    /* why: the diagnosis over every layer (lib/diag, maildiag-why) */
+    { "diag.timeout", MD_SEV_UNKNOWN, "a layer was cut off by the run's time budget (--timeout): its result is unknown" },
+    { "diag.skipped", MD_SEV_UNKNOWN, "a layer could not run because what it needs from an earlier layer is missing or broken" },
+    { "recipient.blocked", MD_SEV_CRITICAL, "the recipient's server refuses our mail by policy (5.7.x naming our IP or a blocklist)" },
+    /* errors of a run, in the one JSON value a tool prints with --json */
+    { "config.error", MD_SEV_UNKNOWN, "the configuration file is missing, unsafe or holds a bad value" },
+    { "usage.error", MD_SEV_UNKNOWN, "the command line is not valid" },
+    { "input.invalid", MD_SEV_UNKNOWN, "the input given cannot be used" },
+    /* --- end why --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -81,7 +81,7 @@ static md_report *layer_open(run *x, md_diag_layer_id id)
     md_diag_layer *l = &x->r->layers[id];
     l->ran = 1;
     if (l->report == NULL)
-        l->report = md_report_new("maildiag-why", x->r->input);
+        l->report = md_report_new("diag", x->r->input);
     return l->report;
 }
 
@@ -335,7 +335,7 @@ static void layer_account(run *x)
         layer_skipped(x, MD_DIAG_ACCOUNT, "no account lookup: the address is not valid");
         return;
     }
-    md_report *tmp = md_report_new("maildiag-why", r->input);
+    md_report *tmp = md_report_new("diag", r->input);
     md_error err = { 0 };
     int64_t now = x->opt->now ? x->opt->now : (int64_t)time(NULL);
     /* No resolver: the domain's route is the domain layer's to judge. */
@@ -926,6 +926,7 @@ md_status md_diag_run(const md_diag_config *cfg, const char *address, const md_d
     md_diag_result *r = md_xcalloc(1, sizeof *r);
     r->input = md_xstrdup(address ? address : "");
     r->email = opt->email;
+    r->advice = opt->advice;
     run *x = md_xcalloc(1, sizeof *x);
     *x = (run){ .cfg = cfg, .set = cfg->settings, .opt = opt, .r = r, .dns = cfg->dns,
                 .deadline = t0 + (opt->timeout_ms > 0 ? opt->timeout_ms : DIAG_TIMEOUT_DEFAULT_MS) };

@@ -779,6 +779,8 @@ static md_report *mx_judged(const md_auth_result *r)
     md_report *m = md_report_new("mx", r->domain);
     md_report_set(m, "input", json_string(r->domain));
     md_report_set(m, "domain", json_string(r->mx->domain));
+    if (r->mx->unicode)
+        md_report_set(m, "domain_unicode", json_string(r->mx->unicode));
     md_mx_route_evaluate(r->mx, &(md_mx_options){ .no_details = 1 }, m);
     return m;
 }

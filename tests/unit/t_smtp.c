@@ -100,6 +100,14 @@ int main(void)
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com\x7f", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "DEL in the sender" },
         { { .server = ":25", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "no server host" },
         { { .server = "127.0.0.1:99999", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "server port out of range" },
+        /* lib/address's grammar, exactly: what RFC 5321 4.1.2 forbids never reaches the wire */
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = ".test@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "a local part that starts with a dot" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "test.@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "a local part that ends with a dot" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "test@-example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "a label that starts with a hyphen" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = " b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "a blank before the recipient (nothing is trimmed on the wire)" },
+        { { .server = "127.0.0.1:1", .mail_from = "Alice <a@example.com>", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "a display name in the sender" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "a..b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "two dots in a row" },
+        { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "", .quit_after = MD_SMTP_PHASE_RCPT }, "the null path as recipient" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         is_int(md_smtp_send(ctx, &bad[i].rq, &res, &err), MD_CONFIG, "refused: %s", bad[i].what);

@@ -17,8 +17,9 @@
  *           bit 5 DSN asked for, bit 6 the connection failed, bit 7 the
  *           engine found no DSN; with TLS in use, bits 0-1 of the chunk
  *           size pick the certificate's verification result
- * A status's code is any int (libESMTP reads it with strtol); "!B" says
- * libESMTP stopped showing the dialogue (CHUNKING).
+ * A status's code is any int followed by a space or a hyphen (libESMTP
+ * reads it with strtol); "!B" says libESMTP stopped showing the dialogue
+ * (CHUNKING).
  *
  * What is checked: no crash, no leak; the outcome is one of the four and
  * the phase one of ours, with at least one finding; the reply that decided
@@ -102,26 +103,26 @@ static void reply_valid(const md_smtp_reply *r)
  * (CHUNKING), as esmtp.c's progress() records it. */
 static void status(smtp_att *a, const char *s, size_t n)
 {
-    if (n >= 1 && s[0] == 'B') {
+    if (n == 0)
+        return;
+    if (s[0] == 'B') {
         if (!a->blind && a->sent < MD_SMTP_PHASE_RCPT) {
             a->blind = 1;
             a->sent = MD_SMTP_PHASE_DATA;
         }
         return;
     }
-    md_smtp_phase p = n && s[0] == 'M' ? MD_SMTP_PHASE_MAIL
-                    : n && s[0] == 'R' ? MD_SMTP_PHASE_RCPT : MD_SMTP_PHASE_DATA;
-    char num[16];
-    size_t k = 0;
-    for (size_t i = 1; i < n && k < sizeof num - 1 && (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')); i++)
-        num[k++] = s[i];
-    num[k] = '\0';
-    int code = (int)strtol(num, NULL, 10);
-    size_t i = 1 + k;
-    if (i < n && s[i] == ' ')
-        i++;
-    if (code == 0)
+    md_smtp_phase p = s[0] == 'M' ? MD_SMTP_PHASE_MAIL : s[0] == 'R' ? MD_SMTP_PHASE_RCPT : MD_SMTP_PHASE_DATA;
+    /* libESMTP: strtol, then a space or a hyphen, else no reply at all */
+    char line[64];
+    size_t k = n - 1 < sizeof line - 1 ? n - 1 : sizeof line - 1;
+    memcpy(line, s + 1, k);
+    line[k] = '\0';
+    char *end;
+    int code = (int)strtol(line, &end, 10);
+    if (end == line || (*end != ' ' && *end != '-') || code == 0)
         return;
+    size_t i = 1 + (size_t)(end - line) + 1;
     smtp_reply_set(&a->rep[p], code, s + i, n > i ? n - i : 0);
     if (p == MD_SMTP_PHASE_DATA) {
         a->got[p] = 2;

@@ -136,6 +136,12 @@ int main(void)
           "CHUNKING: message status 650" },
         { greet, { "!R250 2.1.5 Ok", "!D250 2.0.0 Ok: queued as 4Xyz12" }, MD_SMTP_PHASE_NONE, MD_SMTP_ACCEPTED,
           "smtp.accepted", "CHUNKING: accepted by status" },
+        { NULL, { "<250 mx.example.net hello", ">QUIT", "<221 bye" }, MD_SMTP_PHASE_BANNER, MD_SMTP_FAILED,
+          "smtp.protocol", "a 250 greeting is not one" },
+        { NULL, { "<220 mx", ">EHLO client.example.org", "<251 hello", ">QUIT" }, MD_SMTP_PHASE_EHLO,
+          MD_SMTP_FAILED, "smtp.protocol", "251 to EHLO" },
+        { NULL, { "<220 mx", ">HELO client.example.org", "<250 hello", ">QUIT" }, MD_SMTP_PHASE_EHLO,
+          MD_SMTP_ACCEPTED, "smtp.probe_ok", "250 to HELO" },
     };
     for (size_t i = 0; i < sizeof dl / sizeof dl[0]; i++) {
         const char *script[16];

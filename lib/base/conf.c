@@ -86,7 +86,8 @@ static int secret_value(const char *v)
  *    longer than the buffer takes, with its number; long values continue
  *    on lines that start with a blank.
  *  - lines are read with fgets-style calls, so a NUL byte would end a line
- *    early: our reader refuses a NUL byte anywhere, with its line.
+ *    early: our reader refuses a NUL byte anywhere, with its line.  A CR
+ *    other than the one before the LF would stay in a value: refused too.
  *  - the section buffer is 50 bytes and truncates silently, and "[]" is
  *    accepted as the section "": our reader refuses both.
  *  - INI_CALL_HANDLER_ON_NEW_SECTION and INI_HANDLER_LINENO are off: the
@@ -153,6 +154,15 @@ static char *reader(char *str, int num, void *stream)
         p->st = md_error_set(p->err, MD_CONFIG, "config",
                              "%s:%lu: line too long (over %zu characters): continue a long value"
                              " on lines that start with a blank", p->path, p->line, max);
+        return NULL;
+    }
+    /* A CR is a line end only right before the LF: inih would keep one
+     * inside a line in the value (old Mac line ends made one value of a
+     * whole file). */
+    if (memchr(str, '\r', n) != NULL) {
+        p->st = md_error_set(p->err, MD_CONFIG, "config",
+                             "%s:%lu: a carriage return inside a line (end lines with LF or CR LF)",
+                             p->path, p->line);
         return NULL;
     }
     str[n] = '\0';

@@ -15,9 +15,10 @@
  * column: a line that starts with a blank continues the value of the key
  * above (joined with one space), never across a [section] line (right
  * after one, an indented line is a key).  Lines are at most 197 characters
- * (libinih's 200-byte line buffer); a longer line or a NUL byte anywhere is
- * an error with its line number.  Keys before any section are in section
- * "".  Unknown sections and keys are kept and simply never asked for.
+ * (libinih's 200-byte line buffer); a longer line, a NUL byte anywhere or
+ * a CR anywhere but right before the LF is an error with its line number.
+ * Keys before any section are in section "".  Unknown sections and keys
+ * are kept and simply never asked for.
  *
  * Like msmtp, a file that others could change is refused: it must belong
  * to the running user or root and must not be group- or world-writable; a

@@ -164,6 +164,23 @@ int main(void)
     md_conf_free(c);
     c = NULL;
 
+    /* A CR only ends a line before the LF: old Mac line ends (CR alone)
+     * made one line of the file, and the first value held all the rest. */
+    static const struct { const char *text, *want; } crs[] = {
+        { "[store]\ruri = a\rpassword = x\r", ":1:" },
+        { "[store]\nuri = a\rb\n", ":2:" },
+        { "[store]\nuri = a\r\r\n", ":2:" },
+        { "[store]\nuri = a\n  b\rc\n", ":3:" },
+    };
+    for (size_t i = 0; i < sizeof crs / sizeof crs[0]; i++) {
+        p = write_file("cr.conf", crs[i].text, 0600);
+        c = NULL;
+        md_status st = md_conf_load(p, &c, &err);
+        ok(st == MD_CONFIG && strstr(err.text, crs[i].want) && strstr(err.text, "carriage return"),
+           "a CR inside a line is refused at %s (%s)", crs[i].want, err.text);
+        md_conf_free(c);
+    }
+
     char missing[128];
     snprintf(missing, sizeof missing, "%s/none.conf", dir);
     is_int(md_conf_load(missing, &c, &err), MD_NOTFOUND, "missing file");

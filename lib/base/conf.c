@@ -4,6 +4,7 @@
 #include "conf.h"
 
 #include <ini.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,16 +197,19 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
-/* Drops an inline comment (';' or '#' after a blank) and trailing blanks. */
+/* Drops an inline comment and the white space before it, as inih does on
+ * a key's first line (its find_chars_or_comment and rstrip: ';' or '#'
+ * after white space, isspace), so a continued value ends as a first line
+ * does. */
 static void strip_comment(char *v)
 {
     for (char *q = v; *q; q++)
-        if ((*q == ';' || *q == '#') && q > v && blank(q[-1])) {
+        if ((*q == ';' || *q == '#') && q > v && isspace((unsigned char)q[-1])) {
             *q = '\0';
             break;
         }
     size_t n = strlen(v);
-    while (n > 0 && blank(v[n - 1]))
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
         v[--n] = '\0';
 }
 

@@ -155,6 +155,13 @@ int main(void)
     md_conf_free(c);
     c = NULL;
 
+    /* A continued value is trimmed as a first line is (inih: isspace). */
+    p = write_file("vt.conf", "[s]\nk = a\v\n  b\v ; c\n\tc\f\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "white space other than blanks (%s)", err.text);
+    is_str(md_conf_get(c, "s", "k"), "a b c", "trimmed on continuation lines too");
+    md_conf_free(c);
+    c = NULL;
+
     p = write_file("crlf.conf", "\xef\xbb\xbf[store]\r\nuri = sqlite:/tmp/z.db\r\nname: colon\r\n"
                    "empty =\r\n  continued\r\n", 0600);
     is_int(md_conf_load(p, &c, &err), MD_OK, "CRLF and a byte-order mark (%s)", err.text);

@@ -193,6 +193,14 @@ static char *reader(char *str, int num, void *stream)
             }
         }
         p->after_section = 1;
+        /* inih reads an indented line after a key as more of its value,
+         * whatever it holds (it asks that before it looks for '['): hand
+         * it the section line without its indent, so that it ends the
+         * value and starts the section, as it does for us. */
+        if (s > str) {
+            memmove(str, s, strlen(s) + 1);
+            p->indented = 0;
+        }
     }
     return str;
 }

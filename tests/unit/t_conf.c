@@ -114,6 +114,23 @@ int main(void)
     md_conf_free(c);
     c = NULL;
 
+    /* An indented [section] line is a section line too: inih alone would
+     * have read it as more of the value above (with the whole section
+     * after it), and our handler as a second value for that key. */
+    p = write_file("isect.conf", "[a]\nk = v\n  [b]\nx = y\n\t[ c ]\n  z = w\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "indented section lines (%s)", err.text);
+    is_str(md_conf_get(c, "a", "k"), "v", "an indented [b] ends the value above");
+    is_str(md_conf_get(c, "b", "x"), "y", "and starts [b]");
+    is_str(md_conf_get(c, "c", "z"), "w", "an indented key after an indented [ c ]");
+    ok(md_conf_get(c, "a", "x") == NULL, "x is not in [a]");
+    md_conf_free(c);
+    c = NULL;
+    p = write_file("isect2.conf", "[a]\nk = v\n  []\n", 0600);
+    ok(md_conf_load(p, &c, &err) == MD_CONFIG && strstr(err.text, ":3:") && strstr(err.text, "section"),
+       "an indented empty section is refused (%s)", err.text);
+    md_conf_free(c);
+    c = NULL;
+
     /* (c) An empty section name is an error with its line. */
     static const struct { const char *text, *want; } sections[] = {
         { "a = 1\n[]\nk = v\n", ":2:" },

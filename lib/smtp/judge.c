@@ -61,6 +61,10 @@ const char *md_smtp_outcome_name(md_smtp_outcome o)
  * class "2"/"4"/"5", subject and detail of 1 to 3 digits. */
 static size_t enhanced_len(const char *t, size_t len, int cls)
 {
+    /* RFC 2034 3: only 2xx, 4xx and 5xx replies carry one (a 334 or 354
+     * whose text starts "3.0.0" says nothing of the kind) */
+    if (cls != 2 && cls != 4 && cls != 5)
+        return 0;
     if (len < 5 || t[0] != (char)('0' + cls) || t[1] != '.')
         return 0;
     size_t i = 2, d = 0;

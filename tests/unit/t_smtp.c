@@ -67,6 +67,23 @@ int main(void)
         is_str(md_smtp_enhanced_explain(ex[i].code), ex[i].want, "explain %s", ex[i].code);
     is_str(md_smtp_enhanced_explain(NULL), "", "explain NULL");
 
+    /* The one parser of enhanced status codes (RFC 3463, RFC 2034). */
+    struct { int code; const char *text, *enh, *rest; } en[] = {
+        { 250, "2.1.5 Ok", "2.1.5", "Ok" },
+        { 550, "5.7.26 Unauthenticated email is not accepted", "5.7.26", "Unauthenticated email is not accepted" },
+        { 550, "4.1.1 mismatched class", "", "4.1.1 mismatched class" },
+        { 354, "3.0.0 go ahead", "", "3.0.0 go ahead" },
+        { 334, "3.0.0 VXNlcm5hbWU6", "", "3.0.0 VXNlcm5hbWU6" },
+        { 550, "5.1234.1 too many digits", "", "5.1234.1 too many digits" },
+        { 550, "5.1.1", "5.1.1", "" },
+    };
+    for (size_t i = 0; i < sizeof en / sizeof en[0]; i++) {
+        md_smtp_reply r;
+        smtp_reply_set(&r, en[i].code, en[i].text, strlen(en[i].text));
+        is_str(r.enhanced, en[i].enh, "%d %s: enhanced code", en[i].code, en[i].text);
+        is_str(r.text, en[i].rest, "%d %s: text", en[i].code, en[i].text);
+    }
+
     struct { int code; const char *enh, *text; int want; } gl[] = {
         { 450, "4.2.0", "Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/", 1 },
         { 451, "4.7.1", "Please try again later", 1 },

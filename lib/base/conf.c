@@ -4,6 +4,7 @@
 #include "conf.h"
 
 #include <ini.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,15 @@ static char *reader(char *str, int num, void *stream)
                              " on lines that start with a blank", p->path, p->line, max);
         return NULL;
     }
+    /* A CR is a line end only right before the LF: inih would keep one
+     * inside a line in the value (old Mac line ends made one value of a
+     * whole file). */
+    if (memchr(str, '\r', n) != NULL) {
+        p->st = md_error_set(p->err, MD_CONFIG, "config",
+                             "%s:%lu: a carriage return inside a line (end lines with LF or CR LF)",
+                             p->path, p->line);
+        return NULL;
+    }
     str[n] = '\0';
     snprintf(p->text, sizeof p->text, "%s", str);
     const char *s = str;
@@ -175,20 +185,31 @@ static char *reader(char *str, int num, void *stream)
             }
         }
         p->after_section = 1;
+        /* inih reads an indented line after a key as more of its value,
+         * whatever it holds (it asks that before it looks for '['): hand
+         * it the section line without its indent, so that it ends the
+         * value and starts the section, as it does for us. */
+        if (s > str) {
+            memmove(str, s, strlen(s) + 1);
+            p->indented = 0;
+        }
     }
     return str;
 }
 
-/* Drops an inline comment (';' or '#' after a blank) and trailing blanks. */
+/* Drops an inline comment and the white space before it, as inih does on
+ * a key's first line (its find_chars_or_comment and rstrip: ';' or '#'
+ * after white space, isspace), so a continued value ends as a first line
+ * does. */
 static void strip_comment(char *v)
 {
     for (char *q = v; *q; q++)
-        if ((*q == ';' || *q == '#') && q > v && blank(q[-1])) {
+        if ((*q == ';' || *q == '#') && q > v && isspace((unsigned char)q[-1])) {
             *q = '\0';
             break;
         }
     size_t n = strlen(v);
-    while (n > 0 && blank(v[n - 1]))
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
         v[--n] = '\0';
 }
 

@@ -9,16 +9,18 @@
  *
  * INI as libinih reads it (docs/LIBRARIES.md, "libinih", says how Debian's
  * build is set up and what the reader does about it):
- * sections in brackets (blanks around the name dropped; "[]" is an error),
- * "key = value" (or "key: value") lines, the value's surrounding blanks
- * removed.  '#' and ';' start a comment line, and a '#' or ';' after a
- * blank starts a comment at the end of a line.  Keys start in the first
- * column: a line that starts with a blank continues the value of the key
- * above (joined with one space), never across a [section] line (right
- * after one, an indented line is a key).  Lines are at most 197 characters
- * (libinih's 200-byte line buffer); a longer line or a NUL byte anywhere is
- * an error with its line number.  Keys before any section are in section
- * "".  Unknown sections and keys are kept and simply never asked for.
+ * sections in brackets (blanks before the bracket and around the name
+ * dropped; "[]" is an error), "key = value" (or "key: value") lines, the
+ * value's surrounding blanks removed.  '#' and ';' start a comment line,
+ * and a '#' or ';' after a blank starts a comment at the end of a line.
+ * Keys start in the first column: a line that starts with a blank
+ * continues the value of the key above (joined with one space), never
+ * across a [section] line (right after one, an indented line is a key).
+ * Lines are at most 197 characters (libinih's 200-byte line buffer); a
+ * longer line, a NUL byte anywhere or a CR anywhere but right before the
+ * LF is an error with its line number.  Keys before any section are in
+ * section "".  Unknown sections and keys are kept and simply never asked
+ * for.
  *
  * Like msmtp, a file that others could change is refused: it must belong
  * to the running user or root and must not be group- or world-writable; a

@@ -283,14 +283,9 @@ static int is_ascii_printable(const char *s)
     return 1;
 }
 
-char *md_message_encode_header(const char *value, size_t name_len)
+/* value (checked text) as RFC 2047 encoded-words, folded with CRLF SP. */
+static char *encoded_words(const char *value)
 {
-    const char *why;
-    size_t at;
-    if (bad_text(value, &why, &at))
-        return NULL;
-    if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
-        return md_xstrdup(value);
     /* Encoded-words of 60 characters ("=?UTF-8?B?" + 48 base64 + "?="): 36
      * bytes of input each, so "Subject: " plus a word stays under 78
      * columns.  Never split a UTF-8 sequence across words (RFC 2047 5). */
@@ -313,6 +308,17 @@ char *md_message_encode_header(const char *value, size_t name_len)
         p += take;
     }
     return md_buf_steal(&b, NULL);
+}
+
+char *md_message_encode_header(const char *value, size_t name_len)
+{
+    const char *why;
+    size_t at;
+    if (bad_text(value, &why, &at))
+        return NULL;
+    if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
+        return md_xstrdup(value);
+    return encoded_words(value);
 }
 
 /* Quoted-printable (RFC 2045 6.7) of text with \n line ends, into CRLF lines
@@ -583,9 +589,14 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
         goto done;
     }
     if (req->from_name && *req->from_name) {
-        /* Printable ASCII names are quoted (with \" and \\ escaped). */
+        /* Printable ASCII names are quoted (with \" and \\ escaped) when
+         * "From: " and the quoted string fit in 78 columns.  A quoted string
+         * cannot be folded: a longer name (up to 998 bytes, each quote or
+         * backslash doubled) would make the line longer than the 998
+         * octets RFC 5322 2.1.1 allows, so it is encoded-words, which fold,
+         * as a non-ASCII name is. */
+        md_buf q = { 0 };
         if (is_ascii_printable(req->from_name)) {
-            md_buf q = { 0 };
             md_buf_addstr(&q, "\"");
             for (const char *p = req->from_name; *p; p++) {
                 if (*p == '"' || *p == '\\')
@@ -593,10 +604,12 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
                 md_buf_add(&q, p, 1);
             }
             md_buf_addstr(&q, "\"");
+        }
+        if (q.len > 0 && 6 + q.len <= 78) {
             enc_name = md_buf_steal(&q, NULL);
-        } else if ((enc_name = md_message_encode_header(req->from_name, 4)) == NULL) {
-            md_error_set(err, MD_CONFIG, "message.from_name", "message.from_name: holds a control character");
-            goto done;
+        } else {
+            md_buf_free(&q);
+            enc_name = encoded_words(req->from_name);   /* checked text (check_text above) */
         }
     }
 

@@ -21,7 +21,8 @@
  * brackets around it, no display name, no control character), which is
  * also a valid RFC 5322 addr-spec; others are refused (MD_CONFIG).  The
  * subject and display names are refused when they hold CR/LF/controls, and
- * encoded as RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII.
+ * encoded as RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII
+ * or too long for one line (a display name is quoted when it fits).
  * Values in bodies go through quoted-printable, so they cannot end the
  * MIME part.  The Message-ID's domain is the sender's in A-labels.
  *

@@ -61,6 +61,10 @@ const char *md_smtp_outcome_name(md_smtp_outcome o)
  * class "2"/"4"/"5", subject and detail of 1 to 3 digits. */
 static size_t enhanced_len(const char *t, size_t len, int cls)
 {
+    /* RFC 2034 3: only 2xx, 4xx and 5xx replies carry one (a 334 or 354
+     * whose text starts "3.0.0" says nothing of the kind) */
+    if (cls != 2 && cls != 4 && cls != 5)
+        return 0;
     if (len < 5 || t[0] != (char)('0' + cls) || t[1] != '.')
         return 0;
     size_t i = 2, d = 0;
@@ -286,6 +290,17 @@ static md_smtp_outcome refused(smtp_att *a, md_report *rep, md_smtp_phase p, con
                                const char *id_def, const char *what)
 {
     md_smtp_reply *r = &a->rep[p];
+    if (r->code < 400 || r->code > 599) {
+        /* Neither a success nor a refusal.  libESMTP reads a reply's code
+         * with strtol (any number), and with CHUNKING its status is all we
+         * see of RCPT and the message: "55 ..." or "150 ..." there decides
+         * nothing, and is not an acceptance. */
+        md_finding *f = md_report_add(rep, "smtp.protocol", MD_SEV_DEFAULT,
+                                      "%s at %s: the reply code %d is not an SMTP reply to it", a->host,
+                                      md_smtp_phase_name(p), r->code);
+        md_finding_add_evidence(f, "%d %s", r->code, r->text);
+        return MD_SMTP_FAILED;
+    }
     if (strcmp(r->enhanced, "5.3.4") == 0 || (r->code == 552 && p == MD_SMTP_PHASE_MAIL)) {
         md_finding *f = md_report_add(rep, "smtp.size_exceeded", MD_SEV_DEFAULT,
                                       "%s refused the message as too big (%zu bytes): %d %s - %s", a->host,

@@ -68,6 +68,8 @@ db_kind db_kind_of(const db *d);
 md_status db_exec(db *d, const char *sql, md_error *err);
 
 /* Runs one statement with parameters; res (may be NULL) receives the rows.
+ * The prepared statement is cached under sql, which is kept, not copied:
+ * sql must stay valid while d is open (a literal, or a string d outlives).
  * Returns MD_OK; MD_TEMPFAIL when the database is busy or unreachable;
  * MD_PERMFAIL on a constraint violation; MD_CONFIG on an SQL error (a bad
  * mapping in the config); MD_INTERNAL otherwise. */

@@ -303,10 +303,13 @@ md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
 /* Writes every account as CSV with the header above, by id. */
 md_status md_store_export_csv(md_store *s, FILE *out, unsigned long *rows, md_error *err);
 
-/* Formats t as ISO 8601 UTC ("2026-11-26T23:43:37Z"); "" for 0. */
+/* Formats t as ISO 8601 UTC ("2026-11-26T23:43:37Z", the year in four
+ * digits); "" for 0. */
 void md_store_time_format(int64_t t, char *buf, size_t size);
 /* Parses ISO 8601 ("2026-11-26", "2026-11-26T23:43:37Z", with +hh:mm
- * offsets) or Unix seconds; returns 0 and sets *t, or -1. */
+ * offsets) or Unix seconds, from 0000-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59Z (what md_store_time_format can write); returns 0
+ * and sets *t, or -1. */
 int md_store_time_parse(const char *s, int64_t *t);
 
 /* --------------------------------------------------------- applied bounces */

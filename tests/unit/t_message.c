@@ -310,6 +310,37 @@ int main(void)
     ok(strstr(m->data, "From: \"Say \\\"hi\\\"\" <noreply@example.com>") != NULL, "quotes in display name escaped");
     md_message_free(m);
 
+    /* A quoted string cannot fold: a display name too long for a line
+     * (up to 998 bytes, a quote or backslash doubled) is encoded-words,
+     * which fold, so no line passes 998 octets (RFC 5322 2.1.1). */
+    static char longname[MD_MESSAGE_FIELD_MAX + 1];
+    const char fills[] = { 'N', '\\', '"' };
+    for (size_t i = 0; i < sizeof fills; i++) {
+        memset(longname, fills[i], MD_MESSAGE_FIELD_MAX);
+        r = base_req("plain");
+        r.from_name = longname;
+        is_int(md_message_compose(&r, &m, &err), MD_OK, "a %d-byte display name of '%c' (%s)",
+               MD_MESSAGE_FIELD_MAX, fills[i], err.text);
+        h = headers_of(m->data);
+        ok(strstr(h, "\r\nFrom: =?UTF-8?B?") != NULL && strstr(h, "?= <noreply@example.com>\r\n") != NULL,
+           "'%c' x %d: encoded-words", fills[i], MD_MESSAGE_FIELD_MAX);
+        ok(longest_line(m->data) <= 998, "'%c' x %d: no line over 998 octets (%zu)", fills[i],
+           MD_MESSAGE_FIELD_MAX, longest_line(m->data));
+        free(h);
+        md_message_free(m);
+    }
+    r = base_req("plain");
+    r.from_name = "Example Customer Support, Billing and Accounts Team";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "\r\nFrom: \"Example Customer Support, Billing and Accounts Team\" <") != NULL,
+       "a name that fits in the line stays quoted");
+    md_message_free(m);
+    r = base_req("plain");
+    r.from_name = "Example Customer Support, Billing, Accounts and Absolutely Everything Else Team";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "\r\nFrom: =?UTF-8?B?") != NULL, "one that does not is encoded-words");
+    md_message_free(m);
+
     /* HTML escaping of values. */
     r = base_req("reset");
     r.username = "<script>&";

@@ -178,8 +178,14 @@ static void put_value(sbuf *b, double v)
         snprintf(num, sizeof num, v > 0 ? "+Inf" : "-Inf");
     else if (v == (double)(long long)v && fabs(v) < 1e15)
         snprintf(num, sizeof num, "%lld", (long long)v);
-    else
-        snprintf(num, sizeof num, "%.17g", v);
+    else {
+        /* the shortest form that reads back as v: 0.037, not 0.036999999999999998 */
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
+    }
     puts_(b, num);
 }
 

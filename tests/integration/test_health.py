@@ -9,7 +9,8 @@ Each check's ok, warning and critical; the plugin line and its perfdata read as
 monitoring-plugins read them; the exit code in every output; the textfile through
 node_exporter; what changed across two runs with NSD restarted on a changed zone; the lock
 with two runs at once; the deadline with a DNS server that never answers; a dead resolver
-(unknown, never "no record"); valgrind over the tool's paths."""
+(unknown, never "no record"); the cron and systemd files installed by make (DESTDIR) and
+accepted by systemd-analyze; valgrind over the tool's paths."""
 
 import fcntl
 import json
@@ -625,6 +626,67 @@ class Failures(Lab):
         [o] = mdlab.json_results(run)
         self.assertEqual([f["id"] for f in o["findings"]], ["health.state_error"], run)
         self.assertIn("cannot open the lock file", o["findings"][0]["summary"])
+
+
+class Install(unittest.TestCase):
+    """make's install rules for the cron example and the systemd units, run for those files
+    only (make install-healthexampleDATA install-systemdsystemunitDATA install-binPROGRAMS
+    install-man1 DESTDIR=...): a whole `make install` from inside `make check` would rebuild and relink
+    whatever is out of date under the running tests; these rules only copy files that `make
+    all` made.  systemd-analyze verify then reads the installed units under --root."""
+
+    def test_installed_and_verified(self):
+        bindir = os.environ.get("MAILDIAG_BIN_DIR")
+        if not bindir:
+            raise mdlab.LabSkip("MAILDIAG_BIN_DIR is not set")
+        build = os.path.dirname(bindir)
+        dest = tempfile.mkdtemp(prefix="md-install-")
+        try:
+            def var(name):
+                # the Makefile's own value, as make expands it
+                p = subprocess.run(["make", "-s", "-C", build, "--no-print-directory",
+                                    "--eval=md-print-var: ; @echo $(%s)" % name, "md-print-var"],
+                                   capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                return p.stdout.strip()
+            units, examples, bin_ = var("systemdsystemunitdir"), var("healthexampledir"), var("bindir")
+            p = subprocess.run(["make", "-s", "-C", build, "install-healthexampleDATA",
+                                "install-systemdsystemunitDATA", "install-binPROGRAMS", "install-man1",
+                                "DESTDIR=" + dest], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(dest + var("man1dir"), "maildiag-health.1")),
+                            "the units' Documentation= page is installed")
+            cron = os.path.join(dest + examples, "maildiag-health.cron")
+            service = os.path.join(dest + units, "maildiag-health.service")
+            timer = os.path.join(dest + units, "maildiag-health.timer")
+            for f in (cron, service, timer):
+                self.assertTrue(os.path.isfile(f), "installed: %s" % f)
+            with open(cron) as f:
+                line = [l for l in f if l.strip() and not l.startswith("#") and "=" not in l.split()[0]]
+            self.assertEqual(len(line), 1, line)
+            self.assertRegex(line[0], r"^\*/5 \* \* \* \* root %s/maildiag-health --prometheus /\S+\.prom" % re.escape(bin_))
+            with open(service) as f:
+                text = f.read()
+            self.assertIn("ExecStart=%s/maildiag-health --prometheus " % bin_, text)
+            self.assertNotRegex(text, r"@[a-z_]+@", "every placeholder substituted")
+            if shutil.which("systemd-analyze") is None:
+                self.skipTest("systemd-analyze is not installed: the units were not verified")
+            # systemd-analyze --root needs the targets the units name (sysinit.target ...)
+            targets = os.path.join(dest, "usr", "lib", "systemd", "system")
+            os.makedirs(targets, exist_ok=True)
+            for d in ("/usr/lib/systemd/system", "/lib/systemd/system"):
+                if os.path.isdir(d):
+                    for t in os.listdir(d):
+                        if t.endswith(".target") and not os.path.exists(os.path.join(targets, t)):
+                            shutil.copy(os.path.join(d, t), targets)
+            # --man=no: man(1) looks for Documentation= pages on the host, not under --root
+            # (installed just above)
+            p = subprocess.run(["systemd-analyze", "verify", "--man=no", "--root=" + dest,
+                                service[len(dest):].lstrip("/"),
+                                timer[len(dest):].lstrip("/")], cwd=dest, capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""), "systemd-analyze verify")
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
 
 
 class Valgrind(Lab):

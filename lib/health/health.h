@@ -146,7 +146,8 @@ typedef struct md_health_check {
     md_severity status;                 /* worst of its findings */
     md_report *report;                  /* findings, fields, detail lines (owned) */
     int timed_out;                      /* cut off by the deadline (health.timeout) */
-    int64_t duration_ms;                /* from the start of the run to its answer */
+    int64_t duration_ms;                /* from its start to its answer: the DNS checks
+                                         * start with the run, send after relay */
 } md_health_check;
 
 /* One of our IPs on one blocklist, for the metrics. */

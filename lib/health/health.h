@@ -239,6 +239,10 @@ md_status md_health_state_path_default(char *out, size_t size, md_error *err);
  * MD_PROTOCOL when the file is not a state this version reads; MD_INTERNAL
  * when it cannot be read.  err says which file and why. */
 md_status md_health_state_load(const char *path, md_health_state **out, md_error *err);
+/* The same for a state's text (name is the file, for err).  MD_OK or
+ * MD_PROTOCOL. */
+md_status md_health_state_parse(const char *text, size_t len, const char *name, md_health_state **out,
+                                md_error *err);
 void md_health_state_free(md_health_state *st);
 
 /* When prev holds no check that ran now, or is NULL: nothing to compare.
@@ -253,6 +257,9 @@ void md_health_compare(md_health_result *r, const md_health_state *prev);
  */
 md_status md_health_state_save(const char *path, const md_health_result *r,
                                const md_health_state *prev, md_error *err);
+/* The text md_health_state_save writes (JSON).  Caller frees with free();
+ * NULL only when jansson cannot render it. */
+char *md_health_state_text(const md_health_result *r, const md_health_state *prev);
 
 typedef struct md_health_lock md_health_lock;
 

@@ -129,6 +129,24 @@ void md_health_lock_release(md_health_lock *l)
 
 /* --- reading ------------------------------------------------------------------------ */
 
+md_status md_health_state_parse(const char *text, size_t len, const char *name, md_health_state **out,
+                                md_error *err)
+{
+    *out = NULL;
+    json_error_t je;
+    json_t *root = len <= STATE_MAX ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *checks = json_object_get(root, "checks");
+    if (root == NULL || !json_is_object(root) || json_integer_value(json_object_get(root, "schema_version"))
+            != STATE_SCHEMA || !json_is_object(checks)) {
+        json_decref(root);
+        return md_error_set(err, MD_PROTOCOL, "health.state", "%s is not a state this version reads%s%s", name,
+                            root || len > STATE_MAX ? "" : ": ", root || len > STATE_MAX ? "" : je.text);
+    }
+    *out = md_xcalloc(1, sizeof **out);
+    (*out)->root = root;
+    return MD_OK;
+}
+
 md_status md_health_state_load(const char *path, md_health_state **out, md_error *err)
 {
     *out = NULL;
@@ -145,19 +163,23 @@ md_status md_health_state_load(const char *path, md_health_state **out, md_error
         return md_error_set(err, MD_PROTOCOL, "health.state", "%s is not a state file (not a regular file"
                             " of at most %d bytes)", path, STATE_MAX);
     }
-    json_error_t je;
-    json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
-    close(fd);
-    json_t *checks = json_object_get(root, "checks");
-    if (root == NULL || !json_is_object(root) || json_integer_value(json_object_get(root, "schema_version"))
-            != STATE_SCHEMA || !json_is_object(checks)) {
-        json_decref(root);
-        return md_error_set(err, MD_PROTOCOL, "health.state", "%s is not a state this version reads%s%s", path,
-                            root ? "" : ": ", root ? "" : je.text);
+    char *text = md_xmalloc((size_t)st.st_size + 1);
+    size_t len = 0;
+    while (len < (size_t)st.st_size) {
+        ssize_t k = read(fd, text + len, (size_t)st.st_size - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
     }
-    *out = md_xcalloc(1, sizeof **out);
-    (*out)->root = root;
-    return MD_OK;
+    int rerr = errno;
+    close(fd);
+    md_status rc = len == (size_t)st.st_size ? md_health_state_parse(text, len, path, out, err)
+                 : md_error_set(err, MD_INTERNAL, "health.state", "cannot read the state file %s: %s", path,
+                                strerror(rerr));
+    free(text);
+    return rc;
 }
 
 void md_health_state_free(md_health_state *st)
@@ -420,8 +442,7 @@ static int write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
-md_status md_health_state_save(const char *path, const md_health_result *r, const md_health_state *prev,
-                               md_error *err)
+char *md_health_state_text(const md_health_result *r, const md_health_state *prev)
 {
     json_t *checks = json_object();
     json_t *old_checks = prev ? json_object_get(prev->root, "checks") : NULL;
@@ -460,6 +481,13 @@ md_status md_health_state_save(const char *path, const md_health_result *r, cons
                              (json_int_t)r->started, "checks", checks);
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(root);
+    return text;
+}
+
+md_status md_health_state_save(const char *path, const md_health_result *r, const md_health_state *prev,
+                               md_error *err)
+{
+    char *text = md_health_state_text(r, prev);
     if (text == NULL)
         return md_error_set(err, MD_INTERNAL, "health.state", "cannot render the state");
     size_t len = strlen(text);

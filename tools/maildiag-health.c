@@ -22,6 +22,23 @@ static const char *prog = "maildiag-health";
 
 #define HEALTH_CONFIG_DEFAULT "/etc/maildiag.conf"
 
+/* The next steps that name our options; lib/diag's words for the rest. */
+static const char *advice(const char *id)
+{
+    static const struct { const char *id, *advice; } ours[] = {
+        { "health.timeout", "rerun with a longer --timeout; if it persists, the slow part is named above" },
+        { "health.not_configured", "add the named setting to the configuration, or leave the check out"
+                                   " (--only, [health] checks)" },
+        { "health.state_error", "check that the state file's folder is writable by the user running"
+                                " maildiag-health, or give --state FILE" },
+        { "diag.timeout", "rerun with a longer --timeout" },
+    };
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (strcmp(ours[i].id, id) == 0)
+            return ours[i].advice;
+    return NULL;
+}
+
 typedef struct options {
     const char *config, *state, *prometheus;
     cli_dns dns;
@@ -227,7 +244,8 @@ static int render(const options *o, const md_health_result *r)
 
 int main(int argc, char **argv)
 {
-    options o = { .timeout = MD_HEALTH_TIMEOUT_DEFAULT_MS / 1000.0 };
+    options o = { .timeout = MD_HEALTH_TIMEOUT_DEFAULT_MS / 1000.0,
+                  .run = { .program = "maildiag-health", .advice = advice } };
     md_conf *conf = NULL;
     md_diag_settings set = { 0 };
     md_health_settings hs = { 0 };
@@ -246,12 +264,15 @@ int main(int argc, char **argv)
         goto done;
     snprintf(state, sizeof state, "%s", o.state ? o.state : hs.state ? hs.state : "");
     if (!state[0] && md_health_state_path_default(state, sizeof state, &err) != MD_OK) {
-        rc = fail(&o, "health.state_error", "%s", err.text);
+        rc = fail(&o, "health.state_error", "%s: give --state FILE", err.text);
         goto done;
     }
     md_status st = md_health_lock_take(state, &lock, &err);
     if (st != MD_OK) {
-        rc = fail(&o, st == MD_TEMPFAIL ? "health.locked" : "health.state_error", "%s", err.text);
+        if (st == MD_TEMPFAIL)   /* a cron run overlapping the last one: it leaves the state alone */
+            rc = fail(&o, "health.locked", "another %s run holds the lock %s.lock", prog, state);
+        else
+            rc = fail(&o, "health.state_error", "%s", err.text);
         goto done;
     }
     unsigned checks = o.run.checks ? o.run.checks : md_health_default_checks(&hs);

@@ -524,7 +524,10 @@ static void report_rdns(md_diag_sender *x, md_report *rep)
         if (x->rdns[i].r == NULL)
             continue;
         md_rdns_result_report(x->rdns[i].r, rep);
-        json_array_append_new(a, md_rdns_result_to_json(x->rdns[i].r));
+        md_report *one = md_report_new("rdns", NULL);
+        md_rdns_describe(x->rdns[i].r, one);
+        json_array_append(a, md_report_fields(one));
+        md_report_free(one);
     }
     md_report_set(rep, "rdns", a);
 }

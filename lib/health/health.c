@@ -195,6 +195,17 @@ static const char *our_helo(const md_diag_settings *s)
     return s->mail_helo ? s->mail_helo : s->helo;
 }
 
+/* A probe's or a send's result as lib/smtp describes it, as one field of
+ * the check's report. */
+static json_t *smtp_fields(const md_smtp_result *res, const char *to)
+{
+    md_report *tmp = md_report_new("smtp", NULL);
+    md_smtp_describe(res, to, tmp);
+    json_t *o = json_incref(md_report_fields(tmp));
+    md_report_free(tmp);
+    return o;
+}
+
 /* The SMTP findings of res into check c; a timeout at the run's deadline
  * (not the server's own) is the deadline's: unknown.  The relay check owns
  * the certificate's expiry (its thresholds), so lib/smtp's fixed 14-day
@@ -282,7 +293,7 @@ static void check_relay(const job *j)
             md_report_add_detail(c->report, "no [mail] user: AUTH is not checked");
         if (s->tls == MD_SMTP_TLS_OFF)
             md_report_add_detail(c->report, "[mail] tls = off: STARTTLS is not checked");
-        md_report_set(c->report, "probe", md_smtp_result_json(&res, NULL));
+        md_report_set(c->report, "probe", smtp_fields(&res, NULL));
     }
     md_smtp_result_clear(&res);
     c->duration_ms = md_now_ms() - t;
@@ -318,7 +329,8 @@ static void check_send(const job *j)
     }
     md_message_request mr = { .template_name = "plain", .template_dir = s->template_dir, .from = our_from(s),
                               .from_name = s->from_name, .to = h->seed, .subject = "maildiag health check",
-                              .product = s->product, .test_send = 1 };
+                              .product = s->product, .test_send = 1,
+                              .test_sender = r->program };
     if (md_message_compose(&mr, &m, &err) != MD_OK) {
         md_report_add(c->report, "config.error", MD_SEV_UNKNOWN, "the test email cannot be made: %s", err.text);
         goto done;
@@ -342,7 +354,7 @@ static void check_send(const job *j)
     }
     r->send_ms = res.elapsed_ms;
     smtp_findings(j, c, &res, "the test send");
-    md_report_set(c->report, "send", md_smtp_result_json(&res, h->seed));
+    md_report_set(c->report, "send", smtp_fields(&res, h->seed));
     if (mailbox) {
         md_arrival_result ar;
         md_arrival_sent sent = { m->data, m->len, m->message_id, res.final_reply_ms, res.host, res.queue_id };
@@ -359,14 +371,14 @@ static void check_send(const job *j)
         if (ar.outcome == MD_ARRIVAL_FOUND && ar.latency_ms >= 0)
             r->delivery_ms = ar.latency_ms;
         md_arrival_report(&ar, c->report);
-        md_report_set(c->report, "arrival", md_arrival_result_json(&ar));
+        md_arrival_describe(&ar, c->report);
         md_arrival_result_clear(&ar);
     }
     md_smtp_result_clear(&res);
 done:
     if (have_down) {
         md_arrival_report(&down, c->report);
-        md_report_set(c->report, "arrival", md_arrival_result_json(&down));
+        md_arrival_describe(&down, c->report);
         md_arrival_result_clear(&down);
     }
     md_arrival_free(mailbox);
@@ -460,7 +472,9 @@ md_status md_health_run(const md_health_config *cfg, const md_health_options *op
         return md_error_set(err, MD_CONFIG, "health", "relay and send need an SMTP context");
 
     md_health_result *r = md_xcalloc(1, sizeof *r);
-    r->run = md_report_new("maildiag-health", NULL);
+    r->run = md_report_new("health", NULL);
+    r->program = opt->program ? opt->program : "health";
+    r->advice = opt->advice;
     r->started = (int64_t)time(NULL);
     r->timeout_ms = opt->timeout_ms > 0 ? opt->timeout_ms : MD_HEALTH_TIMEOUT_DEFAULT_MS;
     r->warn_days = warn;
@@ -476,7 +490,7 @@ md_status md_health_run(const md_health_config *cfg, const md_health_options *op
             continue;
         md_health_check *c = &r->checks[i];
         c->ran = 1;
-        c->report = md_report_new("maildiag-health", check_names[i]);
+        c->report = md_report_new("health", check_names[i]);
         const char *missing = NULL;
         if (i < MD_HEALTH_RELAY)
             missing = md_diag_sender_missing(s, (md_diag_check)i);

@@ -139,6 +139,10 @@ typedef struct md_health_options {
     unsigned checks;                    /* bits; 0 = md_health_default_checks */
     int timeout_ms;                     /* the whole run; 0 = MD_HEALTH_TIMEOUT_DEFAULT_MS */
     int warn_days, crit_days;           /* certificate thresholds; both 0 = the defaults */
+    const char *program;                /* the caller's name: the text heading and the test
+                                         * email's "a test send by NAME"; NULL: "health" */
+    md_diag_advice_fn advice;           /* next steps in the caller's words (its options and
+                                         * commands), consulted first; NULL: md_diag_advice */
 } md_health_options;
 
 typedef struct md_health_check {
@@ -189,6 +193,8 @@ typedef struct md_health_result {
     int64_t elapsed_ms;
     int timeout_ms;
     int warn_days, crit_days;
+    const char *program;                /* from the options (static), never NULL */
+    md_diag_advice_fn advice;           /* from the options */
     int64_t dns_ms;                     /* when the last DNS check's answer was in; -1: none ran */
     int64_t smtp_ms;                    /* the relay probe's dialogue; -1: none */
     int64_t send_ms;                    /* the test send's dialogue; -1: none */
@@ -297,7 +303,8 @@ void md_health_perfdata(const md_health_result *r, char *out, size_t size);
 #define MD_HEALTH_PLUGIN_SHORT 0x1u   /* the first line only, without perfdata */
 
 /*
- * The monitoring-plugin output: "MAILDIAG HEALTH STATE - " and the checks
+ * The monitoring-plugin output: "PROGRAM STATE - " (the options' program
+ * in capitals, "MAILDIAG HEALTH") and the checks
  * that are not ok, worst first ("dnsbl: 192.0.2.10 listed on bl.example;
  * dmarc: ..."), then how many are ok, then " | " and the perfdata; then
  * the long output: what changed since the last run, and one line per

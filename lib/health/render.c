@@ -219,7 +219,14 @@ int md_health_write_plugin(const md_health_result *r, FILE *out, unsigned flags)
     plugin_clean(summary);
     char perf[1024];
     md_health_perfdata(r, perf, sizeof perf);
-    md_plugin_write(out, "MAILDIAG HEALTH", r->status, summary, flags & MD_HEALTH_PLUGIN_SHORT ? NULL : perf);
+    /* the service as monitoring-plugins name theirs: the program's name in
+     * capitals, words apart ("MAILDIAG HEALTH") */
+    char service[64];
+    size_t sn = 0;
+    for (const char *p = r->program ? r->program : "health"; *p && sn + 1 < sizeof service; p++)
+        service[sn++] = *p == '-' || *p == '_' ? ' ' : *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+    service[sn] = '\0';
+    md_plugin_write(out, service, r->status, summary, flags & MD_HEALTH_PLUGIN_SHORT ? NULL : perf);
     if (flags & MD_HEALTH_PLUGIN_SHORT)
         return ferror(out) ? -1 : 0;
     /* the long output */
@@ -279,7 +286,8 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
     const char *reset = flags & MD_TEXT_COLOR ? "\033[0m" : "";
     md_health_check_id ids[MD_HEALTH_NCHECKS];
     size_t n = order(r, ids);
-    fprintf(out, "maildiag-health: %s%s%s (%.2f s)\n\n", color(r->status, flags), md_severity_label(r->status),
+    fprintf(out, "%s: %s%s%s (%.2f s)\n\n", r->program ? r->program : "health", color(r->status, flags),
+            md_severity_label(r->status),
             reset, r->elapsed_ms / 1000.0);
     char one[600];
     for (int i = 0; i < MD_HEALTH_NCHECKS; i++) {
@@ -325,7 +333,7 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
             line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
                 line(out, "      %s", f->evidence[e]);
-            const char *a = md_diag_advice(f->id);
+            const char *a = r->advice && r->advice(f->id) ? r->advice(f->id) : md_diag_advice(f->id);
             if (a && f->severity != MD_SEV_OK)
                 line(out, "      next: %s", a);
         }
@@ -341,12 +349,12 @@ md_status md_health_write_prometheus(const md_health_result *r, const char *path
     md_status st = MD_OK;
 #define FAM(name, help) \
     if (st == MD_OK) st = md_prom_family(p, name, MD_PROM_GAUGE, help, err)
-    FAM("maildiag_health_status", "Worst status of the last maildiag-health run: 0 ok, 1 warning, 2 critical, 3 unknown.");
+    FAM("maildiag_health_status", "Worst status of the last health run: 0 ok, 1 warning, 2 critical, 3 unknown.");
     FAM("maildiag_check_status", "Status of each check of the last run: 0 ok, 1 warning, 2 critical, 3 unknown.");
     FAM("maildiag_check_duration_seconds", "Time each check of the last run took to its answer.");
     FAM("maildiag_tls_cert_expiry_timestamp_seconds", "When the relay's TLS certificate expires (Unix time); NaN when not known.");
     FAM("maildiag_dnsbl_listed", "Whether a sending IP is listed on a DNS blocklist: 1 listed, 0 not, NaN unknown or the list unusable.");
-    FAM("maildiag_last_run_timestamp_seconds", "When the last maildiag-health run started (Unix time).");
+    FAM("maildiag_last_run_timestamp_seconds", "When the last health run started (Unix time).");
 #undef FAM
     if (st == MD_OK)
         st = md_prom_sample(p, "maildiag_health_status", NULL, (double)r->status, err);

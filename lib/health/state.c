@@ -73,7 +73,7 @@ md_status md_health_state_path_default(char *out, size_t size, md_error *err)
         snprintf(dir, sizeof dir, "%s/.local/state/maildiag", home);
     else
         return md_error_set(err, MD_CONFIG, "health.state", "%s is not writable and there is no HOME or"
-                            " XDG_STATE_HOME for the state file: give --state FILE", STATE_DIR_SYSTEM);
+                            " XDG_STATE_HOME for the state file", STATE_DIR_SYSTEM);
     if (make_dirs(dir) != 0)
         return md_error_set(err, MD_CONFIG, "health.state", "cannot make %s for the state file: %s", dir,
                             strerror(errno));
@@ -108,7 +108,7 @@ md_status md_health_lock_take(const char *state_path, md_health_lock **out, md_e
         int e = errno;
         close(fd);
         md_status st = e == EWOULDBLOCK
-            ? md_error_set(err, MD_TEMPFAIL, "health.lock", "another maildiag-health run holds the lock %s", path)
+            ? md_error_set(err, MD_TEMPFAIL, "health.lock", "another run holds the lock %s", path)
             : md_error_set(err, MD_INTERNAL, "health.lock", "cannot lock %s: %s", path, strerror(e));
         free(path);
         return st;

@@ -44,6 +44,7 @@ static md_health_result *result(int64_t started, unsigned mask, const char *cons
 {
     md_health_result *r = calloc(1, sizeof *r);
     r->run = md_report_new("t", NULL);
+    r->program = "maildiag-health";
     r->started = started;
     r->warn_days = 21;
     r->crit_days = 7;
@@ -273,7 +274,7 @@ static void test_lock(void)
     md_error err = { 0 };
     is_int(md_health_lock_take(path, &a, &err), MD_OK, "first lock (%s)", err.text);
     is_int(md_health_lock_take(path, &b, &err), MD_TEMPFAIL, "a second is refused at once");
-    ok(strstr(err.text, "another maildiag-health run holds the lock") != NULL, "and says so: %s", err.text);
+    ok(strstr(err.text, "another run holds the lock") != NULL, "and says so: %s", err.text);
     /* a run replaces the state by rename: the lock, on its own file, holds */
     static const char *const ids[] = { "spf.pass", NULL, NULL };
     md_health_result *r = result(1796119200, 1u << MD_HEALTH_SPF, ids);

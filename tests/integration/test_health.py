@@ -127,8 +127,9 @@ class Lab(unittest.TestCase):
 
     def conf(self, sender="noreply@good.health.test", ips="203.0.113.10", helo="mta.good.health.test",
              selectors="s1, ed", zones="bl.health.test", relay=None, mail_from=None, user=True,
-             password_file=None, extra="", checks=None):
-        """A configuration file; relay None: the relay with the 30-day certificate."""
+             password_file=None, extra="", checks=None, ca_file=True):
+        """A configuration file; relay None: the relay with the 30-day certificate; ca_file
+        False: no [mail] ca_file (the system's CA store)."""
         relay = relay or self.relay
         text = "[sender]\nfrom = %s\n" % sender
         if ips:
@@ -140,7 +141,9 @@ class Lab(unittest.TestCase):
         if zones:
             text += "[dnsbl]\nzones = %s\n" % zones
         port = relay if isinstance(relay, int) else relay.port
-        text += "[mail]\nserver = 127.0.0.1:%d\ntls = required\nca_file = %s\n" % (port, self.pki.ca_file)
+        text += "[mail]\nserver = 127.0.0.1:%d\ntls = required\n" % port
+        if ca_file:
+            text += "ca_file = %s\n" % self.pki.ca_file
         if mail_from:
             text += "from = %s\n" % mail_from
         if user:
@@ -312,6 +315,18 @@ class Checks(Lab):
         o, run = self.health(self.conf(relay=self.relay3), "--only", "relay", "-c", "7")
         self.assertCheck(o, run, "relay", "critical", "relay.cert_expiring")
         self.assertEqual(run.rc, 2)
+
+    def test_relay_ca_file(self):
+        # the lab CA is in no system store: without [mail] ca_file the relay's certificate
+        # does not verify (critical, and no AUTH over a connection that is not trusted);
+        # with it, the same relay is ok
+        o, run = self.health(self.conf(ca_file=False), "--only", "relay")
+        self.assertEqual(self.check(o, "relay")["status"], "critical", run)
+        self.assertTrue({"tls.cert_unknown_ca", "tls.cert_self_signed", "tls.cert_invalid"}
+                        & set(self.ids(o, "relay")), run)
+        self.assertEqual(run.rc, 2)
+        o, run = self.health(self.conf(), "--only", "relay")
+        self.assertCheck(o, run, "relay", "ok", "tls.ok")
 
     def test_relay_auth_refused(self):
         bad = self.secret("wrong.pw", "not-the-password")

@@ -19,6 +19,7 @@ static const struct tool {
     const char *what;
 } tools[] = {
     { "why", "why an email to an address does not arrive: the first broken layer, in one diagnosis" },
+    { "health", "our own sending setup from cron and monitoring: plugin line, JSON, Prometheus" },
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
     { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
     { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },

@@ -130,6 +130,13 @@ void md_arrival_free(md_arrival *a)
     free(a);
 }
 
+void md_arrival_set_timeout(md_arrival *a, unsigned timeout_ms)
+{
+    if (timeout_ms == 0)
+        timeout_ms = 1;
+    a->timeout_ms = timeout_ms < MD_ARRIVAL_TIMEOUT_MAX_MS ? timeout_ms : MD_ARRIVAL_TIMEOUT_MAX_MS;
+}
+
 /* ------------------------------------------------------------------ wait */
 
 static void set_error(md_arrival_result *out, const md_error *e);

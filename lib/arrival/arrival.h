@@ -206,6 +206,10 @@ typedef struct md_arrival md_arrival;
  */
 md_status md_arrival_open(const md_arrival_options *o, md_arrival **out, md_error *err);
 void md_arrival_free(md_arrival *a);
+/* Sets the wait of the next md_arrival_wait to timeout_ms (1 ms to
+ * MD_ARRIVAL_TIMEOUT_MAX_MS): a caller with a deadline of its own waits for
+ * what is left of it once the message is sent. */
+void md_arrival_set_timeout(md_arrival *a, unsigned timeout_ms);
 
 /* The message sent, as md_arrival_wait needs it.  Borrowed. */
 typedef struct md_arrival_sent {

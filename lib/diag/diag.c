@@ -8,14 +8,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "auth/auth.h"
-#include "dnsbl/dnsbl.h"
 #include "mx/mx.h"
-#include "spf/spf.h"
 
 #define DIAG_TIMEOUT_DEFAULT_MS 30000
-#define DIAG_TXT_MAX (2 + MD_DIAG_LIST_MAX)   /* _dmarc at the domain and at its
-                                                * organizational domain, the selectors */
 
 static const char *const layer_names[MD_DIAG_NLAYERS] = {
     "address", "account", "domain", "recipient", "sender", "send"
@@ -42,12 +37,6 @@ int md_diag_email_parse(const char *s)
 
 /* --- the state of one run ---------------------------------------------------- */
 
-typedef struct txt_wait {
-    char name[MD_DOMAIN_MAX + 32];
-    md_dns_answer *answer;        /* owned copy, once it came */
-    int *pending;
-} txt_wait;
-
 typedef struct run {
     const md_diag_config *cfg;
     const md_diag_settings *set;
@@ -58,15 +47,8 @@ typedef struct run {
     /* layer 3 */
     int mx_started, mx_pending;
     md_report *mx;
-    /* layer 5 */
-    int dnsbl_started, dnsbl_pending;
-    md_dnsbl_result *dnsbl;
-    md_error dnsbl_err;
-    txt_wait txt[DIAG_TXT_MAX];
-    size_t ntxt;
-    int txt_pending;
-    char org[MD_DOMAIN_MAX + 1];
-    char from_domain[MD_DOMAIN_MAX + 1];
+    /* layer 5: lib/diag's sender checks (sender.c) */
+    md_diag_sender *snd;
     int cancelled;                /* the deadline cut the DNS off */
 } run;
 
@@ -136,32 +118,6 @@ static void mx_done(void *arg, md_report *rep)
     x->mx_pending = 0;
 }
 
-static void dnsbl_done(void *arg, md_dnsbl_result *res)
-{
-    run *x = arg;
-    x->dnsbl = res;
-    x->dnsbl_pending = 0;
-}
-
-static void txt_done(void *arg, const md_dns_answer *a)
-{
-    txt_wait *w = arg;
-    w->answer = md_dns_answer_copy(a);
-    (*w->pending)--;
-}
-
-/* Queues TXT of prefix.domain. */
-static void txt_queue(run *x, const char *prefix, const char *domain)
-{
-    if (x->ntxt == DIAG_TXT_MAX)
-        return;
-    txt_wait *w = &x->txt[x->ntxt++];
-    snprintf(w->name, sizeof w->name, "%s.%s", prefix, domain);
-    w->pending = &x->txt_pending;
-    x->txt_pending++;
-    md_dns_query(x->dns, w->name, MD_DNS_TXT, txt_done, w);
-}
-
 static void start_dns(run *x)
 {
     md_diag_result *r = x->r;
@@ -169,42 +125,13 @@ static void start_dns(run *x)
         x->mx_started = x->mx_pending = 1;
         md_mx_check(x->dns, r->address.domain, NULL, mx_done, x);
     }
-    const md_diag_settings *s = x->set;
-    if (s == NULL || !s->has_sender)
-        return;
-    const char *at = strrchr(s->from, '@');
-    snprintf(x->from_domain, sizeof x->from_domain, "%s", at ? at + 1 : "");
-    for (char *p = x->from_domain; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    if (s->nips > 0) {
-        md_dnsbl_sender snd[MD_DIAG_LIST_MAX];
-        for (size_t i = 0; i < s->nips; i++)
-            snd[i] = (md_dnsbl_sender){ s->ips[i], s->helo };
-        md_dnsbl_config dc = { .senders = snd, .nsenders = s->nips, .zones = s->zones,
-                               .nzones = s->nzones };
-        md_error_clear(&x->dnsbl_err);
-        if (md_dnsbl_start(x->dns, &dc, dnsbl_done, x, &x->dnsbl_err) == MD_OK)
-            x->dnsbl_started = x->dnsbl_pending = 1;
-    }
-    if (x->from_domain[0] && x->from_domain[0] != '[') {
-        char *org = md_auth_org_domain(x->from_domain);
-        snprintf(x->org, sizeof x->org, "%s", org);
-        free(org);
-        txt_queue(x, "_dmarc", x->from_domain);
-        if (strcmp(x->org, x->from_domain) != 0)
-            txt_queue(x, "_dmarc", x->org);
-        for (size_t i = 0; i < s->nselectors; i++) {
-            char prefix[MD_DOMAIN_LABEL_MAX + 16];
-            snprintf(prefix, sizeof prefix, "%.63s._domainkey", s->selectors[i]);
-            txt_queue(x, prefix, x->from_domain);
-        }
-    }
+    if (x->set != NULL && x->set->has_sender)
+        x->snd = md_diag_sender_start(x->dns, x->set, MD_DIAG_CHECKS_ALL, x->deadline);
 }
 
 static int dns_pending(const run *x)
 {
-    return x->mx_pending || x->dnsbl_pending || x->txt_pending > 0;
+    return x->mx_pending || (x->snd && md_diag_sender_pending(x->snd));
 }
 
 /* Drives the channel until layers 3 and 5 have their answers or the
@@ -218,13 +145,17 @@ static void finish_dns(run *x)
     }
     if (dns_pending(x)) {
         x->cancelled = 1;
-        int mx = x->mx_pending, bl = x->dnsbl_pending, txt = x->txt_pending > 0;
+        int mx = x->mx_pending;
+        if (x->snd)
+            md_diag_sender_expire(x->snd);
         md_dns_cancel(x->dns);
         if (mx)
             layer_timeout(x, MD_DIAG_DOMAIN, "the MX lookup");
-        if (bl)
+        if (x->snd && (md_diag_sender_timed_out(x->snd, MD_DIAG_CHECK_DNSBL) ||
+                       md_diag_sender_timed_out(x->snd, MD_DIAG_CHECK_RDNS)))
             layer_timeout(x, MD_DIAG_SENDER, "the blocklist and reverse DNS lookups");
-        if (txt)
+        if (x->snd && (md_diag_sender_timed_out(x->snd, MD_DIAG_CHECK_DKIM) ||
+                       md_diag_sender_timed_out(x->snd, MD_DIAG_CHECK_DMARC)))
             layer_timeout(x, MD_DIAG_SENDER, "the DKIM and DMARC lookups");
     }
 }
@@ -512,185 +443,11 @@ static void layer_recipient(run *x)
 
 /* --- layer 5: sender ------------------------------------------------------------------- */
 
-static int dmarc_record(const md_dns_txt *t)
-{
-    const char *s = t->data;
-    size_t n = t->len;
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    if (n < 8 || strncasecmp(s, "v", 1) != 0)
-        return 0;
-    s++, n--;
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    if (!n || *s != '=')
-        return 0;
-    s++, n--;
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    return n >= 6 && strncmp(s, "DMARC1", 6) == 0 && (n == 6 || s[6] == ';' || s[6] == ' ' || s[6] == '\t');
-}
-
-static md_dns_answer *bounded_resolve(void *arg, const char *name, int type)
-{
-    run *x = arg;
-    if (remaining(x) <= 0 || x->cancelled) {
-        md_dns_answer *a = md_xcalloc(1, sizeof *a);
-        a->outcome = MD_DNS_TIMEOUT;
-        a->type = type;
-        a->qname = md_xstrdup(name);
-        snprintf(a->detail, sizeof a->detail, "the run's budget was spent");
-        return a;
-    }
-    return md_dns_resolve(x->dns, name, type);
-}
-
-static txt_wait *txt_find(run *x, const char *name)
-{
-    for (size_t i = 0; i < x->ntxt; i++)
-        if (strcmp(x->txt[i].name, name) == 0)
-            return &x->txt[i];
-    return NULL;
-}
-
-static void temporary(md_report *rep, const txt_wait *w, const char *what)
-{
-    md_finding *f = md_report_add(rep, "dns.temporary", MD_SEV_DEFAULT,
-                                  "the %s lookup failed temporarily: unknown, not absent", what);
-    md_finding_add_evidence(f, "TXT %s: %s %s", w->name,
-                            w->answer ? md_dns_outcome_name(w->answer->outcome) : "error",
-                            w->answer ? w->answer->detail : "");
-}
-
-/* 0 none, 1 one (*rec), -1 several, -2 the lookup failed */
-static int dmarc_at(run *x, const char *domain, const char **rec, size_t *len, md_report *rep)
-{
-    char name[MD_DOMAIN_MAX + 32];
-    snprintf(name, sizeof name, "_dmarc.%s", domain);
-    txt_wait *w = txt_find(x, name);
-    if (w == NULL || w->answer == NULL || md_dns_outcome_is_temporary(w->answer->outcome)) {
-        if (w)
-            temporary(rep, w, "DMARC");
-        return -2;
-    }
-    int rc = 0;
-    for (size_t i = 0; w->answer->outcome == MD_DNS_ANSWER && i < w->answer->n; i++)
-        if (dmarc_record(&w->answer->txt[i])) {
-            *rec = w->answer->txt[i].data;
-            *len = w->answer->txt[i].len;
-            rc = rc == 0 ? 1 : -1;
-        }
-    return rc;
-}
-
-static void sender_dmarc(run *x, md_report *rep)
-{
-    const char *rec = NULL, *at = x->from_domain;
-    size_t len = 0;
-    int rc = dmarc_at(x, x->from_domain, &rec, &len, rep);
-    if (rc == 0 && strcmp(x->org, x->from_domain) != 0) {
-        at = x->org;
-        rc = dmarc_at(x, x->org, &rec, &len, rep);
-    }
-    if (rc == 0)
-        md_report_add(rep, "dmarc.missing", MD_SEV_DEFAULT,
-                      "no DMARC record for %s or %s: large receivers require one from senders",
-                      x->from_domain, x->org);
-    else if (rc == -1)
-        md_report_add(rep, "dmarc.multiple", MD_SEV_DEFAULT,
-                      "more than one DMARC record at _dmarc.%s: receivers ignore them all", at);
-    if (rc != 1) {
-        md_report_set(rep, "dmarc", json_pack("{s:s,s:b}", "domain", x->from_domain, "found", 0));
-        return;
-    }
-    md_auth_config ac = { .sends_reset = 1 };
-    md_auth_answers ans = { bounded_resolve, x };
-    md_auth_dmarc d = { 0 };
-    md_auth_dmarc_evaluate(x->from_domain, at, rec, len, &ac, &ans, &d, rep);
-    md_report_set(rep, "dmarc", json_pack("{s:s,s:b,s:s,s:s?,s:s%}", "domain", x->from_domain,
-                                          "found", 1, "found_at", at, "policy", d.policy,
-                                          "record", rec, len));
-    /* Our From and our MAIL FROM are one address: SPF is aligned whenever it
-     * passes, and our DKIM keys sign as the From domain. */
-    md_report_add_detail(rep, "DMARC alignment: MAIL FROM and From are both %s; DKIM signs as %s",
-                         x->from_domain, x->from_domain);
-    md_auth_dmarc_clear(&d);
-}
-
-static void sender_dkim(run *x, md_report *rep)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < x->set->nselectors; i++) {
-        char name[MD_DOMAIN_MAX + 32];
-        snprintf(name, sizeof name, "%s._domainkey.%s", x->set->selectors[i], x->from_domain);
-        txt_wait *w = txt_find(x, name);
-        json_t *o = json_pack("{s:s,s:s}", "selector", x->set->selectors[i], "name", name);
-        json_array_append_new(arr, o);
-        if (w == NULL || w->answer == NULL || md_dns_outcome_is_temporary(w->answer->outcome)) {
-            if (w)
-                temporary(rep, w, "DKIM key");
-            json_object_set_new(o, "found", json_null());
-            continue;
-        }
-        const md_dns_answer *a = w->answer;
-        size_t n = a->outcome == MD_DNS_ANSWER ? a->n : 0;
-        json_object_set_new(o, "found", json_boolean(n > 0));
-        if (n == 0) {
-            md_finding *f = md_report_add(rep, "dkim.missing", MD_SEV_DEFAULT,
-                                          "no DKIM key at selector %s of %s: our signatures with it fail",
-                                          x->set->selectors[i], x->from_domain);
-            md_finding_add_evidence(f, "TXT %s: %s", name, md_dns_outcome_name(a->outcome));
-            continue;
-        }
-        if (n > 1)
-            md_report_add(rep, "dkim.multiple", MD_SEV_DEFAULT,
-                          "%zu TXT records at %s: verifiers may pick any", n, name);
-        md_auth_dkim k = { 0 };
-        md_auth_dkim_evaluate(name, a->txt[n - 1].data, a->txt[n - 1].len, &k, rep);
-        if (k.key_type) {
-            json_object_set_new(o, "key_type", json_string(k.key_type));
-            json_object_set_new(o, "key_bits", json_integer(k.key_bits));
-        }
-        json_object_set_new(o, "revoked", json_boolean(k.revoked));
-        md_auth_dkim_clear(&k);
-    }
-    md_report_set(rep, "dkim", arr);
-}
-
-static void sender_spf(run *x, md_report *rep)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; i < x->set->nips; i++) {
-        int64_t left = remaining(x);
-        if (left <= 0) {
-            layer_timeout(x, MD_DIAG_SENDER, "the SPF evaluation");
-            break;
-        }
-        md_spf_request req = { .ip = x->set->ips[i], .sender = x->set->from, .helo = x->set->helo,
-                               .no_libspf2 = 1, .deadline = (double)left / 1000.0 };
-        md_spf_result *res = NULL;
-        md_error err = { 0 };
-        if (md_spf_evaluate(x->dns, &req, &res, rep, &err) != MD_OK) {
-            md_report_add(rep, "spf.temperror", MD_SEV_DEFAULT, "SPF of %s for %s could not be"
-                          " evaluated: %s", x->from_domain, x->set->ips[i], err.text);
-            continue;
-        }
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?}", "ip", x->set->ips[i], "result",
-                                             md_spf_code_name(res->result), "mechanism",
-                                             res->mechanism, "error", res->error));
-        md_report_add_detail(rep, "SPF of %s for %s: %s%s%s", x->from_domain, x->set->ips[i],
-                             md_spf_code_name(res->result), res->mechanism ? " by " : "",
-                             res->mechanism ? res->mechanism : "");
-        md_spf_result_free(res);
-    }
-    md_report_set(rep, "spf", arr);
-}
-
 static void layer_sender_start(run *x)
 {
     /* SPF drives the channel itself: the queries of layers 3 and 5 that are
      * already queued progress while it waits. */
-    if (x->set == NULL || !x->set->has_sender)
+    if (x->snd == NULL)
         return;
     md_report *rep = layer_open(x, MD_DIAG_SENDER);
     md_report_set(rep, "from", json_string(x->set->from));
@@ -702,21 +459,20 @@ static void layer_sender_start(run *x)
     if (x->set->nips == 0)
         md_report_add_detail(rep, "no sending IPs configured ([sender] ips): SPF, blocklists and"
                              " reverse DNS are not checked");
-    sender_spf(x, rep);
+    md_diag_sender_spf(x->snd, rep);
+    if (md_diag_sender_timed_out(x->snd, MD_DIAG_CHECK_SPF))
+        layer_timeout(x, MD_DIAG_SENDER, "the SPF evaluation");
 }
 
 static void layer_sender_finish(run *x)
 {
-    if (x->set == NULL || !x->set->has_sender)
+    if (x->snd == NULL)
         return;
     md_report *rep = layer_open(x, MD_DIAG_SENDER);
-    sender_dkim(x, rep);
-    sender_dmarc(x, rep);
-    if (x->dnsbl)
-        md_dnsbl_result_report(x->dnsbl, rep);
-    else if (x->set->nips > 0 && !x->dnsbl_started)
-        md_report_add(rep, "dns.temporary", MD_SEV_UNKNOWN, "the blocklist and reverse DNS checks"
-                      " could not start: %s", x->dnsbl_err.text);
+    static const md_diag_check order[] = { MD_DIAG_CHECK_DKIM, MD_DIAG_CHECK_DMARC,
+                                           MD_DIAG_CHECK_DNSBL, MD_DIAG_CHECK_RDNS };
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        md_diag_sender_report(x->snd, order[i], rep);
 }
 
 /* --- layer 6: send ----------------------------------------------------------------------- */
@@ -953,9 +709,7 @@ md_status md_diag_run(const md_diag_config *cfg, const char *address, const md_d
     layer_send(x);
 
     md_report_free(x->mx);
-    md_dnsbl_result_free(x->dnsbl);
-    for (size_t i = 0; i < x->ntxt; i++)
-        md_dns_answer_free(x->txt[i].answer);
+    md_diag_sender_free(x->snd);
     free(x);
     decide(r);
     r->elapsed_ms = md_now_ms() - t0;

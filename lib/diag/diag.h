@@ -47,6 +47,7 @@
 #include "address/address.h"
 #include "account/account.h"
 #include "dns/dns.h"
+#include "dnsbl/dnsbl.h"
 #include "report/report.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
@@ -151,6 +152,96 @@ void md_diag_settings_clear(md_diag_settings *s);
  * file and is shown).  Returns 0, or -1 on a write error.
  */
 int md_diag_settings_write(const md_diag_settings *s, FILE *out);
+
+/* ------------------------------------- our sending setup, check by check */
+
+/*
+ * The sender-side checks of [sender] and [dnsbl], each on its own: the
+ * sender layer of a diagnosis, and the DNS checks of maildiag-health.
+ *
+ *   spf    our MAIL FROM domain's SPF for each of our IPs (lib/spf, the RFC
+ *          7208 walk), with spf.lookups_near_limit when a pass needs 9 or 10
+ *          of the 10 DNS-querying terms;
+ *   dkim   the key at each selector of our MAIL FROM domain (lib/auth's
+ *          evaluator: size, type, revoked, testing);
+ *   dmarc  the record that applies to our From domain ([mail] from, else
+ *          [sender] from), its policy (p=none is a warning: we send password
+ *          resets), and alignment (RFC 7489 3.1, as the record's aspf and
+ *          adkim ask) of the From domain with MAIL FROM and with the DKIM
+ *          signing domain, which is the MAIL FROM domain, where the selectors
+ *          are published: dmarc.aligned, dmarc.partly_aligned,
+ *          dmarc.unaligned;
+ *   dnsbl  each IP on each zone (lib/dnsbl, RFC 5782, with the test points);
+ *   rdns   each IP's forward-confirmed reverse DNS and our HELO name
+ *          (lib/rdns).
+ *
+ * md_diag_sender_start queues the DNS of dkim, dmarc, dnsbl and rdns at
+ * once on the caller's md_dns, where it runs alongside whatever else the
+ * caller queued; md_diag_sender_spf, which drives the channel itself (lib/spf
+ * evaluates synchronously), progresses them while it waits.  The caller then
+ * drives the channel (md_dns_step) while md_diag_sender_pending, and at its
+ * deadline calls md_diag_sender_expire and md_dns_cancel: what was still out
+ * is then unknown (dns.temporary "cancelled"), and md_diag_sender_timed_out
+ * says which checks the deadline cut off, so that the caller can say so in
+ * its own words.  Then each check is reported into a report of the caller's
+ * choosing (findings, fields "spf", "dkim", "dmarc", "dnsbl", "rdns", and
+ * detail lines).  A lookup that failed is unknown, never "no record".
+ */
+typedef enum md_diag_check {
+    MD_DIAG_CHECK_SPF = 0,
+    MD_DIAG_CHECK_DKIM,
+    MD_DIAG_CHECK_DMARC,
+    MD_DIAG_CHECK_DNSBL,
+    MD_DIAG_CHECK_RDNS,
+    MD_DIAG_NCHECKS
+} md_diag_check;
+
+#define MD_DIAG_CHECKS_ALL ((1u << MD_DIAG_NCHECKS) - 1u)
+
+/* "spf", "dkim", "dmarc", "dnsbl", "rdns". */
+const char *md_diag_check_name(md_diag_check c);
+
+/* What check c needs from s that is not there ("[sender] ips"), or NULL
+ * when it can run.  Static text. */
+const char *md_diag_sender_missing(const md_diag_settings *s, md_diag_check c);
+
+typedef struct md_diag_sender md_diag_sender;
+
+/*
+ * Starts the checks in the bitmask checks (1 << MD_DIAG_CHECK_*) of our
+ * side as s describes it (borrowed: s and dns must outlive the result);
+ * deadline_ms is on md_now_ms's clock and bounds SPF and the DMARC
+ * evaluator's further questions.  A check that lacks its settings reports
+ * nothing (see md_diag_sender_missing).  Never fails.  Free with
+ * md_diag_sender_free.
+ */
+md_diag_sender *md_diag_sender_start(md_dns *dns, const md_diag_settings *s, unsigned checks,
+                                     int64_t deadline_ms);
+/* Evaluates SPF for each of our IPs into rep, driving the channel (so the
+ * other checks progress meanwhile), at most until the deadline.  Once. */
+void md_diag_sender_spf(md_diag_sender *x, md_report *rep);
+/* Whether any DNS of dkim, dmarc, dnsbl or rdns is still out; whether
+ * check c's is. */
+int md_diag_sender_pending(const md_diag_sender *x);
+int md_diag_sender_check_pending(const md_diag_sender *x, md_diag_check c);
+/* The deadline passed: every check still waiting is timed out, and nothing
+ * more is asked.  Call md_dns_cancel next. */
+void md_diag_sender_expire(md_diag_sender *x);
+/* Whether the deadline cut check c off (SPF: an evaluation could not start,
+ * or ended in temperror at the deadline). */
+int md_diag_sender_timed_out(const md_diag_sender *x, md_diag_check c);
+/* md_now_ms when check c's answers were all in (SPF: when its evaluations
+ * ended); 0 while they are not. */
+int64_t md_diag_sender_ready_ms(const md_diag_sender *x, md_diag_check c);
+/* Reports check c (not SPF: md_diag_sender_spf reports as it runs) into
+ * rep.  Call when its answers are in or the run was cancelled. */
+void md_diag_sender_report(md_diag_sender *x, md_diag_check c, md_report *rep);
+/* The judged blocklist result, or NULL (not asked, not started, not in
+ * yet).  Borrowed: valid until md_diag_sender_free. */
+const md_dnsbl_result *md_diag_sender_dnsbl(const md_diag_sender *x);
+/* Frees x; answers still out are cancelled first (md_dns_cancel, which ends
+ * every query on the channel).  NULL is a no-op. */
+void md_diag_sender_free(md_diag_sender *x);
 
 /* ------------------------------------------------------------- the run */
 

@@ -48,6 +48,12 @@ static const struct { const char *id; const char *advice; } advice[] = {
     { "rdns.missing", "ask the IP's provider to set a PTR record naming our HELO host" },
     { "rdns.mismatch", "make the PTR name resolve back to the IP" },
     { "helo.mismatch", "set [sender] helo (and the MTA's) to the IP's forward-confirmed name" },
+    { "dmarc.unaligned", "send with a MAIL FROM (and DKIM d=) in our From domain's organizational domain" },
+    { "dmarc.partly_aligned", "align the other mechanism too, so DMARC does not rest on one" },
+    { "relay.cert_expiring", "renew the relay's certificate (and check that its renewal job runs)" },
+    { "tls.cert_expired", "renew the server's certificate now" },
+    { "smtp.auth.failed", "check [mail] user and its password file against the relay's accounts" },
+    { "delivery.not_found", "look at the relay's log for the queue id, then at the seed mailbox's server" },
     { "diag.timeout", "rerun with a longer deadline" },
     { "diag.skipped", "fix the earlier layer first" },
 };

@@ -206,6 +206,18 @@ static const md_catalogue_entry catalogue[] = {
     { "usage.error", MD_SEV_UNKNOWN, "the command line is not valid" },
     { "input.invalid", MD_SEV_UNKNOWN, "the input given cannot be used" },
     /* --- end why --- */
+    /* DMARC alignment of our own mail (lib/diag's sender checks: why and health) */
+    { "dmarc.aligned", MD_SEV_OK, "our From domain aligns with SPF (MAIL FROM) and DKIM (d=), as the record's aspf/adkim ask" },
+    { "dmarc.partly_aligned", MD_SEV_WARNING, "only one of SPF and DKIM aligns with our From domain: DMARC rests on one mechanism" },
+    { "dmarc.unaligned", MD_SEV_CRITICAL, "neither SPF nor DKIM aligns with our From domain: DMARC fails for our mail" },
+    /* health: our own sending setup from cron and monitoring (lib/health, maildiag-health) */
+    { "health.timeout", MD_SEV_UNKNOWN, "a check was cut off by the run's deadline: its result is unknown" },
+    { "health.not_configured", MD_SEV_UNKNOWN, "a check was asked for but the configuration lacks what it needs" },
+    { "health.locked", MD_SEV_UNKNOWN, "another run holds the lock: this run checked nothing" },
+    { "health.state_error", MD_SEV_UNKNOWN, "the state file could not be read or written: what changed since the last run is unknown" },
+    { "health.prometheus_error", MD_SEV_UNKNOWN, "the Prometheus textfile could not be written" },
+    { "relay.cert_expiring", MD_SEV_WARNING, "the relay's certificate expires within -w DAYS (critical within -c DAYS)" },
+    /* --- end health --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -155,10 +155,16 @@ static void put_value(md_buf *b, double v)
         snprintf(num, sizeof num, "NaN");
     else if (isinf(v))
         snprintf(num, sizeof num, v > 0 ? "+Inf" : "-Inf");
-    else if (v == (double)(long long)v && fabs(v) < 1e15)
+    else if (fabs(v) < 1e15 && v == (double)(long long)v)   /* the cast only where it is defined */
         snprintf(num, sizeof num, "%lld", (long long)v);
-    else
-        snprintf(num, sizeof num, "%.17g", v);
+    else {
+        /* the shortest form that reads back as v: 0.037, not 0.036999999999999998 */
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
+    }
     md_buf_addstr(b, num);
 }
 

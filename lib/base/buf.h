@@ -33,28 +33,28 @@ typedef struct md_buf {
 
 /* Appends n bytes of s.  Memory comes from md_xrealloc: an append never
  * fails (the process aborts on exhaustion, as md_xmalloc does). */
-void md_buf_add(md_buf *b, const void *s, size_t n);
+MD_API void md_buf_add(md_buf *b, const void *s, size_t n);
 /* Appends a NUL-terminated string (without its NUL). */
-void md_buf_addstr(md_buf *b, const char *s);
+MD_API void md_buf_addstr(md_buf *b, const char *s);
 /* Appends a string literal (its length known at compile time). */
 #define MD_BUF_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
 /* Appends printf-style text. */
-void md_buf_addf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+MD_API void md_buf_addf(md_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * Makes room for n more bytes and returns where they go (data + len),
  * for a caller that writes them itself (read(2) into the buffer); it then
  * adds what it wrote to len.  The pointer is valid until the next call
  * that grows b.
  */
-char *md_buf_reserve(md_buf *b, size_t n);
+MD_API char *md_buf_reserve(md_buf *b, size_t n);
 /* NUL-terminates the bytes (the NUL is not counted in len) and returns
  * data, "" for an empty buffer.  Borrowed: valid until b changes. */
-const char *md_buf_cstr(md_buf *b);
+MD_API const char *md_buf_cstr(md_buf *b);
 /* Hands the bytes over, NUL-terminated: returns them (caller frees with
  * free()), their length in *len when len is not NULL, and leaves b empty. */
-char *md_buf_steal(md_buf *b, size_t *len);
+MD_API char *md_buf_steal(md_buf *b, size_t *len);
 /* Frees what b holds and leaves it empty; NULL is a no-op. */
-void md_buf_free(md_buf *b);
+MD_API void md_buf_free(md_buf *b);
 
 /* --- JSON text ------------------------------------------------------- */
 
@@ -66,13 +66,13 @@ void md_buf_free(md_buf *b);
  * no terminal acts on JSON output.  s is taken as it is: callers hand it
  * well-formed UTF-8.
  */
-void md_json_append_string(md_buf *b, const char *s, size_t n);
+MD_API void md_json_append_string(md_buf *b, const char *s, size_t n);
 /* Appends an integer as JSON writes it. */
-void md_json_append_int(md_buf *b, long long v);
+MD_API void md_json_append_int(md_buf *b, long long v);
 /* Appends a real as jansson writes it (%.17g, always with a '.' or an
  * exponent, the exponent without '+' or leading zeros).  Returns 0, or -1
  * (b unchanged) for a NaN or an infinity, which JSON cannot hold. */
-int md_json_append_real(md_buf *b, double v);
+MD_API int md_json_append_real(md_buf *b, double v);
 
 #ifdef __cplusplus
 }

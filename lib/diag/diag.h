@@ -69,7 +69,7 @@ typedef enum md_diag_layer_id {
 } md_diag_layer_id;
 
 /* "address", "account", "domain", "recipient", "sender", "send". */
-const char *md_diag_layer_name(md_diag_layer_id id);
+MD_API const char *md_diag_layer_name(md_diag_layer_id id);
 
 /* Which email is missing. */
 typedef enum md_diag_email {
@@ -80,8 +80,8 @@ typedef enum md_diag_email {
 } md_diag_email;
 
 /* "any", "reset", "verify", "username"; parse returns -1 when unknown. */
-const char *md_diag_email_name(md_diag_email e);
-int md_diag_email_parse(const char *s);
+MD_API const char *md_diag_email_name(md_diag_email e);
+MD_API int md_diag_email_parse(const char *s);
 
 /* ------------------------------------------------------------ settings */
 
@@ -143,15 +143,15 @@ typedef struct md_diag_settings {
  * "FILE:LINE: [section] key: what is wrong" (stage "config").  Free with
  * md_diag_settings_clear (also after a failure).
  */
-md_status md_diag_settings_load(const md_conf *conf, md_diag_settings *out, md_error *err);
-void md_diag_settings_clear(md_diag_settings *s);
+MD_API md_status md_diag_settings_load(const md_conf *conf, md_diag_settings *out, md_error *err);
+MD_API void md_diag_settings_clear(md_diag_settings *s);
 
 /*
  * Writes the effective settings as INI to out, secrets masked: a URI's
  * password and any password value become "****" (password_file names a
  * file and is shown).  Returns 0, or -1 on a write error.
  */
-int md_diag_settings_write(const md_diag_settings *s, FILE *out);
+MD_API int md_diag_settings_write(const md_diag_settings *s, FILE *out);
 
 /* ------------------------------------- our sending setup, check by check */
 
@@ -199,11 +199,11 @@ typedef enum md_diag_check {
 #define MD_DIAG_CHECKS_ALL ((1u << MD_DIAG_NCHECKS) - 1u)
 
 /* "spf", "dkim", "dmarc", "dnsbl", "rdns". */
-const char *md_diag_check_name(md_diag_check c);
+MD_API const char *md_diag_check_name(md_diag_check c);
 
 /* What check c needs from s that is not there ("[sender] ips"), or NULL
  * when it can run.  Static text. */
-const char *md_diag_sender_missing(const md_diag_settings *s, md_diag_check c);
+MD_API const char *md_diag_sender_missing(const md_diag_settings *s, md_diag_check c);
 
 typedef struct md_diag_sender md_diag_sender;
 
@@ -215,33 +215,33 @@ typedef struct md_diag_sender md_diag_sender;
  * nothing (see md_diag_sender_missing).  Never fails.  Free with
  * md_diag_sender_free.
  */
-md_diag_sender *md_diag_sender_start(md_dns *dns, const md_diag_settings *s, unsigned checks,
-                                     int64_t deadline_ms);
+MD_API md_diag_sender *md_diag_sender_start(md_dns *dns, const md_diag_settings *s, unsigned checks,
+                                            int64_t deadline_ms);
 /* Evaluates SPF for each of our IPs into rep, driving the channel (so the
  * other checks progress meanwhile), at most until the deadline.  Once. */
-void md_diag_sender_spf(md_diag_sender *x, md_report *rep);
+MD_API void md_diag_sender_spf(md_diag_sender *x, md_report *rep);
 /* Whether any DNS of dkim, dmarc, dnsbl or rdns is still out; whether
  * check c's is. */
-int md_diag_sender_pending(const md_diag_sender *x);
-int md_diag_sender_check_pending(const md_diag_sender *x, md_diag_check c);
+MD_API int md_diag_sender_pending(const md_diag_sender *x);
+MD_API int md_diag_sender_check_pending(const md_diag_sender *x, md_diag_check c);
 /* The deadline passed: every check still waiting is timed out, and nothing
  * more is asked.  Call md_dns_cancel next. */
-void md_diag_sender_expire(md_diag_sender *x);
+MD_API void md_diag_sender_expire(md_diag_sender *x);
 /* Whether the deadline cut check c off (SPF: an evaluation could not start,
  * or ended in temperror at the deadline). */
-int md_diag_sender_timed_out(const md_diag_sender *x, md_diag_check c);
+MD_API int md_diag_sender_timed_out(const md_diag_sender *x, md_diag_check c);
 /* md_now_ms when check c's answers were all in (SPF: when its evaluations
  * ended); 0 while they are not. */
-int64_t md_diag_sender_ready_ms(const md_diag_sender *x, md_diag_check c);
+MD_API int64_t md_diag_sender_ready_ms(const md_diag_sender *x, md_diag_check c);
 /* Reports check c (not SPF: md_diag_sender_spf reports as it runs) into
  * rep.  Call when its answers are in or the run was cancelled. */
-void md_diag_sender_report(md_diag_sender *x, md_diag_check c, md_report *rep);
+MD_API void md_diag_sender_report(md_diag_sender *x, md_diag_check c, md_report *rep);
 /* The judged blocklist result, or NULL (not asked, not started, not in
  * yet).  Borrowed: valid until md_diag_sender_free. */
-const md_dnsbl_result *md_diag_sender_dnsbl(const md_diag_sender *x);
+MD_API const md_dnsbl_result *md_diag_sender_dnsbl(const md_diag_sender *x);
 /* Frees x; answers still out are cancelled first (md_dns_cancel, which ends
  * every query on the channel).  NULL is a no-op. */
-void md_diag_sender_free(md_diag_sender *x);
+MD_API void md_diag_sender_free(md_diag_sender *x);
 
 /* ------------------------------------------------------------- the run */
 
@@ -314,9 +314,9 @@ typedef struct md_diag_result {
  * included (layer address unknown: address.invalid); MD_CONFIG with err
  * when cfg lacks what it must hold (dns, smtp with a probe or send).
  */
-md_status md_diag_run(const md_diag_config *cfg, const char *address,
-                      const md_diag_options *opt, md_diag_result **out, md_error *err);
-void md_diag_result_free(md_diag_result *r);
+MD_API md_status md_diag_run(const md_diag_config *cfg, const char *address,
+                             const md_diag_options *opt, md_diag_result **out, md_error *err);
+MD_API void md_diag_result_free(md_diag_result *r);
 
 /*
  * The JSON contract (maildiag-why(1)): {"schema_version": 1, "address",
@@ -324,18 +324,18 @@ void md_diag_result_free(md_diag_result *r);
  * "summary"}, "layers": [{"layer", "status", "findings": [...], and the
  * layer's fields}], "elapsed_ms"}.  New reference.
  */
-json_t *md_diag_result_json(const md_diag_result *r);
+MD_API json_t *md_diag_result_json(const md_diag_result *r);
 
 /* What to do next about a finding, in a support engineer's words that name
  * no tool or option, or NULL.  Static. */
-const char *md_diag_advice(const char *id);
+MD_API const char *md_diag_advice(const char *id);
 
 #define MD_DIAG_TEXT_ALL 0x100u   /* md_diag_write_text: ok findings too */
 
 /* Human text: the verdict sentence, one line per layer with its status,
  * then each finding that is not ok with its evidence and what to do next.
  * flags are MD_TEXT_COLOR, MD_TEXT_EVIDENCE and MD_DIAG_TEXT_ALL.  Returns 0, or -1 on a write error. */
-int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags);
+MD_API int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags);
 
 #ifdef __cplusplus
 }

@@ -87,13 +87,13 @@ typedef enum md_health_check_id {
 #define MD_HEALTH_CRIT_DAYS_DEFAULT 7
 
 /* "spf", "dkim", "dmarc", "dnsbl", "rdns", "relay", "send". */
-const char *md_health_check_name(md_health_check_id c);
+MD_API const char *md_health_check_name(md_health_check_id c);
 /* The check named (exactly as above), or -1. */
-int md_health_check_parse(const char *name);
+MD_API int md_health_check_parse(const char *name);
 /* A list of check names separated by commas or blanks into *mask (bits
  * 1 << md_health_check_id).  MD_OK, or MD_CONFIG with err naming the
  * unknown check (or saying the list is empty). */
-md_status md_health_checks_parse(const char *list, unsigned *mask, md_error *err);
+MD_API md_status md_health_checks_parse(const char *list, unsigned *mask, md_error *err);
 
 /* ------------------------------------------------------------ settings */
 
@@ -117,11 +117,11 @@ typedef struct md_health_settings {
 
 /* Reads and checks [health] from conf (NULL: nothing set).  MD_OK, or
  * MD_CONFIG with err "FILE:LINE: [health] key: what is wrong". */
-md_status md_health_settings_load(const md_conf *conf, md_health_settings *out, md_error *err);
+MD_API md_status md_health_settings_load(const md_conf *conf, md_health_settings *out, md_error *err);
 
 /* The checks of a run that asks for none: [health] checks, else the default
  * set above. */
-unsigned md_health_default_checks(const md_health_settings *h);
+MD_API unsigned md_health_default_checks(const md_health_settings *h);
 
 /* ------------------------------------------------------------- the run */
 
@@ -171,7 +171,7 @@ typedef enum md_health_change_kind {
 } md_health_change_kind;
 
 /* "listed", "unlisted", "fixed", "new", "resolved", "status". */
-const char *md_health_change_kind_name(md_health_change_kind k);
+MD_API const char *md_health_change_kind_name(md_health_change_kind k);
 
 typedef struct md_health_change {
     md_health_check_id check;
@@ -218,14 +218,14 @@ typedef struct md_health_result {
  * MD_CONFIG with err when opt is unusable (thresholds: crit_days above
  * warn_days) or cfg lacks settings.
  */
-md_status md_health_run(const md_health_config *cfg, const md_health_options *opt,
-                        md_health_result **out, md_error *err);
-void md_health_result_free(md_health_result *r);
+MD_API md_status md_health_run(const md_health_config *cfg, const md_health_options *opt,
+                               md_health_result **out, md_error *err);
+MD_API void md_health_result_free(md_health_result *r);
 
 /* Adds a finding of the run itself (health.state_error,
  * health.prometheus_error) and updates r->status. */
-void md_health_note(md_health_result *r, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+MD_API void md_health_note(md_health_result *r, const char *id, const char *fmt, ...)
+           __attribute__((format(printf, 3, 4)));
 
 /* --------------------------------------------------- state, changes, lock */
 
@@ -238,22 +238,22 @@ typedef struct md_health_state md_health_state;
  * when missing.  MD_OK with the path in out; MD_CONFIG when there is no
  * home to fall back on or the folder cannot be made.
  */
-md_status md_health_state_path_default(char *out, size_t size, md_error *err);
+MD_API md_status md_health_state_path_default(char *out, size_t size, md_error *err);
 
 /* Reads the state left by an earlier run.  MD_OK with *out (free with
  * md_health_state_free); MD_NOTFOUND when there is none (a first run);
  * MD_PROTOCOL when the file is not a state this version reads; MD_INTERNAL
  * when it cannot be read.  err says which file and why. */
-md_status md_health_state_load(const char *path, md_health_state **out, md_error *err);
+MD_API md_status md_health_state_load(const char *path, md_health_state **out, md_error *err);
 /* The same for a state's text (name is the file, for err).  MD_OK or
  * MD_PROTOCOL. */
-md_status md_health_state_parse(const char *text, size_t len, const char *name, md_health_state **out,
-                                md_error *err);
-void md_health_state_free(md_health_state *st);
+MD_API md_status md_health_state_parse(const char *text, size_t len, const char *name, md_health_state **out,
+                                       md_error *err);
+MD_API void md_health_state_free(md_health_state *st);
 
 /* When prev holds no check that ran now, or is NULL: nothing to compare.
  * Otherwise fills r->changes (see md_health_change) and r->previous. */
-void md_health_compare(md_health_result *r, const md_health_state *prev);
+MD_API void md_health_compare(md_health_result *r, const md_health_state *prev);
 
 /*
  * Writes r as the new state to path, keeping prev's checks that did not run
@@ -261,11 +261,11 @@ void md_health_compare(md_health_result *r, const md_health_state *prev);
  * Atomic: PATH.tmp.PID in the same folder, fsync, rename over path, fsync of
  * the folder.  MD_OK, or MD_INTERNAL with err (the old state is untouched).
  */
-md_status md_health_state_save(const char *path, const md_health_result *r,
-                               const md_health_state *prev, md_error *err);
+MD_API md_status md_health_state_save(const char *path, const md_health_result *r,
+                                      const md_health_state *prev, md_error *err);
 /* The text md_health_state_save writes (JSON).  Caller frees with free();
  * NULL only when jansson cannot render it. */
-char *md_health_state_text(const md_health_result *r, const md_health_state *prev);
+MD_API char *md_health_state_text(const md_health_result *r, const md_health_state *prev);
 
 typedef struct md_health_lock md_health_lock;
 
@@ -277,13 +277,13 @@ typedef struct md_health_lock md_health_lock;
  * MD_TEMPFAIL when another process holds it; MD_INTERNAL when the lock file
  * cannot be made (err says why).
  */
-md_status md_health_lock_take(const char *state_path, md_health_lock **out, md_error *err);
-void md_health_lock_release(md_health_lock *l);
+MD_API md_status md_health_lock_take(const char *state_path, md_health_lock **out, md_error *err);
+MD_API void md_health_lock_release(md_health_lock *l);
 
 /* ------------------------------------------------------------- renderings */
 
 /* "2026-12-01T10:00Z" (UTC, minutes) of Unix seconds t, into out (>= 18 bytes). */
-void md_health_time(int64_t t, char *out, size_t size);
+MD_API void md_health_time(int64_t t, char *out, size_t size);
 
 /*
  * The JSON contract (maildiag-health(1)): {"schema_version": 1, "status",
@@ -293,12 +293,12 @@ void md_health_time(int64_t t, char *out, size_t size);
  * "summary", "since", ...}], "previous_run": null | "TIME", "perfdata"}.
  * New reference.
  */
-json_t *md_health_result_json(const md_health_result *r);
+MD_API json_t *md_health_result_json(const md_health_result *r);
 
 /* The perfdata of the plugin line into out: dns_time, smtp_time, send_time,
  * delivery_time (seconds, "s"), cert_days ("d", thresholds "W:" and "C":
  * alert below), dnsbl_listed (critical above 0), each only when measured. */
-void md_health_perfdata(const md_health_result *r, char *out, size_t size);
+MD_API void md_health_perfdata(const md_health_result *r, char *out, size_t size);
 
 #define MD_HEALTH_PLUGIN_SHORT 0x1u   /* the first line only, without perfdata */
 
@@ -311,14 +311,14 @@ void md_health_perfdata(const md_health_result *r, char *out, size_t size);
  * check with its findings that are not ok.  No '|' in the text.  Returns
  * 0, or -1 on a write error.
  */
-int md_health_write_plugin(const md_health_result *r, FILE *out, unsigned flags);
+MD_API int md_health_write_plugin(const md_health_result *r, FILE *out, unsigned flags);
 
 #define MD_HEALTH_TEXT_ALL 0x100u   /* md_health_write_text: ok findings too */
 
 /* Human text: the status line, one line per check, the changes, then the
  * findings that are not ok with their evidence.  flags: MD_TEXT_COLOR,
  * MD_TEXT_EVIDENCE, MD_HEALTH_TEXT_ALL.  Returns 0, or -1 on a write error. */
-int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags);
+MD_API int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags);
 
 /*
  * Writes the node_exporter textfile at path (lib/report/prom: atomic):
@@ -330,7 +330,7 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags);
  * the exit codes: 0 ok, 1 warning, 2 critical, 3 unknown.  MD_OK, or
  * MD_INTERNAL with err (the file is then unchanged).
  */
-md_status md_health_write_prometheus(const md_health_result *r, const char *path, md_error *err);
+MD_API md_status md_health_write_prometheus(const md_health_result *r, const char *path, md_error *err);
 
 #ifdef __cplusplus
 }

@@ -79,11 +79,11 @@ typedef struct md_message {
 /* Composes a message.  Returns MD_OK and *out (caller frees with
  * md_message_free), or MD_CONFIG with err naming the bad field
  * ("message.to", "message.subject", "message.template" ...). */
-md_status md_message_compose(const md_message_request *req, md_message **out, md_error *err);
-void md_message_free(md_message *m);
+MD_API md_status md_message_compose(const md_message_request *req, md_message **out, md_error *err);
+MD_API void md_message_free(md_message *m);
 
 /* Whether name is a known template. */
-int md_message_template_known(const char *name);
+MD_API int md_message_template_known(const char *name);
 
 /*
  * Checks an address for use in a header or an SMTP command: exactly an
@@ -93,13 +93,13 @@ int md_message_template_known(const char *name);
  * and control characters are not).  Returns MD_OK or MD_CONFIG with err
  * ("FIELD: what is wrong", stage given by the caller's field name).
  */
-md_status md_message_check_address(const char *field, const char *addr, md_error *err);
+MD_API md_status md_message_check_address(const char *field, const char *addr, md_error *err);
 
 /* RFC 2047 encoding of a header value (UTF-8 in): returns it unchanged
  * when printable ASCII, else encoded-words folded with CRLF SP for a header
  * whose name takes name_len columns.  NULL when value has controls.  Caller
  * frees with free(). */
-char *md_message_encode_header(const char *value, size_t name_len);
+MD_API char *md_message_encode_header(const char *value, size_t name_len);
 
 #ifdef __cplusplus
 }

@@ -72,15 +72,15 @@ typedef enum md_mx_addr_class {
 /* Classifies an address in text form.  IPv6 forms that carry an IPv4
  * address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64
  * 64:ff9b::/96) take the class of that address. */
-md_mx_addr_class md_mx_address_class(const char *text);
+MD_API md_mx_addr_class md_mx_address_class(const char *text);
 /* "public", "loopback", "unspecified", "private", "link-local", "CGNAT",
  * "multicast", "reserved", "invalid". */
-const char *md_mx_address_class_name(md_mx_addr_class c);
+MD_API const char *md_mx_address_class_name(md_mx_addr_class c);
 
 /* Frees everything the route holds (not the struct itself). */
-void md_mx_route_clear(md_mx_route *r);
+MD_API void md_mx_route_clear(md_mx_route *r);
 /* Frees a route md_mx_resolve gave (NULL is fine). */
-void md_mx_route_free(md_mx_route *r);
+MD_API void md_mx_route_free(md_mx_route *r);
 
 /* Receives a gathered route; it passes to the callee (md_mx_route_free). */
 typedef void (*md_mx_resolved_fn)(void *arg, md_mx_route *route);
@@ -92,8 +92,8 @@ typedef void (*md_mx_resolved_fn)(void *arg, md_mx_route *route);
  * called exactly once, from inside md_dns_step().  MD_CONFIG: domain is not
  * a domain name (err says why) and done is never called.
  */
-md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_fn done, void *arg,
-                        md_error *err);
+MD_API md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_fn done, void *arg,
+                               md_error *err);
 
 /*
  * The blocking form: steps dns until the route is gathered, or until
@@ -103,8 +103,8 @@ md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_fn done,
  * (MD_TEMPFAIL, stage "mx.timeout"; the gathering is abandoned and frees
  * itself when its queries end).
  */
-md_mx_route *md_mx_resolve_wait(md_dns *dns, const char *domain, int64_t deadline_ms,
-                                md_error *err);
+MD_API md_mx_route *md_mx_resolve_wait(md_dns *dns, const char *domain, int64_t deadline_ms,
+                                       md_error *err);
 
 typedef struct md_mx_options {
     int no_details;   /* 1: skip the human detail lines (JSON and plugin output
@@ -116,7 +116,7 @@ typedef struct md_mx_options {
  * opt->no_details) and the "mx" JSON field to rep.  opt may be NULL.
  * Pure: no DNS, no I/O.
  */
-void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep);
+MD_API void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep);
 
 /*
  * Checks one domain as given by a person: md_mx_resolve, then
@@ -125,8 +125,8 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
  * passes to the callee.  check_arg is a const md_mx_options * or NULL.  Matches
  * md_check_start_fn, so it plugs into md_bulk_run.
  */
-void md_mx_check(md_dns *dns, const char *input, void *check_arg,
-                 md_check_done_fn done, void *done_arg);
+MD_API void md_mx_check(md_dns *dns, const char *input, void *check_arg,
+                        md_check_done_fn done, void *done_arg);
 
 #ifdef __cplusplus
 }

@@ -92,7 +92,7 @@ typedef enum md_smtp_tls {
 /* The TLS policy named by word: "required", "opportunistic" or "off";
  * -1 for any other word (or NULL).  The one parser of the policy
  * for every caller (an option, a configuration setting). */
-int md_smtp_tls_parse(const char *word);
+MD_API int md_smtp_tls_parse(const char *word);
 
 typedef enum md_smtp_phase {
     MD_SMTP_PHASE_NONE = 0,
@@ -109,8 +109,8 @@ typedef enum md_smtp_phase {
 } md_smtp_phase;
 
 /* "connect", "banner", ... ; md_smtp_phase_parse returns -1 when unknown. */
-const char *md_smtp_phase_name(md_smtp_phase p);
-int md_smtp_phase_parse(const char *name);
+MD_API const char *md_smtp_phase_name(md_smtp_phase p);
+MD_API int md_smtp_phase_parse(const char *name);
 
 typedef enum md_smtp_outcome {
     MD_SMTP_ACCEPTED = 0,          /* 250 after DATA (or the probe reached its phase) */
@@ -120,15 +120,15 @@ typedef enum md_smtp_outcome {
 } md_smtp_outcome;
 
 /* "accepted", "deferred", "rejected", "failed". */
-const char *md_smtp_outcome_name(md_smtp_outcome o);
+MD_API const char *md_smtp_outcome_name(md_smtp_outcome o);
 
 typedef struct md_smtp_ctx md_smtp_ctx;
 
 /* Process-wide setup (SIGPIPE ignored, auth_client_init) and the one
  * SSL_CTX (system CA paths).  ca_file may be NULL (system store).  NULL +
  * err on failure.  Free with md_smtp_ctx_free. */
-md_smtp_ctx *md_smtp_ctx_new(const char *ca_file, md_error *err);
-void md_smtp_ctx_free(md_smtp_ctx *ctx);
+MD_API md_smtp_ctx *md_smtp_ctx_new(const char *ca_file, md_error *err);
+MD_API void md_smtp_ctx_free(md_smtp_ctx *ctx);
 
 typedef struct md_smtp_request {
     /* route: server != NULL is the relay route; else direct to the MX hosts
@@ -218,27 +218,27 @@ typedef struct md_smtp_result {
  * server's side), MD_CONFIG for a bad request (err says which field),
  * MD_INTERNAL for our own failures.  Blocks until done or the deadline.
  */
-md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res,
-                       md_error *err);
-void md_smtp_result_clear(md_smtp_result *res);
+MD_API md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res,
+                              md_error *err);
+MD_API void md_smtp_result_clear(md_smtp_result *res);
 
 /* The words for an RFC 3463 enhanced status code ("5.1.1" -> "no such
  * mailbox"); "" when unknown.  Static. */
-const char *md_smtp_enhanced_explain(const char *code);
+MD_API const char *md_smtp_enhanced_explain(const char *code);
 /* Our words for a reply, from the phase it answered and its text as well as
  * its code: 454 4.7.0 to STARTTLS is a TLS fault on the server, to RCPT a
  * temporary policy refusal; greylisting only to MAIL, RCPT or the message.
  * "" when none.  Static. */
-const char *md_smtp_explain(md_smtp_phase phase, const md_smtp_reply *r);
+MD_API const char *md_smtp_explain(md_smtp_phase phase, const md_smtp_reply *r);
 /* Whether a 4xx reply's words read as greylisting (any phase; see
  * md_smtp_explain for where greylisting can happen). */
-int md_smtp_is_greylisting(int code, const char *enhanced, const char *text);
+MD_API int md_smtp_is_greylisting(int code, const char *enhanced, const char *text);
 /* Whether name may follow EHLO: a domain of LDH labels, or an address
  * literal ([192.0.2.1], [IPv6:2001:db8::1]); no spaces or controls. */
-int md_smtp_helo_valid(const char *name);
+MD_API int md_smtp_helo_valid(const char *name);
 /* Extracts a queue id from a 250 reply to DATA ("queued as ABC123",
  * "Ok: queued as ...", "OK id=..."); returns 1 and fills out, or 0. */
-int md_smtp_queue_id(const char *text, char *out, size_t size);
+MD_API int md_smtp_queue_id(const char *text, char *out, size_t size);
 
 /*
  * Describes res, the send to to (as the caller gave it), into rep: the
@@ -249,7 +249,7 @@ int md_smtp_queue_id(const char *text, char *out, size_t size);
  * "transcript".  Adds no findings: res->findings holds them (a caller that
  * renders res->findings describes into it).
  */
-void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep);
+MD_API void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep);
 
 #ifdef __cplusplus
 }

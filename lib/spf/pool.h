@@ -56,28 +56,28 @@ typedef struct md_spf_pool_result {
 } md_spf_pool_result;
 
 /* Frees what a result holds (not r itself). */
-void md_spf_pool_result_clear(md_spf_pool_result *r);
+MD_API void md_spf_pool_result_clear(md_spf_pool_result *r);
 
 typedef struct md_spf_pool md_spf_pool;
 
 /* Starts the workers.  Returns NULL with err set on failure.  Caller frees
  * with md_spf_pool_free() (which stops every worker). */
-md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
-void md_spf_pool_free(md_spf_pool *p);
+MD_API md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
+MD_API void md_spf_pool_free(md_spf_pool *p);
 
 /* Whether a worker can take another request (its queue is not full). */
-int md_spf_pool_has_idle(const md_spf_pool *p);
+MD_API int md_spf_pool_has_idle(const md_spf_pool *p);
 /* Requests in flight. */
-size_t md_spf_pool_busy(const md_spf_pool *p);
+MD_API size_t md_spf_pool_busy(const md_spf_pool *p);
 
 /* Hands req to an idle worker; tag comes back with the result.  Returns
  * MD_OK, or MD_TEMPFAIL when no worker is idle, or MD_INTERNAL. */
-md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
+MD_API md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
 
 /* Waits for the next finished evaluation and fills out (caller clears it
  * with md_spf_pool_result_clear).  Returns 1, or 0 when nothing is in flight or
  * the wait was interrupted by a signal while *cfg->cancel is set. */
-int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out);
+MD_API int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out);
 
 #ifdef __cplusplus
 }

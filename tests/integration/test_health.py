@@ -644,8 +644,8 @@ class Failures(Lab):
 
 
 class Install(unittest.TestCase):
-    """make's install rules for the cron example and the systemd units, run for those files
-    only (make install-healthexampleDATA install-systemdsystemunitDATA install-binPROGRAMS
+    """make's install rules for the cron file and the systemd units, run for those files
+    only (make install-cronDATA install-systemdsystemunitDATA install-binPROGRAMS
     install-man1 DESTDIR=...): a whole `make install` from inside `make check` would rebuild and relink
     whatever is out of date under the running tests; these rules only copy files that `make
     all` made.  systemd-analyze verify then reads the installed units under --root."""
@@ -663,15 +663,19 @@ class Install(unittest.TestCase):
                                     "--eval=md-print-var: ; @echo $(%s)" % name, "md-print-var"],
                                    capture_output=True, text=True)
                 self.assertEqual(p.returncode, 0, p.stderr)
-                return p.stdout.strip()
-            units, examples, bin_ = var("systemdsystemunitdir"), var("healthexampledir"), var("bindir")
-            p = subprocess.run(["make", "-s", "-C", build, "install-healthexampleDATA",
+                # under make check, a sub-make may still say where it is
+                return [l for l in p.stdout.splitlines() if not l.startswith("make[")][-1].strip()
+            units, crond, bin_ = var("systemdsystemunitdir"), var("crondir"), var("bindir")
+            sysconf = var("sysconfdir")
+            self.assertEqual(crond, sysconf + "/cron.d")
+            p = subprocess.run(["make", "-s", "-C", build, "install-cronDATA",
                                 "install-systemdsystemunitDATA", "install-binPROGRAMS", "install-man1",
                                 "DESTDIR=" + dest], capture_output=True, text=True)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertTrue(os.path.isfile(os.path.join(dest + var("man1dir"), "maildiag-health.1")),
                             "the units' Documentation= page is installed")
-            cron = os.path.join(dest + examples, "maildiag-health.cron")
+            # cron(8) skips files in cron.d whose names hold a dot
+            cron = os.path.join(dest + crond, "maildiag-health")
             service = os.path.join(dest + units, "maildiag-health.service")
             timer = os.path.join(dest + units, "maildiag-health.timer")
             for f in (cron, service, timer):
@@ -679,7 +683,17 @@ class Install(unittest.TestCase):
             with open(cron) as f:
                 line = [l for l in f if l.strip() and not l.startswith("#") and "=" not in l.split()[0]]
             self.assertEqual(len(line), 1, line)
-            self.assertRegex(line[0], r"^\*/5 \* \* \* \* root %s/maildiag-health --prometheus /\S+\.prom" % re.escape(bin_))
+            # quiet where systemd runs (the timer's job) and until the configuration exists
+            self.assertRegex(line[0], r"^\*/5 \* \* \* \* root \[ -d /run/systemd/system \] \|\| "
+                             r"\[ ! -r %s/maildiag\.conf \] \|\| %s/maildiag-health --prometheus /\S+\.prom$"
+                             % (re.escape("/etc"), re.escape(bin_)))
+            cmd = line[0].split(" root ", 1)[1].strip()
+            # run by sh as cron would, with the paths pointed at a folder of ours: no
+            # configuration there, so it must do nothing and succeed
+            fake = cmd.replace("/etc/maildiag.conf", os.path.join(dest, "absent.conf"))
+            fake = fake.replace("[ -d /run/systemd/system ]", "false")
+            p = subprocess.run(["sh", "-c", fake], capture_output=True, text=True, timeout=30)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""), "no configuration: quiet")
             with open(service) as f:
                 text = f.read()
             self.assertIn("ExecStart=%s/maildiag-health --prometheus " % bin_, text)

@@ -39,6 +39,9 @@ void cli_line(FILE *out, const char *fmt, ...)
     va_end(ap);
 }
 
+static void vprefixed(const char *prog, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void vprefixed(const char *prog, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void vprefixed(const char *prog, const char *fmt, va_list ap)
 {
     char small[1024];

@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "dns/dns.h"
 #include "report/report.h"
+#include "address/address.h"
 
 #define MD_EXIT_OK 0
 #define MD_EXIT_WARNING 1
@@ -58,6 +59,13 @@ void cli_vline(FILE *out, const char *fmt, va_list ap) __attribute__((format(pri
 /* One row of n fields separated by TABs, each sanitized (a NULL field is
  * empty), so a field can neither add a column nor a row. */
 void cli_row(FILE *out, const char *const *fields, size_t n);
+/* With --json a run prints exactly one JSON value, errors included: this
+ * prints {"schema_version":1,"status":"unknown","findings":[{"id":ID,
+ * "severity":"unknown","summary":MESSAGE}]} on standard output (ID from
+ * the catalogue: usage.error, config.error, store.error, input.invalid)
+ * and returns MD_EXIT_UNKNOWN.  The message is sanitized like every
+ * finding's. */
+int cli_json_error(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 
@@ -117,6 +125,13 @@ int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md
  * cannot write the results: REASON" and returns MD_EXIT_UNKNOWN. */
 int cli_write_failed(const char *prog, int errnum);
 
+/* --- the program's own directory -------------------------------------------
+ * Writes the directory holding the running executable (from
+ * /proc/self/exe) to dir, or "" when it is unknown or does not fit.  In a
+ * libtool build tree that is the .libs/ directory, whose parent holds the
+ * siblings (the other tools, the helpers): the parent is written then. */
+void cli_self_dir(char *dir, size_t size);
+
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),
  * without its final newline.  A file readable by other users is refused
@@ -124,6 +139,23 @@ int cli_write_failed(const char *prog, int errnum);
  * cli_secret_free, which wipes it), or NULL after printing the error. */
 char *cli_read_secret_file(const char *prog, const char *what, const char *path);
 void cli_secret_free(char *s);
+
+/* --- addresses (lib/address): every tool answers alike ---------------------
+ * A bad address is reported as "PROG: [WHAT ]'TEXT': not a valid email
+ * address: REASON" on standard error (TEXT sanitized and cut at 200
+ * octets), and the tool exits MD_EXIT_UNKNOWN. */
+/* Parses text, given as WHAT ("--from"; NULL for an operand), with
+ * md_address_parse_len(opts).  Returns 0, or -1 after printing the error. */
+int cli_address(const char *prog, const char *what, const char *text, unsigned opts, md_address *a);
+/* Prints that error line for err, for a tool that parsed by itself. */
+void cli_address_error(const char *prog, const char *what, const char *text, const md_error *err);
+/* Prints "PROG: note: [WHAT ]'MAILBOX': NOTE" on standard error for each
+ * flag of a in mask (MD_ADDRESS_CHANGED, MD_ADDRESS_UNUSUAL ...). */
+void cli_address_notes(const char *prog, const char *what, const md_address *a, unsigned mask);
+/* Adds the findings for a's flags to rep: address.trimmed when input
+ * handling removed something, address.unusual for each unusual flag (both
+ * severity ok: they inform, they do not change the exit code). */
+void cli_address_findings(md_report *rep, const md_address *a);
 
 /* Stored text as a JSON string: kept exactly when it is well-formed UTF-8
  * (JSON escapes its control characters), else sanitized (json_string

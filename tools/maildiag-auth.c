@@ -90,27 +90,31 @@ int main(int argc, char **argv)
     if ((dns = cli_dns_open(&o.dns, prog, 0)) == NULL)
         goto done;
     md_tally_init(&tally);
+    /* The library words facts; the advice names our option. */
     md_auth_config cfg = { .selectors = o.selectors, .nselectors = o.nselectors,
+                           .probe_selectors = getenv("MAILDIAG_DKIM_SELECTORS"),
+                           .selector_advice = "give the selector your mail is signed with"
+                                              " (--dkim-selector)",
                            .sends_reset = !o.no_reset };
     unsigned flags = md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE : MD_TEXT_EVIDENCE;
     for (int i = optind; i < argc; i++) {
         md_error err = { 0 };
-        json_t *obj = md_auth_check(dns, argv[i], &cfg, &err);
-        if (obj == NULL)
-            obj = json_pack("{s:s?, s:[{s:s, s:s, s:s}]}", "domain", argv[i], "findings",
-                            "id", "input.invalid_domain", "severity", "unknown",
-                            "summary", err.text);
-        if (obj == NULL)   /* not UTF-8 */
-            obj = json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "domain", "(not UTF-8)", "findings",
-                            "id", "input.invalid_domain", "severity", "unknown",
-                            "summary", "the domain is not valid UTF-8");
-        md_report *rep = md_auth_report(prog, obj);
+        md_auth_result *res = NULL;
+        int utf8 = md_utf8_valid(argv[i], strlen(argv[i]));
+        md_report *rep = md_report_new(prog, utf8 ? argv[i] : "(not UTF-8)");
+        if (md_auth_check(dns, argv[i], &cfg, &res, rep, &err) == MD_OK) {
+            md_auth_describe(res, rep);
+        } else {
+            md_report_set(rep, "domain", json_string(utf8 ? argv[i] : "(not UTF-8)"));
+            md_report_add(rep, "input.invalid_domain", MD_SEV_UNKNOWN, "%s",
+                          utf8 ? err.text : "the domain is not valid UTF-8");
+        }
+        md_auth_result_free(res);
         md_tally_add(&tally, md_report_status(rep));
         if ((o.format == CLI_JSON ? md_report_write_json(rep, stdout)
                                   : md_report_write_text(rep, stdout, flags)) != 0)
             werr = 1;
         md_report_free(rep);
-        json_decref(obj);
     }
     if (fflush(stdout) != 0 || werr) {
         cli_error(prog, "cannot write the results");

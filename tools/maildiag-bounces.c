@@ -224,7 +224,10 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
         r->n.malformed++;
         goto done;
     }
-    json_object_set_new(jm, "bounce", md_bounce_to_json(b));
+    md_report *br = md_report_new("bounce", NULL);
+    md_bounce_describe(b, br);
+    json_object_set(jm, "bounce", md_report_fields(br));
+    md_report_free(br);
     if (b->kind == MD_BOUNCE_NONE) {
         r->n.not_bounce++;
         json_object_set_new(jm, "id", json_string("bounce.none"));
@@ -283,7 +286,7 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
         json_object_set_new(act, "result", json_string(result));
         json_array_append_new(acts, act);
     }
-    int already = 0;
+    int already = 0, failed = 0;
     unsigned long changed = 0;
     if (nsup && o->u.store) {
         md_status st = o->apply
@@ -292,7 +295,7 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
             : md_store_bounce_applied(o->u.store, b->key, &already, &err);
         if (st != MD_OK) {
             ucli_error(&o->u, "store", &err);
-            r->store_failed = 1;
+            r->store_failed = failed = 1;
         }
     }
     for (size_t i = 0; i < json_array_size(acts); i++) {
@@ -300,6 +303,8 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
         const char *res = jstr(act, "result");
         if (already && json_object_get(act, "reason"))
             json_object_set_new(act, "result", json_string(res = "already_applied"));
+        if (failed && o->apply && strcmp(res, "suppressed") == 0)   /* rolled back with the message */
+            json_object_set_new(act, "result", json_string(res = "not_applied"));
         if (strcmp(res, "suppressed") == 0 || strcmp(res, "would_suppress") == 0) {
             if (o->apply)
                 r->n.suppressed++;
@@ -314,7 +319,8 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
                    act_s ? act_s : b->feedback_type ? b->feedback_type : "feedback",
                    jstr(act, "status") ? jstr(act, "status") : "-",
                    strcmp(res, "would_suppress") == 0 ? "would suppress" : strcmp(res, "suppressed") == 0
-                   ? "suppressed" : strcmp(res, "already_applied") == 0 ? "already applied"
+                   ? "suppressed" : strcmp(res, "not_applied") == 0 ? "NOT suppressed (the store failed)"
+                   : strcmp(res, "already_applied") == 0 ? "already applied"
                    : strcmp(res, "already_suppressed") == 0 ? "already suppressed"
                    : strcmp(res, "invalid_address") == 0 ? "not an address" : "reported only",
                    rsn ? " (" : "", rsn ? rsn : "", rsn ? ")" : "");

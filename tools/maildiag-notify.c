@@ -102,6 +102,12 @@ static int remind(ucli *u, const json_t *req)
         md_account_sent sent;
         md_status st = md_account_mail_one(u->store, &um.mailer, to, key, MD_ACCOUNT_MAIL_REMINDER, &first,
                                            names, n, &sent, &err);
+        md_error lost;
+        if (md_store_log_error(u->store, &lost) != MD_OK) {   /* the send happened: say so */
+            cli_error(u->prog, "remind: %s: %s, but its send log record was lost: %s%s%s",
+                      to, md_smtp_outcome_name(sent.outcome), lost.text, lost.peer[0] ? ": " : "", lost.peer);
+            st = lost.status;
+        }
         json_t *r = json_pack("{s:s,s:s,s:s,s:s}", "status", st == MD_OK ? "ok" : "error",
                               "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
                               "message_id", sent.message_id);

@@ -255,6 +255,7 @@ int main(int argc, char **argv)
     md_report *rep = md_report_new(prog, o.address);
     limits lim;
     md_status st = MD_INTERNAL;
+    int invalid = 0;
     pid_t child = 0;
     const char *lines[6] = { 0 };
     char l0[1400], l1[1400];
@@ -273,9 +274,11 @@ int main(int argc, char **argv)
         md_report_add(rep, "address.invalid", MD_SEV_DEFAULT, "not a valid email address: %s", err.text);
         snprintf(l0, sizeof l0, "That is not a valid email address: %s.", err.text);
         lines[0] = l0;
+        invalid = 1;
         goto done;
     }
     if (st == MD_OK) {
+        cli_address_findings(rep, &pub->address);
         md_report_set(rep, "address", json_string(pub->address.display));
         md_report_set(rep, "domain", json_pack("{s:s,s:s}", "name", pub->address.domain, "mail",
                                                !pub->mx_checked ? "not_checked" : pub->mx == MD_ADDRESS_MX_WORKS
@@ -316,6 +319,7 @@ int main(int argc, char **argv)
         }
     }
     if (st != MD_OK) {
+        ucli_error(&o.u, "store", &err);   /* the why is the operator's, on standard error */
         md_report_add(rep, "store.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
         lines[0] = "The service is unavailable at the moment; please try again later.";
         lines[1] = lines[2] = NULL;
@@ -325,6 +329,8 @@ done:
     if (!md_report_count(rep))
         md_report_add(rep, "store.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
     render(&o, rep, lines, sizeof lines / sizeof lines[0]);
+    if (invalid)   /* the words every tool gives a bad address, for whoever runs this */
+        cli_address_error(prog, NULL, o.address, &err);
     int rc = md_severity_exit_code(md_report_status(rep));
     if (fflush(stdout) != 0)
         rc = MD_EXIT_UNKNOWN;

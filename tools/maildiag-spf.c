@@ -22,6 +22,7 @@ static const char *prog = "maildiag-spf";
 typedef struct options {
     cli_dns dns;
     const char *ip, *from, *helo, *receiver;
+    md_address from_addr;      /* --from parsed; from points to its A-label form */
     int helo_identity;
     char **files;
     size_t nfiles;
@@ -81,7 +82,7 @@ static int parse_options(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:d:R:jr:t:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o->ip = optarg; break;
-        case 'F': o->from = strcmp(optarg, "<>") == 0 ? "" : optarg; break;
+        case 'F': o->from = optarg; break;
         case 'H': o->helo = optarg; break;
         case 'I':
             if (strcmp(optarg, "helo") != 0 && strcmp(optarg, "mailfrom") != 0)
@@ -112,6 +113,13 @@ static int parse_options(int argc, char **argv, options *o)
         }
         }
     }
+    /* MAIL FROM: a Mailbox or the null reverse-path; evaluated in A-labels. */
+    if (o->from) {
+        if (cli_address(prog, "--from", o->from, MD_ADDRESS_OPT_NULL_PATH, &o->from_addr) != 0)
+            return -1;
+        cli_address_notes(prog, "--from", &o->from_addr, MD_ADDRESS_CHANGED);
+        o->from = o->from_addr.ascii;
+    }
     unsigned char b[16];
     if (o->ip && inet_pton(AF_INET, o->ip, b) != 1 && inet_pton(AF_INET6, o->ip, b) != 1)
         return cli_usage_error(prog, "--ip '%s' is not an IPv4 or IPv6 address", o->ip), -1;
@@ -127,9 +135,9 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-static void emit(run *r, json_t *obj)
+/* Writes one report (and frees it). */
+static void emit(run *r, md_report *rep)
 {
-    md_report *rep = md_spf_report(prog, obj);
     md_severity st = md_report_status(rep);
     md_tally_add(&r->tally, st);
     if (!(r->o->quiet && st == MD_SEV_OK)) {
@@ -140,11 +148,10 @@ static void emit(run *r, json_t *obj)
             r->write_errno = errno ? errno : EIO;
     }
     md_report_free(rep);
-    json_decref(obj);
 }
 
 /* A result from the pool, already rendered by its worker. */
-static void emit_rendered(run *r, md_spf_result *res)
+static void emit_rendered(run *r, md_spf_pool_result *res)
 {
     md_tally_add(&r->tally, res->status);
     r->finished++;
@@ -153,13 +160,16 @@ static void emit_rendered(run *r, md_spf_result *res)
     if (!(r->o->quiet && res->status == MD_SEV_OK) && res->rendered && r->write_errno == 0
         && fwrite(res->rendered, 1, res->len, stdout) != res->len)
         r->write_errno = errno ? errno : EIO;
-    md_spf_result_clear(res);
+    md_spf_pool_result_clear(res);
 }
 
-/* One "IP ADDRESS [HELO]" line of --file into req (pointing into line). */
-static int parse_line(char *line, md_spf_request *req)
+/* One "IP ADDRESS [HELO]" line of --file into req (pointing into line and
+ * *from).  Returns 0, or -1 with why (the address's fault in *err, else
+ * err->text ""). */
+static int parse_line(char *line, md_spf_request *req, md_address *from, md_error *err)
 {
     char *save = NULL;
+    err->text[0] = '\0';
     req->ip = strtok_r(line, " \t", &save);
     req->sender = strtok_r(NULL, " \t", &save);
     req->helo = strtok_r(NULL, " \t", &save);
@@ -167,16 +177,26 @@ static int parse_line(char *line, md_spf_request *req)
     if (req->ip == NULL || req->sender == NULL || strtok_r(NULL, " \t", &save) != NULL
         || (inet_pton(AF_INET, req->ip, b) != 1 && inet_pton(AF_INET6, req->ip, b) != 1))
         return -1;
-    if (strcmp(req->sender, "<>") == 0)
-        req->sender = "";
+    /* the same grammar as --from: a Mailbox, or <> for the null path */
+    if (md_address_parse_len(req->sender, strlen(req->sender), MD_ADDRESS_OPT_NULL_PATH, from, err) != MD_OK)
+        return -1;
+    req->sender = from->ascii;
     return 0;
 }
 
-static void bad_line(run *r, const char *line)
+static void bad_line(run *r, const char *line, const md_error *err)
 {
-    emit(r, json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", "", "result",
-                      "temperror", "findings", "id", "input.invalid_line", "severity", "unknown",
-                      "summary", "not an 'IP ADDRESS [HELO]' line", "evidence", line));
+    char summary[MD_ERROR_TEXT_MAX + 48];
+    if (err->text[0])
+        snprintf(summary, sizeof summary, "ADDRESS is not a valid email address: %s", err->text);
+    md_report *rep = md_report_new(prog, NULL);
+    md_spf_result *res = md_spf_result_invalid("");
+    md_spf_describe(res, rep, 0);
+    md_spf_result_free(res);
+    md_finding *f = md_report_add(rep, "input.invalid_line", MD_SEV_UNKNOWN, "%s",
+                                  err->text[0] ? summary : "not an 'IP ADDRESS [HELO]' line");
+    md_finding_add_evidence(f, "%s", line);
+    emit(r, rep);
 }
 
 /* Evaluations through the worker pool: the --ip request, or every line. */
@@ -195,12 +215,14 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
         return -1;
     const char *item;
     int first = 1;
-    md_spf_result res;
+    md_spf_pool_result res;
     while (!cli_interrupted && r->write_errno == 0) {
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
                                .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
         char line[MD_INPUT_LINE_MAX];
+        md_address from;
+        md_error lerr;
         if (o->ip) {
             if (!first)
                 break;
@@ -216,8 +238,8 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
             if ((item = md_input_next(in, err)) == NULL)
                 break;
             snprintf(line, sizeof line, "%s", item);
-            if (parse_line(line, &req) != 0) {
-                bad_line(r, item);
+            if (parse_line(line, &req, &from, &lerr) != 0) {
+                bad_line(r, item, &lerr);
                 continue;
             }
         }
@@ -246,16 +268,24 @@ static int lint(run *r, md_input *in, const options *o, md_error *err)
     if (dns == NULL)
         return -2;
     while (!cli_interrupted && r->write_errno == 0 && (d = md_input_next(in, err)) != NULL) {
-        json_t *obj = md_spf_lint(dns, d, err);
+        int utf8 = md_utf8_valid(d, strlen(d));
+        md_report *rep = md_report_new(prog, utf8 ? d : "(not UTF-8)");
+        md_spf_result *res = NULL;
+        md_error lerr = { 0 };
+        if (utf8 && md_spf_lint(dns, d, &res, rep, &lerr) == MD_OK) {
+            md_spf_describe(res, rep, 0);
+        } else {
+            md_report_set(rep, "domain", json_string(utf8 ? d : "(not UTF-8)"));
+            md_finding *f = md_report_add(rep, "input.invalid_domain", MD_SEV_UNKNOWN,
+                                          "not a usable domain name");
+            md_finding_add_evidence(f, "%s", d);
+        }
+        md_spf_result_free(res);
         if (cli_interrupted) {      /* cut short: not a result */
-            json_decref(obj);
+            md_report_free(rep);
             break;
         }
-        if (obj == NULL)
-            obj = json_pack("{s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "domain", d, "findings",
-                            "id", "input.invalid_domain", "severity", "unknown",
-                            "summary", "not a usable domain name", "evidence", d);
-        emit(r, obj);
+        emit(r, rep);
     }
     md_dns_free(dns);
     return md_input_failed(in) ? -1 : 0;

@@ -192,12 +192,11 @@ static int cmd_init(options *o)
     int from = 0;
     if (operands(o, 1, 0, 0, "init takes no operand") != 0 || ucli_open_store(&o->u, MD_STORE_CREATE) != 0)
         return MD_EXIT_UNKNOWN;
-    if (md_store_migrate(o->u.store, &from, &err) != MD_OK) {
+    md_store_audit a = { ucli_operator(&o->u), "init", md_store_engine(o->u.store), NULL };
+    if (md_store_migrate_audited(o->u.store, &a, &from, &err) != MD_OK) {
         ucli_error(&o->u, "init", &err);
         return MD_EXIT_UNKNOWN;
     }
-    md_store_audit a = { ucli_operator(&o->u), "init", md_store_engine(o->u.store), NULL };
-    md_store_audit_add(o->u.store, &a, &err);
     result(o, "init", json_pack("{s:i,s:i}", "from_version", from, "version", MD_STORE_SCHEMA_VERSION),
            "%s store: schema version %d (%s)", md_store_engine(o->u.store), MD_STORE_SCHEMA_VERSION,
            from == 0 ? "created" : from == MD_STORE_SCHEMA_VERSION ? "already current" : "migrated");
@@ -206,20 +205,34 @@ static int cmd_init(options *o)
 
 static int cmd_lookup(options *o)
 {
-    md_error err;
+    md_error err = { 0 };
+    md_address addr;
     const char *target = o->username ? o->username : (o->nargs > 1 ? o->args[1] : NULL);
     if (operands(o, 1, o->username ? 0 : 1, o->username ? 0 : 1,
                  "lookup takes one ADDRESS, or --username NAME") != 0 ||
         ucli_open_store(&o->u, 0) != 0 || ucli_open_dns(&o->u) != 0)
         return MD_EXIT_UNKNOWN;
     md_report *rep = md_report_new(prog, target);
-    md_status st = o->username
-        ? md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err)
-        : md_account_lookup(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
-    int rc = MD_EXIT_UNKNOWN;
+    md_status st;
+    o->u.aopt.suppression_advice = "fix the cause, then 'maildiag-user suppression remove'";
+    if (o->username) {
+        st = md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
+    } else if ((st = md_address_parse(target, &addr, &err)) == MD_OK) {
+        cli_address_findings(rep, &addr);
+        st = md_account_lookup(o->u.store, o->u.resolver, addr.mailbox, &o->u.aopt, now_s(), rep, &err);
+    }
+    int rc = MD_EXIT_UNKNOWN, invalid = 0;
     if (st == MD_CONFIG && err.stage[0] && strcmp(err.stage, "input.address") == 0) {
-        md_report_set(rep, "address", json_string(target));
+        /* A bad address: the words on stderr, as every tool does; the
+         * report (JSON) and the audit record as for any lookup. */
+        invalid = 1;
+        md_report_set(rep, "address", cli_json_text(target));
         md_report_add(rep, "address.invalid", MD_SEV_DEFAULT, "not a valid email address: %s", err.text);
+        if (o->username)
+            cli_error(prog, "the address of the account '%s' is not a valid email address: %s", target,
+                      err.text);
+        else
+            cli_address_error(prog, NULL, target, &err);
         st = MD_OK;
     } else if (st == MD_NOTFOUND) {
         md_report_set(rep, "username", json_string(target));
@@ -236,7 +249,7 @@ static int cmd_lookup(options *o)
         } else {
             if (o->format == CLI_JSON)
                 md_report_write_json(rep, stdout);
-            else
+            else if (!invalid)
                 md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE
                                                                           : MD_TEXT_EVIDENCE);
             rc = md_severity_exit_code(md_report_status(rep));
@@ -258,8 +271,9 @@ static int cmd_remind(options *o)
     if (operands(o, 1, 1, 1, "remind takes one ADDRESS") != 0)
         return MD_EXIT_UNKNOWN;
     const char *target = o->args[1];
-    if (md_address_parse(target, &a, &err) != MD_OK)
-        return cli_usage_error(prog, "'%s': %s", target, err.text);
+    if (cli_address(prog, NULL, target, 0, &a) != 0)
+        return MD_EXIT_UNKNOWN;
+    cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED | MD_ADDRESS_UNUSUAL);
     md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
     if (ucli_open_store(&o->u, 0) != 0)
         return MD_EXIT_UNKNOWN;
@@ -289,6 +303,10 @@ static int cmd_remind(options *o)
                                       "usernames", jn),
                "no account on %s can receive a reminder: nothing sent", a.display);
         rc = MD_EXIT_WARNING;
+    } else if (md_store_writable(o->u.store, &err) != MD_OK) {
+        /* A reminder that could not be logged must not go out. */
+        ucli_error(&o->u, "remind: nothing was sent", &err);
+        json_decref(jn);
     } else {
         /* Sending is maildiag-notify's (see usercli.h): it sends and writes
          * the send log; the audit record and the answer are ours. */
@@ -305,7 +323,7 @@ static int cmd_remind(options *o)
             char detail[700];
             snprintf(detail, sizeof detail, "%s: %s", outcome, reply);
             md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
-            md_store_audit_add(o->u.store, &au, &err);
+            md_status logged = md_store_audit_add(o->u.store, &au, &err);
             result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
                                           "outcome", outcome, "reply", reply, "message_id", mid ? mid : ""),
                    "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
@@ -314,6 +332,10 @@ static int cmd_remind(options *o)
             rc = status == NULL || strcmp(status, "ok") != 0 ? MD_EXIT_UNKNOWN
                : strcmp(outcome, "accepted") == 0 ? MD_EXIT_OK
                : strcmp(outcome, "deferred") == 0 ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
+            if (logged != MD_OK) {
+                ucli_error(&o->u, "remind: the reminder's audit record was not written", &err);
+                rc = MD_EXIT_UNKNOWN;
+            }
         }
         json_decref(rep);
         json_decref(req);
@@ -333,10 +355,9 @@ static int target_accounts(options *o, const char *target, md_store_account_list
     } else {
         md_address a;
         char key[MD_ADDRESS_MAX + 1];
-        if (md_address_parse(target, &a, &err) != MD_OK) {
-            cli_usage_error(prog, "'%s': %s", target, err.text);
+        if (cli_address(prog, NULL, target, 0, &a) != 0)
             return -1;
-        }
+        cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED);
         md_address_key(&a, o->u.aopt.key_flags, key, sizeof key);
         st = md_store_find_by_email(o->u.store, key, acc, &err);
     }
@@ -426,11 +447,9 @@ static int cmd_sessions(options *o)
 static int suppression_key(options *o, const char *addr, char *key)
 {
     md_address a;
-    md_error err;
-    if (md_address_parse(addr, &a, &err) != MD_OK) {
-        cli_usage_error(prog, "'%s': %s", addr, err.text);
+    if (cli_address(prog, NULL, addr, 0, &a) != 0)
         return -1;
-    }
+    cli_address_notes(prog, NULL, &a, MD_ADDRESS_CHANGED);
     md_address_key(&a, o->u.aopt.key_flags, key, MD_ADDRESS_MAX + 1);
     return 0;
 }
@@ -514,13 +533,20 @@ static int cmd_import_export(options *o, int import)
         return MD_EXIT_UNKNOWN;
     const char *path = o->nargs > 1 ? o->args[1] : "-";
     int std = strcmp(path, "-") == 0;
-    FILE *f = std ? (import ? stdin : stdout) : fopen(path, import ? "r" : "w");
-    if (f == NULL) {
+    FILE *f = std ? (import ? stdin : stdout) : import ? fopen(path, "r") : NULL;
+    if (import && f == NULL) {
         cli_error(prog, "%s: %s", path, strerror(errno));
         return MD_EXIT_UNKNOWN;
     }
     int rc = MD_EXIT_UNKNOWN;
-    if (ucli_open_store(&o->u, 0) == 0) {
+    if (ucli_open_store(&o->u, 0) != 0) {
+        /* said why; an export's file is not even created */
+    } else if (!import && md_store_writable(o->u.store, &err) != MD_OK) {
+        /* no export that its audit record cannot follow */
+        ucli_error(&o->u, "export: nothing was exported", &err);
+    } else if (f == NULL && (f = fopen(path, "w")) == NULL) {
+        cli_error(prog, "%s: %s", path, strerror(errno));
+    } else {
         md_store_audit a = { ucli_operator(&o->u), import ? "import" : "export", path, NULL };
         md_status st = import ? md_store_import_csv(o->u.store, f, o->u.aopt.key_flags, &a, &rows, &err)
                               : md_store_export_csv(o->u.store, f, &rows, &err);
@@ -542,7 +568,7 @@ static int cmd_import_export(options *o, int import)
             rc = MD_EXIT_OK;
         }
     }
-    if (!std && fclose(f) != 0 && rc == MD_EXIT_OK) {
+    if (!std && f && fclose(f) != 0 && rc == MD_EXIT_OK) {
         cli_error(prog, "%s: %s", path, strerror(errno));
         rc = MD_EXIT_UNKNOWN;
     }

@@ -129,6 +129,21 @@ char *md_sanitize_text(char *dst, size_t dstsize, const char *src, size_t len, u
     if (dstsize == 0)
         return dst;
     while (src != NULL && i < len && src[i] != '\0') {
+        /* printable ASCII, nearly all text, is copied in runs */
+        size_t run = i;
+        while (run < len && (unsigned char)src[run] >= 0x20 && (unsigned char)src[run] < 0x7f)
+            run++;
+        if (run > i) {
+            size_t k = run - i;
+            if (k > dstsize - 1 - o)
+                k = dstsize - 1 - o;
+            memmove(dst + o, src + i, k);   /* dst may be src: o <= i */
+            o += k;
+            i += k;
+            if (i < run)
+                break;   /* dst is full */
+            continue;
+        }
         uint32_t cp;
         size_t n = md_utf8_decode(src + i, len - i, &cp);
         if (n == 0 || md_unicode_is_control(cp) || ((flags & MD_SANITIZE_ASCII) && cp >= 0x80)) {

@@ -43,9 +43,13 @@ void md_input_free(md_input *in)
 
 static char *trim(char *s)
 {
-    char *hash = strchr(s, '#');
-    if (hash)
-        *hash = '\0';
+    /* A comment starts at a '#' that begins the line or follows a blank:
+     * inside a word it is text ("a#b@example.com" is an address). */
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
     while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
         s++;
     size_t n = strlen(s);

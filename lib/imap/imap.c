@@ -2,6 +2,7 @@
  * not do, and how this module fills the gaps). */
 #include "config.h"
 #include "imap.h"
+#include "base/buf.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -38,14 +39,15 @@ struct md_imap {
     size_t max_message, max_results;
     char errbuf[CURL_ERROR_SIZE];
     /* per request */
-    char *body;                    /* write callback data */
-    size_t blen, bmax;
+    md_buf body;                   /* write callback data, at most bmax bytes */
+    size_t bmax;
     int overflow;
     char last_cmd[24];             /* "LOGIN", "SELECT", "UID FETCH" ... */
     char reply[MD_ERROR_TEXT_MAX]; /* the first NO/BAD/BYE, else the last tagged line; sanitized */
     int refused;                   /* reply holds a NO/BAD/BYE */
     /* the server's state, from the commands sent (on_debug) */
     int readonly;                  /* the folder is open with EXAMINE */
+    uint32_t uidvalidity, uidnext; /* of the folder, from its last EXAMINE or SELECT; 0 unknown */
     /* learned from the server */
     int tls;
     char tls_version[16];
@@ -58,14 +60,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *u)
 {
     md_imap *m = u;
     size_t len = size * n;
-    if (m->blen + len > m->bmax) {
+    if (m->body.len + len > m->bmax) {
         m->overflow = 1;
         return 0;   /* CURLE_WRITE_ERROR: stop the transfer */
     }
-    m->body = md_xrealloc(m->body, m->blen + len + 1);
-    memcpy(m->body + m->blen, p, len);
-    m->blen += len;
-    m->body[m->blen] = '\0';
+    md_buf_add(&m->body, p, len);
     return len;
 }
 
@@ -282,9 +281,7 @@ static md_status run(md_imap *m, const char *folder, uint32_t uid, const char *c
     md_status st = set_path(m, folder, uid, err);
     if (st != MD_OK)
         return st;
-    free(m->body);
-    m->body = NULL;
-    m->blen = 0;
+    m->body.len = 0;
     m->bmax = bmax;
     m->overflow = 0;
     m->last_cmd[0] = '\0';
@@ -321,12 +318,17 @@ static void quoted(char *out, size_t size, const char *s)
  * of its own until it reconnects, so fetches by URL then run read-only and
  * set no \Seen (and Dovecot renames no Maildir file).
  */
+static void read_open_codes(md_imap *m);
+
 static md_status reopen(md_imap *m, int readonly, md_error *err)
 {
     char name[600], cmd[620];
     quoted(name, sizeof name, m->folder);
     snprintf(cmd, sizeof cmd, "%s %s", readonly ? "EXAMINE" : "SELECT", name);
-    return run(m, NULL, 0, cmd, REPLY_MAX, err);
+    md_status st = run(m, NULL, 0, cmd, REPLY_MAX, err);
+    if (st == MD_OK)
+        read_open_codes(m);
+    return st;
 }
 
 /* -------------------------------------------------------------- open/free */
@@ -459,7 +461,7 @@ void md_imap_free(md_imap *m)
     free(m->host);
     free(m->user);
     free(m->folder);
-    free(m->body);
+    md_buf_free(&m->body);
     free(m);
 }
 
@@ -564,10 +566,38 @@ static const char *read_u32(const char *p, const char *e, uint32_t *v)
     return p;
 }
 
+/* A response code of EXAMINE / SELECT: "* OK [UIDNEXT 7] ..." (RFC 3501
+ * 7.1); 0 when absent or not a number. */
+static uint32_t open_code(const char *l, size_t n, const char *code)
+{
+    size_t cl = strlen(code);
+    uint32_t v = 0;
+    if (!starts_ci(l, n, "* OK [") || n < 6 + cl + 1 || strncasecmp(l + 6, code, cl) != 0 || l[6 + cl] != ' ')
+        return 0;
+    const char *e = read_u32(l + 7 + cl, l + n, &v);
+    return e && e < l + n && *e == ']' ? v : 0;
+}
+
+/* The folder's UIDVALIDITY and UIDNEXT from the untagged responses of the
+ * EXAMINE or SELECT just run. */
+static void read_open_codes(md_imap *m)
+{
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
+    size_t n;
+    uint32_t v;
+    m->uidvalidity = m->uidnext = 0;
+    while ((l = next_line(&p, end, &n)) != NULL) {
+        if ((v = open_code(l, n, "UIDVALIDITY")) != 0)
+            m->uidvalidity = v;
+        else if ((v = open_code(l, n, "UIDNEXT")) != 0)
+            m->uidnext = v;
+    }
+}
+
 /* "* SEARCH 1 2 3" or "* ESEARCH (TAG "A5") UID ALL 1:3,7" into u. */
 static md_status read_search(md_imap *m, md_imap_uids *u, md_error *err)
 {
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n, cap = 0;
     memset(u, 0, sizeof *u);
     while ((l = next_line(&p, end, &n)) != NULL) {
@@ -612,7 +642,7 @@ static md_status read_search(md_imap *m, md_imap_uids *u, md_error *err)
             }
         }
     }
-    if (m->blen && m->body[m->blen - 1] != '\n')
+    if (m->body.len && m->body.data[m->body.len - 1] != '\n')
         return md_error_set(err, MD_PROTOCOL, "imap.search", "the search reply was cut short");
     if (u->n > 1)
         qsort(u->v, u->n, sizeof *u->v, cmp_uid);
@@ -621,7 +651,7 @@ static md_status read_search(md_imap *m, md_imap_uids *u, md_error *err)
 
 static md_status search(md_imap *m, const char *criteria, md_imap_uids *out, md_error *err)
 {
-    char cmd[600];
+    char cmd[900];
     memset(out, 0, sizeof *out);
     snprintf(cmd, sizeof cmd, "UID SEARCH %s%s", m->esearch ? "RETURN (ALL) " : "", criteria);
     md_status st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
@@ -642,7 +672,13 @@ static int printable_ascii(const char *s, size_t max)
 md_status md_imap_search_header(md_imap *m, const char *field, const char *value, md_imap_uids *out,
                                 md_error *err)
 {
-    char f[260], v[520], crit[800];
+    return md_imap_search_header_from(m, 0, field, value, out, err);
+}
+
+md_status md_imap_search_header_from(md_imap *m, uint32_t min_uid, const char *field, const char *value,
+                                     md_imap_uids *out, md_error *err)
+{
+    char f[260], v[520], crit[820], from[32] = "";
     memset(out, 0, sizeof *out);
     if (field == NULL || value == NULL || !*field || !printable_ascii(field, 100) ||
         !printable_ascii(value, 250) || strpbrk(field, ": ") != NULL)
@@ -650,8 +686,97 @@ md_status md_imap_search_header(md_imap *m, const char *field, const char *value
                             "of printable ASCII (at most 100 and 250 characters)");
     quoted(f, sizeof f, field);
     quoted(v, sizeof v, value);
-    snprintf(crit, sizeof crit, "HEADER %s %s", f, v);
+    if (min_uid > 1)
+        snprintf(from, sizeof from, "UID %u:* ", min_uid);
+    snprintf(crit, sizeof crit, "%sHEADER %s %s", from, f, v);
     return search(m, crit, out, err);
+}
+
+md_status md_imap_noop(md_imap *m, md_error *err)
+{
+    return run(m, m->folder, 0, "NOOP", REPLY_MAX, err);
+}
+
+void md_imap_folder_uids(const md_imap *m, uint32_t *uidvalidity, uint32_t *uidnext)
+{
+    *uidvalidity = m->uidvalidity;
+    *uidnext = m->uidnext;
+}
+
+/* The item list of "* STATUS NAME (MESSAGES 3 UIDNEXT 7 UIDVALIDITY 9)":
+ * the last parenthesized group of the line (a quoted NAME may hold
+ * parentheses; one sent as a literal puts the list on the next line). */
+static int read_status(const char *l, size_t n, md_imap_folder_status *out)
+{
+    const char *e = l + n, *q = NULL;
+    if (n < 2 || l[n - 1] != ')')
+        return 0;
+    for (const char *c = l; c < e; c++)
+        if (*c == '(')
+            q = c;
+    if (q == NULL)
+        return 0;
+    int got = 0;
+    for (q++; q < e - 1;) {
+        while (q < e - 1 && *q == ' ')
+            q++;
+        const char *name = q;
+        while (q < e - 1 && *q != ' ')
+            q++;
+        size_t nl = (size_t)(q - name);
+        while (q < e - 1 && *q == ' ')
+            q++;
+        uint64_t v = 0;
+        const char *d = q;
+        while (q < e - 1 && isdigit((unsigned char)*q) && v <= UINT32_MAX)
+            v = v * 10 + (uint64_t)(*q++ - '0');
+        if (q == d || v > UINT32_MAX || (q < e - 1 && *q != ' '))
+            return 0;
+        if (nl == 8 && strncasecmp(name, "MESSAGES", 8) == 0)
+            out->messages = (uint32_t)v;
+        else if (nl == 7 && strncasecmp(name, "UIDNEXT", 7) == 0)
+            out->uidnext = (uint32_t)v, got = 1;
+        else if (nl == 11 && strncasecmp(name, "UIDVALIDITY", 11) == 0)
+            out->uidvalidity = (uint32_t)v;
+    }
+    return got;
+}
+
+md_status md_imap_status(md_imap *m, const char *folder, md_imap_folder_status *out, md_error *err)
+{
+    char name[600], cmd[680];
+    memset(out, 0, sizeof *out);
+    if (folder == NULL || *folder == '\0' || !printable_ascii(folder, 500))
+        return md_error_set(err, MD_CONFIG, "imap.status", "STATUS needs a folder name of printable ASCII");
+    if (strcmp(folder, m->folder) == 0)
+        return md_error_set(err, MD_CONFIG, "imap.status", "STATUS of the selected folder '%s' "
+                            "(RFC 3501 6.3.10: NOOP and a search there instead)", folder);
+    quoted(name, sizeof name, folder);
+    snprintf(cmd, sizeof cmd, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", name);
+    md_error e = { 0 };
+    md_status st = run(m, NULL, 0, cmd, REPLY_MAX, &e);
+    if (st == MD_PERMFAIL && strcmp(e.stage, "imap.command") == 0) {   /* NO or BAD */
+        st = md_error_set(err, MD_NOTFOUND, "imap.status", "STATUS of the folder '%s' was refused (it does "
+                          "not exist, or this user may not read it)", folder);
+        md_error_set_peer(err, e.peer, strlen(e.peer));
+        return st;
+    }
+    if (st != MD_OK) {
+        if (err)
+            *err = e;
+        return st;
+    }
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
+    size_t n;
+    int in_status = 0;
+    while ((l = next_line(&p, end, &n)) != NULL) {
+        if (starts_ci(l, n, "* STATUS "))
+            in_status = 1;
+        if (in_status && read_status(l, n, out))
+            return MD_OK;
+    }
+    return md_error_set(err, MD_PROTOCOL, "imap.status", "%s answered STATUS of '%s' without UIDNEXT", m->host,
+                        folder);
 }
 
 md_status md_imap_search_since(md_imap *m, int64_t since, md_imap_uids *out, md_error *err)
@@ -738,7 +863,7 @@ md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_err
     md_status st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
     if (st != MD_OK)
         return st;
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n;
     while ((l = next_line(&p, end, &n)) != NULL)
         if (read_info(l, n, uid, out))
@@ -775,7 +900,7 @@ md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info
         free(cmd);
         if (st != MD_OK)
             return st;
-        const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+        const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
         size_t n;
         while ((l = next_line(&p, end, &n)) != NULL) {
             md_imap_info in;
@@ -803,20 +928,15 @@ md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data,
     if (st == MD_OK && !info->seen && !m->readonly) {   /* libcurl reconnected and SELECTed */
         char cmd[64];
         snprintf(cmd, sizeof cmd, "UID STORE %u -FLAGS.SILENT (\\Seen)", info->uid);
-        char *body = m->body;
-        size_t blen = m->blen;
-        m->body = NULL;   /* keep the message across the second request */
+        md_buf body = m->body;
+        m->body = (md_buf){ 0 };   /* keep the message across the second request */
         st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
-        free(m->body);
+        md_buf_free(&m->body);
         m->body = body;
-        m->blen = blen;
     }
     if (st != MD_OK)
         return st;
-    *data = m->body ? m->body : md_xstrdup("");
-    *len = m->blen;
-    m->body = NULL;
-    m->blen = 0;
+    *data = md_buf_steal(&m->body, len);
     return MD_OK;
 }
 
@@ -834,7 +954,9 @@ md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_i
     return md_imap_fetch_known(m, &in, data, len, err);
 }
 
-md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err)
+/* STORE +FLAGS.SILENT (\Deleted) of uids, in batches; with expunge, then
+ * UID EXPUNGE of each batch (UIDPLUS) or EXPUNGE. */
+static md_status store_deleted(md_imap *m, const uint32_t *uids, size_t n, int expunge, md_error *err)
 {
     md_status st = m->readonly ? reopen(m, 0, err) : MD_OK;
     for (size_t i = 0; i < n && st == MD_OK; i += UID_BATCH) {
@@ -843,7 +965,7 @@ md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *e
         char *cmd = md_xasprintf("UID STORE %s +FLAGS.SILENT (\\Deleted)", set);
         st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
         free(cmd);
-        if (st == MD_OK) {
+        if (st == MD_OK && expunge) {
             cmd = m->uidplus ? md_xasprintf("UID EXPUNGE %s", set) : md_xstrdup("EXPUNGE");
             st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
             free(cmd);
@@ -851,6 +973,26 @@ md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *e
         free(set);
     }
     return st;
+}
+
+md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err)
+{
+    return store_deleted(m, uids, n, 1, err);
+}
+
+md_status md_imap_flag_deleted(md_imap *m, const uint32_t *uids, size_t n, md_error *err)
+{
+    return store_deleted(m, uids, n, 0, err);
+}
+
+int md_imap_uidplus(const md_imap *m)
+{
+    return m->uidplus;
+}
+
+void md_imap_set_deadline(md_imap *m, unsigned ms)
+{
+    m->deadline = ms ? md_now_ms() + ms : 0;
 }
 
 /* --------------------------------------------------------------------- list */
@@ -926,7 +1068,7 @@ md_status md_imap_list(md_imap *m, md_imap_folder_list *out, md_error *err)
                        REPLY_MAX, err);
     if (st != MD_OK)
         return st;
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n, cap = 0;
     while ((l = next_line(&p, end, &n)) != NULL && out->n < FOLDERS_MAX) {
         md_imap_folder_info f = { 0 };
@@ -951,18 +1093,26 @@ void md_imap_folder_list_clear(md_imap_folder_list *l)
     memset(l, 0, sizeof *l);
 }
 
+int md_imap_folder_is_junk(const md_imap_folder_info *f)
+{
+    if (f->flags & MD_IMAP_NOSELECT)
+        return 0;
+    if (f->flags & MD_IMAP_JUNK)
+        return 1;
+    const char *b = f->name, *s;
+    for (s = b; *s; s++)   /* the last level of the name */
+        if ((*s == '/' || *s == '.') && s[1])
+            b = s + 1;
+    return strcasecmp(b, "Junk") == 0 || strcasecmp(b, "Spam") == 0;
+}
+
 const char *md_imap_junk_folder(const md_imap_folder_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].flags & MD_IMAP_JUNK)
+        if ((l->v[i].flags & MD_IMAP_JUNK) && !(l->v[i].flags & MD_IMAP_NOSELECT))
             return l->v[i].name;
-    for (size_t i = 0; i < l->n; i++) {
-        const char *b = l->v[i].name, *s;
-        for (s = b; *s; s++)   /* the last level of the name */
-            if ((*s == '/' || *s == '.') && s[1])
-                b = s + 1;
-        if (!(l->v[i].flags & MD_IMAP_NOSELECT) && (strcasecmp(b, "Junk") == 0 || strcasecmp(b, "Spam") == 0))
+    for (size_t i = 0; i < l->n; i++)
+        if (md_imap_folder_is_junk(&l->v[i]))
             return l->v[i].name;
-    }
     return NULL;
 }

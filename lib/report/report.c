@@ -104,6 +104,13 @@ void md_report_free(md_report *rep)
 static char *line_vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *line_vfmt(const char *fmt, va_list ap)
 {
+    if (strcmp(fmt, "%s") == 0) {
+        /* most lines are one string: no printf machinery for them */
+        const char *s = va_arg(ap, const char *);
+        if (s == NULL)
+            s = "(null)";
+        return md_sanitize_dup(s, strlen(s));
+    }
     char small[256];
     va_list cp;
     va_copy(cp, ap);
@@ -158,20 +165,23 @@ void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
     f->evidence[f->nevidence++] = line;
 }
 
-void md_report_add_findings_json(md_report *rep, const json_t *findings, const char *fallback_id)
+void md_report_add_findings(md_report *rep, const md_report *from)
 {
-    size_t i, j;
-    json_t *f, *e;
-    json_array_foreach(findings, i, f) {
-        const char *id = json_string_value(json_object_get(f, "id"));
-        const char *sev = json_string_value(json_object_get(f, "severity"));
-        const char *summary = json_string_value(json_object_get(f, "summary"));
-        int s = md_severity_parse(sev ? sev : "unknown");
-        md_finding *fd = md_report_add(rep, id ? id : fallback_id,
-                                       s < 0 ? MD_SEV_UNKNOWN : (md_severity)s, "%s",
-                                       summary ? summary : "");
-        json_array_foreach(json_object_get(f, "evidence"), j, e)
-            md_finding_add_evidence(fd, "%s", json_string_value(e) ? json_string_value(e) : "");
+    for (size_t i = 0; i < from->nfindings; i++) {
+        const md_finding *src = &from->findings[i];
+        if (rep->nfindings == rep->cap) {
+            rep->cap = rep->cap ? rep->cap * 2 : 4;
+            rep->findings = md_xrealloc(rep->findings, rep->cap * sizeof *rep->findings);
+        }
+        /* already sanitized and checked against the catalogue when added */
+        md_finding *f = &rep->findings[rep->nfindings++];
+        f->id = md_xstrdup(src->id);
+        f->severity = src->severity;
+        f->summary = md_xstrdup(src->summary);
+        f->nevidence = src->nevidence;
+        f->evidence = src->nevidence ? md_xcalloc(src->nevidence, sizeof *f->evidence) : NULL;
+        for (size_t j = 0; j < src->nevidence; j++)
+            f->evidence[j] = md_xstrdup(src->evidence[j]);
     }
 }
 
@@ -190,6 +200,17 @@ void md_report_set(md_report *rep, const char *key, json_t *val)
     if (val == NULL)
         return;
     json_object_set_new(rep->data, key, val);
+}
+
+void md_report_set_subject(md_report *rep, const char *subject)
+{
+    free(rep->subject);
+    rep->subject = md_sanitize_dup(subject ? subject : "", subject ? strlen(subject) : 0);
+}
+
+json_t *md_report_fields(const md_report *rep)
+{
+    return rep->data;
 }
 
 const char *md_report_subject(const md_report *rep)
@@ -225,86 +246,79 @@ md_severity md_report_status(const md_report *rep)
 
 json_t *md_report_to_json(const md_report *rep)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "schema_version", json_integer(1));
-    json_object_update(o, rep->data);
-    json_object_set_new(o, "status", json_string(md_severity_name(md_report_status(rep))));
-    json_t *arr = json_array();
-    for (size_t i = 0; i < rep->nfindings; i++) {
-        const md_finding *f = &rep->findings[i];
-        json_t *jf = json_object();
-        json_object_set_new(jf, "id", json_string(f->id));
-        json_object_set_new(jf, "severity", json_string(md_severity_name(f->severity)));
-        /* Summaries and evidence were sanitized when added (line_vfmt):
-         * well-formed UTF-8, so json_string takes them. */
-        json_object_set_new(jf, "summary", json_string(f->summary));
-        if (f->nevidence > 0) {
-            json_t *ev = json_array();
-            for (size_t j = 0; j < f->nevidence; j++)
-                json_array_append_new(ev, json_string(f->evidence[j]));
-            json_object_set_new(jf, "evidence", ev);
-        }
-        json_array_append_new(arr, jf);
-    }
-    json_object_set_new(o, "findings", arr);
+    /* Read back from the one renderer, so the tree and the line can never
+     * disagree.  Not for bulk paths: they write the line. */
+    md_buf b = { 0 };
+    json_t *o = NULL;
+    if (md_report_append_json(rep, &b) == 0)
+        o = json_loadb(b.data, b.len, 0, NULL);
+    md_buf_free(&b);
     return o;
 }
 
 /* Appends a summary or evidence line: sanitized when it was added
- * (line_vfmt), so well-formed UTF-8, as jansson would store it. */
+ * (line_vfmt), so well-formed UTF-8. */
 static void append_text(md_buf *b, const char *s)
 {
     md_json_append_string(b, s, strlen(s));
 }
 
-int md_report_write_json(const md_report *rep, FILE *out)
+int md_report_append_json(const md_report *rep, md_buf *b)
 {
-    /* Written straight from the report, in md_report_to_json's shape and
-     * order, into one buffer and one fwrite: building the merged jansson
-     * tree just to print and delete it was a fifth of a bulk run. */
-    md_buf b = { 0 };
+    /* Written straight from the report into one buffer, without a merged
+     * jansson tree built only to be printed and deleted: bulk tools write
+     * one report per item. */
     const char *key;
     json_t *val;
     int rc = 0;
 
-    MD_BUF_LIT(&b, "{\"schema_version\":1");
+    MD_BUF_LIT(b, "{\"schema_version\":1");
     json_object_foreach(rep->data, key, val) {
-        MD_BUF_LIT(&b, ",");
-        md_json_append_string(&b, key, strlen(key));
-        MD_BUF_LIT(&b, ":");
-        if (md_json_append(&b, val) != 0)
+        MD_BUF_LIT(b, ",");
+        md_json_append_string(b, key, strlen(key));
+        MD_BUF_LIT(b, ":");
+        if (md_json_append(b, val) != 0) {
+            MD_BUF_LIT(b, "null");
             rc = -1;
+        }
     }
-    MD_BUF_LIT(&b, ",\"status\":\"");
+    MD_BUF_LIT(b, ",\"status\":\"");
     const char *st = md_severity_name(md_report_status(rep));
-    md_buf_add(&b, st, strlen(st));
-    MD_BUF_LIT(&b, "\",\"findings\":[");
+    md_buf_add(b, st, strlen(st));
+    MD_BUF_LIT(b, "\",\"findings\":[");
     for (size_t i = 0; i < rep->nfindings; i++) {
         const md_finding *f = &rep->findings[i];
         const char *sev = md_severity_name(f->severity);
         if (i)
-            MD_BUF_LIT(&b, ",");
-        MD_BUF_LIT(&b, "{\"id\":");
-        md_json_append_string(&b, f->id, strlen(f->id));
-        MD_BUF_LIT(&b, ",\"severity\":\"");
-        md_buf_add(&b, sev, strlen(sev));
-        MD_BUF_LIT(&b, "\",\"summary\":");
-        append_text(&b, f->summary);
+            MD_BUF_LIT(b, ",");
+        MD_BUF_LIT(b, "{\"id\":");
+        md_json_append_string(b, f->id, strlen(f->id));
+        MD_BUF_LIT(b, ",\"severity\":\"");
+        md_buf_add(b, sev, strlen(sev));
+        MD_BUF_LIT(b, "\",\"summary\":");
+        append_text(b, f->summary);
         if (f->nevidence > 0) {
-            MD_BUF_LIT(&b, ",\"evidence\":[");
+            MD_BUF_LIT(b, ",\"evidence\":[");
             for (size_t j = 0; j < f->nevidence; j++) {
                 if (j)
-                    MD_BUF_LIT(&b, ",");
-                append_text(&b, f->evidence[j]);
+                    MD_BUF_LIT(b, ",");
+                append_text(b, f->evidence[j]);
             }
-            MD_BUF_LIT(&b, "]");
+            MD_BUF_LIT(b, "]");
         }
-        MD_BUF_LIT(&b, "}");
+        MD_BUF_LIT(b, "}");
     }
-    MD_BUF_LIT(&b, "]}\n");
+    MD_BUF_LIT(b, "]}\n");
+    return rc;
+}
+
+int md_report_write_json(const md_report *rep, FILE *out)
+{
+    md_buf b = { 0 };
+    int rc = md_report_append_json(rep, &b);
     if (rc == 0 && fwrite(b.data, 1, b.len, out) != b.len)
         rc = -1;
-    free(b.data);
+    md_buf_free(&b);
     return rc;
 }
 
@@ -383,89 +397,10 @@ int md_color_wanted(FILE *out)
     return isatty(fileno(out));
 }
 
-/* --- compact JSON into a buffer ------------------------------------------ */
-
-void md_buf_add(md_buf *b, const char *s, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->len < n)
-            cap *= 2;
-        b->data = md_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-/* Bytes a JSON string must escape: control characters, '"', '\\'; and
- * the ones we escape so that no terminal acts on JSON output: DEL, and
- * 0xC2, which leads the C1 controls U+0080..U+009F (checked below). */
-static const unsigned char json_escaped[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1, [0x7f] = 1, [0xc2] = 1,
-};
-
-void md_json_append_string(md_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    /* room for the worst case (every byte a \u00XX escape) up front, so
-     * the loop writes without checks */
-    if (b->cap - b->len < n * 6 + 2) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->len < n * 6 + 2)
-            cap *= 2;
-        b->data = md_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    char *o = b->data + b->len;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        /* copy the run that needs no escape in one go */
-        size_t run = i;
-        while (run < n && !json_escaped[(unsigned char)s[run]])
-            run++;
-        memcpy(o, s + i, run - i);
-        o += run - i;
-        if (run == n)
-            break;
-        unsigned char c = (unsigned char)s[run];
-        i = run + 1;
-        if (c == 0xc2) {
-            unsigned char c1 = i < n ? (unsigned char)s[i] : 0;
-            if (c1 < 0x80 || c1 > 0x9f) {   /* U+00A0 and up: as it is */
-                *o++ = (char)c;
-                continue;
-            }
-            c = c1;   /* U+0080..U+009F: written as \u0080..\u009F */
-            i++;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-}
+/* --- a jansson tree as compact JSON ------------------------------------- */
 
 static int json_append_value(md_buf *b, const json_t *v, int depth)
 {
-    char num[64];
-    int n;
     if (depth > 2048)   /* jansson's own dump limit is the same order */
         return -1;
     switch (json_typeof(v)) {
@@ -499,43 +434,11 @@ static int json_append_value(md_buf *b, const json_t *v, int depth)
     case JSON_STRING:
         md_json_append_string(b, json_string_value(v), json_string_length(v));
         return 0;
-    case JSON_INTEGER: {
-        json_int_t x = json_integer_value(v);
-        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        char *e = num + sizeof num, *d = e;
-        do
-            *--d = (char)('0' + u % 10);
-        while ((u /= 10) != 0);
-        if (x < 0)
-            *--d = '-';
-        md_buf_add(b, d, (size_t)(e - d));
+    case JSON_INTEGER:
+        md_json_append_int(b, json_integer_value(v));
         return 0;
-    }
-    case JSON_REAL: {
-        /* as jansson: %.17g, a '.' or an exponent always, exponent without
-         * '+' or leading zeros */
-        double d = json_real_value(v);
-        if (d != d || d - d != 0)
-            return -1;
-        n = snprintf(num, sizeof num, "%.17g", d);
-        char *e = strchr(num, 'e');
-        if (e == NULL && strchr(num, '.') == NULL) {
-            memcpy(num + n, ".0", 3);
-            n += 2;
-        } else if (e != NULL) {
-            char *w = e + 1, *r = e + 1;
-            if (*r == '-')
-                *w++ = *r++;
-            else if (*r == '+')
-                r++;
-            while (*r == '0' && r[1] != '\0')
-                r++;
-            memmove(w, r, strlen(r) + 1);
-            n = (int)strlen(num);
-        }
-        md_buf_add(b, num, (size_t)n);
-        return 0;
-    }
+    case JSON_REAL:
+        return md_json_append_real(b, json_real_value(v));
     case JSON_TRUE:
         md_buf_add(b, "true", 4);
         return 0;

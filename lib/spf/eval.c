@@ -5,7 +5,12 @@
  *
  * DNS: every answer is fetched once into a per-evaluation table (the
  * "prefetch"), which libspf2's DNS layer then reads, so both engines see the
- * same data and the trace lists every query with its outcome.
+ * same data and the trace lists every query with its outcome.  The answers
+ * come from a source (spf_source): lib/dns for md_spf_evaluate and
+ * md_spf_lint, a table in memory for tests and fuzzing.
+ *
+ * The walk builds the typed result (spf.h) and adds its findings to the
+ * caller's report as it goes; report.c describes the result.
  */
 #include "config.h"
 #include "spf-int.h"
@@ -30,7 +35,7 @@ typedef struct memo {
 } memo;
 
 typedef struct ev {
-    md_dns *dns;
+    spf_source src;
     int64_t deadline;
     int family;                 /* 4 or 6 (v4-mapped IPv6 is 4) */
     unsigned char ip[16];
@@ -43,8 +48,11 @@ typedef struct ev {
     char tbuf[24];
     int lookups, voids;
     memo *memo;
-    json_t *queries;
-    const char *origin;         /* "walk" or "libspf2" */
+    md_spf_query *queries;      /* the trace, handed to the result */
+    size_t nqueries, qcap;
+    md_spf_node *root;          /* the tree, handed to the result */
+    md_spf_by origin;           /* who asks: the walk, libspf2, lint */
+    md_report *rep;             /* findings go here */
     /* verdict details */
     const char *err_id;         /* finding id explaining an error result */
     char error[320];
@@ -54,30 +62,42 @@ typedef struct ev {
     char l2_refused[200];       /* why libspf2 is not asked, "" when it is */
 } ev;
 
-/* Record text, names and addresses for JSON and evidence: untrusted, so
- * sanitized (control characters and ill-formed bytes become '?', UTF-8
- * text is kept: a sender's local part may be UTF-8). */
-static json_t *json_text(const char *data, size_t len)
+/* --- the tree ------------------------------------------------------------ */
+
+/* A new node, appended to parent's children, or the root when parent is
+ * NULL (a walk has one top: check_host or lint_node at depth 0). */
+static md_spf_node *node_new(ev *e, md_spf_node *parent, md_spf_node_kind kind, md_spf_via via,
+                             const char *domain)
 {
-    char small[512];
-    char *b = len < sizeof small ? small : md_xmalloc(len + 1);
-    md_sanitize_text(b, len + 1, data, len, 0);   /* stops at a NUL byte */
-    json_t *j = json_string_nocheck(b);           /* sanitized: well-formed UTF-8 */
-    if (b != small)
-        free(b);
-    return j;
+    md_spf_node *n = md_xcalloc(1, sizeof *n);
+    n->kind = kind;
+    n->via = via;
+    n->domain = domain ? md_xstrdup(domain) : NULL;
+    if (parent != NULL) {
+        parent->children = md_xrealloc(parent->children,
+                                       (parent->nchildren + 1) * sizeof *parent->children);
+        parent->children[parent->nchildren++] = n;
+    } else {
+        spf_node_free(e->root);
+        e->root = n;
+    }
+    return n;
 }
 
-/* Sets a member whose key is one of ours (a literal: no UTF-8 check). */
-static void jset(json_t *o, const char *key, json_t *v)
+static void node_set(char **field, const char *s, size_t len)
 {
-    json_object_set_new_nocheck(o, key, v);
+    free(*field);
+    *field = md_xstrndup(s, len);
 }
 
-/* One of our own ASCII literals as a JSON string. */
-static json_t *jlit(const char *s)
+/* The findings of a walk: our own text, or text with untrusted parts, which
+ * lib/report sanitizes. */
+static void add_finding(ev *e, const char *id, md_severity sev, const char *summary,
+                        const char *evidence)
 {
-    return json_string_nocheck(s);
+    md_finding *f = md_report_add(e->rep, id, sev, "%s", summary);
+    if (evidence && *evidence)
+        md_finding_add_evidence(f, "%s", evidence);
 }
 
 /* --- DNS: one table per evaluation ------------------------------------ */
@@ -143,7 +163,7 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     } else if (md_now_ms() > e->deadline) {
         ans = fake_answer(name, type, MD_DNS_TIMEOUT, "evaluation time limit reached: not queried");
     } else {
-        ans = md_dns_resolve(e->dns, name, type);
+        ans = e->src.resolve(e->src.arg, name, type);
     }
     memo *m = md_xcalloc(1, sizeof *m);
     m->name = name;
@@ -151,15 +171,13 @@ static const md_dns_answer *lookup(ev *e, const char *qname, int type)
     m->ans = ans;
     m->next = e->memo;
     e->memo = m;
-    json_t *q = json_object();
-    jset(q, "name", json_text(name, nl));
-    jset(q, "type", jlit(type_name(type)));
-    jset(q, "outcome", jlit(md_dns_outcome_name(ans->outcome)));
-    jset(q, "records", json_integer((json_int_t)ans->n));
-    jset(q, "by", jlit(e->origin));
-    if (ans->detail[0])
-        jset(q, "detail", json_text(ans->detail, strlen(ans->detail)));
-    json_array_append_new(e->queries, q);
+    if (e->nqueries == e->qcap) {
+        e->qcap = e->qcap ? e->qcap * 2 : 16;
+        e->queries = md_xrealloc(e->queries, e->qcap * sizeof *e->queries);
+    }
+    e->queries[e->nqueries++] = (md_spf_query){
+        .name = md_xstrndup(name, nl), .type = type, .outcome = ans->outcome, .records = ans->n,
+        .by = e->origin, .detail = ans->detail[0] ? md_xstrdup(ans->detail) : NULL };
     return ans;
 }
 
@@ -331,15 +349,14 @@ static char *expand_domain(ev *e, const char *spec)
 
 enum { NOMATCH = 0, MATCH = 1, ERROR = 2 };
 
-static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
-                              json_t *siblings, int depth);
+static md_spf_code check_host(ev *e, const char *domain, int want_exp, md_spf_via via,
+                              md_spf_node *parent, int depth);
 
 /* Counts one DNS-querying term (RFC 7208 4.6.4): 0, or -1 over the limit. */
-static int count_term(ev *e, json_t *node, const spf_term *t, const char *what)
+static int count_term(ev *e, md_spf_node *node, const spf_term *t, const char *what)
 {
     e->lookups++;
-    jset(node, "lookups",
-                        json_integer(json_integer_value(json_object_get(node, "lookups")) + 1));
+    node->lookups++;
     if (e->lookups > MD_SPF_MAX_TERMS) {
         fail_with(e, "spf.lookup_limit",
                   "more than %d DNS-querying terms in total: '%s' in %s is number %d",
@@ -387,7 +404,7 @@ static int answer_gate(ev *e, const md_dns_answer *a, const char *what, md_spf_c
     return -1;
 }
 
-static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node, json_t *children,
+static int eval_term(ev *e, const spf_term *t, const char *domain, md_spf_node *node,
                      int depth, md_spf_code *code)
 {
     char *target = NULL;
@@ -475,7 +492,7 @@ static int eval_term(ev *e, const spf_term *t, const char *domain, json_t *node,
         break;
     }
     case M_INCLUDE: {
-        md_spf_code r = check_host(e, target, 0, "include", children, depth + 1);
+        md_spf_code r = check_host(e, target, 0, MD_SPF_VIA_INCLUDE, node, depth + 1);
         switch (r) {
         case MD_SPF_PASS: rc = MATCH; break;
         case MD_SPF_FAIL: case MD_SPF_SOFTFAIL: case MD_SPF_NEUTRAL: rc = NOMATCH; break;
@@ -514,17 +531,10 @@ static char *explanation(ev *e, const char *spec)
     return spf_macro_expand(t->data, t->len, &v, 1);
 }
 
-static md_spf_code check_host(ev *e, const char *domain, int want_exp, const char *via,
-                              json_t *siblings, int depth)
+static md_spf_code check_host(ev *e, const char *domain, int want_exp, md_spf_via via,
+                              md_spf_node *parent, int depth)
 {
-    json_t *node = json_object();
-    jset(node, "domain", json_text(domain, strlen(domain)));
-    jset(node, "via", jlit(via));
-    jset(node, "record", json_null());
-    jset(node, "lookups", json_integer(0));
-    json_t *children = json_array();
-    json_array_append_new(siblings, node);
-    jset(node, "children", children);
+    md_spf_node *node = node_new(e, parent, MD_SPF_NODE_RECORD, via, domain);
     md_spf_code code = MD_SPF_NEUTRAL;
     spf_record *rec = NULL;
     const char *saved_cur = e->cur;
@@ -559,12 +569,12 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
         code = MD_SPF_PERMERROR;
         goto done;
     }
-    jset(node, "record", json_text(found->data, found->len));
+    node_set(&node->record, found->data, found->len);
     rec = spf_record_parse(found->data, found->len);
     if (rec->bad || memchr(found->data, '\0', found->len) != NULL) {
         fail_with(e, "spf.syntax", "syntax error in the record of %s %s", domain,
                   rec->bad ? rec->error : "(NUL byte)");
-        jset(node, "error", json_string(rec->error));
+        node_set(&node->error, rec->error, strlen(rec->error));
         code = MD_SPF_PERMERROR;
         goto done;
     }
@@ -579,7 +589,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
     for (size_t i = 0; i < rec->nterms; i++) {
         const spf_term *t = &rec->terms[i];
         md_spf_code ec = MD_SPF_PERMERROR;
-        int m = eval_term(e, t, domain, node, children, depth, &ec);
+        int m = eval_term(e, t, domain, node, depth, &ec);
         if (m == ERROR) {
             code = ec;
             goto done;
@@ -591,8 +601,8 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
             case '?': code = MD_SPF_NEUTRAL; break;
             default: code = MD_SPF_PASS; break;
             }
-            jset(node, "matched", json_string(t->text));
-            if (depth == 0 || strcmp(via, "redirect") == 0)
+            node_set(&node->matched, t->text, strlen(t->text));
+            if (depth == 0 || via == MD_SPF_VIA_REDIRECT)
                 snprintf(e->mechanism, sizeof e->mechanism, "%s", t->text);
             if (code == MD_SPF_FAIL && want_exp && rec->exp) {
                 free(e->explanation);
@@ -614,7 +624,7 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
             code = MD_SPF_PERMERROR;
             goto done;
         }
-        code = check_host(e, target, want_exp, "redirect", children, depth + 1);
+        code = check_host(e, target, want_exp, MD_SPF_VIA_REDIRECT, node, depth + 1);
         if (code == MD_SPF_NONE) {
             fail_with(e, "spf.redirect_no_record", "redirect=%s in %s: %s has no SPF record",
                       rec->redirect, domain, target);
@@ -625,7 +635,8 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, const cha
     }
     code = MD_SPF_NEUTRAL;
 done:
-    jset(node, "result", jlit(md_spf_code_name(code)));
+    node->has_result = 1;
+    node->result = code;
     spf_record_free(rec);
     e->cur = saved_cur;
     return code;
@@ -695,7 +706,12 @@ static void ev_clear(ev *e)
     free(e->helo);
     free(e->pval);
     free(e->explanation);
-    json_decref(e->queries);
+    for (size_t i = 0; i < e->nqueries; i++) {
+        free(e->queries[i].name);
+        free(e->queries[i].detail);
+    }
+    free(e->queries);
+    spf_node_free(e->root);
 }
 
 /* The libspf2 DNS layer reads the same table; anything the walk did not
@@ -733,7 +749,7 @@ static char *hdr_value(const char *v)
 }
 
 static void headers(ev *e, const md_spf_request *req, md_spf_code code, const char *domain,
-                    json_t *out)
+                    md_spf_result *out)
 {
     char dom[256], cm[600];
     md_sanitize(dom, sizeof dom, domain, strlen(domain));
@@ -784,26 +800,13 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
     md_buf b = { 0 };
     for (size_t i = 0; i < sizeof rs / sizeof *rs; i++)
         md_buf_add(&b, rs[i], strlen(rs[i]));
-    jset(out, "received_spf", json_stringn_nocheck(b.data, b.len));
+    out->received_spf = md_xstrndup(b.data, b.len);
     b.len = 0;
     for (size_t i = 0; i < sizeof ar / sizeof *ar; i++)
         md_buf_add(&b, ar[i], strlen(ar[i]));
-    jset(out, "authentication_results", json_stringn_nocheck(b.data, b.len));
-    free(b.data);
+    out->authentication_results = md_xstrndup(b.data, b.len);
+    md_buf_free(&b);
     free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
-}
-
-static void add_finding(json_t *findings, const char *id, md_severity sev, const char *summary,
-                        const char *evidence)
-{
-    json_t *f = json_object(), *evid = json_array();
-    jset(f, "id", jlit(id));
-    jset(f, "severity", jlit(md_severity_name(sev)));
-    jset(f, "summary", json_text(summary, strlen(summary)));
-    jset(f, "evidence", evid);
-    if (evidence && *evidence)
-        json_array_append_new(evid, json_text(evidence, strlen(evidence)));
-    json_array_append_new(findings, f);
 }
 
 static const char *const result_summary[] = {
@@ -816,21 +819,28 @@ static const char *const result_summary[] = {
     "SPF permerror: the domain's SPF records cannot be evaluated",
 };
 
-json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
-                            void (*between)(void *arg, json_t *out), void *between_arg,
-                            md_error *err)
+/* Takes the trace and the tree out of e into r. */
+static void hand_over(ev *e, md_spf_result *r)
 {
-    ev e = { .dns = dns, .origin = "walk" };
-    const char *fault = getenv("MAILDIAG_SPF_FAULT");   /* see libspf2.c */
-    if (fault && strcmp(fault, "walk-hang") == 0)
+    r->queries = e->queries;
+    r->nqueries = e->nqueries;
+    r->tree = e->root;
+    e->queries = NULL;
+    e->nqueries = e->qcap = 0;
+    e->root = NULL;
+}
+
+md_status spf_evaluate(const spf_source *src, const md_spf_request *req, int isolate,
+                       md_spf_result **outp, md_report *rep, md_error *err)
+{
+    ev e = { .src = *src, .origin = MD_SPF_BY_WALK, .rep = rep };
+    *outp = NULL;
+    if (spf_test_fault("walk-hang"))
         for (;;)
             pause();
-    if (set_ip(&e, req->ip) != 0) {
-        md_error_set(err, MD_CONFIG, "spf.request", "'%.64s' is not an IPv4 or IPv6 address",
-                     req->ip ? req->ip : "");
-        return NULL;
-    }
-    e.queries = json_array();
+    if (set_ip(&e, req->ip) != 0)
+        return md_error_set(err, MD_CONFIG, "spf.request", "'%.64s' is not an IPv4 or IPv6 address",
+                            req->ip ? req->ip : "");
     e.receiver = req->receiver ? req->receiver : "maildiag";
     e.deadline = md_now_ms() + (int64_t)((req->deadline > 0 ? req->deadline : 20.0) * 1000.0);
     e.helo = req->helo ? md_xstrdup(req->helo) : NULL;
@@ -853,56 +863,40 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     memcpy(e.sender + ll + 1, e.sdomain, dl + 1);
     const char *domain = req->domain ? req->domain : e.sdomain;
 
-    json_t *tree = json_array();
     md_spf_code code;
     if (!domain_ok(domain)) {
         code = MD_SPF_NONE;
         fail_with(&e, "spf.invalid_domain", "'%s' is not a usable domain name (RFC 7208 4.3)", domain);
     } else {
-        code = check_host(&e, domain, 1, "top", tree, 0);
+        code = check_host(&e, domain, 1, MD_SPF_VIA_TOP, NULL, 0);
     }
-    /* check_host() is pure on the domain it was given: keep a trailing dot out. */
-    json_t *out = json_object();
-    jset(out, "domain", json_text(domain, strlen(domain)));
-    jset(out, "ip", json_string(e.ipstr));
-    jset(out, "sender", json_text(e.sender, strlen(e.sender)));
-    jset(out, "helo", e.helo ? json_text(e.helo, strlen(e.helo)) : json_null());
-    jset(out, "identity", json_string(helo_id ? "helo" : "mailfrom"));
-    jset(out, "result", json_string(md_spf_code_name(code)));
+    md_spf_result *out = md_xcalloc(1, sizeof *out);
+    out->kind = MD_SPF_EVALUATION;
+    out->domain = md_xstrdup(domain);
+    out->ip = md_xstrdup(e.ipstr);
+    out->sender = md_xstrdup(e.sender);
+    out->helo = e.helo ? md_xstrdup(e.helo) : NULL;
+    out->identity = helo_id ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM;
+    out->result = code;
     if (code == MD_SPF_FAIL && e.explanation) {
-        jset(out, "explanation", json_text(e.explanation, strlen(e.explanation)));
-        jset(out, "explanation_source", json_string("exp"));
-    } else {
-        jset(out, "explanation", json_null());
+        out->explanation = md_xstrdup(e.explanation);
+        out->explanation_source = MD_SPF_EXP_RECORD;
     }
-    jset(out, "lookups", json_integer(e.lookups));
-    jset(out, "void_lookups", json_integer(e.voids));
-    jset(out, "mechanism", e.mechanism[0] ? json_string(e.mechanism) : json_null());
-    jset(out, "error", e.err_id && code >= MD_SPF_TEMPERROR
-                                      ? json_string(e.error) : json_null());
-    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
-                                                           : json_null());
-    json_decref(tree);
+    out->lookups = e.lookups;
+    out->void_lookups = e.voids;
+    out->mechanism = e.mechanism[0] ? md_xstrdup(e.mechanism) : NULL;
+    out->error = e.err_id && code >= MD_SPF_TEMPERROR ? md_xstrdup(e.error) : NULL;
     headers(&e, req, code, domain, out);
 
-    json_t *findings = json_array();
-    md_severity sev = md_spf_code_severity(code);
     char id[32];
     snprintf(id, sizeof id, "spf.%s", md_spf_code_name(code));
-    char ev_line[400];
-    snprintf(ev_line, sizeof ev_line, "%s", e.mechanism[0] ? e.mechanism : "");
-    add_finding(findings, id, sev, result_summary[code], ev_line);
+    md_severity sev = md_spf_code_severity(code);
+    add_finding(&e, id, sev, result_summary[code], e.mechanism);
     if (e.err_id && code >= MD_SPF_TEMPERROR)
-        add_finding(findings, e.err_id, sev, e.error, NULL);
-
-    if (between) {
-        jset(out, "findings", json_incref(findings));
-        jset(out, "queries", json_incref(e.queries));
-        between(between_arg, out);
-    }
+        add_finding(&e, e.err_id, sev, e.error, NULL);
 
     /* libspf2's verdict on the same data (see spf.h). */
-    json_t *l2 = json_object();
+    md_spf_libspf2 *l2 = &out->libspf2;
     int safe_input = 1;
     for (const char *p = from; *p; p++)
         if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
@@ -913,58 +907,57 @@ json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
         || (e.helo && strlen(e.helo) > 255) || e.l2_refused[0]) {
-        jset(l2, "ran", json_false());
-        jset(l2, "why", json_string(req->no_libspf2 ? "disabled"
-                            : override ? "domain override (libspf2 checks the sender's domain)"
-                            : e.l2_refused[0] ? e.l2_refused
-                            : "input not safe to hand to libspf2"));
+        l2->why = md_xstrdup(req->no_libspf2 ? "disabled"
+                             : override ? "domain override (libspf2 checks the sender's domain)"
+                             : e.l2_refused[0] ? e.l2_refused
+                             : "input not safe to hand to libspf2");
     } else {
         spf_libspf2_out lo;
-        e.origin = "libspf2";
+        e.origin = MD_SPF_BY_LIBSPF2;
         spf_libspf2_evaluate(libspf2_lookup, &e, e.ipstr, helo_id ? "" : from, e.helo,
                              req->identity == MD_SPF_ID_HELO, e.deadline, isolate, &lo);
-        e.origin = "walk";
-        jset(l2, "ran", json_true());
+        e.origin = MD_SPF_BY_WALK;
+        l2->ran = 1;
         if (lo.crashed) {
             /* The RFC verdict above does not depend on libspf2: keep it, and
              * say what happened (see libspf2.c). */
-            jset(l2, "crashed", json_string(lo.error));
-            add_finding(findings, "spf.libspf2_crashed", MD_SEV_OK,
-                        "libspf2 crashed or hung on this input (isolated); the RFC 7208 result"
-                        " does not depend on it", lo.error);
-            goto l2done;
-        }
-        jset(l2, "result", json_string(lo.result));
-        jset(l2, "reason", json_string(lo.reason));
-        if (lo.error[0])
-            jset(l2, "error", json_string(lo.error));
-        int agree = strcmp(lo.result, md_spf_code_name(code)) == 0;
-        jset(l2, "agrees", json_boolean(agree));
-        if (!agree) {
-            char why[600];
-            snprintf(why, sizeof why, "libspf2 1.2.10 says %s, RFC 7208 says %s%s%s", lo.result,
-                     md_spf_code_name(code), e.err_id ? ": " : "", e.err_id ? e.error : "");
-            if (strcmp(lo.reason, "localhost") == 0)
-                snprintf(why, sizeof why, "libspf2 1.2.10 passes loopback clients without"
-                         " evaluating; RFC 7208 evaluates %s like any address: %s",
-                         e.ipstr, md_spf_code_name(code));
-            jset(l2, "override", json_string(why));
-            add_finding(findings, "spf.libspf2_differs", MD_SEV_OK,
-                        "libspf2 alone would give a different result; the RFC 7208 result is used",
-                        why);
+            spf_result_crashed(out, rep, lo.error);
+        } else {
+            l2->result = md_xstrdup(lo.result);
+            l2->reason = md_xstrdup(lo.reason);
+            l2->error = lo.error[0] ? md_xstrdup(lo.error) : NULL;
+            l2->agrees = strcmp(lo.result, md_spf_code_name(code)) == 0;
+            if (!l2->agrees) {
+                char why[600];
+                snprintf(why, sizeof why, "libspf2 1.2.10 says %s, RFC 7208 says %s%s%s", lo.result,
+                         md_spf_code_name(code), e.err_id ? ": " : "", e.err_id ? e.error : "");
+                if (strcmp(lo.reason, "localhost") == 0)
+                    snprintf(why, sizeof why, "libspf2 1.2.10 passes loopback clients without"
+                             " evaluating; RFC 7208 evaluates %s like any address: %s",
+                             e.ipstr, md_spf_code_name(code));
+                l2->override = md_xstrdup(why);
+                add_finding(&e, "spf.libspf2_differs", MD_SEV_OK,
+                            "libspf2 alone would give a different result; the RFC 7208 result is used",
+                            why);
+            }
         }
     }
-l2done:
-    jset(out, "libspf2", l2);
-    jset(out, "queries", json_incref(e.queries));
-    jset(out, "findings", findings);
+    hand_over(&e, out);
     ev_clear(&e);
-    return out;
+    *outp = out;
+    return MD_OK;
 }
 
-json_t *md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_error *err)
+static md_dns_answer *dns_resolve(void *arg, const char *name, int type)
 {
-    return spf_evaluate_staged(dns, req, 1, NULL, NULL, err);
+    return md_dns_resolve(arg, name, type);
+}
+
+md_status md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_spf_result **out,
+                          md_report *rep, md_error *err)
+{
+    spf_source src = { dns_resolve, dns };
+    return spf_evaluate(&src, req, 1, out, rep, err);
 }
 
 /* --- lint --------------------------------------------------------------- */
@@ -994,31 +987,32 @@ typedef struct lint_seen {
 
 typedef struct lint {
     ev *e;
-    json_t *findings, *top;
+    md_spf_result *top;
     const char *path[LINT_PATH_MAX];   /* from the top domain to the current one */
     int depth;
     lint_seen *seen;
     int stopped;                 /* a limit or a loop: receivers stop here */
 } lint;
 
-static void node_add_lookups(json_t *node, int n)
+static void lint_add(lint *l, const char *id, md_severity sev, const char *summary,
+                     const char *evidence)
 {
-    jset(node, "lookups", json_integer(json_integer_value(json_object_get(node, "lookups")) + n));
+    add_finding(l->e, id, sev, summary, evidence);
 }
 
 /* Counts one DNS-querying term.  Returns 0, or -1 (walk stopped) over the
  * limit. */
-static int lint_count(lint *l, json_t *node, const char *term, const char *domain)
+static int lint_count(lint *l, md_spf_node *node, const char *term, const char *domain)
 {
     char line[400];
     l->e->lookups++;
-    node_add_lookups(node, 1);
+    node->lookups++;
     if (l->e->lookups <= MD_SPF_MAX_TERMS)
         return 0;
     snprintf(line, sizeof line, "'%s' in %s is number %d: nothing after it is evaluated",
              term, domain, l->e->lookups);
-    add_finding(l->findings, "spf.lookup_limit", MD_SEV_CRITICAL,
-                "more than 10 DNS-querying terms: receivers see permerror", line);
+    lint_add(l, "spf.lookup_limit", MD_SEV_CRITICAL,
+             "more than 10 DNS-querying terms: receivers see permerror", line);
     l->stopped = 1;
     return -1;
 }
@@ -1030,8 +1024,8 @@ static int lint_void(lint *l, const char *term, const char *domain)
     if (++l->e->voids <= MD_SPF_MAX_VOID)
         return 0;
     snprintf(line, sizeof line, "'%s' in %s is void lookup number %d", term, domain, l->e->voids);
-    add_finding(l->findings, "spf.void_limit", MD_SEV_CRITICAL,
-                "more than 2 void lookups: receivers see permerror", line);
+    lint_add(l, "spf.void_limit", MD_SEV_CRITICAL,
+             "more than 2 void lookups: receivers see permerror", line);
     l->stopped = 1;
     return -1;
 }
@@ -1044,12 +1038,12 @@ static lint_seen *lint_seen_find(const lint *l, const char *domain)
     return NULL;
 }
 
-static void lint_node(lint *l, const char *domain, const char *via, json_t *siblings);
+static void lint_node(lint *l, const char *domain, md_spf_via via, md_spf_node *parent);
 
 /* Follows include:target or redirect=target (already counted) from the
- * record of domain. */
+ * record of domain (node). */
 static void lint_follow(lint *l, const char *term, const char *domain, const char *target,
-                        const char *via, json_t *children)
+                        md_spf_via via, md_spf_node *node)
 {
     char line[600];
     for (int i = 0; i < l->depth; i++) {
@@ -1060,24 +1054,20 @@ static void lint_follow(lint *l, const char *term, const char *domain, const cha
             n += (size_t)snprintf(line + n, sizeof line - n, "%s -> ", l->path[j]);
         if (n < sizeof line)
             snprintf(line + n, sizeof line - n, "%s", target);
-        add_finding(l->findings, "spf.include_loop", MD_SEV_CRITICAL,
-                    "an include/redirect loop: receivers go round it until the limit of 10"
-                    " DNS-querying terms and see permerror", line);
-        json_array_append_new(children, json_pack("{s:o, s:s, s:s}", "domain",
-                              json_text(target, strlen(target)), "via", via,
-                              "note", "a loop: not followed again"));
+        lint_add(l, "spf.include_loop", MD_SEV_CRITICAL,
+                 "an include/redirect loop: receivers go round it until the limit of 10"
+                 " DNS-querying terms and see permerror", line);
+        node_new(l->e, node, MD_SPF_NODE_LOOP, via, target);
         l->stopped = 1;
         return;
     }
     const lint_seen *s = lint_seen_find(l, target);
     if (s == NULL) {
-        lint_node(l, target, via, children);
+        lint_node(l, target, via, node);
         return;
     }
-    json_t *node = json_pack("{s:o, s:s, s:i, s:s}", "domain", json_text(target, strlen(target)),
-                             "via", via, "lookups", s->lookups,
-                             "note", "linted above: its terms count again");
-    json_array_append_new(children, node);
+    md_spf_node *seen = node_new(l->e, node, MD_SPF_NODE_SEEN, via, target);
+    seen->lookups = s->lookups;
     l->e->lookups += s->lookups;
     l->e->voids += s->voids;
     if (l->e->lookups > MD_SPF_MAX_TERMS || l->e->voids > MD_SPF_MAX_VOID) {
@@ -1087,11 +1077,11 @@ static void lint_follow(lint *l, const char *term, const char *domain, const cha
                  terms ? "DNS-querying terms" : "void lookups",
                  terms ? MD_SPF_MAX_TERMS : MD_SPF_MAX_VOID);
         if (terms)
-            add_finding(l->findings, "spf.lookup_limit", MD_SEV_CRITICAL,
-                        "more than 10 DNS-querying terms: receivers see permerror", line);
+            lint_add(l, "spf.lookup_limit", MD_SEV_CRITICAL,
+                     "more than 10 DNS-querying terms: receivers see permerror", line);
         else
-            add_finding(l->findings, "spf.void_limit", MD_SEV_CRITICAL,
-                        "more than 2 void lookups: receivers see permerror", line);
+            lint_add(l, "spf.void_limit", MD_SEV_CRITICAL,
+                     "more than 2 void lookups: receivers see permerror", line);
         /* the count a receiver stops at */
         if (l->e->lookups > MD_SPF_MAX_TERMS + 1)
             l->e->lookups = MD_SPF_MAX_TERMS + 1;
@@ -1101,18 +1091,13 @@ static void lint_follow(lint *l, const char *term, const char *domain, const cha
     }
 }
 
-static void lint_node(lint *l, const char *domain, const char *via, json_t *siblings)
+static void lint_node(lint *l, const char *domain, md_spf_via via, md_spf_node *parent)
 {
     ev *e = l->e;
-    json_t *findings = l->findings;
-    json_t *node = json_pack("{s:o, s:s, s:n, s:i}", "domain", json_text(domain, strlen(domain)),
-                             "via", via, "record", "lookups", 0);
-    json_t *children = json_array();
-    json_array_append_new(siblings, node);
-    jset(node, "children", children);
+    md_spf_node *node = node_new(e, parent, MD_SPF_NODE_RECORD, via, domain);
     char ev_line[400];
     if (l->depth >= LINT_PATH_MAX) {   /* not reached: the term limit comes first */
-        jset(node, "error", json_string("nested too deep: not followed"));
+        node->error = md_xstrdup("nested too deep: not followed");
         l->stopped = 1;
         return;
     }
@@ -1121,8 +1106,8 @@ static void lint_node(lint *l, const char *domain, const char *via, json_t *sibl
     const md_dns_answer *a = lookup(e, domain, MD_DNS_TXT);
     if (is_temp(a)) {
         snprintf(ev_line, sizeof ev_line, "TXT %s: %s %s", domain, md_dns_outcome_name(a->outcome), a->detail);
-        add_finding(findings, "spf.dns_temporary", MD_SEV_UNKNOWN,
-                    "a DNS lookup failed temporarily: receivers would see temperror", ev_line);
+        lint_add(l, "spf.dns_temporary", MD_SEV_UNKNOWN,
+                 "a DNS lookup failed temporarily: receivers would see temperror", ev_line);
         return;
     }
     const md_dns_txt *found = NULL;
@@ -1136,44 +1121,38 @@ static void lint_node(lint *l, const char *domain, const char *via, json_t *sibl
     }
     if (nfound == 0) {
         if (depth == 0) {
-            add_finding(findings, "spf.no_record", MD_SEV_WARNING,
-                        "the domain publishes no SPF record: receivers see SPF none", domain);
+            lint_add(l, "spf.no_record", MD_SEV_WARNING,
+                     "the domain publishes no SPF record: receivers see SPF none", domain);
         } else {
-            snprintf(ev_line, sizeof ev_line, "%s:%s has no SPF record (%s)", via, domain,
-                     md_dns_outcome_name(a->outcome));
-            add_finding(findings, "spf.include_no_record", MD_SEV_CRITICAL,
-                        "an include or redirect names a domain without SPF: permerror", ev_line);
+            snprintf(ev_line, sizeof ev_line, "%s:%s has no SPF record (%s)", md_spf_via_name(via),
+                     domain, md_dns_outcome_name(a->outcome));
+            lint_add(l, "spf.include_no_record", MD_SEV_CRITICAL,
+                     "an include or redirect names a domain without SPF: permerror", ev_line);
         }
         return;
     }
     if (nfound > 1) {
-        json_t *f = json_pack("{s:s, s:s, s:s, s:[]}", "id", "spf.multiple_records",
-                              "severity", "critical", "summary",
-                              "more than one SPF record: receivers see permerror (RFC 7208 4.5)",
-                              "evidence");
+        md_finding *f = md_report_add(e->rep, "spf.multiple_records", MD_SEV_CRITICAL, "%s",
+                                      "more than one SPF record: receivers see permerror (RFC 7208 4.5)");
         for (size_t i = 0; i < a->n; i++)
             if (md_spf_is_record(a->txt[i].data, a->txt[i].len))
-                json_array_append_new(json_object_get(f, "evidence"),
-                                      json_text(a->txt[i].data, a->txt[i].len));
-        json_array_append_new(findings, f);
+                md_finding_add_evidence(f, "%.*s", (int)a->txt[i].len, a->txt[i].data);
         return;
     }
-    json_t *rtext = json_text(found->data, found->len);
-    json_object_set(node, "record", rtext);
+    node_set(&node->record, found->data, found->len);
     if (depth == 0)
-        json_object_set(l->top, "record", rtext);
-    json_decref(rtext);
+        node_set(&l->top->record, found->data, found->len);
     if (wire > 512) {
         snprintf(ev_line, sizeof ev_line, "TXT answer for %s is about %zu bytes", domain, wire);
-        add_finding(findings, "spf.too_long", MD_SEV_WARNING,
-                    "the TXT answer does not fit one 512-byte UDP reply (RFC 7208 3.4)", ev_line);
+        lint_add(l, "spf.too_long", MD_SEV_WARNING,
+                 "the TXT answer does not fit one 512-byte UDP reply (RFC 7208 3.4)", ev_line);
     }
     spf_record *rec = spf_record_parse(found->data, found->len);
     if (rec->bad) {
         snprintf(ev_line, sizeof ev_line, "%s: %s", domain, rec->error);
-        add_finding(findings, "spf.syntax", MD_SEV_CRITICAL,
-                    "syntax error in an SPF record: receivers see permerror", ev_line);
-        jset(node, "error", json_string(rec->error));
+        lint_add(l, "spf.syntax", MD_SEV_CRITICAL,
+                 "syntax error in an SPF record: receivers see permerror", ev_line);
+        node_set(&node->error, rec->error, strlen(rec->error));
         spf_record_free(rec);
         return;
     }
@@ -1183,36 +1162,36 @@ static void lint_node(lint *l, const char *domain, const char *via, json_t *sibl
         const spf_term *t = &rec->terms[i];
         snprintf(ev_line, sizeof ev_line, "%s in %s", t->text, domain);
         if (t->mech == M_ALL && t->qual == '+')
-            add_finding(findings, "spf.pass_all", MD_SEV_CRITICAL,
-                        "'+all' lets every address on the Internet pass", ev_line);
+            lint_add(l, "spf.pass_all", MD_SEV_CRITICAL,
+                     "'+all' lets every address on the Internet pass", ev_line);
         /* ?all inside an include only means "no match" there: harmless */
-        if (t->mech == M_ALL && t->qual == '?' && strcmp(via, "include") != 0)
-            add_finding(findings, "spf.neutral_all", MD_SEV_WARNING,
-                        "'?all' makes every other address neutral: SPF protects nothing", ev_line);
+        if (t->mech == M_ALL && t->qual == '?' && via != MD_SPF_VIA_INCLUDE)
+            lint_add(l, "spf.neutral_all", MD_SEV_WARNING,
+                     "'?all' makes every other address neutral: SPF protects nothing", ev_line);
         if (t->mech == M_PTR)
-            add_finding(findings, "spf.ptr", MD_SEV_WARNING,
-                        "the ptr mechanism is slow and unreliable; RFC 7208 5.5 says do not use it",
-                        ev_line);
+            lint_add(l, "spf.ptr", MD_SEV_WARNING,
+                     "the ptr mechanism is slow and unreliable; RFC 7208 5.5 says do not use it",
+                     ev_line);
         if (t->mech == M_ALL || t->mech == M_IP4 || t->mech == M_IP6)
             continue;
         if (lint_count(l, node, t->text, domain) != 0)
             break;
         if (t->arg && strchr(t->arg, '%')) {
-            json_array_append_new(children, json_pack("{s:s, s:s}", "term", t->text,
-                                  "note", "target uses macros: depends on the sender, not followed"));
+            md_spf_node *m = node_new(e, node, MD_SPF_NODE_MACRO, MD_SPF_VIA_TOP, NULL);
+            m->term = md_xstrdup(t->text);
             continue;
         }
         const char *target = t->arg ? t->arg : domain;
         if (t->mech == M_INCLUDE) {
-            lint_follow(l, t->text, domain, target, "include", children);
+            lint_follow(l, t->text, domain, target, MD_SPF_VIA_INCLUDE, node);
             e->cur = domain;
         } else if (t->mech == M_MX) {
             const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
             if (is_void(m))
                 lint_void(l, t->text, domain);
             else if (m->n > MD_SPF_MAX_NAMES)
-                add_finding(findings, "spf.mx_limit", MD_SEV_CRITICAL,
-                            "an mx term names more than 10 MX hosts: permerror", ev_line);
+                lint_add(l, "spf.mx_limit", MD_SEV_CRITICAL,
+                         "an mx term names more than 10 MX hosts: permerror", ev_line);
         } else if (t->mech == M_A) {
             const md_dns_answer *a4 = lookup(e, target, MD_DNS_A);
             const md_dns_answer *a6 = lookup(e, target, MD_DNS_AAAA);
@@ -1226,14 +1205,14 @@ static void lint_node(lint *l, const char *domain, const char *via, json_t *sibl
     if (rec->redirect && !l->stopped) {
         if (rec->has_all) {
             snprintf(ev_line, sizeof ev_line, "redirect=%s in %s", rec->redirect, domain);
-            add_finding(findings, "spf.redirect_ignored", MD_SEV_WARNING,
-                        "redirect= is never used because the record has 'all' (RFC 7208 6.1)",
-                        ev_line);
+            lint_add(l, "spf.redirect_ignored", MD_SEV_WARNING,
+                     "redirect= is never used because the record has 'all' (RFC 7208 6.1)",
+                     ev_line);
         } else {
             char term[300];
             snprintf(term, sizeof term, "redirect=%s", rec->redirect);
             if (lint_count(l, node, term, domain) == 0 && strchr(rec->redirect, '%') == NULL)
-                lint_follow(l, term, domain, rec->redirect, "redirect", children);
+                lint_follow(l, term, domain, rec->redirect, MD_SPF_VIA_REDIRECT, node);
         }
     }
     l->depth--;
@@ -1248,8 +1227,10 @@ static void lint_node(lint *l, const char *domain, const char *via, json_t *sibl
     spf_record_free(rec);
 }
 
-json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
+md_status spf_lint(const spf_source *src, const char *domain_in, md_spf_result **outp,
+                   md_report *rep, md_error *err)
 {
+    *outp = NULL;
     /* IDN given by a person: A-labels first (names with '_', such as
      * _spf.example.com, are fine as they are) */
     char ascii[MD_DNS_NAME_MAX + 1];
@@ -1257,22 +1238,21 @@ json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
     for (const char *p = domain_in; *p; p++)
         if ((unsigned char)*p >= 0x80) {
             if (md_dns_name_normalize(domain_in, ascii, sizeof ascii, NULL, 0, err) != MD_OK)
-                return NULL;
+                return err->status;
             domain = ascii;
             break;
         }
-    if (!domain_ok(domain)) {
-        md_error_set(err, MD_CONFIG, "spf.lint", "'%.80s' is not a usable domain name", domain);
-        return NULL;
-    }
-    ev e = { .dns = dns, .origin = "lint", .family = 4 };
-    e.queries = json_array();
+    if (!domain_ok(domain))
+        return md_error_set(err, MD_CONFIG, "spf.lint", "'%.80s' is not a usable domain name", domain);
+    ev e = { .src = *src, .origin = MD_SPF_BY_LINT, .family = 4, .rep = rep };
     e.deadline = md_now_ms() + 30000;
     e.receiver = "maildiag";
-    json_t *out = json_pack("{s:o, s:n}", "domain", json_text(domain, strlen(domain)), "record");
-    json_t *tree = json_array(), *findings = json_array();
-    lint l = { .e = &e, .findings = findings, .top = out };
-    lint_node(&l, domain, "top", tree);
+    md_spf_result *out = md_xcalloc(1, sizeof *out);
+    out->kind = MD_SPF_LINT;
+    out->domain = md_xstrdup(domain);
+    size_t first = md_report_count(rep);   /* rep may hold other checks' findings */
+    lint l = { .e = &e, .top = out };
+    lint_node(&l, domain, MD_SPF_VIA_TOP, NULL);
     while (l.seen) {
         lint_seen *n = l.seen->next;
         free(l.seen->domain);
@@ -1283,28 +1263,30 @@ json_t *md_spf_lint(md_dns *dns, const char *domain_in, md_error *err)
     char line[200];
     snprintf(line, sizeof line, "%d DNS-querying terms over the whole tree", e.lookups);
     if (e.lookups >= MD_SPF_MAX_TERMS - 1 && e.lookups <= MD_SPF_MAX_TERMS)
-        add_finding(findings, "spf.lookups_near_limit", MD_SEV_WARNING,
+        add_finding(&e, "spf.lookups_near_limit", MD_SEV_WARNING,
                     "close to the limit of 10 DNS-querying terms", line);
     snprintf(line, sizeof line, "%d void lookups (NXDOMAIN or no data)", e.voids);
     if (e.voids > 0 && e.voids <= MD_SPF_MAX_VOID)
-        add_finding(findings, "spf.void_lookups", MD_SEV_WARNING,
+        add_finding(&e, "spf.void_lookups", MD_SEV_WARNING,
                     "terms name domains that do not exist or have no address", line);
     int bad = 0;
-    size_t i;
-    json_t *f;
-    json_array_foreach(findings, i, f)
-        if (strcmp(json_string_value(json_object_get(f, "severity")), "ok") != 0)
+    for (size_t i = first; i < md_report_count(rep); i++)
+        if (md_report_get(rep, i)->severity != MD_SEV_OK)
             bad = 1;
     if (!bad)
-        add_finding(findings, "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits",
-                    json_string_value(json_object_get(out, "record")));
-    jset(out, "lookups", json_integer(e.lookups));
-    jset(out, "void_lookups", json_integer(e.voids));
-    jset(out, "tree", json_array_size(tree) ? json_incref(json_array_get(tree, 0))
-                                                           : json_null());
-    json_decref(tree);
-    jset(out, "queries", json_incref(e.queries));
-    jset(out, "findings", findings);
+        add_finding(&e, "spf.ok", MD_SEV_OK, "the SPF record is valid and within limits",
+                    out->record);
+    out->lookups = e.lookups;
+    out->void_lookups = e.voids;
+    hand_over(&e, out);
     ev_clear(&e);
-    return out;
+    *outp = out;
+    return MD_OK;
+}
+
+md_status md_spf_lint(md_dns *dns, const char *domain, md_spf_result **out, md_report *rep,
+                      md_error *err)
+{
+    spf_source src = { dns_resolve, dns };
+    return spf_lint(&src, domain, out, rep, err);
 }

@@ -5,10 +5,12 @@
  * LENGTH bytes: "IDENTITY NO_LIBSPF2 DEADLINE" and the string fields (ip,
  * sender, helo, domain, receiver, libspf2 crash note), each a NUL-ended
  * string after '+', or '-' for none (no JSON to build and parse on either
- * side: it was a fifth of a bulk run).  A worker answers with one frame, "F STATUS LENGTH\n" then LENGTH bytes: the result in the
- * pool's output form (a JSON object, or the report already rendered as a
- * JSON line or text, so the serial parent only copies bytes); STATUS is its
- * worst severity (0-3).
+ * side, for every request of a bulk run).  A worker answers with one frame,
+ * "F STATUS LENGTH\n" then LENGTH bytes: the result in the pool's output
+ * form (the report already rendered as a JSON line or text by lib/report,
+ * so the serial parent only copies bytes; or, for typed results, the
+ * result and its findings in the binary form of spf_result_encode below);
+ * STATUS is its worst severity (0-3).
  *
  * libspf2 runs inside the worker.  When a worker dies or overruns with
  * libspf2 in play, the request is run again on a fresh worker without
@@ -19,11 +21,13 @@
 #include "config.h"
 #include "pool.h"
 #include "spf-int.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +62,7 @@ typedef struct worker {
     int64_t started;         /* when the head job started (about) */
     md_buf pend;             /* requests not yet written (sent in one write
                               * when the pool next waits for results) */
-    char *buf;
-    size_t len, cap;
+    md_buf in;               /* result bytes read, not yet framed */
 } worker;
 
 struct md_spf_pool {
@@ -74,52 +77,296 @@ struct md_spf_pool {
     const volatile sig_atomic_t *cancel;
 };
 
-void md_spf_result_clear(md_spf_result *r)
+void md_spf_pool_result_clear(md_spf_pool_result *r)
 {
     if (r == NULL)
         return;
-    json_decref(r->obj);
+    md_spf_result_free(r->result);
+    md_report_free(r->report);
     free(r->rendered);
     memset(r, 0, sizeof *r);
 }
 
-static md_severity worst_finding(json_t *obj)
+/* A result and its findings in the pool's output form: rendered bytes
+ * (described into rep, then written by lib/report), or both as they are.
+ * Takes res and rep. */
+static void shape(md_spf_pool *p, md_spf_result *res, md_report *rep, md_spf_pool_result *out)
 {
-    md_severity w = MD_SEV_OK;
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(obj, "findings"), i, f) {
-        int s = md_severity_parse(json_string_value(json_object_get(f, "severity")) ?: "unknown");
-        w = md_severity_worst(w, s < 0 ? MD_SEV_UNKNOWN : (md_severity)s);
-    }
-    return w;
-}
-
-/* The object in the pool's output form: rendered bytes, or the object. */
-static void shape(md_spf_pool *p, json_t *obj, md_spf_result *out)
-{
-    out->status = worst_finding(obj);
+    out->status = md_report_status(rep);
     if (p->output == MD_SPF_OUT_OBJECT) {
-        out->obj = obj;
+        out->result = res;
+        out->report = rep;
         return;
     }
+    md_spf_describe(res, rep, p->output == MD_SPF_OUT_JSON ? MD_SPF_DESCRIBE_JSON_ONLY : 0);
     if (p->output == MD_SPF_OUT_JSON) {
         md_buf b = { 0 };
-        spf_report_json_append(&b, obj);
-        json_decref(obj);
-        out->rendered = b.data;
-        out->len = b.len;
-        return;
-    }
-    md_report *rep = md_spf_report(p->tool, obj);
-    out->status = md_report_status(rep);
-    FILE *f = open_memstream(&out->rendered, &out->len);
-    if (f != NULL) {
-        md_report_write_text(rep, f, p->text_flags);
-        fclose(f);
+        md_report_append_json(rep, &b);
+        out->rendered = md_buf_steal(&b, &out->len);
+    } else {
+        FILE *f = open_memstream(&out->rendered, &out->len);
+        if (f != NULL) {
+            md_report_write_text(rep, f, p->text_flags);
+            fclose(f);
+        }
     }
     md_report_free(rep);
-    json_decref(obj);
+    md_spf_result_free(res);
+}
+
+/* --- typed results over the pipe --------------------------------------------
+ *
+ * The worker and the parent are the same program, so the form is simple:
+ * integers as 4 bytes in host order, strings as a 4-byte length and the
+ * bytes (UINT32_MAX for NULL), the tree depth first.  The parent still
+ * checks every length against the frame: a worker is where hostile DNS
+ * data is handled.
+ */
+#define NODE_DEPTH_MAX 64
+
+static void put_u32(md_buf *b, uint32_t v)
+{
+    md_buf_add(b, &v, sizeof v);
+}
+
+static void put_str(md_buf *b, const char *s)
+{
+    if (s == NULL) {
+        put_u32(b, UINT32_MAX);
+        return;
+    }
+    size_t n = strlen(s);
+    put_u32(b, (uint32_t)n);
+    md_buf_add(b, s, n);
+}
+
+static void put_node(md_buf *b, const md_spf_node *n)
+{
+    put_u32(b, n != NULL);
+    if (n == NULL)
+        return;
+    put_u32(b, (uint32_t)n->kind);
+    put_u32(b, (uint32_t)n->via);
+    put_str(b, n->domain);
+    put_str(b, n->term);
+    put_str(b, n->record);
+    put_u32(b, (uint32_t)n->lookups);
+    put_str(b, n->error);
+    put_str(b, n->matched);
+    put_u32(b, (uint32_t)n->has_result);
+    put_u32(b, (uint32_t)n->result);
+    put_u32(b, (uint32_t)n->nchildren);
+    for (size_t i = 0; i < n->nchildren; i++)
+        put_node(b, n->children[i]);
+}
+
+void spf_result_encode(md_buf *b, const md_spf_result *r, const md_report *rep)
+{
+    put_u32(b, (uint32_t)r->kind);
+    put_str(b, r->domain);
+    put_str(b, r->ip);
+    put_str(b, r->sender);
+    put_str(b, r->helo);
+    put_u32(b, (uint32_t)r->identity);
+    put_u32(b, (uint32_t)r->result);
+    put_str(b, r->explanation);
+    put_u32(b, (uint32_t)r->explanation_source);
+    put_u32(b, (uint32_t)r->lookups);
+    put_u32(b, (uint32_t)r->void_lookups);
+    put_str(b, r->mechanism);
+    put_str(b, r->error);
+    put_str(b, r->record);
+    put_node(b, r->tree);
+    put_u32(b, (uint32_t)r->nqueries);
+    for (size_t i = 0; i < r->nqueries; i++) {
+        const md_spf_query *q = &r->queries[i];
+        put_str(b, q->name);
+        put_u32(b, (uint32_t)q->type);
+        put_u32(b, (uint32_t)q->outcome);
+        put_u32(b, (uint32_t)q->records);
+        put_u32(b, (uint32_t)q->by);
+        put_str(b, q->detail);
+    }
+    put_str(b, r->received_spf);
+    put_str(b, r->authentication_results);
+    const md_spf_libspf2 *l = &r->libspf2;
+    put_u32(b, (uint32_t)l->ran);
+    put_str(b, l->why);
+    put_str(b, l->crashed);
+    put_str(b, l->result);
+    put_str(b, l->reason);
+    put_str(b, l->error);
+    put_u32(b, (uint32_t)l->agrees);
+    put_str(b, l->override);
+    size_t n = md_report_count(rep);
+    put_u32(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const md_finding *f = md_report_get(rep, i);
+        put_str(b, f->id);
+        put_u32(b, (uint32_t)f->severity);
+        put_str(b, f->summary);
+        put_u32(b, (uint32_t)f->nevidence);
+        for (size_t j = 0; j < f->nevidence; j++)
+            put_str(b, f->evidence[j]);
+    }
+}
+
+typedef struct reader {
+    const char *p, *end;
+    int bad;
+} reader;
+
+static uint32_t get_u32(reader *r)
+{
+    uint32_t v = 0;
+    if (r->end - r->p < (ptrdiff_t)sizeof v) {
+        r->bad = 1;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof v);
+    r->p += sizeof v;
+    return v;
+}
+
+/* A count of items of at least min_size bytes each that fit what is left. */
+static size_t get_count(reader *r, size_t min_size)
+{
+    uint32_t n = get_u32(r);
+    if ((size_t)(r->end - r->p) / min_size < n) {
+        r->bad = 1;
+        return 0;
+    }
+    return n;
+}
+
+static uint32_t get_enum(reader *r, uint32_t max)
+{
+    uint32_t v = get_u32(r);
+    if (v > max)
+        r->bad = 1;
+    return v > max ? 0 : v;
+}
+
+static char *get_str(reader *r)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n == UINT32_MAX)
+        return NULL;
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    char *s = md_xstrndup(r->p, n);
+    r->p += n;
+    return s;
+}
+
+static md_spf_node *get_node(reader *r, int depth)
+{
+    if (!get_u32(r) || r->bad)
+        return NULL;
+    if (depth > NODE_DEPTH_MAX) {
+        r->bad = 1;
+        return NULL;
+    }
+    md_spf_node *n = md_xcalloc(1, sizeof *n);
+    n->kind = (md_spf_node_kind)get_enum(r, MD_SPF_NODE_MACRO);
+    n->via = (md_spf_via)get_enum(r, MD_SPF_VIA_REDIRECT);
+    n->domain = get_str(r);
+    n->term = get_str(r);
+    n->record = get_str(r);
+    n->lookups = (int)get_u32(r);
+    n->error = get_str(r);
+    n->matched = get_str(r);
+    n->has_result = (int)get_enum(r, 1);
+    n->result = (md_spf_code)get_enum(r, MD_SPF_PERMERROR);
+    size_t nc = get_count(r, 4);
+    if (nc > 0)
+        n->children = md_xcalloc(nc, sizeof *n->children);
+    for (size_t i = 0; i < nc && !r->bad; i++) {
+        n->children[i] = get_node(r, depth + 1);
+        if (n->children[i] == NULL)
+            r->bad = 1;
+        else
+            n->nchildren++;
+    }
+    return n;
+}
+
+md_spf_result *spf_result_decode(const char *data, size_t len, md_report *rep)
+{
+    reader rd = { data, data + len, 0 };
+    reader *r = &rd;
+    md_spf_result *res = md_xcalloc(1, sizeof *res);
+    res->kind = (md_spf_result_kind)get_enum(r, MD_SPF_INVALID);
+    res->domain = get_str(r);
+    res->ip = get_str(r);
+    res->sender = get_str(r);
+    res->helo = get_str(r);
+    res->identity = (md_spf_identity)get_enum(r, MD_SPF_ID_HELO);
+    res->result = (md_spf_code)get_enum(r, MD_SPF_PERMERROR);
+    res->explanation = get_str(r);
+    res->explanation_source = (md_spf_exp_source)get_enum(r, MD_SPF_EXP_RECORD);
+    res->lookups = (int)get_u32(r);
+    res->void_lookups = (int)get_u32(r);
+    res->mechanism = get_str(r);
+    res->error = get_str(r);
+    res->record = get_str(r);
+    res->tree = get_node(r, 0);
+    size_t nq = get_count(r, 24);
+    if (nq > 0)
+        res->queries = md_xcalloc(nq, sizeof *res->queries);
+    for (size_t i = 0; i < nq && !r->bad; i++) {
+        md_spf_query *q = &res->queries[res->nqueries++];
+        q->name = get_str(r);
+        q->type = (int)get_u32(r);
+        q->outcome = (md_dns_outcome)get_enum(r, MD_DNS_ERROR);
+        q->records = get_u32(r);
+        q->by = (md_spf_by)get_enum(r, MD_SPF_BY_LINT);
+        q->detail = get_str(r);
+        if (q->name == NULL)
+            r->bad = 1;
+    }
+    res->received_spf = get_str(r);
+    res->authentication_results = get_str(r);
+    md_spf_libspf2 *l = &res->libspf2;
+    l->ran = (int)get_enum(r, 1);
+    l->why = get_str(r);
+    l->crashed = get_str(r);
+    l->result = get_str(r);
+    l->reason = get_str(r);
+    l->error = get_str(r);
+    l->agrees = (int)get_enum(r, 1);
+    l->override = get_str(r);
+    if (res->domain == NULL)
+        r->bad = 1;
+    size_t nf = get_count(r, 16);
+    for (size_t i = 0; i < nf && !r->bad; i++) {
+        char *id = get_str(r);
+        md_severity sev = (md_severity)get_enum(r, MD_SEV_UNKNOWN);
+        char *summary = get_str(r);
+        if (id == NULL || summary == NULL || r->bad) {
+            r->bad = 1;
+        } else {
+            md_finding *f = md_report_add(rep, id, sev, "%s", summary);
+            size_t ne = get_count(r, 4);
+            for (size_t j = 0; j < ne && !r->bad; j++) {
+                char *e = get_str(r);
+                if (e == NULL)
+                    r->bad = 1;
+                else
+                    md_finding_add_evidence(f, "%s", e);
+                free(e);
+            }
+        }
+        free(id);
+        free(summary);
+    }
+    if (r->bad || r->p != r->end) {
+        md_spf_result_free(res);
+        return NULL;
+    }
+    return res;
 }
 
 /* --- worker ------------------------------------------------------------- */
@@ -187,6 +434,11 @@ static void arena_reset(void)
 
 static FILE *worker_out;
 
+static md_dns_answer *worker_resolve(void *arg, const char *name, int type)
+{
+    return md_dns_resolve(arg, name, type);
+}
+
 static int put_frame(int status, const char *s, size_t n)
 {
     if (fprintf(worker_out, "F %d %zu\n", status, n) < 0
@@ -208,14 +460,11 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     if (hdr[0] != 'Q' || hdr[1] != ' ' || (len = strtoul(hdr + 2, &end, 10), *end != '\n')
         || len > FRAME_MAX)
         return -1;
-    if (buf->cap < len + 1) {
-        buf->data = md_xrealloc(buf->data, len + 1);
-        buf->cap = len + 1;
-    }
-    if (fread(buf->data, 1, len, fin) != len)
+    buf->len = 0;
+    if (fread(md_buf_reserve(buf, len + 1), 1, len, fin) != len)
         return -1;
-    buf->data[len] = '\0';
     buf->len = len;
+    md_buf_cstr(buf);
     const char *f[RQ_N];
     char *p = buf->data, *lim = buf->data + len;
     /* "IDENTITY NO_LIBSPF2 DEADLINE" */
@@ -262,36 +511,34 @@ static void worker_main(md_spf_pool *p, int in, int out)
     if (fin == NULL || worker_out == NULL || dns == NULL)
         _exit(70);
     json_set_alloc_funcs(arena_alloc, arena_free);
+    spf_source src = { worker_resolve, dns };
     while ((got = read_request(fin, &rbuf, &r, &crash)) != 0) {
-        json_t *res = NULL;
+        md_spf_result *res = NULL;
+        md_report *rep = md_report_new(p->tool, NULL);
         md_error_clear(&err);
-        if (got > 0) {
-            /* isolate 0: this worker is the isolation (see above) */
-            res = spf_evaluate_staged(dns, &r, 0, NULL, NULL, &err);
-            if (res != NULL && crash != NULL) {
-                json_object_set_new(res, "libspf2", json_pack("{s:b, s:s}", "ran", 1, "crashed", crash));
-                json_array_append_new(json_object_get(res, "findings"),
-                    json_pack("{s:s, s:s, s:s, s:[s]}", "id", "spf.libspf2_crashed", "severity",
-                              "ok", "summary", "libspf2 crashed or hung on this input (isolated);"
-                              " the RFC 7208 result does not depend on it", "evidence", crash));
-            }
+        /* isolate 0: this worker is the isolation (see above) */
+        if (got > 0 && spf_evaluate(&src, &r, 0, &res, rep, &err) == MD_OK && crash != NULL)
+            spf_result_crashed(res, rep, crash);
+        if (res == NULL) {
+            res = md_spf_result_invalid("");
+            md_finding *f = md_report_add(rep, "input.invalid_line", MD_SEV_UNKNOWN, "%s",
+                                          "the request cannot be evaluated");
+            md_finding_add_evidence(f, "%s", err.text[0] ? err.text : "bad request");
         }
-        if (res == NULL)
-            res = json_pack("{s:s, s:s, s:[{s:s, s:s, s:s, s:[s]}]}", "result", "temperror",
-                            "domain", "", "findings", "id", "input.invalid_line",
-                            "severity", "unknown", "summary", "the request cannot be evaluated",
-                            "evidence", err.text[0] ? err.text : "bad request");
-        md_spf_result sr = { 0 };
-        shape(p, res, &sr);
         int rc;
-        if (sr.obj != NULL) {
+        if (p->output == MD_SPF_OUT_OBJECT) {
             md_buf b = { 0 };
-            rc = md_json_append(&b, sr.obj) == 0 ? put_frame((int)sr.status, b.data, b.len) : -1;
-            free(b.data);
+            spf_result_encode(&b, res, rep);
+            rc = put_frame((int)md_report_status(rep), md_buf_cstr(&b), b.len);
+            md_buf_free(&b);
+            md_spf_result_free(res);
+            md_report_free(rep);
         } else {
+            md_spf_pool_result sr = { 0 };
+            shape(p, res, rep, &sr);
             rc = put_frame((int)sr.status, sr.rendered ? sr.rendered : "", sr.len);
+            md_spf_pool_result_clear(&sr);
         }
-        md_spf_result_clear(&sr);
         arena_reset();
         if (rc != 0 || got < 0)
             _exit(71);
@@ -337,7 +584,7 @@ static int spawn(md_spf_pool *p, unsigned i)
     w->pid = pid;
     w->to = a[1];
     w->from = b[0];
-    w->len = 0;
+    w->in.len = 0;
     w->pend.len = 0;   /* what was queued for the old process is sent again */
     return 0;
 }
@@ -382,7 +629,7 @@ md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
     p->dns.servers = (const char *const *)p->servers;
     p->deadline_ms = (int64_t)((cfg->deadline > 0 ? cfg->deadline : 30.0) * 1000.0);
     p->output = cfg->output;
-    p->tool = md_xstrdup(cfg->tool ? cfg->tool : "maildiag-spf");
+    p->tool = md_xstrdup(cfg->tool ? cfg->tool : "spf");
     p->text_flags = cfg->text_flags;
     p->cancel = cfg->cancel;
     /* Fail early, in the parent, on a bad resolver. */
@@ -412,8 +659,8 @@ void md_spf_pool_free(md_spf_pool *p)
         reap(w, w->n > 0, &st);
         for (unsigned k = 0; k < w->n; k++)
             job_clear(qjob(w, k));
-        free(w->buf);
-        free(w->pend.data);
+        md_buf_free(&w->in);
+        md_buf_free(&w->pend);
     }
     free(p->w);
     for (char **s = p->servers; s && *s; s++)
@@ -453,21 +700,14 @@ static int write_all(int fd, const char *s, size_t n)
     return 0;
 }
 
-/* The result for a request whose evaluation failed even without libspf2. */
-static json_t *failed_result(const job *j, const char *why)
+/* The result for a request whose evaluation failed even without libspf2
+ * (why), in the pool's output form. */
+static void failed_result(md_spf_pool *p, const job *j, const char *why, md_spf_pool_result *out)
 {
-    const char *sender = j->f[RQ_SENDER], *helo = j->f[RQ_HELO], *dom = j->f[RQ_DOMAIN];
-    if (dom == NULL) {
-        const char *at = sender && *sender ? strrchr(sender, '@') : NULL;
-        dom = at ? at + 1 : sender && *sender ? sender : helo ? helo : "";
-    }
-    return json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:n, s:i, s:i, s:n, s:s, s:n, s:[{s:s, s:s, s:s, s:[s]}]}",
-                     "domain", dom, "ip", j->f[RQ_IP], "sender", sender, "helo", helo,
-                     "result", "temperror", "explanation", "lookups", 0, "void_lookups", 0,
-                     "mechanism", "error", why, "tree",
-                     "findings", "id", "spf.engine_failed", "severity", "unknown",
-                     "summary", "the SPF evaluation did not finish: reported as temperror",
-                     "evidence", why);
+    md_report *rep = md_report_new(p->tool, NULL);
+    md_spf_result *res = spf_result_failed(j->f[RQ_IP], j->f[RQ_SENDER], j->f[RQ_HELO],
+                                           j->f[RQ_DOMAIN], why, rep);
+    shape(p, res, rep, out);
 }
 
 /* Writes w's pending requests. */
@@ -578,7 +818,7 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
     return MD_OK;
 }
 
-static void pop_head(worker *w, md_spf_result *out)
+static void pop_head(worker *w, md_spf_pool_result *out)
 {
     job *j = qjob(w, 0);
     out->tag = j->tag;
@@ -592,13 +832,13 @@ static void pop_head(worker *w, md_spf_result *out)
  * job.  The head job runs again without libspf2 on a fresh worker (with the
  * crash note), unless it already did: then out gets its failed result and
  * 1 is returned.  The jobs behind it had not started: they are sent again. */
-static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_result *out)
+static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_pool_result *out)
 {
     worker *w = &p->w[i];
     int st = 0, ret = 0;
     char msg[200], m2[320];
     reap(w, 1, &st);
-    w->len = 0;
+    w->in.len = 0;
     if (why)
         snprintf(msg, sizeof msg, "%s", why);
     else if (WIFSIGNALED(st))
@@ -614,7 +854,7 @@ static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_resul
         h->retried = 1;
     } else {
         snprintf(m2, sizeof m2, "the evaluation process %s", msg);
-        shape(p, failed_result(h, m2), out);
+        failed_result(p, h, m2, out);
         pop_head(w, out);
         ret = 1;
     }
@@ -624,7 +864,7 @@ static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_resul
                 send_req(w, qjob(w, k));
         } else if (!ret) {
             /* no new worker: this job's result is the failure */
-            shape(p, failed_result(h, "cannot start an evaluation process"), out);
+            failed_result(p, h, "cannot start an evaluation process", out);
             pop_head(w, out);
             ret = 1;
         }
@@ -635,41 +875,45 @@ static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_resul
 
 /* Takes one frame from w's buffer.  Returns 1 when it filled out (for the
  * head job), 0 when more bytes are needed, -1 on a malformed frame. */
-static int frame(md_spf_pool *p, worker *w, md_spf_result *out)
+static int frame(md_spf_pool *p, worker *w, md_spf_pool_result *out)
 {
-    if (w->len == 0 || w->n == 0)
+    if (w->in.len == 0 || w->n == 0)
         return 0;
-    char *nl = memchr(w->buf, '\n', w->len < 64 ? w->len : 64);
+    char *nl = memchr(w->in.data, '\n', w->in.len < 64 ? w->in.len : 64);
     if (nl == NULL)
-        return w->len >= 64 ? -1 : 0;
+        return w->in.len >= 64 ? -1 : 0;
     char kind;
     int status;
     size_t len;
     *nl = '\0';
-    if (sscanf(w->buf, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
+    if (sscanf(w->in.data, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
         || kind != 'F' || status < 0 || status > 3)
         return -1;
     *nl = '\n';
-    size_t hdr = (size_t)(nl + 1 - w->buf);
-    if (w->len < hdr + len)
+    size_t hdr = (size_t)(nl + 1 - w->in.data);
+    if (w->in.len < hdr + len)
         return 0;
-    char *payload = w->buf + hdr;
+    char *payload = w->in.data + hdr;
     if (p->output == MD_SPF_OUT_OBJECT) {
-        out->obj = json_loadb(payload, len, 0, NULL);
-        if (out->obj == NULL)
+        out->report = md_report_new(p->tool, NULL);
+        out->result = spf_result_decode(payload, len, out->report);
+        if (out->result == NULL) {
+            md_report_free(out->report);
+            out->report = NULL;
             return -1;
+        }
     } else {
         out->rendered = md_xstrndup(payload, len);
         out->len = len;
     }
     out->status = (md_severity)status;
-    memmove(w->buf, payload + len, w->len - hdr - len);
-    w->len -= hdr + len;
+    memmove(w->in.data, payload + len, w->in.len - hdr - len);
+    w->in.len -= hdr + len;
     pop_head(w, out);
     return 1;
 }
 
-int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
+int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out)
 {
     memset(out, 0, sizeof *out);
     /* frames already read */
@@ -721,18 +965,15 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
             if (pf[i].fd < 0 || pf[i].revents == 0)
                 continue;
             for (;;) {
-                if (w->cap - w->len < 65536) {
-                    if (w->cap > FRAME_MAX * 2) {
-                        if (fail_worker(p, i, "sent an oversized result", out)) {
-                            got = 1;
-                            goto done;
-                        }
-                        break;
+                if (w->in.cap - w->in.len < 65536 && w->in.cap > FRAME_MAX * 2) {
+                    if (fail_worker(p, i, "sent an oversized result", out)) {
+                        got = 1;
+                        goto done;
                     }
-                    w->cap = w->cap ? w->cap * 2 : 131072;
-                    w->buf = md_xrealloc(w->buf, w->cap);
+                    break;
                 }
-                ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len);
+                char *room = md_buf_reserve(&w->in, 65536);
+                ssize_t r = read(w->from, room, w->in.cap - w->in.len);
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -745,7 +986,7 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_result *out)
                     }
                     break;
                 }
-                w->len += (size_t)r;
+                w->in.len += (size_t)r;
                 int f = frame(p, w, out);
                 if (f > 0 || (f < 0 && fail_worker(p, i, "sent a malformed result", out))) {
                     got = 1;

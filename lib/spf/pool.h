@@ -2,10 +2,11 @@
  * lib/spf pool: SPF evaluations in worker processes with a deadline.
  *
  * libspf2 1.2.10 aborts on some inputs and has an unpatched macro-parsing
- * flaw (CVE-2023-42118), so no evaluation runs in the tool's own process:
- * each worker owns a private md_dns (its own c-ares channel) and evaluates
- * one request at a time.  A worker that crashes, aborts or overruns the
- * deadline is killed and replaced, and its request gets a temperror result
+ * flaw (CVE-2023-42118; docs/LIBRARIES.md, "libspf2"), so no evaluation runs
+ * in the caller's own process: each worker owns a private md_dns (its own
+ * c-ares channel) and evaluates one request at a time.  A worker that crashes, aborts or overruns the
+ * deadline is killed and replaced; its request runs again without libspf2
+ * (spf.libspf2_crashed), and if that fails too it gets a temperror result
  * with an spf.engine_failed finding (severity unknown) saying what happened.
  *
  * Requests and results travel as length-framed messages over pipes (see
@@ -23,7 +24,7 @@ extern "C" {
 #endif
 
 typedef enum md_spf_output {
-    MD_SPF_OUT_OBJECT = 0,   /* results as JSON objects (md_spf_evaluate's) */
+    MD_SPF_OUT_OBJECT = 0,   /* typed results: md_spf_result and its findings */
     MD_SPF_OUT_JSON,         /* rendered by the worker as md_report_write_json would */
     MD_SPF_OUT_TEXT          /* rendered by the worker as md_report_write_text would */
 } md_spf_output;
@@ -43,37 +44,40 @@ typedef struct md_spf_pool_config {
                               * and SIGTERM: the pool's owner decides. */
 } md_spf_pool_config;
 
-typedef struct md_spf_result {
-    json_t *obj;             /* MD_SPF_OUT_OBJECT: the evaluation */
-    char *rendered;          /* otherwise: the report, ready to write */
+typedef struct md_spf_pool_result {
+    md_spf_result *result;   /* MD_SPF_OUT_OBJECT: the evaluation (or its
+                              * failure: kind MD_SPF_FAILED, MD_SPF_INVALID) */
+    md_report *report;       /* MD_SPF_OUT_OBJECT: its findings (describe the
+                              * result into it with md_spf_describe) */
+    char *rendered;          /* otherwise: the described report, ready to write */
     size_t len;
     md_severity status;      /* worst severity of the findings */
     void *tag;               /* as given to md_spf_pool_submit */
-} md_spf_result;
+} md_spf_pool_result;
 
 /* Frees what a result holds (not r itself). */
-void md_spf_result_clear(md_spf_result *r);
+MD_API void md_spf_pool_result_clear(md_spf_pool_result *r);
 
 typedef struct md_spf_pool md_spf_pool;
 
 /* Starts the workers.  Returns NULL with err set on failure.  Caller frees
  * with md_spf_pool_free() (which stops every worker). */
-md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
-void md_spf_pool_free(md_spf_pool *p);
+MD_API md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
+MD_API void md_spf_pool_free(md_spf_pool *p);
 
 /* Whether a worker can take another request (its queue is not full). */
-int md_spf_pool_has_idle(const md_spf_pool *p);
+MD_API int md_spf_pool_has_idle(const md_spf_pool *p);
 /* Requests in flight. */
-size_t md_spf_pool_busy(const md_spf_pool *p);
+MD_API size_t md_spf_pool_busy(const md_spf_pool *p);
 
 /* Hands req to an idle worker; tag comes back with the result.  Returns
  * MD_OK, or MD_TEMPFAIL when no worker is idle, or MD_INTERNAL. */
-md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
+MD_API md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
 
 /* Waits for the next finished evaluation and fills out (caller clears it
- * with md_spf_result_clear).  Returns 1, or 0 when nothing is in flight or
+ * with md_spf_pool_result_clear).  Returns 1, or 0 when nothing is in flight or
  * the wait was interrupted by a signal while *cfg->cancel is set. */
-int md_spf_pool_next(md_spf_pool *p, md_spf_result *out);
+MD_API int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out);
 
 #ifdef __cplusplus
 }

@@ -1,127 +1,342 @@
 /*
- * lib/spf report: an evaluation or lint object as an md_report.
+ * lib/spf report: the typed result (md_spf_result) freed, made for the
+ * cases without an evaluation, and described into an md_report: the
+ * structured fields of the JSON contract (maildiag-spf(1), README.md) and
+ * the human detail lines.  lib/report renders both; nothing here writes
+ * JSON or text itself.
  */
 #include "config.h"
 #include "spf-int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static void tree_lines(md_report *rep, json_t *node, int depth)
+const char *md_spf_via_name(md_spf_via v)
 {
-    if (!json_is_object(node) || depth > 40)
+    switch (v) {
+    case MD_SPF_VIA_INCLUDE: return "include";
+    case MD_SPF_VIA_REDIRECT: return "redirect";
+    default: return "top";
+    }
+}
+
+const char *md_spf_by_name(md_spf_by by)
+{
+    switch (by) {
+    case MD_SPF_BY_LIBSPF2: return "libspf2";
+    case MD_SPF_BY_LINT: return "lint";
+    default: return "walk";
+    }
+}
+
+/* --- the result's life ---------------------------------------------------- */
+
+void spf_node_free(md_spf_node *n)
+{
+    if (n == NULL)
         return;
-    const char *rec = json_string_value(json_object_get(node, "record"));
-    const char *res = json_string_value(json_object_get(node, "result"));
-    const char *note = json_string_value(json_object_get(node, "note"));
-    const char *dom = json_string_value(json_object_get(node, "domain"));
+    for (size_t i = 0; i < n->nchildren; i++)
+        spf_node_free(n->children[i]);
+    free(n->children);
+    free(n->domain);
+    free(n->term);
+    free(n->record);
+    free(n->error);
+    free(n->matched);
+    free(n);
+}
+
+static void libspf2_clear(md_spf_libspf2 *l)
+{
+    free(l->why);
+    free(l->crashed);
+    free(l->result);
+    free(l->reason);
+    free(l->error);
+    free(l->override);
+    memset(l, 0, sizeof *l);
+}
+
+void md_spf_result_free(md_spf_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->domain);
+    free(r->ip);
+    free(r->sender);
+    free(r->helo);
+    free(r->explanation);
+    free(r->mechanism);
+    free(r->error);
+    free(r->record);
+    spf_node_free(r->tree);
+    for (size_t i = 0; i < r->nqueries; i++) {
+        free(r->queries[i].name);
+        free(r->queries[i].detail);
+    }
+    free(r->queries);
+    free(r->received_spf);
+    free(r->authentication_results);
+    libspf2_clear(&r->libspf2);
+    free(r);
+}
+
+md_spf_result *md_spf_result_invalid(const char *domain)
+{
+    md_spf_result *r = md_xcalloc(1, sizeof *r);
+    r->kind = MD_SPF_INVALID;
+    r->domain = md_xstrdup(domain ? domain : "");
+    r->result = MD_SPF_TEMPERROR;
+    return r;
+}
+
+md_spf_result *spf_result_failed(const char *ip, const char *sender, const char *helo,
+                                 const char *domain, const char *why, md_report *rep)
+{
+    md_spf_result *r = md_xcalloc(1, sizeof *r);
+    if (domain == NULL) {   /* the domain the request would have checked */
+        const char *at = sender && *sender ? strrchr(sender, '@') : NULL;
+        domain = at ? at + 1 : sender && *sender ? sender : helo ? helo : "";
+    }
+    r->kind = MD_SPF_FAILED;
+    r->domain = md_xstrdup(domain);
+    r->ip = ip ? md_xstrdup(ip) : NULL;
+    r->sender = sender ? md_xstrdup(sender) : NULL;
+    r->helo = helo ? md_xstrdup(helo) : NULL;
+    r->result = MD_SPF_TEMPERROR;
+    r->error = md_xstrdup(why);
+    md_finding *f = md_report_add(rep, "spf.engine_failed", MD_SEV_UNKNOWN, "%s",
+                                  "the SPF evaluation did not finish: reported as temperror");
+    md_finding_add_evidence(f, "%s", why);
+    return r;
+}
+
+void spf_result_crashed(md_spf_result *r, md_report *rep, const char *how)
+{
+    libspf2_clear(&r->libspf2);
+    r->libspf2.ran = 1;
+    r->libspf2.crashed = md_xstrdup(how);
+    md_finding *f = md_report_add(rep, "spf.libspf2_crashed", MD_SEV_OK, "%s",
+                                  "libspf2 crashed or hung on this input (isolated); the RFC 7208"
+                                  " result does not depend on it");
+    if (*how)
+        md_finding_add_evidence(f, "%s", how);
+}
+
+/* --- described into a report --------------------------------------------- */
+
+/* Untrusted text (records, names, the sender) as a JSON string: control
+ * characters and ill-formed bytes become '?', UTF-8 is kept (a sender's
+ * local part may be UTF-8), a NUL byte ends it.  NULL is null. */
+static json_t *jtext(const char *s)
+{
+    if (s == NULL)
+        return json_null();
+    size_t len = strlen(s);
+    char small[512];
+    char *b = len < sizeof small ? small : md_xmalloc(len + 1);
+    md_sanitize_text(b, len + 1, s, len, 0);
+    json_t *j = json_string_nocheck(b);           /* sanitized: well-formed UTF-8 */
+    if (b != small)
+        free(b);
+    return j;
+}
+
+/* One of our own ASCII literals. */
+static json_t *jlit(const char *s)
+{
+    return json_string_nocheck(s);
+}
+
+/* Sets a member whose key is one of ours (a literal: no UTF-8 check). */
+static void jset(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new_nocheck(o, key, v);
+}
+
+static const char *type_name(int t)
+{
+    switch (t) {
+    case MD_DNS_A: return "A";
+    case MD_DNS_AAAA: return "AAAA";
+    case MD_DNS_MX: return "MX";
+    case MD_DNS_TXT: return "TXT";
+    case MD_DNS_PTR: return "PTR";
+    default: return "?";
+    }
+}
+
+static const char *node_note(const md_spf_node *n)
+{
+    switch (n->kind) {
+    case MD_SPF_NODE_LOOP: return "a loop: not followed again";
+    case MD_SPF_NODE_SEEN: return "linted above: its terms count again";
+    case MD_SPF_NODE_MACRO: return "target uses macros: depends on the sender, not followed";
+    default: return NULL;
+    }
+}
+
+static json_t *node_json(const md_spf_node *n)
+{
+    json_t *o = json_object();
+    if (n->kind == MD_SPF_NODE_MACRO) {
+        jset(o, "term", jtext(n->term));
+        jset(o, "note", jlit(node_note(n)));
+        return o;
+    }
+    jset(o, "domain", jtext(n->domain));
+    jset(o, "via", jlit(md_spf_via_name(n->via)));
+    if (n->kind == MD_SPF_NODE_LOOP) {
+        jset(o, "note", jlit(node_note(n)));
+        return o;
+    }
+    if (n->kind == MD_SPF_NODE_SEEN) {
+        jset(o, "lookups", json_integer(n->lookups));
+        jset(o, "note", jlit(node_note(n)));
+        return o;
+    }
+    jset(o, "record", jtext(n->record));
+    jset(o, "lookups", json_integer(n->lookups));
+    json_t *children = json_array();
+    for (size_t i = 0; i < n->nchildren; i++)
+        json_array_append_new(children, node_json(n->children[i]));
+    jset(o, "children", children);
+    if (n->error)
+        jset(o, "error", jtext(n->error));
+    if (n->matched)
+        jset(o, "matched", jtext(n->matched));
+    if (n->has_result)
+        jset(o, "result", jlit(md_spf_code_name(n->result)));
+    return o;
+}
+
+static json_t *queries_json(const md_spf_result *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->nqueries; i++) {
+        const md_spf_query *q = &r->queries[i];
+        json_t *o = json_object();
+        jset(o, "name", jtext(q->name));
+        jset(o, "type", jlit(type_name(q->type)));
+        jset(o, "outcome", jlit(md_dns_outcome_name(q->outcome)));
+        jset(o, "records", json_integer((json_int_t)q->records));
+        jset(o, "by", jlit(md_spf_by_name(q->by)));
+        if (q->detail)
+            jset(o, "detail", jtext(q->detail));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *libspf2_json(const md_spf_libspf2 *l)
+{
+    json_t *o = json_object();
+    jset(o, "ran", json_boolean(l->ran));
+    if (!l->ran) {
+        jset(o, "why", jtext(l->why));
+    } else if (l->crashed) {
+        jset(o, "crashed", jtext(l->crashed));
+    } else {
+        jset(o, "result", jtext(l->result));
+        jset(o, "reason", jtext(l->reason));
+        if (l->error)
+            jset(o, "error", jtext(l->error));
+        jset(o, "agrees", json_boolean(l->agrees));
+        if (l->override)
+            jset(o, "override", jtext(l->override));
+    }
+    return o;
+}
+
+static void tree_lines(md_report *rep, const md_spf_node *n, int depth)
+{
+    if (n == NULL || depth > 40)
+        return;
+    const char *note = node_note(n);
     if (note) {   /* a term or an include lint did not follow, and why */
-        const char *via = json_string_value(json_object_get(node, "via"));
-        const char *what = dom ? dom : json_string_value(json_object_get(node, "term"));
-        md_report_add_detail(rep, "%*s%s %s: %s", depth * 2, "", via ? via : "term",
-                             what ? what : "?", note);
+        int macro = n->kind == MD_SPF_NODE_MACRO;
+        md_report_add_detail(rep, "%*s%s %s: %s", depth * 2, "",
+                             macro ? "term" : md_spf_via_name(n->via),
+                             macro ? (n->term ? n->term : "?") : n->domain, note);
         return;
     }
-    md_report_add_detail(rep, "%*s%s %s (%s%s%s, %lld lookups): %s", depth * 2, "",
-                         json_string_value(json_object_get(node, "via")),
-                         json_string_value(json_object_get(node, "domain")),
-                         res ? "result " : "", res ? res : "",
-                         res ? "" : "lint",
-                         (long long)json_integer_value(json_object_get(node, "lookups")),
-                         rec ? rec : "(no SPF record)");
-    json_t *c = json_object_get(node, "children");
-    size_t i;
-    json_t *v;
-    json_array_foreach(c, i, v)
-        tree_lines(rep, v, depth + 1);
+    md_report_add_detail(rep, "%*s%s %s (%s%s%s, %d lookups): %s", depth * 2, "",
+                         md_spf_via_name(n->via), n->domain,
+                         n->has_result ? "result " : "",
+                         n->has_result ? md_spf_code_name(n->result) : "",
+                         n->has_result ? "" : "lint", n->lookups,
+                         n->record ? n->record : "(no SPF record)");
+    for (size_t i = 0; i < n->nchildren; i++)
+        tree_lines(rep, n->children[i], depth + 1);
 }
 
-md_report *md_spf_report(const char *tool, json_t *obj)
+void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags)
 {
-    const char *dom = json_string_value(json_object_get(obj, "domain"));
-    const char *ip = json_string_value(json_object_get(obj, "ip"));
-    char *subject = ip ? md_xasprintf("%s from %s", dom ? dom : "?", ip) : md_xstrdup(dom ? dom : "?");
-    md_report *rep = md_report_new(tool, subject);
-    free(subject);
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val) {
-        if (strcmp(key, "findings") == 0 || strcmp(key, "status") == 0
-            || strcmp(key, "schema_version") == 0 || strcmp(key, "tool") == 0)
-            continue;
-        md_report_set(rep, key, json_incref(val));
+    const char *dom = r->domain ? r->domain : "?";
+    int text = !(flags & MD_SPF_DESCRIBE_JSON_ONLY);   /* the subject and details are text only */
+    if (text && r->ip) {
+        char *subject = md_xasprintf("%s from %s", dom, r->ip);
+        md_report_set_subject(rep, subject);
+        free(subject);
+    } else if (text) {
+        md_report_set_subject(rep, dom);
     }
-    const char *res = json_string_value(json_object_get(obj, "result"));
-    if (res) {
-        const char *mech = json_string_value(json_object_get(obj, "mechanism"));
-        md_report_add_detail(rep, "result: %s%s%s (%lld DNS lookups, %lld void)", res,
-                             mech ? ", matched " : "", mech ? mech : "",
-                             (long long)json_integer_value(json_object_get(obj, "lookups")),
-                             (long long)json_integer_value(json_object_get(obj, "void_lookups")));
-        const char *exp = json_string_value(json_object_get(obj, "explanation"));
-        if (exp)
-            md_report_add_detail(rep, "explanation: %s", exp);
-        const char *rs = json_string_value(json_object_get(obj, "received_spf"));
-        if (rs)
-            md_report_add_detail(rep, "%s", rs);
+    md_report_set(rep, "domain", jtext(r->domain));
+    switch (r->kind) {
+    case MD_SPF_LINT:
+        md_report_set(rep, "record", jtext(r->record));
+        md_report_set(rep, "lookups", json_integer(r->lookups));
+        md_report_set(rep, "void_lookups", json_integer(r->void_lookups));
+        md_report_set(rep, "tree", r->tree ? node_json(r->tree) : json_null());
+        if (!(flags & MD_SPF_DESCRIBE_NO_QUERIES))
+            md_report_set(rep, "queries", queries_json(r));
+        if (text)
+            tree_lines(rep, r->tree, 0);
+        return;
+    case MD_SPF_INVALID:
+        md_report_set(rep, "result", jlit(md_spf_code_name(r->result)));
+        break;
+    case MD_SPF_FAILED:   /* the request's own words, null where it had none */
+        md_report_set(rep, "ip", jtext(r->ip));
+        md_report_set(rep, "sender", jtext(r->sender));
+        md_report_set(rep, "helo", jtext(r->helo));
+        md_report_set(rep, "result", jlit(md_spf_code_name(r->result)));
+        md_report_set(rep, "explanation", json_null());
+        md_report_set(rep, "lookups", json_integer(r->lookups));
+        md_report_set(rep, "void_lookups", json_integer(r->void_lookups));
+        md_report_set(rep, "mechanism", json_null());
+        md_report_set(rep, "error", jtext(r->error));
+        md_report_set(rep, "tree", json_null());
+        break;
+    case MD_SPF_EVALUATION:
+        md_report_set(rep, "ip", jtext(r->ip));
+        md_report_set(rep, "sender", jtext(r->sender));
+        md_report_set(rep, "helo", jtext(r->helo));
+        md_report_set(rep, "identity", jlit(r->identity == MD_SPF_ID_HELO ? "helo" : "mailfrom"));
+        md_report_set(rep, "result", jlit(md_spf_code_name(r->result)));
+        md_report_set(rep, "explanation", jtext(r->explanation));
+        if (r->explanation && r->explanation_source == MD_SPF_EXP_RECORD)
+            md_report_set(rep, "explanation_source", jlit("exp"));
+        md_report_set(rep, "lookups", json_integer(r->lookups));
+        md_report_set(rep, "void_lookups", json_integer(r->void_lookups));
+        md_report_set(rep, "mechanism", jtext(r->mechanism));
+        md_report_set(rep, "error", jtext(r->error));
+        md_report_set(rep, "tree", r->tree ? node_json(r->tree) : json_null());
+        md_report_set(rep, "received_spf", jtext(r->received_spf));
+        md_report_set(rep, "authentication_results", jtext(r->authentication_results));
+        md_report_set(rep, "libspf2", libspf2_json(&r->libspf2));
+        if (!(flags & MD_SPF_DESCRIBE_NO_QUERIES))
+            md_report_set(rep, "queries", queries_json(r));
+        break;
     }
-    tree_lines(rep, json_object_get(obj, "tree"), 0);
-    md_report_add_findings_json(rep, json_object_get(obj, "findings"), "spf.internal");
-    return rep;
-}
-
-md_severity spf_report_json_append(md_buf *b, json_t *obj)
-{
-    /* The line md_report_write_json(md_spf_report(tool, obj)) writes, built
-     * without the detour through a report and a second JSON tree (which
-     * cost a third of a bulk run): schema_version, the fields, status,
-     * findings (evidence only when there is some). */
-    MD_BUF_LIT(b, "{\"schema_version\":1");
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val) {
-        if (strcmp(key, "findings") == 0 || strcmp(key, "status") == 0
-            || strcmp(key, "schema_version") == 0 || strcmp(key, "tool") == 0)
-            continue;
-        MD_BUF_LIT(b, ",");
-        md_json_append_string(b, key, strlen(key));
-        MD_BUF_LIT(b, ":");
-        if (md_json_append(b, val) != 0)
-            MD_BUF_LIT(b, "null");
-    }
-    md_severity worst = MD_SEV_OK;
-    md_buf f = { 0 };
-    size_t i;
-    json_t *fd;
-    json_array_foreach(json_object_get(obj, "findings"), i, fd) {
-        const char *id = json_string_value(json_object_get(fd, "id"));
-        const char *sum = json_string_value(json_object_get(fd, "summary"));
-        int sev = md_severity_parse(json_string_value(json_object_get(fd, "severity")) ?: "unknown");
-        md_severity s = sev < 0 ? MD_SEV_UNKNOWN : (md_severity)sev;
-        id = id && md_catalogue_find(id) ? id : "spf.internal";
-        sum = sum ? sum : "";
-        if (i > 0)
-            MD_BUF_LIT(&f, ",");
-        MD_BUF_LIT(&f, "{\"id\":");
-        md_json_append_string(&f, id, strlen(id));
-        MD_BUF_LIT(&f, ",\"severity\":\"");
-        md_buf_add(&f, md_severity_name(s), strlen(md_severity_name(s)));
-        MD_BUF_LIT(&f, "\",\"summary\":");
-        md_json_append_string(&f, sum, strlen(sum));
-        json_t *ev = json_object_get(fd, "evidence");
-        if (json_array_size(ev) > 0) {
-            MD_BUF_LIT(&f, ",\"evidence\":");
-            if (md_json_append(&f, ev) != 0)
-                MD_BUF_LIT(&f, "[]");
-        }
-        MD_BUF_LIT(&f, "}");
-        worst = md_severity_worst(worst, s);
-    }
-    MD_BUF_LIT(b, ",\"status\":\"");
-    md_buf_add(b, md_severity_name(worst), strlen(md_severity_name(worst)));
-    MD_BUF_LIT(b, "\",\"findings\":[");
-    if (f.len)
-        md_buf_add(b, f.data, f.len);
-    MD_BUF_LIT(b, "]}\n");
-    free(f.data);
-    return worst;
+    if (!text)
+        return;
+    md_report_add_detail(rep, "result: %s%s%s (%d DNS lookups, %d void)",
+                         md_spf_code_name(r->result), r->mechanism ? ", matched " : "",
+                         r->mechanism ? r->mechanism : "", r->lookups, r->void_lookups);
+    if (r->explanation)
+        md_report_add_detail(rep, "explanation: %s", r->explanation);
+    if (r->received_spf)
+        md_report_add_detail(rep, "%s", r->received_spf);
+    tree_lines(rep, r->tree, 0);
 }

@@ -33,7 +33,8 @@ void spf_record_free(spf_record *r);
 
 int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char **why);
 /* Whether libspf2 1.2.10 can take the macros of a valid macro-string or
- * record as RFC 7208 means them: 0 when a digit transformer is over 128,
+ * record as RFC 7208 means them (docs/LIBRARIES.md, "libspf2"): 0 when a
+ * digit transformer is over 128,
  * which it refuses as an error (and, with ten or more digits, reads with
  * signed int overflow, so a huge value could wrap to a small one). */
 int spf_macro_libspf2_fits(const char *s, size_t len);
@@ -65,18 +66,55 @@ void spf_libspf2_evaluate(spf_lookup_fn lookup, void *arg, const char *ip,
                           const char *sender, const char *helo, int helo_identity,
                           int64_t deadline_ms, int isolate, spf_libspf2_out *out);
 
-/* md_spf_evaluate with two knobs: isolate 0 runs libspf2 in this process
- * (the pool's workers: the worker is the isolation); between, when not
- * NULL, is called with the RFC result (out holds "findings" and "queries"
- * so far) before libspf2 runs.  Returns the complete object, as
- * md_spf_evaluate. */
-json_t *spf_evaluate_staged(md_dns *dns, const md_spf_request *req, int isolate,
-                            void (*between)(void *arg, json_t *out), void *between_arg,
-                            md_error *err);
+/* Where a walk's DNS answers come from: resolve returns a new answer for
+ * (name, type), never NULL, which the walk frees with md_dns_answer_free.
+ * md_spf_evaluate and md_spf_lint resolve through lib/dns; tests and the
+ * fuzz targets through a table in memory. */
+typedef struct spf_source {
+    md_dns_answer *(*resolve)(void *arg, const char *name, int type);
+    void *arg;
+} spf_source;
 
-/* Appends the JSON line md_report_write_json(md_spf_report(tool, obj))
- * writes, newline included, built directly (report.c).  Returns the worst
- * severity of the findings (the line's "status"). */
-md_severity spf_report_json_append(md_buf *b, json_t *obj);
+/* md_spf_evaluate over src, with one knob: isolate 0 runs libspf2 in this
+ * process (the pool's workers: the worker is the isolation). */
+md_status spf_evaluate(const spf_source *src, const md_spf_request *req, int isolate,
+                       md_spf_result **out, md_report *rep, md_error *err);
+/* md_spf_lint over src. */
+md_status spf_lint(const spf_source *src, const char *domain, md_spf_result **out,
+                   md_report *rep, md_error *err);
+
+/* Frees a node and its subtree. */
+void spf_node_free(md_spf_node *n);
+
+/* Records that libspf2 crashed or hung (how) on r's request: r->libspf2
+ * says so, and rep gets spf.libspf2_crashed.  The RFC 7208 result stands. */
+void spf_result_crashed(md_spf_result *r, md_report *rep, const char *how);
+
+/* The result of a request whose evaluation did not finish (MD_SPF_FAILED);
+ * the request's fields may be NULL.  Its spf.engine_failed finding, which
+ * says why, goes to rep.  Caller frees with md_spf_result_free(). */
+md_spf_result *spf_result_failed(const char *ip, const char *sender, const char *helo,
+                                 const char *domain, const char *why, md_report *rep);
+
+/* A result and its findings as bytes (the pool's workers send typed
+ * results this way; pool.c), appended to b. */
+void spf_result_encode(md_buf *b, const md_spf_result *r, const md_report *rep);
+/* The result spf_result_encode wrote, its findings added to rep (a new
+ * report); or NULL when data[0..len) is not such (then drop rep).  Caller
+ * frees with md_spf_result_free(). */
+md_spf_result *spf_result_decode(const char *data, size_t len, md_report *rep);
+
+/*
+ * Test hooks, only in a build configured with --enable-test-hooks (which
+ * defines MD_TEST_HOOKS): whether MAILDIAG_SPF_FAULT names the fault
+ * (libspf2-crash, libspf2-hang, walk-hang), which the isolation tests use
+ * to make an evaluation fail the ways libspf2 can.  Elsewhere it is the
+ * constant 0, and the variable's name is not in the library.
+ */
+#ifdef MD_TEST_HOOKS
+int spf_test_fault(const char *name);
+#else
+#define spf_test_fault(name) ((void)(name), 0)
+#endif
 
 #endif

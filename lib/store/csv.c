@@ -249,8 +249,10 @@ static md_status import_body(md_store *s, FILE *in, unsigned key_flags, unsigned
         if (st == MD_OK) {
             md_error e2;
             st = store_insert_account(s, &a, key_flags, NULL, &e2);
-            if (st != MD_OK)
+            if (st != MD_OK) {
                 md_error_set(err, st, "store.import", "line %lu: %s", line, e2.text);
+                md_error_set_peer(err, e2.peer, strlen(e2.peer));
+            }
         }
         if (st == MD_OK)
             (*rows)++;

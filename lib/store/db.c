@@ -7,11 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sqlite3.h>
 #include <libpq-fe.h>
 #include <dlfcn.h>
 
 #define DB_BUSY_TIMEOUT_MS 10000
+#define DB_BUSY_TIMEOUT_PATIENT_MS 60000
 #define DB_MAX_PARAMS 32
 
 typedef struct stmt_cache {
@@ -23,8 +28,10 @@ typedef struct stmt_cache {
 } stmt_cache;
 
 /* libpq is loaded on first use of a postgresql:// store: it drags in about
- * twenty libraries (Kerberos, LDAP, GnuTLS) whose start-up costs every
- * process ~4 ms, which an SQLite-only lookup should not pay. */
+ * twenty libraries (Kerberos, LDAP, GnuTLS) whose loading makes every
+ * process start several milliseconds later (an empty program linked with
+ * -lpq against one without, timed over repeated runs on Debian 12), which an
+ * SQLite-only lookup should not pay. */
 static struct pq_api {
     __typeof__(PQclear) *PQclear;
     __typeof__(PQcmdTuples) *PQcmdTuples;
@@ -42,13 +49,14 @@ static struct pq_api {
     __typeof__(PQresultErrorField) *PQresultErrorField;
     __typeof__(PQresultErrorMessage) *PQresultErrorMessage;
     __typeof__(PQresultStatus) *PQresultStatus;
+    __typeof__(PQsetNoticeProcessor) *PQsetNoticeProcessor;
     __typeof__(PQstatus) *PQstatus;
 } pq;
 
 static md_status pq_load(md_error *err)
 {
     static int loaded;
-    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQstatus" };
+    static const char *const names[] = { "PQclear", "PQcmdTuples", "PQconnectdbParams", "PQerrorMessage", "PQexec", "PQexecPrepared", "PQfinish", "PQfname", "PQgetisnull", "PQgetvalue", "PQnfields", "PQntuples", "PQprepare", "PQresultErrorField", "PQresultErrorMessage", "PQresultStatus", "PQsetNoticeProcessor", "PQstatus" };
     if (loaded)
         return MD_OK;
     void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
@@ -67,6 +75,10 @@ static md_status pq_load(md_error *err)
 struct db {
     db_kind kind;
     sqlite3 *lite;
+    unsigned flags;         /* DB_READONLY, DB_CREATE, DB_PATIENT */
+    int busy_ms;            /* SQLite: how long a write waits for another's lock */
+    char *path;             /* SQLite: the file, for error messages */
+    const char *what;       /* SQLite: "SQLite store" or "SQLite database" (read-only) */
     PGconn *pg;
     stmt_cache *cache;
     size_t ncache;
@@ -80,6 +92,9 @@ db_kind db_kind_of(const db *d)
 
 /* ------------------------------------------------------------- open/close */
 
+static md_status lite_error(db *d, int rc, const char *stage, md_error *err);
+static void pg_words(const char *m, char *out, size_t size);
+
 static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *err)
 {
     int oflags = (flags & DB_READONLY) ? SQLITE_OPEN_READONLY
@@ -87,15 +102,17 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
     oflags |= SQLITE_OPEN_NOMUTEX;
     if (*path == '\0')
         return md_error_set(err, MD_CONFIG, "store.open", "sqlite: needs a file path (sqlite:/var/lib/maildiag/store.db)");
+    d->path = md_xstrdup(path);
+    d->what = (flags & DB_READONLY) ? "SQLite database" : "SQLite store";
     int rc = sqlite3_open_v2(path, &d->lite, oflags, NULL);
     if (rc != SQLITE_OK) {
-        md_status st = md_error_set(err, MD_CONFIG, "store.open", "cannot open the SQLite store %s: %s%s",
-                                    path, d->lite ? sqlite3_errmsg(d->lite) : sqlite3_errstr(rc),
-                                    rc == SQLITE_CANTOPEN && !(flags & (DB_CREATE | DB_READONLY))
-                                        ? " (create it with: maildiag-user init)" : "");
-        return st;
+        if (d->lite == NULL)
+            return md_error_set(err, MD_NOMEM, "store.open", "out of memory opening the %s %s", d->what, path);
+        sqlite3_extended_result_codes(d->lite, 1);
+        return lite_error(d, sqlite3_extended_errcode(d->lite), "store.open", err);
     }
-    sqlite3_busy_timeout(d->lite, DB_BUSY_TIMEOUT_MS);
+    d->busy_ms = (flags & DB_PATIENT) ? DB_BUSY_TIMEOUT_PATIENT_MS : DB_BUSY_TIMEOUT_MS;
+    sqlite3_busy_timeout(d->lite, d->busy_ms);
     sqlite3_extended_result_codes(d->lite, 1);
     /* WAL: readers never block the writer (the mode is stored in the file,
      * so it is set once, when the store is created); synchronous=FULL: a
@@ -113,13 +130,22 @@ static md_status open_sqlite(db *d, const char *path, unsigned flags, md_error *
         sqlite3_file_control(d->lite, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
         sqlite3_db_config(d->lite, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     }
-    char *msg = NULL;
-    if (sqlite3_exec(d->lite, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
-        md_error_set(err, MD_CONFIG, "store.open", "SQLite store %s: %s", path, msg ? msg : "?");
-        sqlite3_free(msg);
-        return MD_CONFIG;
-    }
+    /* The pragmas read the file's header: a file that is not SQLite, or is
+     * damaged, or cannot get its WAL index, fails here, before any write. */
+    rc = sqlite3_exec(d->lite, pragmas, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return lite_error(d, sqlite3_extended_errcode(d->lite), "store.open", err);
     return MD_OK;
+}
+
+/* libpq's default prints the server's notices on standard error, among
+ * them a "FATAL: terminating connection" that arrives while the session is
+ * idle (the server stopping): a library does not print, and that error
+ * comes back with the next statement, in our words. */
+static void pg_notice_ignore(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
 }
 
 static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
@@ -133,10 +159,12 @@ static md_status open_pg(db *d, const char *uri, unsigned flags, md_error *err)
     d->pg = pq.PQconnectdbParams(keys, vals, 1);
     if (d->pg == NULL)
         return md_error_set(err, MD_NOMEM, "store.open", "out of memory connecting to PostgreSQL");
+    pq.PQsetNoticeProcessor(d->pg, pg_notice_ignore, NULL);
     if (pq.PQstatus(d->pg) != CONNECTION_OK) {
+        char line[MD_ERROR_TEXT_MAX];
+        pg_words(pq.PQerrorMessage(d->pg), line, sizeof line);
         md_error_set(err, MD_TEMPFAIL, "store.open", "cannot connect to PostgreSQL");
-        const char *m = pq.PQerrorMessage(d->pg);
-        md_error_set_peer(err, m, strlen(m));
+        md_error_set_peer(err, line, strlen(line));
         return MD_TEMPFAIL;
     }
     const char *setup = (flags & DB_READONLY)
@@ -149,9 +177,10 @@ md_status db_open(const char *uri, unsigned flags, db **out, md_error *err)
 {
     *out = NULL;
     db *d = md_xcalloc(1, sizeof *d);
+    d->flags = flags;
     md_status st;
     if (uri == NULL || *uri == '\0') {
-        st = md_error_set(err, MD_CONFIG, "store.open", "no store given (--store URI or 'uri' in [store] of the config)");
+        st = md_error_set(err, MD_CONFIG, "store.open", "no store URI given");
     } else if (strncmp(uri, "sqlite:", 7) == 0) {
         d->kind = DB_SQLITE;
         const char *path = uri + 7;
@@ -185,6 +214,7 @@ void db_close(db *d)
     free(d->cache);
     if (d->lite)
         sqlite3_close(d->lite);
+    free(d->path);
     if (d->pg)
         pq.PQfinish(d->pg);
     free(d);
@@ -192,43 +222,188 @@ void db_close(db *d)
 
 /* ------------------------------------------------------------------ errors */
 
+/* Why path cannot be written, from the file system's point of view. */
+static const char *readonly_why(const char *path, int rc)
+{
+    if (rc == SQLITE_READONLY_DIRECTORY)
+        return "its directory is not writable, and SQLite must create its -wal and -shm files there";
+    if (access(path, W_OK) != 0)
+        return errno == EROFS ? "it is on a read-only file system"
+             : errno == EACCES || errno == EPERM ? "this user has no write permission on it"
+             : strerror(errno);
+    if (rc == SQLITE_READONLY_CANTINIT || rc == SQLITE_READONLY_CANTLOCK || rc == SQLITE_READONLY_RECOVERY)
+        return "its -shm file (the WAL index) is not writable";
+    return "it is read-only";
+}
+
+/* The directory of path, in dir. */
+static void dir_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, size, ".");
+    else
+        snprintf(dir, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
+/*
+ * Why a write found no room, or NULL: the file size limit, a full disk, the
+ * quota.  sqlite3_system_errno() is errno when SQLite reports the error,
+ * not necessarily the failed write's (under valgrind it is 0 after a write
+ * failed with EFBIG), so the limit and the free space are looked at too.
+ */
+static const char *no_room(const char *path, int sys, int sqlite_full)
+{
+    static const char *const ext[] = { "", "-wal", "-journal" };
+    struct rlimit rl;
+    if (sys == EFBIG)
+        return "the file size limit (RLIMIT_FSIZE, ulimit -f) is reached";
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+            char f[4200];
+            struct stat sb;
+            snprintf(f, sizeof f, "%s%s", path, ext[i]);
+            if (stat(f, &sb) == 0 && (rlim_t)sb.st_size + 65536 >= rl.rlim_cur)
+                return "the file size limit (RLIMIT_FSIZE, ulimit -f) is reached";
+        }
+    }
+    if (sys == EDQUOT)
+        return "the disk quota is exceeded";
+    char dir[4096];
+    struct statvfs vs;
+    dir_of(path, dir, sizeof dir);
+    if (sys == ENOSPC || sqlite_full ||
+        (statvfs(dir, &vs) == 0 && (geteuid() == 0 ? vs.f_bfree : vs.f_bavail) * vs.f_frsize < 65536))
+        return "the disk is full";
+    return NULL;
+}
+
+/* Why the -wal and -shm files beside path could not be created or opened. */
+static const char *wal_why(const char *path, int sys)
+{
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    if (access(dir, W_OK) != 0 && errno == EROFS)
+        return "it is on a read-only file system, where SQLite cannot create its -wal and -shm files";
+    if (access(dir, W_OK) != 0)
+        return "its directory is not writable, and SQLite must create its -wal and -shm files there";
+    return sys ? strerror(sys) : "its -wal or -shm file cannot be opened";
+}
+
+/*
+ * Our words for a failed SQLite call: what happened to which file, in terms
+ * an operator can act on (locked, read-only, disk full, damaged, not a
+ * store); SQLite's own message goes to err->peer.  The status says what a
+ * caller can do: MD_TEMPFAIL try again later, MD_PERMFAIL a constraint,
+ * MD_CONFIG fix the setup or the SQL, MD_INTERNAL a damaged store.
+ */
 static md_status lite_error(db *d, int rc, const char *stage, md_error *err)
 {
-    int prim = rc & 0xff;
-    md_status st = prim == SQLITE_BUSY || prim == SQLITE_LOCKED ? MD_TEMPFAIL
-                 : prim == SQLITE_CONSTRAINT ? MD_PERMFAIL
-                 : prim == SQLITE_ERROR ? MD_CONFIG
-                 : prim == SQLITE_READONLY ? MD_CONFIG
-                 : MD_INTERNAL;
-    const char *why = st == MD_TEMPFAIL ? "the SQLite store is busy (locked by another process)"
-                    : st == MD_PERMFAIL ? "constraint violated"
-                    : "SQLite error";
-    md_error_set(err, st, stage, "%s: %s", why, sqlite3_errmsg(d->lite));
+    /* errmsg belongs to the last call; "not an error" when rc is ours */
+    const char *msg = sqlite3_errcode(d->lite) != SQLITE_OK ? sqlite3_errmsg(d->lite) : "";
+    const char *p = d->path, *w = d->what;
+    int sys = sqlite3_system_errno(d->lite);
+    md_status st;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        st = rc == SQLITE_BUSY_SNAPSHOT
+            ? md_error_set(err, MD_TEMPFAIL, stage, "the %s %s was changed by another process during"
+                           " this transaction: try again", w, p)
+            : md_error_set(err, MD_TEMPFAIL, stage, "the %s %s is locked by another process"
+                           " (waited %d s for it)", w, p, d->busy_ms / 1000);
+        break;
+    case SQLITE_CONSTRAINT:
+        return md_error_set(err, MD_PERMFAIL, stage, "constraint violated: %s", msg);
+    case SQLITE_ERROR:   /* an SQL error: the words matter (a product's mapping) */
+        return md_error_set(err, MD_CONFIG, stage, "SQLite error: %s", msg);
+    case SQLITE_READONLY:   /* a directory without write permission fails reads too */
+        st = md_error_set(err, MD_CONFIG, stage, "cannot %s the %s %s: %s",
+                          rc == SQLITE_READONLY_DIRECTORY ? "use" : "write to", w, p, readonly_why(p, rc));
+        break;
+    case SQLITE_FULL:
+    case SQLITE_IOERR: {
+        const char *why = no_room(p, sys, (rc & 0xff) == SQLITE_FULL);
+        st = why ? md_error_set(err, MD_TEMPFAIL, stage, "cannot write to the %s %s: %s", w, p, why)
+                 : md_error_set(err, MD_INTERNAL, stage, "an I/O error on the %s %s%s%s", w, p, sys ? ": " : "",
+                                sys ? strerror(sys) : "");
+        break;
+    }
+    case SQLITE_CORRUPT:
+        st = md_error_set(err, MD_INTERNAL, stage, "the %s %s is damaged: restore it from a backup", w, p);
+        break;
+    case SQLITE_NOTADB:
+        st = md_error_set(err, MD_CONFIG, stage, "%s is not a maildiag store (not an SQLite database)", p);
+        break;
+    case SQLITE_CANTOPEN:
+        if (access(p, F_OK) != 0 && errno == ENOENT)   /* a store to be made first: store.init */
+            st = md_error_set(err, MD_CONFIG, d->flags & (DB_CREATE | DB_READONLY) ? stage : "store.init",
+                              "cannot open the %s %s: %s", w, p,
+                              d->flags & DB_CREATE ? "its directory does not exist" : "it does not exist");
+        else if (access(p, R_OK) != 0)
+            st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s: %s", w, p, strerror(errno));
+        else   /* the file is there: what failed is its -wal or -shm file */
+            st = md_error_set(err, MD_CONFIG, stage, "cannot open the %s %s: %s", w, p, wal_why(p, sys));
+        break;
+    default:
+        st = md_error_set(err, MD_INTERNAL, stage, "SQLite error on %s", p);
+        break;
+    }
+    md_error_set_peer(err, msg, strlen(msg));
     return st;
+}
+
+/* libpq's message as one line: its lines that do not start with white
+ * space (those are hints continuing the line before), joined by "; ". */
+static void pg_words(const char *m, char *out, size_t size)
+{
+    char line[MD_ERROR_TEXT_MAX * 2];
+    size_t o = 0;
+    line[0] = '\0';
+    for (const char *p = m; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n > 0 && *p != ' ' && *p != '\t' && o + 2 < sizeof line)
+            o += (size_t)snprintf(line + o, sizeof line - o, "%s%.*s", o ? "; " : "", (int)n, p);
+        if (o >= sizeof line)
+            o = sizeof line - 1;
+        p += n + (p[n] == '\n');
+    }
+    md_sanitize(out, size, line, o);
 }
 
 static md_status pg_error(db *d, PGresult *r, const char *stage, md_error *err)
 {
     const char *state = r ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *why = NULL;
     md_status st;
-    if (pq.PQstatus(d->pg) != CONNECTION_OK)
+    if (pq.PQstatus(d->pg) != CONNECTION_OK) {
         st = MD_TEMPFAIL;
-    else if (state && strncmp(state, "23", 2) == 0)        /* integrity constraint */
+        why = "lost the connection to PostgreSQL (the server stopped, restarted or ended the session)";
+    } else if (state && strncmp(state, "23", 2) == 0) {      /* integrity constraint */
         st = MD_PERMFAIL;
-    else if (state && (strncmp(state, "40", 2) == 0 ||    /* serialization, deadlock */
-                       strncmp(state, "53", 2) == 0 ||    /* resources */
-                       strncmp(state, "57", 2) == 0 ||    /* operator intervention */
-                       strncmp(state, "08", 2) == 0))     /* connection */
+    } else if (state && (strncmp(state, "40", 2) == 0 ||    /* serialization, deadlock */
+                         strncmp(state, "53", 2) == 0 ||    /* resources */
+                         strncmp(state, "57", 2) == 0 ||    /* operator intervention */
+                         strncmp(state, "08", 2) == 0)) {   /* connection */
         st = MD_TEMPFAIL;
-    else if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "25", 2) == 0))
+        why = strcmp(state, "53100") == 0 ? "the PostgreSQL server's disk is full"
+            : strncmp(state, "57P", 3) == 0 ? "the PostgreSQL server is shutting down or restarting"
+            : strncmp(state, "08", 2) == 0 ? "lost the connection to PostgreSQL" : NULL;
+    } else if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "25", 2) == 0)) {
         st = MD_CONFIG;                                   /* syntax, read-only tx */
-    else
+    } else {
         st = MD_INTERNAL;
-    const char *m = r ? pq.PQresultErrorMessage(r) : pq.PQerrorMessage(d->pg);
+    }
+    const char *m = r ? pq.PQresultErrorMessage(r) : "";
+    if (m == NULL || *m == '\0')
+        m = pq.PQerrorMessage(d->pg);
     char line[MD_ERROR_TEXT_MAX];
-    md_sanitize(line, sizeof line, m, strcspn(m, "\n"));
-    md_error_set(err, st, stage, "%s (SQLSTATE %s)", st == MD_PERMFAIL ? "constraint violated" : "PostgreSQL error",
-                 state ? state : "?");
+    pg_words(m, line, sizeof line);
+    if (why)
+        md_error_set(err, st, stage, "%s", why);
+    else
+        md_error_set(err, st, stage, "%s (SQLSTATE %s)", st == MD_PERMFAIL ? "constraint violated" : "PostgreSQL error",
+                     state ? state : "?");
     md_error_set_peer(err, line, strlen(line));
     if (err && (st == MD_PERMFAIL || st == MD_CONFIG))   /* the words matter here */
         snprintf(err->text, sizeof err->text, "%s", line);
@@ -482,4 +657,16 @@ void db_rollback(db *d)
         pq.PQclear(r);
     }
     d->in_tx = 0;
+}
+
+md_status db_writable(db *d, md_error *err)
+{
+    if (d->flags & DB_READONLY)   /* PostgreSQL: BEGIN READ WRITE would override it */
+        return md_error_set(err, MD_CONFIG, "store.write", "the store is opened read-only");
+    if (d->kind == DB_SQLITE && sqlite3_db_readonly(d->lite, "main") == 1)
+        return lite_error(d, SQLITE_READONLY, "store.write", err);   /* opened read-only */
+    md_status st = db_exec(d, d->kind == DB_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN READ WRITE", err);
+    if (st == MD_OK)
+        db_rollback(d);
+    return st;
 }

@@ -3,7 +3,8 @@
  * engine runs the SQL.  Not installed.
  *
  * SQL is written once with PostgreSQL-style parameters $1..$n, which SQLite
- * also accepts (as the named parameters "$1"...).  Every statement is
+ * also accepts (as the named parameters "$1"...; docs/LIBRARIES.md, "SQLite
+ * and libpq").  Every statement is
  * prepared once per connection and cached; values travel only as bound
  * parameters, never spliced into SQL text.
  */
@@ -55,6 +56,7 @@ typedef struct db_result {
 
 #define DB_READONLY 0x1u  /* open read-only (a product's database) */
 #define DB_CREATE   0x2u  /* SQLite: create the file if missing */
+#define DB_PATIENT  0x4u  /* SQLite: wait 60 s, not 10, for another writer's lock */
 
 /* Opens "sqlite:PATH" or "postgresql://..." / "postgres://...".  Caller
  * frees with db_close(). */
@@ -66,6 +68,8 @@ db_kind db_kind_of(const db *d);
 md_status db_exec(db *d, const char *sql, md_error *err);
 
 /* Runs one statement with parameters; res (may be NULL) receives the rows.
+ * The prepared statement is cached under sql, which is kept, not copied:
+ * sql must stay valid while d is open (a literal, or a string d outlives).
  * Returns MD_OK; MD_TEMPFAIL when the database is busy or unreachable;
  * MD_PERMFAIL on a constraint violation; MD_CONFIG on an SQL error (a bad
  * mapping in the config); MD_INTERNAL otherwise. */
@@ -80,5 +84,10 @@ int db_col(const db_result *r, const char *name);
 md_status db_begin(db *d, int write, md_error *err);
 md_status db_commit(db *d, md_error *err);
 void db_rollback(db *d);
+
+/* Whether a write would succeed now (see md_store_writable): takes the
+ * write lock (SQLite, waiting the busy timeout) or begins a read-write
+ * transaction (PostgreSQL), and rolls back. */
+md_status db_writable(db *d, md_error *err);
 
 #endif

@@ -48,6 +48,12 @@ int md_store_suppression_reason_valid(const char *r)
                  strcmp(r, "manual") == 0);
 }
 
+/* What ISO 8601's four-digit years can write: 0000-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59Z.  md_store_time_parse takes nothing outside, so an
+ * export (md_store_time_format) always imports again. */
+#define TIME_MIN (-62167219200LL)
+#define TIME_MAX 253402300799LL
+
 void md_store_time_format(int64_t t, char *buf, size_t size)
 {
     struct tm tm;
@@ -57,7 +63,9 @@ void md_store_time_format(int64_t t, char *buf, size_t size)
             buf[0] = '\0';
         return;
     }
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* %Y would write the year 999 as "999": four digits, always */
+    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static int digits(const char *s, int n, int *out)
@@ -78,7 +86,7 @@ int md_store_time_parse(const char *s, int64_t *t)
         return -1;
     size_t n = strlen(s);
     if (strspn(s, "0123456789") == n) {
-        if (n > 12)
+        if (n > 12 || strtoll(s, NULL, 10) > TIME_MAX)
             return -1;
         *t = strtoll(s, NULL, 10);
         return 0;
@@ -135,7 +143,7 @@ int md_store_time_parse(const char *s, int64_t *t)
     tm.tm_min = mi;
     tm.tm_sec = se;
     time_t v = timegm(&tm);
-    if (v == (time_t)-1)
+    if (v == (time_t)-1 || (int64_t)v - off < TIME_MIN || (int64_t)v - off > TIME_MAX)
         return -1;
     *t = (int64_t)v - off;
     return 0;
@@ -186,16 +194,17 @@ md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_erro
     *out = NULL;
     md_store *s = md_xcalloc(1, sizeof *s);
     unsigned dflags = ((flags & MD_STORE_CREATE) ? DB_CREATE : 0) |
-                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0);
+                      ((flags & MD_STORE_READONLY) ? DB_READONLY : 0) |
+                      ((flags & MD_STORE_PATIENT) ? DB_PATIENT : 0);
     md_status st = db_open(uri, dflags, &s->own, err);
     if (st == MD_OK && !(flags & MD_STORE_CREATE)) {
         int v;
         st = schema_version(s->own, &v, err);
-        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)
-            st = md_error_set(err, MD_CONFIG, "store.schema",
-                              v == 0 ? "the store has no maildiag schema yet: run 'maildiag-user init'"
+        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)   /* none or older: store.init */
+            st = md_error_set(err, MD_CONFIG, v < MD_STORE_SCHEMA_VERSION ? "store.init" : "store.schema",
+                              v == 0 ? "the store has no maildiag schema yet"
                               : v < MD_STORE_SCHEMA_VERSION
-                              ? "the store's schema is version %d, older than %d: run 'maildiag-user init' to migrate it"
+                              ? "the store's schema is version %d, older than %d"
                               : "the store's schema is version %d, newer than this maildiag (%d)",
                               v, MD_STORE_SCHEMA_VERSION);
     }
@@ -228,7 +237,15 @@ const char *md_store_engine(const md_store *s)
 
 md_status md_store_migrate(md_store *s, int *from, md_error *err)
 {
+    return md_store_migrate_audited(s, NULL, from, err);
+}
+
+md_status md_store_migrate_audited(md_store *s, const md_store_audit *audit, int *from,
+                                   md_error *err)
+{
     int v = 0;
+    if (from)
+        *from = 0;
     md_status st = db_begin(s->own, 1, err);
     if (st != MD_OK)
         return st;
@@ -250,11 +267,35 @@ md_status md_store_migrate(md_store *s, int *from, md_error *err)
                         p, 2, NULL, err);
         }
     }
+    if (st == MD_OK)
+        st = store_audit_write(s, audit, err);
     if (st != MD_OK) {
         db_rollback(s->own);
         return st;
     }
     return db_commit(s->own, err);
+}
+
+md_status md_store_writable(md_store *s, md_error *err)
+{
+    return db_writable(s->own, err);
+}
+
+md_status md_store_log_error(const md_store *s, md_error *err)
+{
+    if (s->log_err.status != MD_OK && err)
+        *err = s->log_err;
+    return s->log_err.status;
+}
+
+/* Keeps the first failure of a log write for md_store_log_error. */
+static md_status log_failed(md_store *s, md_status st, const md_error *e)
+{
+    if (st != MD_OK && s->log_err.status == MD_OK) {
+        s->log_err = *e;
+        s->log_err.status = st;
+    }
+    return st;
 }
 
 /* --------------------------------------------------------------- accounts */
@@ -368,8 +409,8 @@ md_status md_store_find_also(md_store *s, const char *pkey, const char *key,
             return st;
         size_t o = 0;
         for (size_t i = 0; i < out->n; i++) {
-            char k[MD_ADDRESS_MAX + 1], pk[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-            int same = store_address_keys(out->v[i].email, 0, k, pk, dom, NULL) == MD_OK &&
+            char k[MD_ADDRESS_MAX + 1], pk[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+            int same = store_address_keys(out->v[i].email, 0, k, pk, dom, NULL, NULL) == MD_OK &&
                        strcmp(k, key) == 0;
             if (same) {
                 free(out->v[i].username);
@@ -397,7 +438,7 @@ md_status md_store_find_by_username(md_store *s, const char *username,
 }
 
 md_status store_address_keys(const char *email, unsigned key_flags, char *key, char *pkey,
-                             char *domain, md_error *err)
+                             char *domain, char *mailbox, md_error *err)
 {
     md_address a;
     md_status st = md_address_parse(email, &a, err);
@@ -407,18 +448,21 @@ md_status store_address_keys(const char *email, unsigned key_flags, char *key, c
         return md_error_set(err, MD_CONFIG, "input.address", "the address is too long");
     md_address_provider_key(&a, pkey, MD_ADDRESS_MAX + 1);
     strcpy(domain, a.domain);
+    if (mailbox)
+        strcpy(mailbox, a.mailbox);
     return MD_OK;
 }
 
 md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,
                                int64_t *id, md_error *err)
 {
-    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-    md_status st = store_address_keys(a->email, key_flags, key, pkey, dom, err);
+    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+    char email[MD_ADDRESS_MAX + 1];
+    md_status st = store_address_keys(a->email, key_flags, key, pkey, dom, email, err);
     if (st != MD_OK)
         return st;
     db_param p[] = {
-        db_text(a->username), db_text(a->email), db_text(key), db_text(pkey[0] ? pkey : NULL),
+        db_text(a->username), db_text(email), db_text(key), db_text(pkey[0] ? pkey : NULL),
         db_text(dom), db_int(a->email_verified ? 1 : 0), db_text(md_store_status_name(a->status)),
         db_text(md_store_auth_name(a->auth)), db_text(a->sso_provider), db_text(a->pending_email),
         db_int(a->created_at ? a->created_at : now_s()), db_int0(a->last_login_at),
@@ -491,8 +535,8 @@ static md_status add_account_body(md_store *s, const md_store_account *a, unsign
     md_status st = store_insert_account(s, a, key_flags, id, err);
     if (st != MD_OK)
         return st;
-    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_DNS_NAME_MAX + 1];
-    store_address_keys(a->email, key_flags, key, pkey, dom, NULL);
+    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+    store_address_keys(a->email, key_flags, key, pkey, dom, NULL, NULL);
     db_param p[] = { db_text(dom) };
     return db_run(s->own, "INSERT INTO domain_stats (domain, accounts) VALUES ($1, 1)"
                           " ON CONFLICT (domain) DO UPDATE SET accounts = domain_stats.accounts + 1",
@@ -724,10 +768,14 @@ void md_store_send_list_clear(md_store_send_list *l)
 
 md_status md_store_send_add(md_store *s, const md_store_send *x, md_error *err)
 {
+    md_error e;
     db_param p[] = { db_int(x->at ? x->at : now_s()), db_text(x->kind), db_text(x->to),
                      db_text(x->message_id), db_text(x->outcome), db_text(x->reply) };
-    return db_run(s->own, "INSERT INTO send_log (at, kind, to_address, message_id, outcome, reply)"
-                          " VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL, err);
+    md_status st = db_run(s->own, "INSERT INTO send_log (at, kind, to_address, message_id, outcome, reply)"
+                                  " VALUES ($1, $2, $3, $4, $5, $6)", p, 6, NULL, &e);
+    if (st != MD_OK && err)
+        *err = e;
+    return log_failed(s, st, &e);
 }
 
 md_status md_store_send_recent(md_store *s, const char *key, unsigned limit,
@@ -774,7 +822,11 @@ void md_store_audit_list_clear(md_store_audit_list *l)
 
 md_status md_store_audit_add(md_store *s, const md_store_audit *a, md_error *err)
 {
-    return store_audit_write(s, a, err);   /* one statement: its own transaction */
+    md_error e;
+    md_status st = store_audit_write(s, a, &e);   /* one statement: its own transaction */
+    if (st != MD_OK && err)
+        *err = e;
+    return log_failed(s, st, &e);
 }
 
 md_status md_store_audit_recent(md_store *s, unsigned limit, md_store_audit_list *out,

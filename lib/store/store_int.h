@@ -9,15 +9,18 @@ struct md_store {
     db *own;
     db *product;              /* a product's database, read-only, or NULL */
     char *p_email, *p_username, *p_also, *p_sessions, *p_domain_count;
+    md_error log_err;         /* the first failed log write (md_store_log_error) */
 };
 
 /* The DDL that takes the schema from version - 1 to version. */
 const char *store_migration(db_kind kind, int version);
 
 /* Normalizes an address for the accounts table: lookup key, provider key
- * ("" when none) and domain.  MD_CONFIG with err for a bad address. */
+ * ("" when none), domain, and, when mailbox is not NULL, the address as it
+ * is stored (md_address.mailbox: without blanks or angle brackets around
+ * it).  MD_CONFIG with err for a bad address. */
 md_status store_address_keys(const char *email, unsigned key_flags, char *key, char *pkey,
-                             char *domain, md_error *err);
+                             char *domain, char *mailbox, md_error *err);
 
 /* Inserts one account inside the caller's transaction. */
 md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,

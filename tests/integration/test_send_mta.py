@@ -5,8 +5,9 @@ the receiving MX (CHUNKING, PIPELINING, SIZE, DSN, SMTPUTF8, ENHANCEDSTATUSCODES
 STARTTLS from a test CA, Maildir delivery, an access map, a size limit), the
 same without tlsmgr (STARTTLS offered, then "454 4.7.0 TLS not available"),
 Postfix as a submission relay with Dovecot SASL, and Exim 4.96 as a second
-MX.  NSD serves lab.test for the direct route (MAILDIAG_SMTP_PORT points it at
-the lab's port; --allow-internal lets it reach 127.0.0.1).
+MX.  NSD serves lab.test for the direct route (MAILDIAG_SMTP_PORT, a test hook
+of builds configured with --enable-test-hooks, points it at the lab's port;
+--allow-internal lets it reach 127.0.0.1).
 
 Each outcome of the JSON contract (accepted, rejected, deferred, failed) is
 asserted for both MTAs and every route, and against Postfix also: the delivered
@@ -104,6 +105,43 @@ def big_template_dir():
     return d
 
 
+def wait_message(server, user, message_id, timeout=20.0):
+    """The bytes of the message in user's mailbox whose Message-ID header is
+    message_id, waiting for it; None after the timeout."""
+    want = re.compile(rb"(?mi)^Message-ID:\s*" + re.escape(message_id.encode()) + rb"\s*$")
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in server.maildir(user):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if want.search(data):
+                return data
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def wait_dsn(mx, *needles, timeout=20.0):
+    """The first message of the lab's bounces box that holds every needle
+    (bytes), waiting for it; None after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in mx.maildir("bounces"):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if all(n in data for n in needles):
+                return data
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
 class MtaCase(unittest.TestCase):
     """Runs maildiag-send and reads its one JSON object."""
     maxDiff = None
@@ -131,6 +169,8 @@ class MtaCase(unittest.TestCase):
         return [f["id"] for f in j["findings"]]
 
     def direct(self, port, *args):
+        # The MX listens on a loopback port, not 25: lib/smtp's test hook.
+        mdlab.require_test_hooks("MAILDIAG_SMTP_PORT")
         return self.send("--direct", "--resolver", NSD.resolver, "--allow-internal", *args,
                          env={"MAILDIAG_SMTP_PORT": str(port)})
 
@@ -195,9 +235,9 @@ class PostfixSend(MtaCase):
         self.assertEqual(j["reply"]["code"], 250)
         self.assertEqual(j["reply"]["enhanced"], "2.0.0")
         self.assertEqual(self.mx.queue_id_of(j["message_id"]), j["queue_id"], run)
-        files = self.mx.wait_delivered("maria", before + 1)
-        with open(files[-1], "rb") as f:
-            got = f.read()
+        self.mx.wait_delivered("maria", before + 1)
+        got = wait_message(self.mx, "maria", j["message_id"])
+        self.assertIsNotNone(got, "%s never reached maria's Maildir" % j["message_id"])
         with open(saved, "rb") as f:
             sent = f.read()
         self.assertEqual(strip_trace(got), sent, "the delivered message differs from the composed one")
@@ -260,20 +300,19 @@ class PostfixSend(MtaCase):
         mail = [t for t in sent(j) if t.startswith("MAIL FROM")][0]
         self.assertIn("RET=HDRS", mail)
         self.assertIn("ENVID=", mail)
-        files = self.mx.wait_delivered("bounces", before + 1)
-        with open(files[-1], "rb") as f:
-            dsn = f.read()
-        self.assertIn(b"Action: delivered", dsn)
-        self.assertIn(j["message_id"].strip("<>").encode(), dsn)   # ENVID = the Message-ID
+        self.mx.wait_delivered("bounces", before + 1)
+        # ENVID = the Message-ID; another test's late DSN may also arrive here
+        dsn = wait_dsn(self.mx, j["message_id"].strip("<>").encode(), b"Action: delivered")
+        self.assertIsNotNone(dsn, "no success DSN naming %s in the bounces box" % j["message_id"])
 
     def test_dsn_failure_report(self):
         # accepted at RCPT, then bounced by the MX: the DSN reaches the sender
         before = len(self.mx.maildir("bounces"))
         run, j = self.relay("--to", "gone@lab.test", "--from", self.mx.bounce_address, "--dsn")
         self.outcome(run, j, "accepted", "data")
-        files = self.mx.wait_delivered("bounces", before + 1)
-        with open(files[-1], "rb") as f:
-            self.assertIn(b"Status: 5.1.1", f.read())
+        self.mx.wait_delivered("bounces", before + 1)
+        dsn = wait_dsn(self.mx, j["message_id"].strip("<>").encode(), b"Status: 5.1.1")
+        self.assertIsNotNone(dsn, "no 5.1.1 DSN naming %s in the bounces box" % j["message_id"])
 
     def test_direct_route(self):
         before = len(self.mx.maildir("maria"))
@@ -293,6 +332,7 @@ class PostfixSend(MtaCase):
         self.assertEqual(wait_sessions(self.mx, d0 + 6), (c0 + 6, d0 + 6))
 
     def test_direct_internal_refused(self):
+        mdlab.require_test_hooks("MAILDIAG_SMTP_PORT")
         c0, d0 = connects(self.mx)
         for probe in ([], ["-q", "rcpt"]):
             run, j = self.send("--direct", "--resolver", NSD.resolver, "--to", "maria@lab.test", *probe,
@@ -400,6 +440,11 @@ class PostfixSubmission(MtaCase):
             self.assertFalse([t for t in sent(j) if t.startswith("MAIL")], run)
             self.assertNotIn("not-the-password", run.out)
         # one AUTH per session: no second mechanism tried with the same password
+        # (Postfix writes its log through postlogd, a moment after the session)
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"authentication failed", self.sub.log())) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
         self.assertEqual(len(re.findall(r"authentication failed", self.sub.log())), 3, self.sub.log()[-3000:])
 
     def test_no_auth_relay_denied(self):
@@ -443,9 +488,9 @@ class EximSend(MtaCase):
         self.outcome(run, j, "accepted", "data", "smtp.accepted")
         self.assertTrue(j["tls"]["verified"], j["tls"])
         self.assertTrue(j["queue_id"], run)
-        files = self.ex.wait_delivered("maria", before + 1)
-        with open(files[-1], "rb") as f:
-            got = f.read()
+        self.ex.wait_delivered("maria", before + 1)
+        got = wait_message(self.ex, "maria", j["message_id"])
+        self.assertIsNotNone(got, "%s never reached maria's mailbox" % j["message_id"])
         with open(saved, "rb") as f:
             self.assertEqual(strip_trace(got), f.read())
         self.assertIn(j["queue_id"], self.ex.log())

@@ -27,7 +27,8 @@ ca_file, ssl_context(), dir, port):
 
   PostfixSubmission(user="sender@lab.test", password="secret", relay_to=None,
             workdir=None, port=None, hostname="smtp.lab.test", tls=True,
-            require_tls=False, pki=None, size_limit=None, accounts=None, extra_main=None)
+            require_tls=False, pki=None, size_limit=None, accounts=None, extra_main=None,
+            cert_not_after=None)
       Postfix as a port-587 style relay with real AUTH: Dovecot is its SASL server over
       a unix socket (passwd-file account user/password, plus accounts {user: pw}).  AUTH
       is offered only after STARTTLS; a wrong password gets 535 5.7.8; without AUTH
@@ -45,15 +46,18 @@ ca_file, ssl_context(), dir, port):
 
   DovecotImap(mx=None, users=None, password="secret", passwords=None, domain=None,
               mail_dir=None, workdir=None, pki=None, hostname="imap.lab.test",
-              port=None, imaps_port=None)
+              port=None, imaps_port=None, tls=True)
       Dovecot 2.3 IMAP over a PostfixMx's Maildirs (what Postfix delivers is visible):
       port (IMAP + STARTTLS) and imaps_port (implicit TLS), login "maria" or
       "maria@lab.test", mailboxes INBOX, Junk (\Junk), Sent (\Sent), Trash (\Trash),
-      IDLE.  maildir(user, folder).
+      IDLE.  maildir(user, folder).  tls=False: no TLS at all (no STARTTLS offered,
+      no imaps_port), for clients that must notice plaintext.
 
   Pki(directory)   a test CA (EC P-256, openssl): issue(hostname) -> (cert, key) with
                    subjectAltName hostname, localhost, IP 127.0.0.1; ca_file.  Pass one
                    Pki (or mx.pki) as pki= to several servers so clients trust one CA.
+                   issue(..., not_after=UNIX_SECONDS) expires at exactly that instant (past:
+                   expired); PostfixMx and PostfixSubmission take cert_not_after= for theirs.
 
 Quick use (more in docs/LAB.md):
 
@@ -558,8 +562,11 @@ class Pki:
         if p.returncode != 0:
             raise LabError("openssl %s: %s" % (" ".join(argv), p.stderr.decode(errors="replace")))
 
-    def issue(self, hostname, extra_names=(), days=30):
-        """(cert_path, key_path) for hostname (+ localhost, 127.0.0.1); days < 0: expired."""
+    def issue(self, hostname, extra_names=(), days=30, not_after=None, not_before=None):
+        """(cert_path, key_path) for hostname (+ localhost, 127.0.0.1), valid for days from now;
+        or, with not_after (Unix seconds, any instant, past or future), exactly until then,
+        from not_before (default an hour ago): an expired certificate, or one that expires
+        in 10 days to the second, for tests of expiry warnings."""
         self._n += 1
         base = os.path.join(self.dir, "%s-%d" % (re.sub(r"[^A-Za-z0-9.-]", "_", hostname), self._n))
         key, csr, cert, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
@@ -571,10 +578,37 @@ class Pki:
                % ",".join("DNS:" + n for n in names))
         self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                       "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=%s" % hostname)
-        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", self.ca_key,
-                      "-CAcreateserial", "-out", cert, "-days", str(days), "-extfile", ext)
+        if not_after is None:
+            self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", self.ca_key,
+                          "-CAcreateserial", "-out", cert, "-days", str(days), "-extfile", ext)
+        else:
+            # "openssl x509 -req" of OpenSSL 3.0 takes whole days from now only; "openssl ca"
+            # takes both dates (-startdate, -enddate), with a minimal CA database of its own.
+            start = time.time() - 3600 if not_before is None else not_before
+            self._openssl("ca", "-batch", "-config", self._ca_config(), "-notext",
+                          "-in", csr, "-out", cert, "-cert", self.ca_file, "-keyfile", self.ca_key,
+                          "-startdate", _asn1_time(start), "-enddate", _asn1_time(not_after),
+                          "-extfile", ext)
         os.chmod(key, 0o644)
         return cert, key
+
+    def _ca_config(self):
+        conf = os.path.join(self.dir, "ca.cnf")
+        if not os.path.exists(conf):
+            db = os.path.join(self.dir, "ca-db")
+            os.makedirs(os.path.join(db, "new"), exist_ok=True)
+            _write(os.path.join(db, "index.txt"), "")
+            _write(os.path.join(db, "serial"), "1000\n")
+            _write(conf, "[ca]\ndefault_ca = lab\n[lab]\ndatabase = %s/index.txt\nserial = %s/serial\n"
+                         "new_certs_dir = %s/new\ndefault_md = sha256\npolicy = any\n"
+                         "unique_subject = no\ncopy_extensions = none\n[any]\ncommonName = supplied\n"
+                   % (db, db, db))
+        return conf
+
+
+def _asn1_time(t):
+    """Unix seconds as openssl ca's GeneralizedTime, YYYYMMDDHHMMSSZ."""
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(int(t)))
 
 
 class _Maildirs:
@@ -613,8 +647,9 @@ class _Postfix(_Server):
     KIND = "postfix"
 
     def __init__(self, workdir=None, port=None, hostname="mx.lab.test", tls=True,
-                 tlsmgr=True, pki=None, size_limit=None, extra_main=None):
+                 tlsmgr=True, pki=None, size_limit=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir)
+        self.cert_not_after = cert_not_after
         self.want_port = port
         self.port = None
         self.hostname = hostname
@@ -768,7 +803,7 @@ class _Postfix(_Server):
         if self.pki is None and self.tls:
             self.pki = Pki(self.path("pki"))
         if self.tls:
-            self.cert_file, self.key_file = self.pki.issue(self.hostname)
+            self.cert_file, self.key_file = self.pki.issue(self.hostname, not_after=self.cert_not_after)
         os.makedirs(self.mail_dir, mode=0o755)
         os.chown(self.mail_dir, self.uid, self.gid)
         self._queue_dirs()
@@ -784,6 +819,7 @@ class _Postfix(_Server):
                                        self.config_dir], "master.out", env=env)
             if _wait_greeting(self.port, self.master, b"220", deadline, self.log) is not None:
                 self._wait_postlogd(deadline)
+                self._wait_probe_logged(deadline)
                 return
             rc = self.master.wait()
             self.procs.remove(self.master)
@@ -795,6 +831,19 @@ class _Postfix(_Server):
             raise LabError("postfix master exited with %s on port %d%s; log:\n%s\n%s"
                            % (rc, self.port, " (127.0.0.1:%d is in use)" % self.port if busy else "",
                               self.log(), self._check_output()))
+
+    def _wait_probe_logged(self, deadline):
+        """Waits until smtpd has logged the session of the greeting check that
+        found it ready (postlogd writes a moment later): tests count sessions
+        in the log, and a line arriving during a test would be counted there."""
+        end = min(deadline, time.monotonic() + 5)
+        while time.monotonic() < end:
+            log = _read(self.maillog)
+            c = len(re.findall(r"smtpd\[\d+\]: connect from ", log))
+            d = len(re.findall(r"smtpd\[\d+\]: disconnect from ", log))
+            if c >= 1 and c == d:
+                return
+            time.sleep(0.02)
 
     def _check_output(self):
         """What "postconf -n" and "postfix check" say about the lab's configuration."""
@@ -917,9 +966,10 @@ class PostfixMx(_Maildirs, _Postfix):
 
     def __init__(self, workdir=None, domain="lab.test", users=("maria",), tls=True, tlsmgr=True,
                  access=None, size_limit=None, bounce_users=(), discard=(), junk_users=(),
-                 port=None, hostname="mx.lab.test", pki=None, extra_main=None):
+                 port=None, hostname="mx.lab.test", pki=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir=workdir, port=port, hostname=hostname, tls=tls, tlsmgr=tlsmgr,
-                         pki=pki, size_limit=size_limit, extra_main=extra_main)
+                         pki=pki, size_limit=size_limit, extra_main=extra_main,
+                         cert_not_after=cert_not_after)
         self.domain = domain.lower()
         self.users = []
         for u in list(users) + ["postmaster", "bounces"]:
@@ -1151,15 +1201,18 @@ class DovecotImap(_Dovecot):
     Mailboxes: INBOX, Junk (\\Junk, the .Junk folder PostfixMx junk_users deliver to),
     Sent (\\Sent), Trash (\\Trash).  IDLE is in the capabilities (Dovecot's default).
     LOGIN/AUTHENTICATE PLAIN need TLS except from 127.0.0.1 (Dovecot treats loopback
-    as secure)."""
+    as secure).
+    tls        False: ssl = no and no imaps listener (imaps_port stays None): STARTTLS
+               is not offered, and logins from 127.0.0.1 go in plaintext."""
 
     KIND = "dovecot-imap"
 
     def __init__(self, mx=None, users=None, password="secret", passwords=None, domain=None,
                  mail_dir=None, workdir=None, pki=None, hostname="imap.lab.test", port=None,
-                 imaps_port=None):
-        super().__init__(workdir=workdir, pki=pki or (mx.pki if mx is not None else None),
+                 imaps_port=None, tls=True):
+        super().__init__(workdir=workdir, pki=(pki or (mx.pki if mx is not None else None)) if tls else None,
                          hostname=hostname)
+        self.tls = tls
         self.mx = mx
         self.domain = domain or (mx.domain if mx is not None else "lab.test")
         self.users = list(users if users is not None else (mx.users if mx is not None else ("maria",)))
@@ -1182,7 +1235,7 @@ class DovecotImap(_Dovecot):
             self.mail_dir = self._mail_dir_arg or self.path("mail")
             os.makedirs(self.mail_dir, exist_ok=True)
             os.chown(self.mail_dir, self.uid, self.gid)
-        if self.pki is None:
+        if self.pki is None and self.tls:
             self.pki = Pki(self.path("pki"))
         for u in self.users:
             home = os.path.join(self.mail_dir, u)
@@ -1194,9 +1247,11 @@ class DovecotImap(_Dovecot):
 
     def _write_conf(self):
         self.port = self.want_ports[0] or mdlab.free_port()
-        self.imaps_port = self.want_ports[1] or mdlab.free_port()
-        while self.imaps_port == self.port:
-            self.imaps_port = mdlab.free_port()
+        self.imaps_port = None
+        if self.tls:
+            self.imaps_port = self.want_ports[1] or mdlab.free_port()
+            while self.imaps_port == self.port:
+                self.imaps_port = mdlab.free_port()
         lines = self._conf_common("imap") + [
             # Maildir++ under the user's home: INBOX = <home>/, folder X = <home>/.X/
             "mail_location = maildir:%s/%%n" % self.mail_dir,
@@ -1226,18 +1281,23 @@ class DovecotImap(_Dovecot):
             "    address = %s" % LOOPBACK,
             "    port = %d" % self.port,
             "  }",
-            "  inet_listener imaps {",
-            "    address = %s" % LOOPBACK,
-            "    port = %d" % self.imaps_port,
-            "    ssl = yes",
-            "  }",
-            "}",
         ]
+        if self.imaps_port:
+            lines += [
+                "  inet_listener imaps {",
+                "    address = %s" % LOOPBACK,
+                "    port = %d" % self.imaps_port,
+                "    ssl = yes",
+                "  }",
+            ]
+        lines.append("}")
         _write(self.conf, "\n".join(lines) + "\n")
 
     def _ready(self):
         if not read_greeting(self.port, 0.5).startswith(b"* OK"):
             return False
+        if not self.imaps_port:
+            return True
         try:
             with socket.create_connection((LOOPBACK, self.imaps_port), timeout=0.5):
                 return True
@@ -1306,9 +1366,10 @@ class PostfixSubmission(_Postfix):
 
     def __init__(self, user="sender@lab.test", password="secret", relay_to=None, workdir=None,
                  port=None, hostname="smtp.lab.test", tls=True, require_tls=False, pki=None,
-                 size_limit=None, accounts=None, extra_main=None):
+                 size_limit=None, accounts=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir=workdir, port=port, hostname=hostname, tls=tls, tlsmgr=True,
-                         pki=pki, size_limit=size_limit, extra_main=extra_main)
+                         pki=pki, size_limit=size_limit, extra_main=extra_main,
+                         cert_not_after=cert_not_after)
         self.user = user
         self.password = password
         self.more_accounts = dict(accounts or {})

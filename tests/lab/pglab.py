@@ -7,6 +7,9 @@ initdb and pg_ctl refuse to run as root: as root they run as the postgres
 user (runuser) on a temporary directory that user owns.  The server listens
 on 127.0.0.1 only, on a free port, with its socket in the temporary
 directory; it is stopped by pid and the directory removed afterwards.
+
+Fault tests stop, start and restart the server in between, on the same port
+and data: server_stop(), server_start(), server_restart().
 """
 
 import glob
@@ -46,7 +49,8 @@ class PgCluster:
         return subprocess.run(self._as_owner(argv), capture_output=True, text=True, **kw)
 
     def start(self):
-        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        initdb = find_bin("initdb")
+        find_bin("pg_ctl")
         if os.geteuid() == 0:
             try:
                 pw = pwd.getpwnam("postgres")
@@ -69,26 +73,57 @@ class PgCluster:
         deadline = time.monotonic() + self.START_TIMEOUT
         for _attempt in range(5):
             self.port = mdlab.free_port()
-            opts = "-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60" % (
-                self.dir, self.port)
-            r = self._run([pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(self.dir, "log"),
-                           "-w", "-t", "20", "start"])
+            r = self._pg_ctl("start")
             if r.returncode == 0:
                 break
             if time.monotonic() > deadline:
                 break
         if r.returncode != 0:
-            log = ""
-            try:
-                with open(os.path.join(self.dir, "log")) as f:
-                    log = f.read()
-            except OSError:
-                pass
+            log = self._log()
             self.stop()
             raise mdlab.LabError("pg_ctl start failed:\n%s%s\n%s" % (r.stdout, r.stderr, log))
-        with open(os.path.join(data, "postmaster.pid")) as f:
-            self.pid = int(f.readline().strip())
+        self._read_pid()
         return self
+
+    def _pg_ctl(self, action, *extra):
+        opts = "-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60" % (
+            self.dir, self.port)
+        return self._run([find_bin("pg_ctl"), "-D", os.path.join(self.dir, "data"), "-o", opts, "-l",
+                          os.path.join(self.dir, "log"), "-w", "-t", "20", action] + list(extra))
+
+    def _log(self):
+        try:
+            with open(os.path.join(self.dir, "log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _read_pid(self):
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            self.pid = int(f.readline().strip())
+
+    # For fault tests: the server stopped and started again on the same port
+    # and data directory (pg_ctl -m fast: sessions are terminated, their
+    # open transactions rolled back).
+
+    def server_stop(self):
+        r = self._pg_ctl("stop", "-m", "fast")
+        if r.returncode != 0:
+            raise mdlab.LabError("pg_ctl stop failed:\n%s%s" % (r.stdout, r.stderr))
+        self.pid = None
+
+    def server_start(self):
+        r = self._pg_ctl("start")
+        if r.returncode != 0:
+            raise mdlab.LabError("pg_ctl start failed (port %d):\n%s%s\n%s" % (self.port, r.stdout, r.stderr,
+                                                                               self._log()))
+        self._read_pid()
+
+    def server_restart(self):
+        r = self._pg_ctl("restart", "-m", "fast")
+        if r.returncode != 0:
+            raise mdlab.LabError("pg_ctl restart failed:\n%s%s\n%s" % (r.stdout, r.stderr, self._log()))
+        self._read_pid()
 
     def psql(self, sql, db="postgres"):
         psql = shutil.which("psql") or find_bin("psql")

@@ -1,10 +1,16 @@
 /* Unit tests for lib/base: the strict UTF-8 decoder (the categories of
- * Markus Kuhn's UTF-8 decoder stress test), the text check for inputs, and
- * the one sanitizer for text on its way to a person. */
+ * Markus Kuhn's UTF-8 decoder stress test), the text check for inputs, the
+ * one sanitizer for text on its way to a person, domain names (the label
+ * rules and IDNA2008; lib/address's tests hold most cases), and the
+ * growable buffer with its JSON text writer (t_report compares that with
+ * jansson). */
 #include "config.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
+#include "base/buf.h"
+#include "base/domain.h"
 #include "tap.h"
 
 /* Shows bytes as \xNN so that a failing case prints safely. */
@@ -146,12 +152,162 @@ static const struct {
     { "a\xc3\xa9", 0, 4, "a\xc3\xa9" },
     { "\xf0\x9f\x98\x80" "x", 0, 4, "" },
     { "abcdef", 0, 4, "abc" },
+    { "a\xc3\xa9xyz", 0, 5, "a\xc3\xa9x" },
+    { "ab\x01" "cd", 0, 4, "ab?" },
+    { "xy", 0, 1, "" },
     /* the ASCII form: every byte from 0x7f up becomes '?' */
     { "b\xc3\xbc" "cher\x1b", MD_SANITIZE_ASCII, 64, "b??cher?" },
 };
 
+static void test_domain(void)
+{
+    static const struct {
+        const char *in;
+        unsigned flags;
+        const char *ascii, *unicode;   /* ascii NULL: refused */
+        unsigned info;
+    } cases[] = {
+        { "Example.COM", 0, "example.com", "", 0 },
+        { "example.com.", 0, NULL, NULL, 0 },
+        { "example.com.", MD_DOMAIN_ROOT_DOT, "example.com", "", 0 },
+        { "example.com..", MD_DOMAIN_ROOT_DOT, NULL, NULL, 0 },
+        { ".", MD_DOMAIN_ROOT_DOT, NULL, NULL, 0 },
+        { "localhost", 0, "localhost", "", MD_DOMAIN_SINGLE_LABEL },
+        { "192.0.2.1", 0, "192.0.2.1", "", MD_DOMAIN_NUMERIC_TLD },
+        { "b\xc3\xbc" "cher.test", 0, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test",
+          MD_DOMAIN_ULABEL | MD_DOMAIN_IDN },
+        { "XN--BCHER-KVA.test", 0, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test", MD_DOMAIN_IDN },
+        /* IDNA2008 takes U-labels as they are; MAP maps first (UTS #46) */
+        { "B\xc3\x9c" "CHER.test", 0, NULL, NULL, 0 },
+        { "B\xc3\x9c" "CHER.test", MD_DOMAIN_MAP, "xn--bcher-kva.test", "b\xc3\xbc" "cher.test",
+          MD_DOMAIN_ULABEL | MD_DOMAIN_IDN },
+        { "a\xe3\x80\x82" "example", 0, NULL, NULL, 0 },
+        { "a\xe3\x80\x82" "example", MD_DOMAIN_MAP, "a.example", "", MD_DOMAIN_ULABEL },
+        /* an IDNA2003-only A-label: decodes (MAP accepts it), is no IDNA2008 label */
+        { "xn--53h.test", 0, NULL, NULL, 0 },
+        { "xn--53h.test", MD_DOMAIN_MAP, "xn--53h.test", "\xe2\x98\x95.test", MD_DOMAIN_IDN },
+        { "xn--zz.test", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        /* decodes to U+0080 and more: no IDNA allows control characters */
+        { "xn--iana.org", MD_DOMAIN_MAP, NULL, NULL, 0 },
+        { "xn--iana.org", 0, NULL, NULL, 0 },
+        { "-a.test", 0, NULL, NULL, 0 },
+        { "a-.test", 0, NULL, NULL, 0 },
+        { "a_b.test", 0, NULL, NULL, 0 },
+        { "a..test", 0, NULL, NULL, 0 },
+        { "a.te\x01st", 0, NULL, NULL, 0 },
+        { "a.te\xffst", 0, NULL, NULL, 0 },
+        { "", 0, NULL, NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ascii[MD_DOMAIN_MAX + 1], uni[MD_DOMAIN_UNICODE_MAX + 1];
+        unsigned info = 99;
+        md_error err = { 0 };
+        md_status st = md_domain_normalize(cases[i].in, strlen(cases[i].in), cases[i].flags, ascii,
+                                           sizeof ascii, uni, sizeof uni, &info, &err);
+        if (cases[i].ascii == NULL) {
+            ok(st == MD_CONFIG && err.text[0] && info == 0, "domain %s refused (flags %u): %s",
+               hex(cases[i].in, strlen(cases[i].in)), cases[i].flags, err.text);
+            continue;
+        }
+        is_int(st, MD_OK, "domain %s accepted (flags %u): %s", hex(cases[i].in, strlen(cases[i].in)),
+               cases[i].flags, st ? err.text : "");
+        is_str(ascii, cases[i].ascii, "A-label form");
+        is_str(uni, cases[i].unicode, "U-label form");
+        is_int(info, cases[i].info, "facts");
+    }
+    /* 63-octet labels, 253 octets in all; 254 is too long */
+    char name[300];
+    size_t o = 0;
+    for (int l = 0; l < 4; l++) {
+        memset(name + o, 'a' + l, l < 3 ? 63 : 61);
+        o += l < 3 ? 63 : 61;
+        name[o++] = '.';
+    }
+    name[--o] = '\0';
+    char ascii[MD_DOMAIN_MAX + 1];
+    is_int(md_domain_normalize(name, o, 0, ascii, sizeof ascii, NULL, 0, NULL, NULL), MD_OK, "253 octets");
+    name[o] = 'z';
+    is_int(md_domain_normalize(name, o + 1, 0, ascii, sizeof ascii, NULL, 0, NULL, NULL), MD_CONFIG,
+           "254 octets");
+}
+
+static void test_buf(void)
+{
+    md_buf b = { 0 };
+    is_str(md_buf_cstr(&b), "", "an empty buffer reads as \"\"");
+    ok(b.data == NULL, "... and allocates nothing");
+    md_buf_add(&b, "ab", 2);
+    md_buf_add(&b, NULL, 0);
+    MD_BUF_LIT(&b, "cd");
+    md_buf_addstr(&b, "ef");
+    md_buf_addf(&b, "%d-%s", 42, "x");
+    is_int(b.len, 10, "appended length");
+    is_str(md_buf_cstr(&b), "abcdef42-x", "appended bytes, NUL-terminated on demand");
+    is_int(b.len, 10, "the NUL is not counted");
+
+    /* printf text longer than the small stack buffer, and growth by doubling */
+    char big[1000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    md_buf_addf(&b, "[%s]", big);
+    is_int(b.len, 10 + 1001, "long printf text appended whole");
+    ok(b.data[10] == '[' && b.data[10 + 1000] == ']', "long printf text in place");
+    ok(b.cap >= b.len, "capacity covers the length");
+
+    /* reserve: room written by the caller */
+    size_t before = b.len;
+    char *p = md_buf_reserve(&b, 5000);
+    ok(p == b.data + before && b.cap - b.len >= 5000, "reserve gives room at the end");
+    memcpy(p, "zz", 2);
+    b.len += 2;
+    is_int(b.len, before + 2, "the caller counts what it wrote");
+
+    size_t n = 0;
+    char *s = md_buf_steal(&b, &n);
+    is_int(n, before + 2, "steal: the length");
+    ok(s[n] == '\0' && s[0] == 'a', "steal: NUL-terminated bytes");
+    ok(b.data == NULL && b.len == 0 && b.cap == 0, "steal leaves the buffer empty");
+    free(s);
+    s = md_buf_steal(&b, NULL);
+    is_str(s, "", "stealing an empty buffer gives \"\"");
+    free(s);
+
+    md_buf_add(&b, "x", 1);
+    md_buf_free(&b);
+    ok(b.data == NULL && b.len == 0, "free leaves the buffer empty");
+    md_buf_free(NULL);
+
+    static const struct { long long v; const char *want; } ints[] = {
+        { 0, "0" }, { -1, "-1" }, { 1234567890123LL, "1234567890123" },
+        { -9223372036854775807LL - 1, "-9223372036854775808" },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        md_json_append_int(&b, ints[i].v);
+        is_str(md_buf_cstr(&b), ints[i].want, "JSON integer %s", ints[i].want);
+        b.len = 0;
+    }
+    static const struct { double v; const char *want; } reals[] = {
+        { 3.0, "3.0" }, { 0.1, "0.10000000000000001" }, { 1e300, "1.0000000000000001e300" }, { -2.5e-300, "-2.5e-300" }, { 1e22, "1e22" },
+    };
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        is_int(md_json_append_real(&b, reals[i].v), 0, "JSON real %s written", reals[i].want);
+        is_str(md_buf_cstr(&b), reals[i].want, "JSON real %s", reals[i].want);
+        b.len = 0;
+    }
+    MD_BUF_LIT(&b, "k");
+    is_int(md_json_append_real(&b, NAN), -1, "NaN is refused");
+    is_int(b.len, 1, "... and nothing written");
+    b.len = 0;
+    md_json_append_string(&b, "a\"\\\n\x01\x7f\xc2\x85\xc2\xa0", 10);
+    is_str(md_buf_cstr(&b), "\"a\\\"\\\\\\n\\u0001\\u007F\\u0085\xc2\xa0\"",
+           "JSON string: quote, backslash, LF, C0, DEL and C1 escaped, NBSP kept");
+    md_buf_free(&b);
+}
+
 int main(void)
 {
+    test_domain();
+    test_buf();
     for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++) {
         size_t n = utf8[i].len ? utf8[i].len : strlen(utf8[i].in);
         is_int(md_utf8_valid(utf8[i].in, n), utf8[i].valid, "UTF-8 %s (%s): %s", utf8[i].what,

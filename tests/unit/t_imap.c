@@ -269,6 +269,24 @@ static void test_live(const char *url)
     md_imap_free(m);
 }
 
+/* Which folders are Junk folders: \Junk (RFC 6154), or named Junk or Spam
+ * at their last level, in any case; never a \Noselect one. */
+static void test_junk_names(void)
+{
+    static const struct { const char *name; unsigned flags; int junk; } c[] = {
+        { "Junk", 0, 1 }, { "SPAM", 0, 1 }, { "INBOX.Spam", 0, 1 }, { "Archive/junk", 0, 1 },
+        { "Bulk Mail", MD_IMAP_JUNK, 1 }, { "Junkyard", 0, 0 }, { "Spam.old", 0, 0 }, { "INBOX", 0, 0 },
+        { "Junk", MD_IMAP_NOSELECT, 0 }, { "Bulk", MD_IMAP_JUNK | MD_IMAP_NOSELECT, 0 }, { "x.", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        md_imap_folder_info f = { (char *)c[i].name, c[i].flags };
+        is_int(md_imap_folder_is_junk(&f), c[i].junk, "junk folder? '%s' (flags %#x)", c[i].name, c[i].flags);
+    }
+    md_imap_folder_info v[] = { { (char *)"Spam", 0 }, { (char *)"Bulk", MD_IMAP_JUNK } };
+    md_imap_folder_list l = { v, 2 };
+    is_str(md_imap_junk_folder(&l), "Bulk", "md_imap_junk_folder prefers the \\Junk one to a name");
+}
+
 int main(void)
 {
     const char *live = getenv("MAILDIAG_TEST_IMAP");
@@ -277,6 +295,7 @@ int main(void)
         return tap_done();
     }
     test_urls();
+    test_junk_names();
     test_down();
     test_server("silent server", NULL, MD_TEMPFAIL, "imap.timeout", 4000, NULL);
     /* libcurl waits for an IMAP greeting, so another protocol is a timeout */

@@ -11,6 +11,7 @@ int main(void)
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
     fputs("# a comment\n\n  one.test  \ntwo.test # trailing comment\r\n\t\n", f);
+    fputs("192.0.2.1 a#b@example.test\t# an address holds '#'\n", f);
     for (int i = 0; i < 5000; i++)
         fputc('x', f);
     fputs("\nlast.test", f);   /* no final newline */
@@ -24,11 +25,12 @@ int main(void)
     is_str(md_input_next(in, &err), "", "an empty argument is kept (and later rejected)");
     is_str(md_input_next(in, &err), "one.test", "comment and blank skipped, blanks trimmed");
     is_str(md_input_next(in, &err), "two.test", "trailing comment and CR removed");
+    is_str(md_input_next(in, &err), "192.0.2.1 a#b@example.test", "a '#' inside a word is no comment");
     const char *longl = md_input_next(in, &err);
     ok(longl && strlen(longl) == MD_INPUT_LINE_MAX, "over-long line cut to %d", MD_INPUT_LINE_MAX);
     is_str(md_input_next(in, &err), "last.test", "line after the long one intact");
     ok(md_input_next(in, &err) == NULL && !md_input_failed(in), "end");
-    is_int(md_input_count(in), 6, "count");
+    is_int(md_input_count(in), 7, "count");
     md_input_free(in);
     unlink(path);
 

@@ -1,6 +1,7 @@
 /* Unit tests for lib/report: severity ranking, reports, JSON, plugin line. */
 #include "config.h"
 #include <stdlib.h>
+#include <string.h>
 #include "report/report.h"
 #include "tap.h"
 
@@ -71,8 +72,9 @@ int main(void)
        "JSON output is exactly one line");
     free(buf);
 
-    /* The streamed JSON is byte for byte what jansson makes of
-     * md_report_to_json, including escapes, UTF-8 and invalid bytes. */
+    /* The streamed JSON is byte for byte what jansson makes of the same
+     * report built as a tree by hand, including escapes, UTF-8 and invalid
+     * bytes; md_report_to_json reads it back to that tree. */
     {
         md_report *r2 = md_report_new("t", "s");
         md_report_set(r2, "domain", json_string("b\xc3\xbc" "cher.test"));
@@ -89,16 +91,41 @@ int main(void)
         FILE *gm = open_memstream(&got, &gotlen);
         md_report_write_json(r2, gm);
         fclose(gm);
-        json_t *jo = md_report_to_json(r2);
-        char *want = json_dumps(jo, JSON_COMPACT);
-        json_decref(jo);
+        json_t *hand = json_pack("{s:i, s:s, s:[{s:s,s:i,s:[s]}], s:b, s:s, s:["
+                                 "{s:s, s:s, s:s, s:[s, s]}, {s:s, s:s, s:s}]}",
+                                 "schema_version", 1, "domain", "b\xc3\xbc" "cher.test",
+                                 "mx", "host", "mx.test", "preference", 10, "addresses", "192.0.2.1",
+                                 "flag", 1, "status", "warning", "findings",
+                                 "id", "mx.implicit", "severity", "warning",
+                                 "summary", "quote \" back\\slash u\xc3\xbc",
+                                 "evidence", "bad ? byte", "ev2",
+                                 "id", "dns.temporary", "severity", "unknown", "summary", "x");
+        char *want = json_dumps(hand, JSON_COMPACT | JSON_PRESERVE_ORDER);
         size_t wl = strlen(want);
         ok(gotlen == wl + 1 && memcmp(got, want, wl) == 0 && got[wl] == '\n',
            "streamed JSON equals jansson's rendering");
         if (!(gotlen == wl + 1 && memcmp(got, want, wl) == 0))
             printf("#   got:  %s#   want: %s\n", got, want);
+        json_t *jo = md_report_to_json(r2);
+        ok(jo != NULL && json_equal(jo, hand), "md_report_to_json reads the line back");
+        json_decref(jo);
+        json_decref(hand);
         free(got);
         free(want);
+
+        /* findings copied from another report keep ids, severities, text */
+        md_report *r3 = md_report_new("t", "s");
+        md_report_add(r3, "dmarc.ok", MD_SEV_OK, "first");
+        md_report_add_findings(r3, r2);
+        ok(md_report_count(r3) == 3 && strcmp(md_report_get(r3, 1)->id, "mx.implicit") == 0
+           && md_report_get(r3, 1)->nevidence == 2 && md_report_status(r3) == MD_SEV_WARNING,
+           "md_report_add_findings appends copies");
+        md_report_set_subject(r3, "new\x1bsubject");
+        is_str(md_report_subject(r3), "new?subject", "subject replaced, sanitized");
+        ok(json_object_size(md_report_fields(r3)) == 0
+           && json_is_object(md_report_fields(r2)) && json_object_size(md_report_fields(r2)) == 3,
+           "md_report_fields: the fields set, in a borrowed object");
+        md_report_free(r3);
         md_report_free(r2);
     }
 

@@ -12,7 +12,8 @@
  * caller's prog, store, config, operator, resolvers, timeout) with:
  *   "command": "remind", "to", "key", "usernames": [...]
  *       sends the username reminder, writes the send log, and prints
- *       {"status": "ok"|"error", "outcome", "reply", "message_id"}.
+ *       {"status": "ok"|"error", "outcome", "send_status" (the send's
+ *       severity name), "reply", "message_id"}.
  *   "command": "selfcheck", "to", "key", "want"
  *       what the owner of the address gets from a self-check (tools/selfmail);
  *       prints nothing.
@@ -108,8 +109,9 @@ static int remind(ucli *u, const json_t *req)
                       to, md_smtp_outcome_name(sent.outcome), lost.text, lost.peer[0] ? ": " : "", lost.peer);
             st = lost.status;
         }
-        json_t *r = json_pack("{s:s,s:s,s:s,s:s}", "status", st == MD_OK ? "ok" : "error",
-                              "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
+        json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s}", "status", st == MD_OK ? "ok" : "error",
+                              "outcome", md_smtp_outcome_name(sent.outcome),
+                              "send_status", md_severity_name(sent.status), "reply", sent.reply,
                               "message_id", sent.message_id);
         json_dumpf(r, stdout, JSON_COMPACT);
         putchar('\n');

@@ -258,7 +258,7 @@ int main(int argc, char **argv)
     int invalid = 0;
     pid_t child = 0;
     const char *lines[6] = { 0 };
-    char l0[1400], l1[1400];
+    char l0[1400], l1[1400], l2[400];
     const char *what = o.want == MD_ACCOUNT_WANT_USERNAME ? "a username reminder"
                      : o.want == MD_ACCOUNT_WANT_VERIFY ? "a new verification link" : "a password reset";
 
@@ -307,6 +307,16 @@ int main(int argc, char **argv)
             if (child <= 0)   /* the child; or no process to spare: answer late */
                 send_private(&o, pub, child);
         }
+        if (st == MD_OK && pub->mx_checked && pub->mx == MD_ADDRESS_MX_UNKNOWN) {
+            /* A failed lookup is no answer: the request goes on, and the
+             * status says that whether the domain takes mail is unknown. */
+            md_report_add(rep, "address.dns_temporary", MD_SEV_DEFAULT,
+                          "could not find out whether %s receives mail: the DNS lookup failed",
+                          pub->address.domain);
+            snprintf(l2, sizeof l2, "We could not check whether the domain %s receives email"
+                     " (a temporary DNS failure).", pub->address.domain);
+            lines[3] = l2;
+        }
         if (st == MD_OK && pub->typo[0]) {
             md_finding *f = md_report_add(rep, "address.typo", MD_SEV_DEFAULT,
                                           "%s looks like a typo: did you mean %s@%s?", pub->address.domain,
@@ -322,7 +332,7 @@ int main(int argc, char **argv)
         ucli_error(&o.u, "store", &err);   /* the why is the operator's, on standard error */
         md_report_add(rep, "store.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
         lines[0] = "The service is unavailable at the moment; please try again later.";
-        lines[1] = lines[2] = NULL;
+        lines[1] = lines[2] = lines[3] = NULL;
     }
 done:
     pad_until(t0 + (int64_t)llround((o.min_time < 0 ? 2.0 : o.min_time) * 1000.0));

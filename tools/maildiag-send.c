@@ -324,11 +324,6 @@ static int mailbox_down(const options *o, const char *to)
     return rc;
 }
 
-static int exit_for(md_smtp_outcome o)
-{
-    return o == MD_SMTP_ACCEPTED ? 0 : o == MD_SMTP_DEFERRED ? 1 : 2;
-}
-
 /* The verdict line ("TO: accepted by HOST as QID in N ms"); with --await it
  * is shown before the wait. */
 static void print_verdict(const options *o, const md_smtp_result *r, const char *to)
@@ -418,7 +413,11 @@ send:;
         print_verdict(o, &res, to);
         fflush(stdout);
     }
-    rc = o->arrival ? await_arrival(o, m, &res, &arrival) : exit_for(res.outcome);
+    /* The exit status is the status printed: the worst finding (a TLS
+     * warning on an accepted send is 1; a route whose DNS lookup failed,
+     * 3). */
+    rc = o->arrival ? await_arrival(o, m, &res, &arrival)
+                    : md_severity_exit_code(md_report_status(res.findings));
     if (o->json) {
         json_t *j = md_smtp_result_json(&res, to);
         const char *k;

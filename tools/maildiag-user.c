@@ -323,18 +323,20 @@ static int cmd_remind(options *o)
             snprintf(detail, sizeof detail, "%s: %s", outcome, reply);
             md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
             md_status logged = md_store_audit_add(o->u.store, &au, &err);
-            result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
-                                          "outcome", outcome, "reply", reply, "message_id", mid ? mid : ""),
+            /* The exit status is the send's status (a route whose DNS
+             * lookup failed is unknown, not deferred). */
+            const char *status = json_string_value(json_object_get(rep, "status"));
+            int sev = md_severity_parse(json_string_value(json_object_get(rep, "send_status")));
+            if (status == NULL || strcmp(status, "ok") != 0 || sev < 0 || logged != MD_OK)
+                sev = MD_SEV_UNKNOWN;
+            result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
+                                          "outcome", outcome, "reply", reply, "message_id", mid ? mid : "",
+                                          "status", md_severity_name((md_severity)sev)),
                    "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
                    outcome, reply);
-            const char *status = json_string_value(json_object_get(rep, "status"));
-            rc = status == NULL || strcmp(status, "ok") != 0 ? MD_EXIT_UNKNOWN
-               : strcmp(outcome, "accepted") == 0 ? MD_EXIT_OK
-               : strcmp(outcome, "deferred") == 0 ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
-            if (logged != MD_OK) {
+            rc = md_severity_exit_code((md_severity)sev);
+            if (logged != MD_OK)
                 ucli_error(&o->u, "remind: the reminder's audit record was not written", &err);
-                rc = MD_EXIT_UNKNOWN;
-            }
         }
         json_decref(rep);
         json_decref(req);

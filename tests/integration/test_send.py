@@ -32,6 +32,11 @@ PKI = None
 FROM = "noreply@example.com"
 TO = "user@example.com"
 RC = {"accepted": 0, "deferred": 1, "rejected": 2, "failed": 2}
+STATUS_RC = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+# the statuses a result can print: accepted is ok, or warning when a finding
+# warns (no STARTTLS offered ...); the exit status is always the one printed
+RESULT_STATUS = {"accepted": ("ok", "warning"), "deferred": ("warning", "unknown"),
+                 "rejected": ("critical",), "failed": ("critical", "unknown")}
 
 
 def setUpModule():
@@ -76,7 +81,8 @@ class SendCase(unittest.TestCase):
         self.assertEqual(j["result"], result, "result\n%s" % run)
         if phase:
             self.assertEqual(j["phase"], phase, "phase\n%s" % run)
-        self.assertEqual(run.rc, RC[result], "exit code\n%s" % run)
+        self.assertIn(j["status"], RESULT_STATUS[result], "status\n%s" % run)
+        self.assertEqual(run.rc, STATUS_RC[j["status"]], "exit code = the status printed\n%s" % run)
         for k in ("to", "route", "result", "phase", "reply", "queue_id", "message_id", "tls",
                   "transcript", "findings"):
             self.assertIn(k, j, "JSON key %s\n%s" % (k, run))
@@ -171,8 +177,8 @@ class SinkCases(SendCase):
     def test_count_sends_many(self):
         d = tempfile.mkdtemp(dir=TMP)
         with smtplab.Sink(dump_dir=d) as sink:
-            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--to", "b@example.com",
-                            "--count", "3", "--json")
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--tls", "off", "--to", TO,
+                            "--to", "b@example.com", "--count", "3", "--json")
             time.sleep(0.3)
             n = len(sink.dumps())
         self.assertEqual(run.rc, 0, run)
@@ -198,7 +204,9 @@ class SinkCases(SendCase):
     def test_text_verdict(self):
         with smtplab.Sink() as sink:
             run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-v")
-        self.assertEqual(run.rc, 0, run)
+        # accepted, with the warning that smtp-sink offers no STARTTLS: exit 1, as printed
+        self.assertEqual(run.rc, 1, run)
+        self.assertIn("user@example.com: WARNING", run.out)
         self.assertRegex(run.out.splitlines()[0], r"^user@example.com: accepted by 127\.0\.0\.1 in \d+ ms$")
         self.assertIn("> MAIL FROM:<noreply@example.com>", run.out)
 

@@ -8,8 +8,12 @@
 #include <string.h>
 
 static const md_catalogue_entry catalogue[] = {
-    /* input */
+    /* input, usage, configuration: a run that ends without a result says
+     * why with one of these (the tools' --json error object) */
+    { "input.invalid", MD_SEV_UNKNOWN, "what was given is not valid input (an address, a file, a value)" },
     { "input.invalid_domain", MD_SEV_UNKNOWN, "the domain given is not a valid domain name" },
+    { "usage.error", MD_SEV_UNKNOWN, "the command line is not one the tool takes" },
+    { "config.error", MD_SEV_UNKNOWN, "the configuration (file, environment, key or password file) cannot be used" },
     /* dns */
     { "dns.temporary", MD_SEV_UNKNOWN, "a DNS lookup failed temporarily (SERVFAIL, REFUSED, timeout, bad reply)" },
     { "domain.nxdomain", MD_SEV_CRITICAL, "the domain does not exist (NXDOMAIN)" },
@@ -185,6 +189,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bounce.delivered", MD_SEV_OK, "a delivery report that is no failure (delivered, relayed, expanded)" },
     { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
     { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
+    { "bounce.mailbox_error", MD_SEV_UNKNOWN, "the bounce mailbox could not be read (IMAP server down, TLS, login, folder, Maildir)" },
     /* --- end bounces --- */
     /* arrival: maildiag-send --await (lib/arrival) */
     { "delivery.found", MD_SEV_OK, "the message arrived in the folder watched" },

@@ -101,7 +101,7 @@ static int remind(ucli *u, const json_t *req)
     int rc = MD_EXIT_UNKNOWN;
     if (ucli_open_store(u, 0) == 0 && usermail_open(u, &um) == 0) {
         md_account_sent sent;
-        md_status st = md_account_mail_one(u->store, &um.mailer, to, key, MD_ACCOUNT_MAIL_REMINDER, &first,
+        md_status st = md_account_mail_one(u->store, &um.send.m, to, key, MD_ACCOUNT_MAIL_REMINDER, &first,
                                            names, n, &sent, &err);
         md_error lost;
         if (md_store_log_error(u->store, &lost) != MD_OK) {   /* the send happened: say so */

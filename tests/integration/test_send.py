@@ -150,7 +150,7 @@ class SinkCases(SendCase):
                  (["-Q", "RCPT"], "deferred", "rcpt", "smtp.rcpt.deferred")]
         for args, result, phase, finding in cases:
             with smtplab.Sink(args=args) as sink:
-                for probe in ([], ["-q", "rcpt"]) if phase != "data" else ([],):
+                for probe in ([], ["--quit-after", "rcpt"]) if phase != "data" else ([],):
                     run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json", *probe)
                     j = self.assertOutcome(run, result, phase)
                     self.assertIn(finding, self.ids(j), run)
@@ -171,7 +171,7 @@ class SinkCases(SendCase):
     def test_quit_after_each_phase(self):
         with smtplab.Sink() as sink:
             for phase in ("connect", "banner", "ehlo", "mail", "rcpt"):
-                run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-q", phase, "--json")
+                run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--quit-after", phase, "--json")
                 j = self.assertOutcome(run, "accepted", phase)
 
     def test_count_sends_many(self):
@@ -279,7 +279,7 @@ class TlsAuthCases(SendCase):
             f.write("wrong\n")
         os.chmod(bad, 0o600)
         with self.server(login_only=True) as srv:
-            for probe in ([], ["-q", "auth"], ["-q", "rcpt"]):
+            for probe in ([], ["--quit-after", "auth"], ["--quit-after", "rcpt"]):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", self.pwfile, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "accepted")
@@ -309,7 +309,7 @@ class TlsAuthCases(SendCase):
 
     def test_expired_certificate(self):
         with self.server(cert="expired") as srv:
-            for probe in ([], ["-q", "starttls"]):
+            for probe in ([], ["--quit-after", "starttls"]):
                 run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file",
                                 self.pki["ca"], "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "starttls")
@@ -414,7 +414,7 @@ class DirectCases(SendCase):
     def test_internal_mx_refused(self):
         # Without --allow-internal an MX on 127.0.0.x is refused: nothing is sent.
         before = len(os.listdir(self.ok_dir))
-        for probe in ([], ["-q", "rcpt"]):
+        for probe in ([], ["--quit-after", "rcpt"]):
             run = self.send("--direct", "--resolver", self.nsd.resolver, "--to", "user@refused.send.test", "--json",
                             "--timeout", "10", *probe, env={"MAILDIAG_SMTP_PORT": str(self.port)})
             j = self.assertOutcome(run, "failed", "resolve")
@@ -440,7 +440,7 @@ class HostileCases(SendCase):
         return run
 
     def check(self, mode, finding, phase=None, extra=()):
-        for probe in ([], ["-q", "rcpt"]):
+        for probe in ([], ["--quit-after", "rcpt"]):
             run = self.hostile(mode, *(list(extra) + probe))
             self.assertLess(run.elapsed, 5.0, "took too long\n%s" % run)
             j = self.assertOutcome(run, "failed", phase)
@@ -448,7 +448,7 @@ class HostileCases(SendCase):
 
     def test_connect_timeout(self):
         with smtplab.SynHang() as sh:
-            for probe in ([], ["-q", "banner"]):
+            for probe in ([], ["--quit-after", "banner"]):
                 run = self.send("--server", "127.0.0.1:%d" % sh.port, "--to", TO, "--timeout", "2", "--json",
                                 *probe, timeout=20)
                 self.assertLess(run.elapsed, 4.0, "took too long\n%s" % run)
@@ -688,7 +688,7 @@ class MessageCases(SendCase):
 
     def test_usage_errors(self):
         for args in ([], ["--to", TO], ["--to", TO, "--server", "x", "--direct"], ["--to", TO, "-T", "nope", "--dry-run"],
-                     ["--to", TO, "--server", "[::1]:25"], ["--to", TO, "--server", "h", "-q", "data"]):
+                     ["--to", TO, "--server", "[::1]:25"], ["--to", TO, "--server", "h", "--quit-after", "data"]):
             run = self.send(*args)
             self.assertEqual(run.rc, 3, run)
 

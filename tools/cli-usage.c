@@ -78,7 +78,7 @@ void cli_row(FILE *out, const char *const *fields, size_t n)
     }
 }
 
-void (*cli_json_error)(const char *id, const char *msg);
+void (*cli_json_hook)(const char *id, const char *msg);
 
 /* The message, formatted and sanitized, to stderr (and to the JSON error
  * object when --json was seen). */
@@ -98,8 +98,8 @@ static void vfail(const char *prog, const char *id, const char *fmt, va_list ap)
         vsnprintf(msg, (size_t)n + 1, fmt, ap);
     md_sanitize_text(msg, (size_t)n + 1, msg, (size_t)n, 0);
     cli_line(stderr, "%s: %s", prog, msg);
-    if (cli_json_error)
-        cli_json_error(id, msg);
+    if (cli_json_hook)
+        cli_json_hook(id, msg);
     if (msg != small)
         free(msg);
 }

@@ -116,17 +116,13 @@ void cli_dns_clear(cli_dns *d)
 
 static void json_error(const char *id, const char *msg)
 {
-    md_report *rep = md_report_new("maildiag", NULL);
-    md_report_add(rep, id, MD_SEV_UNKNOWN, "%s", msg);
-    md_report_write_json(rep, stdout);
-    md_report_free(rep);
-    fflush(stdout);
+    cli_json_error(id, "%s", msg);
 }
 
 int cli_format_set(const char *prog, cli_format *f, cli_format want)
 {
     if (want == CLI_JSON)
-        cli_json_error = json_error;
+        cli_json_hook = json_error;
     if (*f != CLI_TEXT && *f != want) {
         cli_usage_error(prog, "--json and --plugin are two output formats: give one");
         return -1;
@@ -282,6 +278,21 @@ int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
 {
     int rc = cli_dns_option(c, prog, optarg, d);
     return rc == 1 ? cli_option_common(c, prog, argv, usage) : rc;
+}
+
+int cli_json_error(const char *id, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    md_report *rep = md_report_new("", NULL);
+    md_report_add(rep, id, MD_SEV_UNKNOWN, "%s", text);
+    md_report_write_json(rep, stdout);
+    md_report_free(rep);
+    fflush(stdout);
+    return MD_EXIT_UNKNOWN;
 }
 
 json_t *cli_json_text(const char *s)

@@ -61,10 +61,10 @@ int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((forma
  * Returns MD_EXIT_UNKNOWN.
  */
 int cli_fail(const char *prog, const char *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Set once --json is seen (cli_format_set): errors are JSON too.  The
- * writer of the JSON object lives in tools/cli.c (lib/report), so that
- * the dispatcher, which only needs usage errors, links none of it. */
-extern void (*cli_json_error)(const char *id, const char *msg);
+/* Set once --json is seen (cli_format_set): errors are JSON too
+ * (cli_json_error).  A hook, so that the dispatcher, which only needs
+ * usage errors, links no lib/report. */
+extern void (*cli_json_hook)(const char *id, const char *msg);
 
 /* Sets the output format from -j/--json or -p/--plugin.  Two different
  * formats are a usage error (no "last one wins").  Returns 0 or -1 after
@@ -86,6 +86,13 @@ void cli_vline(FILE *out, const char *fmt, va_list ap) __attribute__((format(pri
 /* One row of n fields separated by TABs, each sanitized (a NULL field is
  * empty), so a field can neither add a column nor a row. */
 void cli_row(FILE *out, const char *const *fields, size_t n);
+/* With --json a run prints exactly one JSON value, errors included: this
+ * prints {"schema_version":1,"status":"unknown","findings":[{"id":ID,
+ * "severity":"unknown","summary":MESSAGE}]} on standard output (ID from
+ * the catalogue: usage.error, config.error, store.error, input.invalid)
+ * and returns MD_EXIT_UNKNOWN.  The message is sanitized like every
+ * finding's. */
+int cli_json_error(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 

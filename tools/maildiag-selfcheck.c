@@ -281,7 +281,7 @@ int main(int argc, char **argv)
     }
     /* From here on every error is part of the one answer (its report), which
      * says no more than that the service is unavailable. */
-    cli_json_error = NULL;
+    cli_json_hook = NULL;
 
     md_error err = { 0 };
     md_account_public *pub = md_xcalloc(1, sizeof *pub);

@@ -18,6 +18,7 @@ static const struct tool {
     const char *name;
     const char *what;
 } tools[] = {
+    { "why", "why an email to an address does not arrive: the first broken layer, in one diagnosis" },
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
     { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
     { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },

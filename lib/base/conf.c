@@ -16,6 +16,7 @@
 
 typedef struct entry {
     char *section, *key, *value;
+    unsigned long line;          /* where the key is written, 1-based */
 } entry;
 
 struct md_conf {
@@ -46,6 +47,16 @@ const char *md_conf_get(const md_conf *c, const char *section, const char *key)
         if (strcasecmp(c->v[i].section, section) == 0 && strcasecmp(c->v[i].key, key) == 0)
             return c->v[i].value;
     return NULL;
+}
+
+unsigned long md_conf_line(const md_conf *c, const char *section, const char *key)
+{
+    if (c == NULL)
+        return 0;
+    for (size_t i = c->n; i-- > 0;)
+        if (strcasecmp(c->v[i].section, section) == 0 && strcasecmp(c->v[i].key, key) == 0)
+            return c->v[i].line;
+    return 0;
 }
 
 const char *md_conf_path(const md_conf *c)
@@ -240,6 +251,7 @@ static int handler(void *user, const char *section, const char *name, const char
     c->v[c->n].section = md_xstrndup(section, sl);
     c->v[c->n].key = md_xstrdup(name);
     c->v[c->n].value = md_xstrdup(value);
+    c->v[c->n].line = p->line;
     c->n++;
     p->after_section = 0;
     p->secrets |= secret_key(name) || secret_value(value);

@@ -45,6 +45,9 @@ void md_conf_free(md_conf *c);
 
 /* The value of key in section, or NULL.  Borrowed; valid until free. */
 const char *md_conf_get(const md_conf *c, const char *section, const char *key);
+/* The line (1-based) where the value md_conf_get returns is written, for
+ * messages that name a bad value's place; 0 when the key is not there. */
+unsigned long md_conf_line(const md_conf *c, const char *section, const char *key);
 /* The path the configuration was read from.  Borrowed. */
 const char *md_conf_path(const md_conf *c);
 

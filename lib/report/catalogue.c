@@ -202,6 +202,11 @@ static const md_catalogue_entry catalogue[] = {
     { "delivery.clock_skew", MD_SEV_OK, "the mailbox server's clock and ours disagree: the latency is bounded by what our clock saw" },
     { "delivery.delete_failed", MD_SEV_WARNING, "--await-delete could not remove the test message from the mailbox" },
     /* --- end arrival --- */
+    /* why: the diagnosis over every layer (lib/diag, maildiag-why) */
+    { "diag.timeout", MD_SEV_UNKNOWN, "a layer was cut off by the run's time budget (--timeout): its result is unknown" },
+    { "diag.skipped", MD_SEV_UNKNOWN, "a layer could not run because what it needs from an earlier layer is missing or broken" },
+    { "recipient.blocked", MD_SEV_CRITICAL, "the recipient's server refuses our mail by policy (5.7.x naming our IP or a blocklist)" },
+    /* --- end why --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

@@ -306,11 +306,23 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
 /* ------------------------------------------------------------------------ */
 /* Routes                                                                    */
 
-typedef struct mx_wait { md_report *rep; } mx_wait;
+/* The MX check's answer.  On the heap: when the deadline passes first, the
+ * check is still queued on the caller's resolver and may finish during a
+ * later md_dns_step of the caller's; it then frees what it finds. */
+typedef struct mx_wait {
+    md_report *rep;
+    int abandoned;
+} mx_wait;
 
 static void mx_done(void *arg, md_report *rep)
 {
-    ((mx_wait *)arg)->rep = rep;
+    mx_wait *w = arg;
+    if (w->abandoned) {
+        md_report_free(rep);
+        free(w);
+        return;
+    }
+    w->rep = rep;
 }
 
 static md_status relay(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res, int64_t t0,
@@ -371,17 +383,20 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     if (req->dns == NULL)
         return md_error_set(err, MD_CONFIG, "smtp.request", "the direct route needs a resolver");
     const char *domain = strrchr(req->rcpt_to, '@') + 1;
-    mx_wait w = { NULL };
-    md_mx_check(req->dns, domain, NULL, mx_done, &w);
-    while (w.rep == NULL && md_now_ms() < deadline)
+    mx_wait *wp = md_xcalloc(1, sizeof *wp);
+    md_mx_check(req->dns, domain, NULL, mx_done, wp);
+    while (wp->rep == NULL && md_now_ms() < deadline)
         md_dns_step(req->dns, 100);
     res->phase = MD_SMTP_PHASE_RESOLVE;
-    if (w.rep == NULL) {
+    if (wp->rep == NULL) {
+        wp->abandoned = 1;      /* mx_done frees it, if it ever runs */
         md_report_add(res->findings, "dns.temporary", MD_SEV_UNKNOWN,
                       "the MX lookup for %s did not finish in time: the route is unknown", domain);
         res->outcome = MD_SMTP_DEFERRED;
         return MD_OK;
     }
+    mx_wait w = *wp;
+    free(wp);
     json_t *j = md_report_to_json(w.rep);
     json_t *mx = json_object_get(j, "mx");
     unsigned port = req->direct_port ? req->direct_port : 25;

@@ -44,6 +44,10 @@ int main(void)
     is_str(md_conf_get(c, "product", "by_email"), "SELECT username, email FROM users WHERE email = $1",
            "continuation lines");
     ok(md_conf_get(c, "store", "missing") == NULL, "missing key");
+    is_int(md_conf_line(c, "store", "uri"), 10, "the line of the value that wins");
+    is_int(md_conf_line(c, "product", "by_email"), 6, "the line of a continued value is its key's");
+    is_int(md_conf_line(c, "", "global"), 2, "the line of a key before any section");
+    is_int(md_conf_line(c, "store", "missing"), 0, "no line for a missing key");
     md_conf_free(c);
 
     static const struct { const char *text; mode_t mode; const char *want; } bad[] = {

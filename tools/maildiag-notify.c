@@ -6,7 +6,7 @@
  * Why a separate program: only the programs that send load OpenSSL,
  * libESMTP and the token code.  maildiag-user and maildiag-selfcheck start
  * without them, which a lookup needs to answer as fast as the sqlite3
- * command (issue 5).
+ * command.
  *
  * It reads one JSON request on standard input (ucli_notify_request: the
  * caller's prog, store, config, operator, resolvers, timeout) with:

@@ -7,7 +7,7 @@
  *
  * The emails are sent by a separate program so that these tools never load
  * OpenSSL, libESMTP or the token code: a lookup starts as fast as the
- * sqlite3 command (issue 5), and only a run that sends pays for them.
+ * sqlite3 command, and only a run that sends pays for them.
  */
 #ifndef MAILDIAG_USERCLI_H
 #define MAILDIAG_USERCLI_H

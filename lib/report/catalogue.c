@@ -29,7 +29,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
     { "mx.target_internal", MD_SEV_WARNING, "an MX target resolves to an internal address (private, link-local, CGNAT, multicast, reserved; loopback when sending)" },
-    /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
+    /* accounts, addresses, store, self-service (maildiag-user, maildiag-selfcheck) */
     { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
     { "account.none", MD_SEV_WARNING, "no account uses this address" },
     { "account.sso", MD_SEV_WARNING, "SSO-only account: password-reset emails are never sent" },
@@ -120,7 +120,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bimi.multiple", MD_SEV_WARNING, "more than one BIMI record" },
     { "bimi.invalid", MD_SEV_WARNING, "the BIMI record is invalid" },
     /* --- end spf, dmarc, dkim, mtasts, tlsrpt, bimi --- */
-    /* --- send / token (issue 4: lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
+    /* --- send / token (lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
     /* smtp: the outcome of a send or probe */
     { "smtp.accepted", MD_SEV_OK, "the server accepted the message" },
     { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the requested phase (--quit-after)" },

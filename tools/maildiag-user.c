@@ -357,8 +357,14 @@ static int cmd_remind(options *o)
                                                                  reply, "message_id", mid ? mid : ""),
                         "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
                         outcome, reply);
-            if (logged != MD_OK)
-                ucli_error(&o->u, "remind: the reminder's audit record was not written", &err);
+            if (logged != MD_OK)   /* the answer above says unknown: this says why (stderr only) */
+                cli_error(prog, "remind: the reminder's audit record was not written: %s%s%s", err.text,
+                          err.peer[0] ? ": " : "", err.peer);
+        } else {
+            /* the helper said why on stderr; with --json the run still has its one value */
+            rc = cli_json_hook ? cli_json_error("config.error", "remind: nothing was sent: the sending"
+                                                " helper stopped (its words are on standard error)")
+                               : MD_EXIT_UNKNOWN;
         }
         json_decref(rep);
         json_decref(req);

@@ -112,6 +112,14 @@ class JsonErrors(unittest.TestCase):
                       "--json", "--want", "reset", "x@"]):
             self.one_error(argv, "address.invalid", exact=False)
 
+    def test_remind_without_mail_settings(self):
+        store = os.path.join(self.tmp, "remind.db")
+        conf = self.file("nomail.conf", "[store]\nuri = sqlite:%s\n" % store)
+        user = [tool("user"), "-C", conf, "--no-dns"]
+        mdlab.run_tool(user + ["init"])
+        mdlab.run_tool(user + ["import", "-"], stdin=b"username,email\nann,ann@corp.test\n")
+        self.one_error(user + ["--json", "remind", "ann@corp.test"], "config.error")
+
     def test_store_errors(self):
         for uri in ("sqlite:" + self.missing, "sqlite:" + self.not_a_store):
             for args in (["lookup", "a@example.com"], ["audit"], ["suppression", "list"], ["export"]):

@@ -80,8 +80,11 @@ void cli_plugin_add(cli_plugin *p, const md_report *rep)
     for (size_t i = 0; i < md_report_count(rep); i++) {
         const md_finding *f = md_report_get(rep, i);
         if (f->severity == st) {
-            snprintf(p->first[st], sizeof p->first[st], "%s%s%s", subject && *subject ? subject : "",
-                     subject && *subject ? ": " : "", f->summary);
+            /* "SUBJECT: SUMMARY", unless the summary starts with the subject */
+            int named = subject == NULL || *subject == '\0'
+                        || strncmp(f->summary, subject, strlen(subject)) == 0;
+            snprintf(p->first[st], sizeof p->first[st], "%s%s%s", named ? "" : subject, named ? "" : ": ",
+                     f->summary);
             return;
         }
     }

@@ -224,8 +224,9 @@ int cli_conf_bool(const char *prog, const md_conf *c, const char *section, const
 /* --- the monitoring-plugin output (-p, --plugin; -w, --warning; -c, --critical)
  * One status line as the monitoring-plugins guidelines give it:
  *   LABEL STATE - TEXT | 'label'=value[UOM];[warn];[crit];[min];[max] ...
- * TEXT names the first finding of the state shown, with the count of
- * subjects in that state: "parked.example: null MX ... (1 of 2 domains
+ * TEXT names the first finding of the state shown (after its subject,
+ * unless the summary starts with it), with the count of subjects in that
+ * state: "parked.example publishes a null MX ... (1 of 2 domains
  * critical)". */
 
 /* A threshold range (monitoring-plugins: "10" alerts outside 0..10, "10:"

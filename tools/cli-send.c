@@ -83,11 +83,10 @@ int cli_send_settle(const char *prog, const md_conf *c, cli_send *s, unsigned fl
         return bad(prog, c, "mail", "helo", r->helo, "not an EHLO name (a domain name or an address literal)");
     const char *tls = cli_conf(c, "mail", "tls");
     md_smtp_tls t;
-    if (!s->tls_given && tls) {
-        if (cli_send_tls_word(tls, &t) != 0)
-            return bad(prog, c, "mail", "tls", tls, "required, opportunistic or off");
+    if (tls && cli_send_tls_word(tls, &t) != 0)   /* checked even when --tls wins */
+        return bad(prog, c, "mail", "tls", tls, "required, opportunistic or off");
+    if (tls && !s->tls_given)
         r->tls = t;
-    }
     r->auth_user = pick(r->auth_user, NULL, c, "mail", "user");
     s->password_file = pick(s->password_file, NULL, c, "mail", "password_file");
     s->ca_file = pick(s->ca_file, NULL, c, "mail", "ca_file");

@@ -10,20 +10,6 @@
 
 #include "address/address.h"
 
-int cli_send_tls_word(const char *word, md_smtp_tls *out)
-{
-    static const struct { const char *word; md_smtp_tls tls; } words[] = {
-        { "required", MD_SMTP_TLS_REQUIRED }, { "opportunistic", MD_SMTP_TLS_OPPORTUNISTIC },
-        { "off", MD_SMTP_TLS_OFF },
-    };
-    for (size_t i = 0; word && i < sizeof words / sizeof words[0]; i++)
-        if (strcmp(word, words[i].word) == 0) {
-            *out = words[i].tls;
-            return 0;
-        }
-    return -1;
-}
-
 static const char *env(const char *name)
 {
     const char *v = getenv(name);
@@ -82,11 +68,18 @@ int cli_send_settle(const char *prog, const md_conf *c, cli_send *s, unsigned fl
     if (r->helo && !md_smtp_helo_valid(r->helo) && r->helo == cli_conf(c, "mail", "helo"))
         return bad(prog, c, "mail", "helo", r->helo, "not an EHLO name (a domain name or an address literal)");
     const char *tls = cli_conf(c, "mail", "tls");
-    md_smtp_tls t;
-    if (tls && cli_send_tls_word(tls, &t) != 0)   /* checked even when --tls wins */
+    int t = tls ? md_smtp_tls_parse(tls) : MD_SMTP_TLS_DEFAULT;
+    if (t < 0)   /* checked even when --tls wins, as every value of the file */
         return bad(prog, c, "mail", "tls", tls, "required, opportunistic or off");
     if (tls && !s->tls_given)
-        r->tls = t;
+        r->tls = (md_smtp_tls)t;
+    if (flags & CLI_SEND_ACCOUNT) {
+        r->helo_advice = "give one ([mail] helo)";
+        r->tls_advice = "[mail] tls = opportunistic to send anyway";
+    } else {
+        r->helo_advice = "give one (--helo or [mail] helo)";
+        r->tls_advice = "--tls opportunistic to send anyway";
+    }
     r->auth_user = pick(r->auth_user, NULL, c, "mail", "user");
     s->password_file = pick(s->password_file, NULL, c, "mail", "password_file");
     s->ca_file = pick(s->ca_file, NULL, c, "mail", "ca_file");
@@ -100,7 +93,7 @@ int cli_send_settle(const char *prog, const md_conf *c, cli_send *s, unsigned fl
         return -1;
     if (!s->allow_internal_given)
         r->allow_internal = allow;
-    const char *port = pick(NULL, "MAILDIAG_SMTP_PORT", c, "mail", "direct_port");
+    const char *port = cli_conf(c, "mail", "direct_port");
     if (port) {
         char *end;
         unsigned long p = strtoul(port, &end, 10);

@@ -9,7 +9,7 @@
  *           the recipient's MX hosts), tls (required, opportunistic, off),
  *           user, password_file (else MAILDIAG_SMTP_PASSWORD), helo,
  *           ca_file, timeout (seconds, default 60), allow_internal (yes,
- *           no), direct_port (MAILDIAG_SMTP_PORT; tests only)
+ *           no), direct_port (default 25)
  *   [token] key_file (MAILDIAG_TOKEN_KEYS), verify_url, reset_url, ttl
  *
  * Compiled into the programs that send (maildiag-send, maildiag-notify)
@@ -44,9 +44,6 @@ typedef struct cli_send {
 #define CLI_SEND_NO_SMTP    0x4u  /* open: no SMTP context (nothing is sent: --dry-run) */
 #define CLI_SEND_KEYS       0x8u  /* open: token keys are needed (verify, reset links) */
 #define CLI_SEND_THROWAWAY 0x10u  /* open: without a key file, a throwaway key */
-
-/* Parses a TLS policy word into *out.  Returns 0, or -1 for another word. */
-int cli_send_tls_word(const char *word, md_smtp_tls *out);
 
 /* Fills what the options left unset from the environment, then from c
  * (may be NULL), then the defaults, checking every value used.  Returns 0,

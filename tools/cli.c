@@ -307,3 +307,20 @@ json_t *cli_json_text(const char *s)
     }
     return j;
 }
+
+void cli_self_dir(char *dir, size_t size)
+{
+    if (size == 0)
+        return;
+    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
+    dir[n > 0 && (size_t)n < size - 1 ? n : 0] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        dir[0] = '\0';
+        return;
+    }
+    *slash = '\0';
+    size_t l = strlen(dir);
+    if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
+        dir[l - 6] = '\0';
+}

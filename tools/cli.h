@@ -158,6 +158,13 @@ int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md
  * cannot write the results: REASON" and returns MD_EXIT_UNKNOWN. */
 int cli_write_failed(const char *prog, int errnum);
 
+/* --- the program's own directory -------------------------------------------
+ * Writes the directory holding the running executable (from
+ * /proc/self/exe) to dir, or "" when it is unknown or does not fit.  In a
+ * libtool build tree that is the .libs/ directory, whose parent holds the
+ * siblings (the other tools, the helpers): the parent is written then. */
+void cli_self_dir(char *dir, size_t size);
+
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),
  * without its final newline.  A file readable by other users is refused

@@ -179,8 +179,9 @@ static int parse_options(int argc, char **argv, options *o)
         case O_DIRECT: o->s.direct = 1; break;
         case O_INTERNAL: r->allow_internal = o->s.allow_internal_given = 1; break;
         case O_TLS:
-            if (cli_send_tls_word(optarg, &r->tls) != 0)
+            if ((ph = md_smtp_tls_parse(optarg)) < 0)
                 return cli_usage_error(prog, "--tls: required, opportunistic or off"), -1;
+            r->tls = (md_smtp_tls)ph;
             o->s.tls_given = 1;
             break;
         case O_INSECURE: r->insecure = 1; break;
@@ -271,6 +272,7 @@ static int settle(options *o)
     m->nusernames = o->nusernames;
     m->username = o->nusernames ? o->usernames[0] : NULL;
     m->test_send = 1;
+    m->test_sender = prog;
     r->mail_from = m->from;
     return 0;
 }
@@ -318,7 +320,10 @@ static void await_arrival(options *o, const md_message *m, md_smtp_result *res, 
     else if (md_arrival_wait(o->arrival, &sent, &ar, &err) != MD_OK)
         md_arrival_open_failed(o->await.url, &err, &ar);   /* not reached: we compose the Message-ID */
     md_arrival_report(&ar, res->findings);
-    *json = md_arrival_result_json(&ar);
+    md_report *desc = md_report_new("arrival", NULL);   /* the field goes after the send's */
+    md_arrival_describe(&ar, desc);
+    *json = json_incref(json_object_get(md_report_fields(desc), "arrival"));
+    md_report_free(desc);
     md_arrival_result_clear(&ar);
 }
 
@@ -373,7 +378,7 @@ static void mailbox_down(options *o, run *r, const char *to)
     md_report_add_detail(rep, "nothing was sent: the mailbox to watch cannot be read");
     md_report_set(rep, "to", json_string(to));
     md_report_set(rep, "sent", json_false());
-    md_report_set(rep, "arrival", md_arrival_result_json(o->mailbox_down));
+    md_arrival_describe(o->mailbox_down, rep);
     emit(o, r, rep, 0);
     md_report_free(rep);
 }
@@ -414,7 +419,7 @@ static md_status compose(options *o, const char *to, md_message **out, md_error 
             return err->status ? err->status : MD_INTERNAL;
         const char *base = o->link_base ? o->link_base : !strcmp(t, "reset") ? o->s.m.reset_url
                                                                              : o->s.m.verify_url;
-        link = base ? md_xasprintf("%s%s", base, token) : md_xasprintf("https://example.com/%s?token=%s", t, token);
+        link = md_token_link(base, t, token);
         mr.link = link;
         mr.expires = now + ttl;
         mr.link_is_test = md_token_keys_throwaway_p(o->s.keys);
@@ -500,12 +505,7 @@ static void one(options *o, run *r, const char *to)
     if (o->arrival)
         await_arrival(o, m, &res, &arrival);
     if (o->format == CLI_JSON) {
-        json_t *j = md_smtp_result_json(&res, to);
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-            md_report_set(res.findings, k, json_incref(v));
-        json_decref(j);
+        md_smtp_describe(&res, to, res.findings);
         if (arrival)
             md_report_set(res.findings, "arrival", json_incref(arrival));
     }

@@ -30,6 +30,25 @@ typedef struct options {
     int json, plugin, quiet, verbose, show_config;
 } options;
 
+/* The next steps that name our commands and options; lib/diag words the
+ * rest. */
+static const char *advice(const char *id)
+{
+    static const struct { const char *id, *advice; } ours[] = {
+        { "address.suppressed", "fix the cause (the bounce text says it), then 'maildiag-user suppression remove ADDRESS'" },
+        { "address.last_send_failed", "read the reply of the last send; run maildiag-why --send to try again" },
+        { "account.none", "search by username (maildiag-user lookup --username) or other addresses of the user" },
+        { "account.unverified", "send a fresh verification link (maildiag-why --email verify --send)" },
+        { "dns.temporary", "rerun later; if it persists, check the resolver (--resolver) and the domain's name servers" },
+        { "spf.permerror", "fix our SPF record (maildiag-spf shows where it breaks)" },
+        { "diag.timeout", "rerun with a longer --timeout" },
+    };
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (strcmp(ours[i].id, id) == 0)
+            return ours[i].advice;
+    return NULL;
+}
+
 static void usage(void)
 {
     printf("Usage: %s [OPTION]... ADDRESS\n"
@@ -241,7 +260,7 @@ static int render(const options *o, const md_diag_result *r)
 
 int main(int argc, char **argv)
 {
-    options o = { .timeout = 30 };
+    options o = { .timeout = 30, .run.advice = advice };
     md_conf *conf = NULL;
     md_diag_settings set = { 0 };
     md_diag_config cfg = { 0 };

@@ -36,23 +36,6 @@ static void list_tools(FILE *out)
         fprintf(out, "  %-10s %s\n", tools[i].name, tools[i].what);
 }
 
-/* The directory holding this executable, or "" when unknown.  Under a
- * libtool build tree that is .libs/, whose parent holds the siblings. */
-static void self_dir(char *dir, size_t size)
-{
-    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
-    dir[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        dir[0] = '\0';
-        return;
-    }
-    *slash = '\0';
-    size_t l = strlen(dir);
-    if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
-        dir[l - 6] = '\0';
-}
-
 int main(int argc, char **argv)
 {
     char path[PATH_MAX], dir[PATH_MAX], name[64];
@@ -80,7 +63,7 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "maildiag-%s", sub);
     argv[1] = name;
 
-    self_dir(dir, sizeof dir);
+    cli_self_dir(dir, sizeof dir);
     if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path
         && access(path, X_OK) == 0)
         execv(path, argv + 1);

@@ -4,7 +4,7 @@
  * reminder), in findings and plain words.  Pure: the caller gathers the
  * facts from lib/store, lib/address and lib/mx.
  *
- * Severities (the exit code of maildiag-user lookup):
+ * Severities (a lookup's status, and so the exit code of a tool that shows it):
  *   ok       an account on the address can receive the product's emails
  *   warning  something a user or support can act on: no account, a typo,
  *            SSO-only, locked, never verified, a pending change, look-alike
@@ -70,6 +70,9 @@ typedef struct md_account_facts {
     const char *mx_detail;                 /* words for the route, or NULL */
     const char *typo;                      /* suggested domain, or NULL */
     int64_t now;
+    const char *suppression_advice;        /* what to do about a suppression, in the
+                                            * caller's words (address.suppressed's
+                                            * summary ends with it); NULL = none */
 } md_account_facts;
 
 /*
@@ -93,6 +96,7 @@ typedef struct md_account_options {
     unsigned key_flags;       /* MD_ADDRESS_CASE_SENSITIVE ... */
     unsigned long many;       /* "many accounts" for typo suggestions; 0 = default */
     unsigned sent_limit;      /* recent sends listed; 0 = 10 */
+    const char *suppression_advice;  /* md_account_facts.suppression_advice */
 } md_account_options;
 
 /* What anyone may learn about an address: nothing about accounts. */

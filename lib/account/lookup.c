@@ -119,6 +119,7 @@ static md_status evaluate(md_store *s, md_account_public *p, md_store_account_li
             .also = &also, .suppression = suppressed ? &sup : NULL, .sent = &sent, .mx = p->mx,
             .mx_checked = p->mx_checked, .mx_detail = p->mx_detail[0] ? p->mx_detail : NULL,
             .typo = p->typo[0] ? p->typo : NULL, .now = now,
+            .suppression_advice = o->suppression_advice,
         };
         md_account_evaluate(&f, rep);
     }

@@ -24,13 +24,13 @@
  * its Message-ID fields is exactly ours.
  *
  * No IDLE: the server would tell us the moment the message arrives, but
- * libcurl cannot run IDLE (lib/imap says why), so the wait polls: at once,
- * then after 200 ms, doubling to at most 2 s between looks, the last look
- * when the timeout ends, never later.  The default timeout, 60 s, is
- * longer than a loaded MTA's queue run and a content filter take for a
- * message to a mailbox that works, and short enough for a person to wait
- * at a terminal; greylisting receivers need minutes (and then the send
- * says "deferred", and nothing is awaited).  A server that stops answering
+ * libcurl cannot run IDLE (docs/LIBRARIES.md, "libcurl", says why), so the
+ * wait polls: at once, then after 200 ms, doubling to at most 2 s between
+ * looks, the last look when the timeout ends, never later.  The default
+ * timeout, 60 s, is longer than a loaded MTA's queue run and a content
+ * filter take for a message to a mailbox that works, and short enough for
+ * a person to wait at a terminal; greylisting receivers need minutes (and
+ * then the send says "deferred", and nothing is awaited).  A server that stops answering
  * ends the wait at most MD_ARRIVAL_GRACE_MS after the timeout.
  *
  * Latency: from the wall-clock time of the final reply to the message
@@ -62,7 +62,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "base/base.h"
 #include "report/report.h"
 
@@ -280,13 +279,15 @@ void md_arrival_result_clear(md_arrival_result *r);
  */
 void md_arrival_report(const md_arrival_result *r, md_report *rep);
 
-/* The result as JSON: {"mailbox", "folders", "found", "folder", "junk",
+/* Describes r into rep: the structured field "arrival" of the send's JSON
+ * contract, {"mailbox", "folders", "outcome", "found", "folder", "junk",
  * "uid", "internal_date", "latency_ms", "clock_skew_ms", "auth": {"spf",
  * "dkim", "dmarc"} (a method the receiver said nothing about is absent),
  * "authserv_id", "headers": {"authentication_results": [...],
  * "received_spf": [...]}, "ignored_headers", "polls", "elapsed_ms",
- * "timeout_ms", "deleted", "tls", "reason"}.  New reference. */
-json_t *md_arrival_result_json(const md_arrival_result *r);
+ * "timeout_ms", "deleted", "tls", "reason", "error"}.  Adds no findings
+ * (md_arrival_report does). */
+void md_arrival_describe(const md_arrival_result *r, md_report *rep);
 
 /*
  * The latency of a message stored at internal_date (Unix seconds, the

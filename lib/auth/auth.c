@@ -985,7 +985,7 @@ void md_auth_describe(const md_auth_result *r, md_report *rep)
     md_report_set(rep, "tls_rpt", policy_json(&r->tls_rpt));
     md_report_set(rep, "bimi", policy_json(&r->bimi));
     if (r->spf != NULL) {
-        /* the lint as maildiag-spf describes it, without its query trace */
+        /* the lint as lib/spf describes it, without its query trace */
         md_report *tmp = md_report_new("spf", NULL);
         md_spf_describe(r->spf, tmp, MD_SPF_DESCRIBE_NO_QUERIES | MD_SPF_DESCRIBE_JSON_ONLY);
         md_report_set(rep, "spf", json_incref(md_report_fields(tmp)));

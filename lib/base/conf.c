@@ -87,28 +87,10 @@ static int secret_value(const char *v)
 
 /*
  * Parsing is libinih's (Debian's libinih-dev; see conf.h for the syntax).
- * How Debian 12's libinih 55 is built, and what that means here (read in
- * its ini.h and tried):
- *  - INI_USE_STACK with INI_MAX_LINE 200: a line lives in a 200-byte stack
- *    buffer, and a longer one reaches the parser in pieces, the rest as
- *    lines of their own.  The runtime ini_max_line and ini_use_stack that
- *    this build exports are not used by its parser.  So we hand lines to
- *    inih ourselves (ini_parse_stream with our reader) and refuse a line
- *    longer than the buffer takes, with its number; long values continue
- *    on lines that start with a blank.
- *  - lines are read with fgets-style calls, so a NUL byte would end a line
- *    early: our reader refuses a NUL byte anywhere, with its line.
- *  - the section buffer is 50 bytes and truncates silently, and "[]" is
- *    accepted as the section "": our reader refuses both.
- *  - INI_CALL_HANDLER_ON_NEW_SECTION and INI_HANDLER_LINENO are off: the
- *    handler learns neither of a new section nor of its line, so both come
- *    from our reader's state (it reads the line inih is working on).
- *  - the runtime switches ini_allow_inline_comments, ini_inline_comment_
- *    prefixes, ini_allow_multiline and ini_stop_on_first_error are used by
- *    this build: we set them for our parse (';' and '#' inline comments,
- *    continuation lines, stop at the first error) and put them back.
- *  - inline comments are not stripped from continuation lines: the
- *    handler does it, by inih's own rule (';' or '#' after a blank).
+ * How Debian 12's libinih 55 is built, and why this reader hands it lines
+ * itself, refuses long lines, NUL bytes, "[]" and long section names, and
+ * sets inih's process-wide switches for its parse only: docs/LIBRARIES.md,
+ * "libinih".
  */
 #define CONF_SECTION_MAX 50      /* inih's MAX_SECTION, with its NUL */
 

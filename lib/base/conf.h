@@ -7,7 +7,8 @@
  *   [product]
  *   by_email = SELECT ... WHERE lower(email) = $1
  *
- * INI as libinih reads it (conf.c says how Debian's build is set up):
+ * INI as libinih reads it (docs/LIBRARIES.md, "libinih", says how Debian's
+ * build is set up and what the reader does about it):
  * sections in brackets (blanks around the name dropped; "[]" is an error),
  * "key = value" (or "key: value") lines, the value's surrounding blanks
  * removed.  '#' and ';' start a comment line, and a '#' or ';' after a

@@ -81,7 +81,7 @@ static md_report *layer_open(run *x, md_diag_layer_id id)
     md_diag_layer *l = &x->r->layers[id];
     l->ran = 1;
     if (l->report == NULL)
-        l->report = md_report_new("maildiag-why", x->r->input);
+        l->report = md_report_new("diag", x->r->input);
     return l->report;
 }
 
@@ -335,7 +335,7 @@ static void layer_account(run *x)
         layer_skipped(x, MD_DIAG_ACCOUNT, "no account lookup: the address is not valid");
         return;
     }
-    md_report *tmp = md_report_new("maildiag-why", r->input);
+    md_report *tmp = md_report_new("diag", r->input);
     md_error err = { 0 };
     int64_t now = x->opt->now ? x->opt->now : (int64_t)time(NULL);
     /* No resolver: the domain's route is the domain layer's to judge. */
@@ -426,6 +426,17 @@ static const char *our_helo(const run *x)
     return s && s->helo ? s->helo : s ? s->mail_helo : NULL;
 }
 
+/* A probe's or a send's result as lib/smtp describes it, as one field of
+ * a layer (new reference). */
+static json_t *smtp_fields(const md_smtp_result *res, const char *to)
+{
+    md_report *tmp = md_report_new("smtp", NULL);
+    md_smtp_describe(res, to, tmp);
+    json_t *o = json_incref(md_report_fields(tmp));
+    md_report_free(tmp);
+    return o;
+}
+
 /* The SMTP findings of res into layer id; a timeout that is the run's
  * deadline, not the server's, is unknown. */
 static void smtp_into(run *x, md_diag_layer_id id, md_smtp_result *res, const char *what)
@@ -496,7 +507,7 @@ static void layer_recipient(run *x)
         md_finding_add_evidence(f, "%d %s %s", p->reply.code, p->reply.enhanced, p->reply.text);
     }
     smtp_into(x, MD_DIAG_RECIPIENT, p, "the probe");
-    md_report_set(rep, "probe", md_smtp_result_json(p, r->address.ascii));
+    md_report_set(rep, "probe", smtp_fields(p, r->address.ascii));
 }
 
 /* --- layer 5: sender ------------------------------------------------------------------- */
@@ -778,7 +789,7 @@ static void layer_send(run *x)
     }
     r->sent = 1;
     smtp_into(x, MD_DIAG_SEND, &r->send, "the send");
-    md_report_set(rep, "send", md_smtp_result_json(&r->send, r->address.ascii));
+    md_report_set(rep, "send", smtp_fields(&r->send, r->address.ascii));
     md_report_set(rep, "template", json_string(tpl));
 done:
     md_message_free(m);
@@ -915,6 +926,7 @@ md_status md_diag_run(const md_diag_config *cfg, const char *address, const md_d
     md_diag_result *r = md_xcalloc(1, sizeof *r);
     r->input = md_xstrdup(address ? address : "");
     r->email = opt->email;
+    r->advice = opt->advice;
     run *x = md_xcalloc(1, sizeof *x);
     *x = (run){ .cfg = cfg, .set = cfg->settings, .opt = opt, .r = r, .dns = cfg->dns,
                 .deadline = t0 + (opt->timeout_ms > 0 ? opt->timeout_ms : DIAG_TIMEOUT_DEFAULT_MS) };

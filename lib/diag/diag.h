@@ -171,12 +171,18 @@ typedef struct md_diag_config {
                                       * throwaway key, and the link says so) */
 } md_diag_config;
 
+/* What to do next about a finding (by id), in the caller's words: its
+ * commands and options.  Returns static text, or NULL for md_diag_advice's
+ * words. */
+typedef const char *(*md_diag_advice_fn)(const char *id);
+
 typedef struct md_diag_options {
     md_diag_email email;
     int send;                        /* layer 6 */
     int no_probe;                    /* no layer 4 */
     int timeout_ms;                  /* the whole run; 0 = 30000 */
     int64_t now;                     /* Unix seconds for the store; 0 = time() */
+    md_diag_advice_fn advice;        /* the renderings' next steps; NULL: md_diag_advice */
 } md_diag_options;
 
 typedef struct md_diag_layer {
@@ -203,6 +209,7 @@ typedef struct md_diag_result {
     md_diag_verdict verdict;
     md_severity status;              /* worst over the layers that ran */
     int64_t elapsed_ms;
+    md_diag_advice_fn advice;        /* from the options, for the renderings */
     int probed;                      /* probe holds a result */
     md_smtp_result probe;
     int sent;                        /* send holds a result */
@@ -228,8 +235,8 @@ void md_diag_result_free(md_diag_result *r);
  */
 json_t *md_diag_result_json(const md_diag_result *r);
 
-/* What to do next about a finding, in a support engineer's words, or NULL.
- * Static. */
+/* What to do next about a finding, in a support engineer's words that name
+ * no tool or option, or NULL.  Static. */
 const char *md_diag_advice(const char *id);
 
 #define MD_DIAG_TEXT_ALL 0x100u   /* md_diag_write_text: ok findings too */

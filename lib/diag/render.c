@@ -5,17 +5,19 @@
 
 #include <string.h>
 
-/* What to do next, by finding id: the support engineer's next step. */
+/* What to do next, by finding id: the support engineer's next step, in
+ * words that name no tool or option (a caller's md_diag_options.advice
+ * words those). */
 static const struct { const char *id; const char *advice; } advice[] = {
     { "address.invalid", "ask the user for the address exactly as they typed it at sign-up" },
     { "address.typo", "ask the user whether they meant the suggested address; correct it on the account" },
-    { "address.suppressed", "fix the cause (the bounce text says it), then 'maildiag-user suppression remove ADDRESS'" },
-    { "address.last_send_failed", "read the reply of the last send; run maildiag-why --send to try again" },
-    { "account.none", "search by username (maildiag-user lookup --username) or other addresses of the user" },
+    { "address.suppressed", "fix the cause (the bounce text says it), then remove the suppression" },
+    { "address.last_send_failed", "read the reply of the last send; send the email again to try" },
+    { "account.none", "search by username or by other addresses of the user" },
     { "account.sso", "tell the user to sign in through their identity provider: no password to reset" },
     { "account.deactivated", "reactivate the account if the user should have access" },
     { "account.locked", "unlock the account after checking who asks; then the reset email is sent" },
-    { "account.unverified", "send a fresh verification link (maildiag-why --email verify --send)" },
+    { "account.unverified", "send a fresh verification link" },
     { "account.pending_change", "ask the user to confirm the new address, or cancel the change" },
     { "account.also_matches", "check whether the user signed up with the other spelling" },
     { "store.error", "check the store ([store] uri) and rerun" },
@@ -23,7 +25,7 @@ static const struct { const char *id; const char *advice; } advice[] = {
     { "mx.none", "the domain has no mail route: the user needs another address, or its owner must publish MX" },
     { "mx.null_mixed", "the domain's owner must remove the null MX or the other MX records" },
     { "domain.nxdomain", "the domain does not exist: check the spelling with the user" },
-    { "dns.temporary", "rerun later; if it persists, check the resolver (--resolver) and the domain's name servers" },
+    { "dns.temporary", "rerun later; if it persists, check the resolver and the domain's name servers" },
     { "mx.target_internal", "set [mail] allow_internal = yes only for a lab; otherwise the domain's MX is wrong" },
     { "smtp.rcpt.rejected", "the receiving server refuses the mailbox: confirm the address with the user" },
     { "recipient.blocked", "get our IP off the named blocklist (see the sender layer), or send through another IP" },
@@ -35,7 +37,7 @@ static const struct { const char *id; const char *advice; } advice[] = {
     { "spf.fail", "add our sending IP to the SPF record of our MAIL FROM domain" },
     { "spf.softfail", "add our sending IP to the SPF record of our MAIL FROM domain" },
     { "spf.none", "publish an SPF record for our MAIL FROM domain" },
-    { "spf.permerror", "fix our SPF record (maildiag-spf shows where it breaks)" },
+    { "spf.permerror", "fix our SPF record (an SPF check shows where it breaks)" },
     { "dkim.missing", "publish the DKIM key for the selector, or stop signing with it" },
     { "dkim.key_weak", "rotate to a 2048-bit RSA DKIM key" },
     { "dkim.key_short", "rotate to a 2048-bit RSA DKIM key" },
@@ -46,7 +48,7 @@ static const struct { const char *id; const char *advice; } advice[] = {
     { "rdns.missing", "ask the IP's provider to set a PTR record naming our HELO host" },
     { "rdns.mismatch", "make the PTR name resolve back to the IP" },
     { "helo.mismatch", "set [sender] helo (and the MTA's) to the IP's forward-confirmed name" },
-    { "diag.timeout", "rerun with a longer --timeout" },
+    { "diag.timeout", "rerun with a longer deadline" },
     { "diag.skipped", "fix the earlier layer first" },
 };
 
@@ -58,7 +60,14 @@ const char *md_diag_advice(const char *id)
     return NULL;
 }
 
-static json_t *layer_json(md_diag_layer_id id, const md_diag_layer *l)
+/* The caller's next step for a finding, else ours. */
+static const char *next_step(const md_diag_result *r, const char *id)
+{
+    const char *a = r->advice && id ? r->advice(id) : NULL;
+    return a ? a : md_diag_advice(id);
+}
+
+static json_t *layer_json(const md_diag_result *r, md_diag_layer_id id, const md_diag_layer *l)
 {
     json_t *o = json_object();
     json_object_set_new(o, "layer", json_string(md_diag_layer_name(id)));
@@ -68,7 +77,7 @@ static json_t *layer_json(md_diag_layer_id id, const md_diag_layer *l)
     size_t i;
     json_t *f;
     json_array_foreach(findings, i, f) {
-        const char *a = md_diag_advice(json_string_value(json_object_get(f, "id")));
+        const char *a = next_step(r, json_string_value(json_object_get(f, "id")));
         const char *sev = json_string_value(json_object_get(f, "severity"));
         if (a && sev && strcmp(sev, "ok") != 0)
             json_object_set_new(f, "advice", json_string(a));
@@ -103,7 +112,7 @@ json_t *md_diag_result_json(const md_diag_result *r)
     json_t *layers = json_array();
     for (int i = 0; i < MD_DIAG_NLAYERS; i++)
         if (r->layers[i].ran)
-            json_array_append_new(layers, layer_json((md_diag_layer_id)i, &r->layers[i]));
+            json_array_append_new(layers, layer_json(r, (md_diag_layer_id)i, &r->layers[i]));
     json_object_set_new(o, "layers", layers);
     json_object_set_new(o, "elapsed_ms", json_integer(r->elapsed_ms));
     return o;
@@ -182,7 +191,7 @@ int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
             line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
                 line(out, "      %s", f->evidence[e]);
-            const char *a = md_diag_advice(f->id);
+            const char *a = next_step(r, f->id);
             if (a && f->severity != MD_SEV_OK)
                 line(out, "      next: %s", a);
         }

@@ -1,8 +1,8 @@
 /*
  * lib/dnsbl: the reputation of our sending IPs (and sending domains) on DNS
  * blocklists, RFC 5782, together with each IP's forward-confirmed reverse
- * DNS and HELO name (lib/rdns).  Callers: maildiag-why and the health check,
- * for each of our sending IPs, on an md_dns shared with other modules.
+ * DNS and HELO name (lib/rdns).  Meant for the diagnosis of our sending
+ * IPs, each checked on an md_dns shared with other modules.
  *
  * What a list says (RFC 5782 section 2):
  *  - the query is A of the subject under the list's zone: IPv4 octets
@@ -245,7 +245,8 @@ md_dnsbl_result *md_dnsbl_check(md_dns *dns, const md_dnsbl_config *cfg, md_erro
 /*
  * Adds the findings for r (above), human detail lines, and the structured
  * fields "dnsbl" ({"zones": [...], "listings": [...]}) and, unless reverse
- * DNS was skipped, "rdns" ([...], see md_rdns_result_to_json) to rep.  Pure.
+ * DNS was skipped, "rdns" ([...], each as md_rdns_describe describes it) to
+ * rep.  Pure.
  */
 void md_dnsbl_result_report(const md_dnsbl_result *r, md_report *rep);
 

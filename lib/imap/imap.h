@@ -6,44 +6,15 @@
  *
  * IMAP is libcurl's (Debian libcurl4-openssl-dev): maintained, TLS through
  * OpenSSL with the system's or a given CA file, the IMAP URL syntax of
- * RFC 5092, implicit TLS (imaps://) and STARTTLS (CURLOPT_USE_SSL), SASL
- * login, and connection reuse across requests.  Its limits, as seen with
- * Debian 12's libcurl 7.88, and what this module does about them:
+ * RFC 5092, implicit TLS (imaps://) and STARTTLS, SASL login, and connection
+ * reuse across requests.  docs/LIBRARIES.md ("libcurl") lists what Debian
+ * 12's libcurl 7.88 does not do for us and how imap.c works around it: most
+ * commands are custom requests whose replies small bounded readers take
+ * apart; messages are fetched by URL with the folder opened read-only, so
+ * \Seen stays as it was; replies are kept small (libcurl's limit on header
+ * lines); there is no IDLE, so a caller that waits for a message polls.
+ * Of the server:
  *
- *  - Commands other than fetch-by-URL go through CURLOPT_CUSTOMREQUEST;
- *    their untagged responses arrive raw through the write callback and
- *    every server line through the header callback.  The few responses
- *    read here (SEARCH, ESEARCH, LIST, FETCH of FLAGS/INTERNALDATE/
- *    RFC822.SIZE) are read by small bounded readers in imap.c.
- *  - Fetching by URL (;UID=n) sends BODY[], which sets \Seen, while a
- *    custom BODY.PEEK[] would hand the literal over line by line, where
- *    a line of the message could pass for the command's tagged reply.  So
- *    md_imap_fetch fetches by URL, which reads the literal by its announced
- *    length, with the folder opened read-only: after libcurl's own SELECT,
- *    a custom EXAMINE of the same folder, which libcurl does not track, so
- *    its fetches by URL send no second SELECT and the server sets no flag.
- *    Should libcurl reconnect and SELECT again, the module sees the SELECT
- *    go out and clears \Seen on a message that was unseen before.
- *  - A failed SELECT returns the same code as a failed login
- *    (CURLE_LOGIN_DENIED); the command sent last (from the debug callback,
- *    which records only the command's name, never its arguments) tells the
- *    two apart.
- *  - Whether STARTTLS happened is not reported; the header callback asks
- *    libcurl for the connection's TLS session (CURLINFO_TLS_SSL_PTR, valid
- *    during the transfer) when the server's replies arrive: a session
- *    there means the replies came over TLS.
- *  - Debian 12's libcurl counts response lines against its 300 KB limit
- *    for headers in a way that grows with the square of the lines that
- *    arrive in one read: a multi-line reply of about 9 KB already fails
- *    ("Too large response headers").  Replies are kept small: search
- *    results come as one line (ESEARCH, or SEARCH's single line), the info
- *    of many messages is fetched 32 at a time.  A LIST of more than about
- *    80 folders fails with that error (clearly, stage "imap.connect").
- *  - No IDLE (RFC 2177), nor NOTIFY (RFC 5465): libcurl has no command
- *    that stays open for the server's untagged responses (a custom IDLE
- *    would never see its tagged end, and its EXISTS lines would arrive only
- *    when the timeout cuts the transfer).  A mailbox is read when asked,
- *    not watched: a caller that waits for a message polls (lib/arrival).
  *  - A message that arrived after the folder was opened is searched only
  *    once a command has reported it (EXISTS): with Dovecot 2.3 a search
  *    alone does not find it.  RFC 3501 6.1.2 names NOOP as the poll for

@@ -28,7 +28,7 @@
  * Output: the whole message, CRLF line ends, lines <= 78 characters, with
  * Date, Message-ID (random, in the sending domain), From, To, Subject,
  * MIME-Version, Content-Type, Auto-Submitted: auto-generated, and, for test
- * sends, "X-Maildiag-Test: yes".  The same bytes go to --dry-run and to SMTP.
+ * sends, "X-Maildiag-Test: yes".  The same bytes are shown and sent.
  */
 #ifndef MAILDIAG_MESSAGE_H
 #define MAILDIAG_MESSAGE_H
@@ -58,6 +58,9 @@ typedef struct md_message_request {
     const char *link;            /* {{link}} for verify / reset */
     int64_t expires;             /* {{expires}} as a UTC date; 0 = none */
     int test_send;               /* add X-Maildiag-Test and a test-send note in the bodies */
+    const char *test_sender;     /* the program making the test send, named in both
+                                  * ("yes (a test send by NAME)"); NULL: not named.
+                                  * 1 to 64 of [A-Za-z0-9._-] */
     int link_is_test;            /* the link's token is signed with a throwaway key: say so,
                                   * beside the link (the next line in text; in HTML after
                                   * the <a> element, or the tag, holding {{link}}) */

@@ -145,9 +145,10 @@ md_rdns_result *md_rdns_check(md_dns *dns, const char *ip, const char *helo, md_
 /* Adds the findings for r (above) and human detail lines to rep.  Pure. */
 void md_rdns_result_report(const md_rdns_result *r, md_report *rep);
 
-/* r as a new JSON object ({"ip", "ptr_query", "ptr", "state", "names",
- * "confirmed_name", "helo"}), for a caller's md_report_set.  Caller decrefs. */
-json_t *md_rdns_result_to_json(const md_rdns_result *r);
+/* Describes r into rep: the structured fields "ip", "ptr_query", "ptr",
+ * "state", "names", "confirmed_name" and, when a HELO name was given,
+ * "helo", in that order.  Adds no findings (md_rdns_result_report does). */
+void md_rdns_describe(const md_rdns_result *r, md_report *rep);
 
 #ifdef __cplusplus
 }

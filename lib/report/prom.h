@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include "base/base.h"
+#include "base/buf.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,9 +53,8 @@ md_status md_prom_family(md_prom *p, const char *name, md_prom_type type, const 
 md_status md_prom_sample(md_prom *p, const char *name, const char *const *labels, double value,
                          md_error *err);
 
-/* Appends the whole exposition text to out (grown with md_xrealloc; *len
- * bytes used, not NUL-terminated).  Never fails. */
-void md_prom_render(const md_prom *p, char **out, size_t *len);
+/* Appends the whole exposition text to out.  Never fails. */
+void md_prom_render(const md_prom *p, md_buf *out);
 
 /*
  * Writes the exposition to path atomically: a temporary file in path's

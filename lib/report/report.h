@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <jansson.h>
+#include "base/buf.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,28 +120,15 @@ md_severity md_report_status(const md_report *rep);
  * only when a field holds something JSON cannot (a non-finite real). */
 json_t *md_report_to_json(const md_report *rep);
 
-/* A growable byte buffer: data[0..len) (not NUL-terminated), capacity cap.
- * Zero-initialise; the owner frees data. */
-typedef struct md_buf {
-    char *data;
-    size_t len, cap;
-} md_buf;
-
-/* Appends n bytes to b (grown with md_xrealloc). */
-void md_buf_add(md_buf *b, const char *s, size_t n);
-/* Appends a string literal (its length known at compile time). */
-#define MD_BUF_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
-
 /* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
- * JSON_COMPACT) writes (object keys in insertion order), without jansson's
- * per-character callbacks: bulk tools render every result this way.  One
- * difference: DEL and the C1 controls (U+0080..U+009F), which jansson
- * writes raw, are written as \u escapes (the same string), so that no
- * terminal acts on JSON output.  Returns 0, or -1 (b unchanged) when v
- * holds something jansson would refuse (a non-finite real). */
+ * JSON_COMPACT) writes (object keys in insertion order; docs/LIBRARIES.md,
+ * "jansson"), without jansson's
+ * per-character callbacks: bulk tools render every result this way.
+ * Strings and numbers are written by lib/base's JSON writer (base/buf.h),
+ * which escapes DEL and the C1 controls that jansson writes raw.  Returns
+ * 0, or -1 (b unchanged) when v holds something jansson would refuse (a
+ * non-finite real). */
 int md_json_append(md_buf *b, const json_t *v);
-/* Appends s[0..n) as a JSON string, escaped as md_json_append does. */
-void md_json_append_string(md_buf *b, const char *s, size_t n);
 
 #define MD_TEXT_COLOR    0x1u   /* ANSI colours (callers decide: TTY, NO_COLOR) */
 #define MD_TEXT_EVIDENCE 0x2u   /* show evidence lines */

@@ -320,7 +320,8 @@ static void tls_findings(smtp_att *a, md_report *rep)
     md_finding *f = md_report_add(rep, id, a->tls_cert_refused ? MD_SEV_DEFAULT : MD_SEV_WARNING,
                                   "%s: %s (checked name %s)%s", a->host, res->tls.verify_error,
                                   res->tls.peer_name, a->tls_cert_refused ? "" :
-                                  a->req->insecure ? "; continued: --insecure" : "; continued: opportunistic TLS");
+                                  a->req->insecure ? "; continued: certificate checks are off"
+                                                   : "; continued: opportunistic TLS");
     md_finding_add_evidence(f, "subject %s", res->tls.subject);
     md_finding_add_evidence(f, "issuer %s", res->tls.issuer);
     if (!a->tls_cert_refused)
@@ -440,8 +441,9 @@ md_smtp_outcome smtp_judge(smtp_att *a, md_report *rep)
     res->tls.offered = res->tls.used || a->got[MD_SMTP_PHASE_STARTTLS] || smtp_has_cap(a, "STARTTLS");
     if (a->tls != MD_SMTP_TLS_OFF && !res->tls.offered) {
         if (a->tls == MD_SMTP_TLS_REQUIRED) {
-            md_report_add(rep, "tls.not_offered", MD_SEV_DEFAULT,
-                          "%s does not offer STARTTLS and TLS is required (--tls opportunistic to send anyway)", a->host);
+            const char *adv = a->req->tls_advice;
+            md_report_add(rep, "tls.not_offered", MD_SEV_DEFAULT, "%s does not offer STARTTLS and TLS is required%s%s%s",
+                          a->host, adv ? " (" : "", adv ? adv : "", adv ? ")" : "");
             END(MD_SMTP_FAILED, MD_SMTP_PHASE_STARTTLS, (md_smtp_reply *)NULL);
         }
         md_report_add(rep, "tls.not_offered_opportunistic", MD_SEV_DEFAULT, "%s does not offer STARTTLS", a->host);

@@ -19,7 +19,7 @@
  * so it cannot take an IPv6 literal, and giving it a name would hand it a
  * blocking getaddrinfo that is not bounded by our deadline and may pick
  * other addresses than the ones judged.  IPv6 MX addresses are therefore
- * skipped (said in the result's details), and "--server [::1]:25" is
+ * skipped (said in the result's details), and a relay "[::1]:25" is
  * refused; an IPv6-only MX host reads as "no IPv4 address to try".
  *
  * Engines, chosen by quit_after:
@@ -89,6 +89,11 @@ typedef enum md_smtp_tls {
     MD_SMTP_TLS_OFF
 } md_smtp_tls;
 
+/* The TLS policy named by word: "required", "opportunistic" or "off";
+ * -1 for any other word (or NULL).  The one parser of the policy
+ * for every caller (an option, a configuration setting). */
+int md_smtp_tls_parse(const char *word);
+
 typedef enum md_smtp_phase {
     MD_SMTP_PHASE_NONE = 0,
     MD_SMTP_PHASE_RESOLVE,         /* finding the server / MX hosts */
@@ -130,7 +135,7 @@ typedef struct md_smtp_request {
      * of the recipient's domain, resolved with dns (borrowed). */
     const char *server;            /* "HOST[:PORT]", "[IPv6]:PORT" is refused */
     md_dns *dns;                   /* direct route only */
-    unsigned direct_port;          /* direct route: 0 = 25 (tests use another) */
+    unsigned direct_port;          /* direct route: 0 = 25 */
     const char *helo;              /* EHLO name; NULL = the host name (checked too) */
     const char *mail_from;         /* envelope sender; "" = null sender */
     const char *rcpt_to;           /* one recipient */
@@ -148,6 +153,11 @@ typedef struct md_smtp_request {
     int timeout_ms;                /* the whole attempt, all hosts; 0 = 60000 */
     int connect_timeout_ms;        /* per address; 0 = min(10000, timeout) */
     int phase_timeout_ms;          /* per reply; 0 = min(30000, timeout) */
+    /* The caller's words for what its user can change, in its own terms (an
+     * option, a setting), appended to the fact that calls for them; NULL:
+     * the fact alone. */
+    const char *helo_advice;       /* helo NULL and this host's name is no EHLO name */
+    const char *tls_advice;        /* TLS required, the server offers no STARTTLS */
 } md_smtp_request;
 
 typedef struct md_smtp_reply {
@@ -230,10 +240,16 @@ int md_smtp_helo_valid(const char *name);
  * "Ok: queued as ...", "OK id=..."); returns 1 and fills out, or 0. */
 int md_smtp_queue_id(const char *text, char *out, size_t size);
 
-/* The result as JSON: {"to","route","result","phase","reply","queue_id",
- * "message_id","host","address","elapsed_ms","tls","transcript"} (the
- * findings are added by the caller's report).  New reference. */
-json_t *md_smtp_result_json(const md_smtp_result *res, const char *to);
+/*
+ * Describes res, the send to to (as the caller gave it), into rep: the
+ * structured fields of the JSON contract (maildiag-send(1)) in this order:
+ * "to", "route", "result", "phase", "reply" {"code", "enhanced", "text"
+ * [, "explanation"]}, "queue_id", "message_id", "host", "address", "port",
+ * "elapsed_ms", "started", "greylisted" and "dsn" when true, "tls",
+ * "transcript".  Adds no findings: res->findings holds them (a caller that
+ * renders res->findings describes into it).
+ */
+void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep);
 
 #ifdef __cplusplus
 }

@@ -2,9 +2,9 @@
  * lib/spf pool: SPF evaluations in worker processes with a deadline.
  *
  * libspf2 1.2.10 aborts on some inputs and has an unpatched macro-parsing
- * flaw (CVE-2023-42118), so no evaluation runs in the tool's own process:
- * each worker owns a private md_dns (its own c-ares channel) and evaluates
- * one request at a time.  A worker that crashes, aborts or overruns the
+ * flaw (CVE-2023-42118; docs/LIBRARIES.md, "libspf2"), so no evaluation runs
+ * in the caller's own process: each worker owns a private md_dns (its own
+ * c-ares channel) and evaluates one request at a time.  A worker that crashes, aborts or overruns the
  * deadline is killed and replaced; its request runs again without libspf2
  * (spf.libspf2_crashed), and if that fails too it gets a temperror result
  * with an spf.engine_failed finding (severity unknown) saying what happened.

@@ -218,7 +218,7 @@ md_status md_spf_lint(md_dns *dns, const char *domain, md_spf_result **out, md_r
 
 #define MD_SPF_DESCRIBE_NO_QUERIES 0x1u   /* leave the "queries" trace out */
 #define MD_SPF_DESCRIBE_JSON_ONLY 0x2u   /* only JSON will be written: no subject, no
-                                           * detail lines (a tenth of a bulk run) */
+                                           * detail lines, which bulk JSON never shows */
 
 /*
  * Describes r into rep: the subject ("DOMAIN from IP", or DOMAIN), the

@@ -3,7 +3,8 @@
  * engine runs the SQL.  Not installed.
  *
  * SQL is written once with PostgreSQL-style parameters $1..$n, which SQLite
- * also accepts (as the named parameters "$1"...).  Every statement is
+ * also accepts (as the named parameters "$1"...; docs/LIBRARIES.md, "SQLite
+ * and libpq").  Every statement is
  * prepared once per connection and cached; values travel only as bound
  * parameters, never spliced into SQL text.
  */

@@ -192,11 +192,11 @@ md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_erro
     if (st == MD_OK && !(flags & MD_STORE_CREATE)) {
         int v;
         st = schema_version(s->own, &v, err);
-        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)
-            st = md_error_set(err, MD_CONFIG, "store.schema",
-                              v == 0 ? "the store has no maildiag schema yet: run 'maildiag-user init'"
+        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)   /* none or older: store.init */
+            st = md_error_set(err, MD_CONFIG, v < MD_STORE_SCHEMA_VERSION ? "store.init" : "store.schema",
+                              v == 0 ? "the store has no maildiag schema yet"
                               : v < MD_STORE_SCHEMA_VERSION
-                              ? "the store's schema is version %d, older than %d: run 'maildiag-user init' to migrate it"
+                              ? "the store's schema is version %d, older than %d"
                               : "the store's schema is version %d, newer than this maildiag (%d)",
                               v, MD_STORE_SCHEMA_VERSION);
     }

@@ -58,16 +58,19 @@ extern "C" {
 
 typedef struct md_store md_store;
 
-#define MD_STORE_CREATE   0x1u   /* SQLite: create the file (maildiag-user init) */
+#define MD_STORE_CREATE   0x1u   /* SQLite: create the file (to initialise the store) */
 #define MD_STORE_READONLY 0x2u   /* open read-only */
 #define MD_STORE_PATIENT  0x4u   /* SQLite: a write waits up to 60 s, not 10, for another
                                   * process's lock: for a detached process nobody waits for */
 
 /*
  * Opens the store at uri.  Without MD_STORE_CREATE, the schema must be at
- * the current version (else MD_CONFIG: "run maildiag-user init").  Caller
- * frees with md_store_free().  MD_CONFIG for a bad URI or a missing file,
- * MD_TEMPFAIL when PostgreSQL cannot be reached.
+ * the current version.  Caller frees with md_store_free().  MD_CONFIG for
+ * a bad URI; MD_CONFIG with stage "store.init" when the store must be
+ * initialised first (an SQLite file that does not exist, a database without
+ * maildiag's schema or with an older one: md_store_migrate makes or
+ * updates it), stage "store.schema" when its schema is newer than this
+ * library's; MD_TEMPFAIL when PostgreSQL cannot be reached.
  */
 md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_error *err);
 void md_store_free(md_store *s);
@@ -148,7 +151,7 @@ md_status md_store_find_by_username(md_store *s, const char *username,
 
 /* The operating user and action written to the audit log with a change. */
 typedef struct md_store_audit {
-    const char *operator_name;   /* who (from getpwuid or --operator) */
+    const char *operator_name;   /* who (the caller's user name, or the name it was given) */
     const char *action;          /* "lookup", "sessions.revoke", "import" ... */
     const char *target;          /* the address, username or file */
     const char *detail;          /* may be NULL */

@@ -105,6 +105,14 @@ md_token_verdict md_token_verify(const md_token_keys *k, const char *token,
                                  const char *want_kind, const char *state, int64_t now,
                                  md_token_claims *claims);
 
+/*
+ * The link of a verify or reset email: base with token appended
+ * ("https://app.example.com/reset?token=" + token), the way the product's
+ * verify and reset pages take it; when base is NULL, the placeholder
+ * "https://example.com/KIND?token=TOKEN".  Caller frees with free().
+ */
+char *md_token_link(const char *base, const char *kind, const char *token);
+
 /* base64url without padding (RFC 4648 section 5).  Return new strings /
  * buffers (caller frees with free()); decode sets *outlen and returns NULL
  * on anything but the one canonical spelling the encoder writes: no

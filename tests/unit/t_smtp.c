@@ -53,6 +53,13 @@ int main(void)
     for (size_t i = 0; i < sizeof helo / sizeof helo[0]; i++)
         is_int(md_smtp_helo_valid(helo[i].name), helo[i].want, "EHLO name '%s'", helo[i].name);
 
+    struct { const char *word; int want; } tls[] = {
+        { "required", MD_SMTP_TLS_REQUIRED }, { "opportunistic", MD_SMTP_TLS_OPPORTUNISTIC },
+        { "off", MD_SMTP_TLS_OFF }, { "", -1 }, { "on", -1 }, { "required ", -1 }, { NULL, -1 },
+    };
+    for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
+        is_int(md_smtp_tls_parse(tls[i].word), tls[i].want, "TLS policy '%s'", tls[i].word ? tls[i].word : "(null)");
+
     /* Words from phase and text, not the code alone. */
     md_smtp_reply r454 = { 454, "4.7.0", "TLS not available due to local problem" };
     ok(strstr(md_smtp_explain(MD_SMTP_PHASE_STARTTLS, &r454), "TLS") != NULL, "454 at STARTTLS is a TLS fault");
@@ -91,9 +98,14 @@ int main(void)
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .data = "x", .len = 1, .dsn = 1, .dsn_envid = "id\r\nRSET" }, "CRLF in the DSN envelope id" },
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com", .rcpt_to = "m\xc3\xbcller@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "non-ASCII local part (SMTPUTF8)" },
         { { .server = "127.0.0.1:1", .mail_from = "a@example.com\x7f", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "DEL in the sender" },
+        { { .server = ":25", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "no server host" },
+        { { .server = "127.0.0.1:99999", .mail_from = "a@example.com", .rcpt_to = "b@example.com", .quit_after = MD_SMTP_PHASE_RCPT }, "server port out of range" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         is_int(md_smtp_send(ctx, &bad[i].rq, &res, &err), MD_CONFIG, "refused: %s", bad[i].what);
+        /* the facts only: which option or setting gave the value is the caller's to say */
+        ok(strstr(err.text, "--") == NULL && strstr(err.text, "[mail]") == NULL,
+           "%s: no option named (%s)", bad[i].what, err.text);
         md_smtp_result_clear(&res);
     }
     md_smtp_ctx_free(ctx);

@@ -61,8 +61,8 @@ static md_store *open_fresh(const char *uri)
     md_store *s = NULL;
     md_error err = { 0 };
     md_status st = md_store_open(uri, 0, &s, &err);
-    ok(st == MD_CONFIG && strstr(err.text, "init") != NULL,
-       "opening an empty store asks for init (%s)", err.text);
+    ok(st == MD_CONFIG && strcmp(err.stage, "store.init") == 0,
+       "opening an empty store asks for init (%s: %s)", err.stage, err.text);
     md_store_free(s);
     st = md_store_open(uri, MD_STORE_CREATE, &s, &err);
     is_int(st, MD_OK, "open with create (%s)", st ? err.text : "");

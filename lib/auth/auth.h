@@ -24,6 +24,7 @@
 
 #include "base/base.h"
 #include "dns/dns.h"
+#include "mx/mx.h"
 #include "report/report.h"
 #include "spf/spf.h"
 
@@ -150,10 +151,8 @@ typedef struct md_auth_result {
     size_t ndkim;
     md_auth_policy mta_sts, tls_rpt, bimi;
     md_spf_result *spf;            /* the SPF lint, or NULL when it could not run */
-    md_report *mx;                 /* the MX check (lib/mx): the route as its
-                                    * fields, its status and findings (which are
-                                    * also in the check's report); NULL when it
-                                    * did not finish */
+    md_mx_route *mx;               /* the MX route (lib/mx); NULL when its
+                                    * lookup did not finish */
 } md_auth_result;
 
 /* Frees r and everything it holds; NULL is a no-op. */

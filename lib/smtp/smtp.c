@@ -11,6 +11,7 @@
 #include <auth-client.h>
 
 #include "smtp-int.h"
+#include "address/address.h"
 #include "dns/name.h"
 #include "mx/mx.h"
 
@@ -120,41 +121,27 @@ int md_smtp_helo_valid(const char *name)
     }
 }
 
-/* An envelope address as it goes on the wire: no control characters, no
- * spaces or angle brackets; a non-ASCII domain is converted to A-labels;
- * a non-ASCII local part needs SMTPUTF8, which libESMTP cannot send. */
+/* An envelope address as it goes on the wire: exactly an RFC 5321
+ * Mailbox (lib/address, the one grammar: nothing trimmed, no control
+ * character, no display name), sent with its domain in A-labels; a
+ * non-ASCII local part needs SMTPUTF8, which libESMTP cannot send.  The
+ * sender may be the null reverse-path. */
 static md_status envelope(const char *what, const char *in, char *out, size_t size, int empty_ok, md_error *err)
 {
-    if (in == NULL || *in == '\0') {
-        if (empty_ok) {
-            out[0] = '\0';
-            return MD_OK;
-        }
+    if ((in == NULL || *in == '\0') && !empty_ok)
         return md_error_set(err, MD_CONFIG, "smtp.request", "no %s address", what);
-    }
-    if (has_control(in))
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address holds a control character", what);
-    const char *at = strrchr(in, '@');
-    if (strpbrk(in, " <>") || at == NULL || at == in || at[1] == '\0')
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address must be a plain local@domain", what);
-    for (const char *p = in; p < at; p++)
-        if ((unsigned char)*p >= 0x80)
-            return md_error_set(err, MD_CONFIG, "smtp.request",
-                                "the %s address has a non-ASCII local part: that needs SMTPUTF8 (RFC 6531), "
-                                "which libESMTP cannot send", what);
-    char ascii[MD_DNS_NAME_MAX + 1];
-    md_error e;
-    if (at[1] == '[') {
-        /* an address literal, user@[192.0.2.1] */
-        if (!md_smtp_helo_valid(at + 1) || strlen(at + 1) >= sizeof ascii)
-            return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address has a bad address literal", what);
-        snprintf(ascii, sizeof ascii, "%s", at + 1);
-    } else if (md_dns_name_normalize(at + 1, ascii, sizeof ascii, NULL, 0, &e) != MD_OK) {
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address has a bad domain: %s", what, e.text);
-    }
-    if ((size_t)(at - in) + 1 + strlen(ascii) + 1 > size)
+    md_address a;
+    md_error e = { 0 };
+    unsigned opts = MD_ADDRESS_OPT_EXACT | (empty_ok ? MD_ADDRESS_OPT_NULL_PATH : 0);
+    if (md_address_parse_len(in ? in : "", in ? strlen(in) : 0, opts, &a, &e) != MD_OK)
+        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address is not valid: %s", what, e.text);
+    if (a.flags & MD_ADDRESS_UTF8_LOCAL)
+        return md_error_set(err, MD_CONFIG, "smtp.request",
+                            "the %s address has a non-ASCII local part: that needs SMTPUTF8 (RFC 6531), "
+                            "which libESMTP cannot send", what);
+    if (strlen(a.ascii) >= size)
         return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address is too long", what);
-    snprintf(out, size, "%.*s@%s", (int)(at - in), in, ascii);
+    snprintf(out, size, "%s", a.ascii);
     return MD_OK;
 }
 
@@ -335,22 +322,6 @@ unsigned smtp_test_direct_port(void)
 /* The MX check's answer.  On the heap: when the deadline passes first, the
  * check is still queued on the caller's resolver and may finish during a
  * later md_dns_step of the caller's; it then frees what it finds. */
-typedef struct mx_wait {
-    md_report *rep;
-    int abandoned;
-} mx_wait;
-
-static void mx_done(void *arg, md_report *rep)
-{
-    mx_wait *w = arg;
-    if (w->abandoned) {
-        md_report_free(rep);
-        free(w);
-        return;
-    }
-    w->rep = rep;
-}
-
 static md_status relay(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res, int64_t t0,
                        int64_t deadline, md_error *err)
 {
@@ -410,40 +381,38 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     if (req->dns == NULL)
         return md_error_set(err, MD_CONFIG, "smtp.request", "the direct route needs a resolver");
     const char *domain = strrchr(req->rcpt_to, '@') + 1;
-    mx_wait *wp = md_xcalloc(1, sizeof *wp);
-    md_mx_check(req->dns, domain, NULL, mx_done, wp);
-    while (wp->rep == NULL && md_now_ms() < deadline)
-        md_dns_step(req->dns, 100);
+    md_error merr = { 0 };
+    md_mx_route *route = md_mx_resolve_wait(req->dns, domain, deadline, &merr);
     res->phase = MD_SMTP_PHASE_RESOLVE;
-    if (wp->rep == NULL) {
-        wp->abandoned = 1;      /* mx_done frees it, if it ever runs */
-        md_report_add(res->findings, "dns.temporary", MD_SEV_UNKNOWN,
-                      "the MX lookup for %s did not finish in time: the route is unknown", domain);
-        res->outcome = MD_SMTP_DEFERRED;
+    if (route == NULL) {
+        /* The deadline came before the MX answers: the route is unknown,
+         * not missing.  A recipient domain that is no domain name is. */
+        if (merr.status == MD_TEMPFAIL)
+            md_report_add(res->findings, "dns.temporary", MD_SEV_UNKNOWN,
+                          "the MX lookup for %s did not finish in time: the route is unknown", domain);
+        else
+            md_report_add(res->findings, "smtp.no_route", MD_SEV_WARNING, "%s", merr.text);
+        res->outcome = merr.status == MD_TEMPFAIL ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
         return MD_OK;
     }
-    mx_wait w = *wp;
-    free(wp);
-    json_t *j = md_report_to_json(w.rep);
-    json_t *mx = json_object_get(j, "mx");
+    /* The route's own verdict: its findings explain a route with nothing
+     * to try, and a lookup that failed makes the send deferred. */
+    md_report *judged = md_report_new("mx", domain);
+    md_mx_route_evaluate(route, &(md_mx_options){ .no_details = 1 }, judged);
     unsigned port = req->direct_port ? req->direct_port : smtp_test_direct_port();
     if (port == 0)
         port = 25;
     md_smtp_tls tls = req->tls ? req->tls : MD_SMTP_TLS_OPPORTUNISTIC;
     size_t tried = 0, internal = 0, i;
-    json_t *h;
     md_report *last = NULL;
-    res->outcome = md_report_has(w.rep, "dns.temporary") ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
-    json_array_foreach(mx, i, h) {
-        const char *name = json_string_value(json_object_get(h, "host"));
-        json_t *addrs = json_object_get(h, "addresses"), *ad;
-        size_t k;
-        if (name == NULL || strcmp(name, ".") == 0)
-            continue;
-        json_array_foreach(addrs, k, ad) {
-            const char *ip = json_string_value(ad);
-            if (ip == NULL)
-                continue;
+    res->outcome = md_report_has(judged, "dns.temporary") ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
+    for (i = 0; i < route->nhosts; i++) {
+        const md_mx_host *h = &route->hosts[i];
+        const char *name = h->host;
+        if (name[0] == '\0' || h->ip_literal)
+            continue;   /* a null MX; an address where a name belongs (RFC 5321 5.1) */
+        for (size_t k = 0; k < h->naddresses; k++) {
+            const char *ip = h->addresses[k];
             if (strchr(ip, ':')) {
                 md_report_add_detail(res->findings, "%s %s skipped: libESMTP cannot connect to IPv6 literals", name, ip);
                 continue;
@@ -486,8 +455,8 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     if (last)
         copy_findings(res->findings, last);
     if (tried == 0) {
-        for (size_t x = 0; x < md_report_count(w.rep); x++) {
-            const md_finding *f = md_report_get(w.rep, x);
+        for (size_t x = 0; x < md_report_count(judged); x++) {
+            const md_finding *f = md_report_get(judged, x);
             if (f->severity != MD_SEV_OK)
                 md_report_add(res->findings, f->id, f->severity, "%s", f->summary);
         }
@@ -496,15 +465,15 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
         if (internal)
             md_report_add(res->findings, "smtp.no_route", MD_SEV_DEFAULT,
                           "every MX address of %s is internal: nothing was sent", domain);
-        else if (md_report_status(w.rep) != MD_SEV_UNKNOWN)
+        else if (md_report_status(judged) != MD_SEV_UNKNOWN)
             md_report_add(res->findings, "smtp.no_route", MD_SEV_DEFAULT,
                           "no MX host of %s has an IPv4 address to try", domain);
         res->phase = MD_SMTP_PHASE_RESOLVE;
     }
 out:
     md_report_free(last);
-    json_decref(j);
-    md_report_free(w.rep);
+    md_report_free(judged);
+    md_mx_route_free(route);
     return MD_OK;
 }
 

@@ -286,6 +286,15 @@ class Manners(unittest.TestCase):
         self.assertIn(b"import: ", err)
         self.assertIn(b"MB read", err)
 
+    def test_export_closed_pipe_is_quiet(self):
+        uri = self.new_store()
+        path = self.write("export.csv", ["username,email"] + ["e%d,e%d@corp.test" % (i, i) for i in range(20000)])
+        run = mdlab.run_tool([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "import", path])
+        self.assertEqual(run.rc, 0, run)
+        rc, err = self.closed_pipe([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "export"])
+        self.assertEqual(err, "", "a closed pipe must end quietly; stderr: %r" % err)
+        self.assertEqual(rc, -signal.SIGPIPE, "ends by SIGPIPE as cat does (rc %r)" % rc)
+
     def test_bounces_sigint(self):
         # a message file that is a pipe nobody writes to: the run waits there for the signal
         fifo = os.path.join(self.tmp.name, "bounce.fifo")

@@ -80,18 +80,20 @@ class Plugin(unittest.TestCase):
         label, state, text, perf = self.plugin(mx + ["ok.plugin.test"])
         self.assertEqual(state, "ok")
         self.assertTrue(text.endswith("(1 of 1 domain ok)"), text)
-        # thresholds on the run's time (seconds, monitoring-plugins ranges)
-        _, state, text, perf = self.plugin(mx + ["-w", "0.000001", "ok.plugin.test"])
+        # thresholds on the run's time (seconds, monitoring-plugins ranges);
+        # a run on loopback may take under the millisecond the time is
+        # measured in: '@0:100' alerts inside 0..100, so for any time
+        _, state, text, perf = self.plugin(mx + ["-w", "@0:100", "ok.plugin.test"])
         self.assertEqual(state, "warning")
-        self.assertIn("past the warning threshold 0.000001", text)
-        self.assertEqual(perf["time"]["warn"], "0.000001")
-        _, state, _, perf = self.plugin(mx + ["-w", "0.000001", "-c", "@0:100", "ok.plugin.test"])
+        self.assertIn("past the warning threshold @0:100", text)
+        self.assertEqual(perf["time"]["warn"], "@0:100")
+        _, state, _, perf = self.plugin(mx + ["-w", "@0:100", "-c", "@0:100", "ok.plugin.test"])
         self.assertEqual(state, "critical")
-        self.assertEqual((perf["time"]["warn"], perf["time"]["crit"]), ("0.000001", "@0:100"))
+        self.assertEqual((perf["time"]["warn"], perf["time"]["crit"]), ("@0:100", "@0:100"))
         _, state, _, _ = self.plugin(mx + ["-w", "100", "-c", "200", "ok.plugin.test"])
         self.assertEqual(state, "ok")
         # a threshold never hides a worse result
-        _, state, text, _ = self.plugin(mx + ["-w", "0.000001", "parked.plugin.test"])
+        _, state, text, _ = self.plugin(mx + ["-w", "@0:100", "parked.plugin.test"])
         self.assertEqual(state, "critical")
         self.assertIn("null MX", text)
         # nothing checked is UNKNOWN
@@ -135,10 +137,12 @@ class Plugin(unittest.TestCase):
             self.assertTrue(text.endswith("(1 of 1 send ok)"), text)
             self.assertCounts(perf, "sends", 1, {"ok": 1})
             self.assertEqual(perf["time"]["uom"], "s")
-            _, state, text, perf = self.plugin(send + relay + ["-w", "0.000001", "-c", "60"])
+            # a probe on loopback may take under a millisecond, which the
+            # time gives as 0: thresholds that alert inside 0..60 ('@')
+            _, state, text, perf = self.plugin(send + relay + ["-w", "@0:60", "-c", "60"])
             self.assertEqual(state, "warning")
-            self.assertEqual((perf["time"]["warn"], perf["time"]["crit"]), ("0.000001", "60"))
-            _, state, _, _ = self.plugin(send + relay + ["-c", "0.000001"])
+            self.assertEqual((perf["time"]["warn"], perf["time"]["crit"]), ("@0:60", "60"))
+            _, state, _, _ = self.plugin(send + relay + ["-c", "@0:60"])
             self.assertEqual(state, "critical")
         with smtplab.Sink(args=["-f", "RCPT"]) as reject:
             _, state, text, _ = self.plugin(send + ["--server", "127.0.0.1:%d" % reject.port, "--tls", "off"])

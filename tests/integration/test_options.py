@@ -256,6 +256,11 @@ class Options(unittest.TestCase):
         self.assertEqual(r.rc, 3, r)
         self.assertEqual(json.loads(r.out)["findings"][0]["id"], "config.error", r)
         self.assertIn("[mail] tls", r.err, r)
+        # a bad value of the file is an error even when the option overrides
+        # it, as every other value of the file is
+        r = mdlab.run_tool([tool("send"), "-C", bad, "--tls", "off", "--to", "a@example.com", "--dry-run"])
+        self.assertEqual(r.rc, 3, r)
+        self.assertIn("[mail] tls", r.err, r)
 
     # ------------------------------------------------------------ --help and the manual
 

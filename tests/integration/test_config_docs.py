@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(_TESTS, "lab"))
 import mdlab  # noqa: E402
 
 TOP = os.path.dirname(mdlab.tests_dir())
-TOOLS = ("send", "user", "selfcheck", "mx", "spf", "auth", "token", "why")
+TOOLS = ("send", "user", "selfcheck", "mx", "spf", "auth", "token", "why", "health")
 # the settings --show-config prints, as "section.key"
 SHOWN = {"mail.from", "mail.from_name", "mail.product", "mail.template_dir", "mail.server", "mail.tls",
          "mail.user", "mail.password_file", "mail.helo", "mail.ca_file", "mail.timeout",

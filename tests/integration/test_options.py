@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(_TESTS, "lab"))
 import mdlab  # noqa: E402
 import smtplab  # noqa: E402
 
-TOOLS = ("why", "mx", "spf", "auth", "send", "token", "user", "selfcheck")
+TOOLS = ("why", "health", "mx", "spf", "auth", "send", "token", "user", "selfcheck")
 # the table of maildiag(1): one letter, one long name, one meaning
 COMMON = {"-C": "--config", "-r": "--resolver", "-t": "--timeout", "-j": "--json", "-p": "--plugin",
           "-q": "--quiet", "-w": "--warning", "-c": "--critical", "-v": "--verbose", "-h": "--help",

@@ -2,7 +2,12 @@
 #include "config.h"
 #include "cli.h"
 
+#ifndef MD_PKGLIBEXECDIR
+#define MD_PKGLIBEXECDIR "/usr/local/libexec/maildiag"
+#endif
+
 #include <getopt.h>
+#include <limits.h>
 
 #include <errno.h>
 #include <math.h>
@@ -323,4 +328,16 @@ void cli_self_dir(char *dir, size_t size)
     size_t l = strlen(dir);
     if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
         dir[l - 6] = '\0';
+}
+
+const char *cli_helper_path(const char *name)
+{
+    static char path[PATH_MAX];
+    char dir[PATH_MAX];
+    cli_self_dir(dir, sizeof dir);
+    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+        access(path, X_OK) == 0)
+        return path;
+    snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
+    return path;
 }

@@ -164,6 +164,11 @@ int cli_write_failed(const char *prog, int errnum);
  * libtool build tree that is the .libs/ directory, whose parent holds the
  * siblings (the other tools, the helpers): the parent is written then. */
 void cli_self_dir(char *dir, size_t size);
+/* The path of the internal helper program name: beside this program when
+ * it is there (a build tree: tests, distcheck), else in the configured
+ * libexec directory (an installed tool is in bindir, the helpers are not).
+ * A static buffer. */
+const char *cli_helper_path(const char *name);
 
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),

@@ -277,6 +277,7 @@ static int settle(options *o)
     return 0;
 }
 
+#ifdef MD_SEND_AWAIT
 /* --await: the password, then the mailbox, opened before the first send.
  * Returns 0 (o->arrival open, or o->mailbox_down saying why not), or -1
  * after reporting the error (a bad URL, no password). */
@@ -326,6 +327,22 @@ static void await_arrival(options *o, const md_message *m, md_smtp_result *res, 
     md_report_free(desc);
     md_arrival_result_clear(&ar);
 }
+#else
+/* maildiag-send itself loads neither libcurl nor GMime, which a process
+ * per message would pay for at every start: with --await, main() runs
+ * maildiag-send-await, this program built with lib/arrival, instead.  Here
+ * no mailbox is ever open. */
+static int open_mailbox(options *o, char **password)
+{
+    (void)o, (void)password;
+    return 0;
+}
+
+static void await_arrival(options *o, const md_message *m, md_smtp_result *res, json_t **json)
+{
+    (void)o, (void)m, (void)res, (void)json;
+}
+#endif
 
 static unsigned text_flags(void)
 {
@@ -369,6 +386,7 @@ static void failed(options *o, run *r, const char *to, const char *id, const md_
     md_report_free(rep);
 }
 
+#ifdef MD_SEND_AWAIT
 /* --await with a mailbox that cannot be read: nothing is sent (the
  * message could not be looked for); the report says why. */
 static void mailbox_down(options *o, run *r, const char *to)
@@ -382,6 +400,12 @@ static void mailbox_down(options *o, run *r, const char *to)
     emit(o, r, rep, 0);
     md_report_free(rep);
 }
+#else
+static void mailbox_down(options *o, run *r, const char *to)
+{
+    (void)o, (void)r, (void)to;
+}
+#endif
 
 /* The verdict line ("TO: accepted by HOST as QID in N ms"); with --await it
  * is shown before the wait. */
@@ -562,6 +586,15 @@ int main(int argc, char **argv)
         rc = p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
         goto done;
     }
+#ifndef MD_SEND_AWAIT
+    if (o.await.url) {
+        const char *path = cli_helper_path("maildiag-send-await");
+        fflush(NULL);
+        execv(path, argv);
+        cli_fail(prog, "config.error", "--await: cannot run %s: %s", path, strerror(errno));
+        goto done;
+    }
+#endif
     if (settle(&o) != 0)
         goto done;
     if (o.show_config) {
@@ -598,9 +631,11 @@ int main(int argc, char **argv)
 done:
     md_dns_free(o.s.m.route.dns);
     cli_send_clear(&o.s);
+#ifdef MD_SEND_AWAIT
     md_arrival_free(o.arrival);
     md_arrival_result_clear(o.mailbox_down);
     free(o.mailbox_down);
+#endif
     cli_secret_free(imap_password);
     md_conf_free(o.conf);
     free(o.authserv_ids);

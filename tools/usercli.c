@@ -13,9 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef MD_PKGLIBEXECDIR
-#define MD_PKGLIBEXECDIR "/usr/local/libexec/maildiag"
-#endif
 #define NOTIFY_NAME "maildiag-notify"
 #define NOTIFY_REPLY_MAX (1 << 20)
 
@@ -159,17 +156,7 @@ const char *ucli_notify_path(void)
 
 const char *ucli_helper_path(const char *name)
 {
-    static char path[PATH_MAX];
-    char dir[PATH_MAX];
-    /* Beside this program first: a build tree (tests, distcheck) holds the
-     * helpers next to the tools; an installed tool is in bindir, where there
-     * is none, and uses the configured libexec directory. */
-    cli_self_dir(dir, sizeof dir);
-    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
-        access(path, X_OK) == 0)
-        return path;
-    snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
-    return path;
+    return cli_helper_path(name);
 }
 
 int ucli_helper_exec(const ucli *u, const char *name, char *const *argv)

@@ -72,13 +72,15 @@ md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg,
                       md_bulk_stats *stats, md_error *err)
 {
     bulk_state b = { .cfg = cfg };
-    unsigned conc = cfg->concurrency ? cfg->concurrency : MD_BULK_CONCURRENCY_DEFAULT;
+    unsigned conc = cfg->concurrency ? cfg->concurrency : MD_BULK_CONCURRENCY_MAX;
     int progress_ms = cfg->progress_ms > 0 ? cfg->progress_ms : 200;
     int64_t next_progress = md_now_ms() + progress_ms;
     int more = 1;
 
     while (!b.stop && !(b.cancelled = cancel_seen(&b))) {
-        while (more && b.active < conc) {
+        /* One check at least: dns may be shared with other work that
+         * fills the window. */
+        while (more && b.active < conc && (b.active == 0 || md_dns_room(dns) > 0)) {
             const char *line = md_input_next(in, err);
             if (line == NULL) {
                 more = 0;

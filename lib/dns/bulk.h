@@ -1,10 +1,14 @@
 /*
  * lib/dns bulk: run a check over many items concurrently on one md_dns.
  *
- * At most `concurrency` checks are active; items are read lazily from an
- * md_input and each report is handed to the output callback as soon as its
- * check finishes (completion order, not input order), then freed, so memory
- * stays flat however many items there are.
+ * A new check starts while the DNS window has room for its queries
+ * (md_dns_room), so the number of checks under way follows what the server
+ * answers: a few dozen against a slow resolver, a thousand or more against a
+ * fast one.  Follow-up queries go first (dns.h), so checks under way finish
+ * before new ones start.  Items are read lazily from an md_input and each
+ * report is handed to the output callback as soon as its check finishes
+ * (completion order, not input order), then freed, so memory stays flat
+ * however many items there are.
  */
 #ifndef MAILDIAG_DNS_BULK_H
 #define MAILDIAG_DNS_BULK_H
@@ -32,7 +36,8 @@ typedef int (*md_bulk_output_fn)(void *arg, const md_report *rep);
 typedef void (*md_bulk_progress_fn)(void *arg, size_t started, size_t finished);
 
 typedef struct md_bulk_config {
-    unsigned concurrency;          /* 0 = MD_BULK_CONCURRENCY_DEFAULT */
+    unsigned concurrency;          /* most checks under way at once; 0 =
+                                    * MD_BULK_CONCURRENCY_MAX */
     md_check_start_fn start;
     void *check_arg;
     md_bulk_output_fn output;
@@ -51,7 +56,10 @@ typedef struct md_bulk_config {
                                     * the last complete report */
 } md_bulk_config;
 
-#define MD_BULK_CONCURRENCY_DEFAULT 2000
+/* The most checks under way when the caller sets no bound.  The window
+ * decides how many start; this only bounds memory when answers come from the
+ * cache and no query fills the window (a list of one name, repeated). */
+#define MD_BULK_CONCURRENCY_MAX 10000
 
 /* Counts of a run, for the caller's summary. */
 typedef struct md_bulk_stats {

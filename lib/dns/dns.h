@@ -1,9 +1,66 @@
 /*
- * lib/dns: the c-ares core.  One channel, driven by poll() with a bounded
- * in-flight window; queries beyond the window wait in a FIFO queue, so many
- * thousands can be queued without slowing anything down.  Identical queries
- * (same name and type) that are queued or in flight are merged, and answers
- * are kept in a small TTL-bounded cache for the life of the resolver.
+ * lib/dns: the c-ares core.  One channel, driven by poll(); queries wait in
+ * two queues for an in-flight window that adapts to the server, so many
+ * thousands can be queued without flooding it.  Identical queries (same name
+ * and type) that are queued or in flight are merged, and answers are kept in
+ * a small TTL-bounded cache for the life of the resolver.
+ *
+ * Which query goes next.  A query asked from inside a callback (a follow-up,
+ * such as the A and AAAA of an MX host once the MX answer is in) belongs to
+ * a check already under way: it goes ahead of every query asked from outside
+ * a callback (the first query of a new check).  Checks in progress finish
+ * before new ones start, so their results come out early, the memory they
+ * hold is released, and a long queue of new names cannot keep them waiting.
+ *
+ * The window, the most queries that may wait for their answers at once, is
+ * sized the way TCP sizes its congestion window, from what a DNS client can
+ * observe.  Its rounds are one window's worth of queries, each answered in
+ * time or presumed lost:
+ *  - a query still unanswered after the retransmission timeout (smoothed
+ *    round-trip time + max(one tick of the loop, 4 x its variation), RFC
+ *    6298, measured on answers to first tries only) is presumed lost and
+ *    stops counting against the window, as lost segments leave TCP's
+ *    "pipe" (RFC 6675).  c-ares keeps trying it within the budget, and its
+ *    answer, if one comes, is still delivered.  A name whose servers never
+ *    answer thus holds a place in the window for one retransmission
+ *    timeout, not for the whole budget: a share of silent names costs its
+ *    timeouts once, side by side, not one after another;
+ *  - the window starts at MD_DNS_WINDOW_INITIAL and grows by one query for
+ *    each answer that comes back in time while the window is in use and
+ *    neither this round nor the last lost more than usual: it doubles every
+ *    round trip (slow start) until the first round that does, then grows by
+ *    one query per round trip (additive increase), up to MD_DNS_WINDOW_MAX
+ *    or the configured window.  "More than usual" is twice the share lost
+ *    in recent rounds plus 1/16, starting from a share of 1/8: a steady
+ *    share of silent names is usual, a server that starts to drop as the
+ *    window grows is not, and is caught a round trip after the first drop,
+ *    before the cuts below can tell;
+ *  - a round where more queries were presumed lost than answered in time
+ *    (some were answered: the server is up) shows a server or a path that
+ *    drops what exceeds its rate: the window becomes what got through.  A
+ *    round where more than 1/16 of the answers answered a query c-ares had
+ *    sent again shows losses too: the window is halved.  Such an answer
+ *    comes within two retransmission timeouts of the new try; one that
+ *    comes at another time answers a try the server was slow with, and
+ *    counts for nothing.  Both are the multiplicative decrease, at most once
+ *    a round.  A rate-limited resolver or a server whose socket buffer
+ *    overflows thus drives the window down to what it takes; a share of
+ *    silent names (under half) or of slow ones (a recursive resolver
+ *    chasing a slow authoritative server) does not, and a round with
+ *    nothing answered in time (every name silent, or the server down) tells
+ *    nothing and changes nothing;
+ *  - once the window has been cut, the queries in flight, presumed lost
+ *    included, stay within 8 times the window: c-ares still sends their
+ *    retries, and a server that drops must not get them all at once.
+ * A latency rule (Vegas, BBR) was not chosen: through a recursive resolver
+ * the round trip varies by orders of magnitude from one name to the next
+ * (cached or not), and on loopback our own processing dominates it, so a
+ * growing delay would shrink the window when we, not the server, are the
+ * bottleneck.
+ * Every query in flight, presumed lost or not, counts against a hard bound:
+ * the configured window, else MD_DNS_INFLIGHT_MAX.  It bounds memory and
+ * the retries c-ares still sends for queries presumed lost (two more tries
+ * each over the budget at most).
  *
  * Outcomes are kept distinct: an answer, NODATA, NXDOMAIN, SERVFAIL,
  * REFUSED, a timeout and a bad response are never folded together.
@@ -102,13 +159,19 @@ typedef struct md_dns_config {
     const char *const *servers;  /* "IP", "IP:PORT", "[IPv6]:PORT"; NULL/0 = system */
     size_t nservers;
     double timeout;              /* whole-query budget in seconds incl. retries; 0 = 5 */
-    unsigned window;             /* max queries in flight; 0 = default */
+    unsigned window;             /* the most queries in flight at once, presumed
+                                  * lost ones included; the adaptive window
+                                  * stays within it; 0 = MD_DNS_WINDOW_MAX for
+                                  * the window, MD_DNS_INFLIGHT_MAX in all */
     unsigned cache_max;          /* max cached answers; 0 = MD_DNS_CACHE_DEFAULT */
     int no_cache;                /* 1: keep no answers after they are delivered */
 } md_dns_config;
 
 #define MD_DNS_TIMEOUT_DEFAULT 5.0
-#define MD_DNS_WINDOW_DEFAULT  400
+#define MD_DNS_WINDOW_INITIAL  64      /* queries in flight before any answer */
+#define MD_DNS_WINDOW_MIN      2
+#define MD_DNS_WINDOW_MAX      1000
+#define MD_DNS_INFLIGHT_MAX    8192    /* presumed lost included */
 #define MD_DNS_CACHE_DEFAULT   20000
 
 /*
@@ -161,6 +224,14 @@ MD_API md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
 MD_API size_t md_dns_pending(const md_dns *dns);
 
 /*
+ * How many more queries the window would send now: its free places minus
+ * the queries already waiting for them (0 when some wait).  A caller with
+ * much work (md_bulk_run) starts new work while this is above 0, so it
+ * keeps the window full without queueing more than the server can take.
+ */
+MD_API size_t md_dns_room(const md_dns *dns);
+
+/*
  * Ends every queued and in-flight query now, and every query made later on
  * this resolver: their callbacks run (from inside this call, or from the
  * next md_dns_step for queries made afterwards) with MD_DNS_ERROR and the
@@ -176,6 +247,14 @@ typedef struct md_dns_stats {
     unsigned long merged;       /* joined an identical queued/in-flight query */
     unsigned long cache_hits;
     unsigned long outcomes[8];  /* by md_dns_outcome */
+    unsigned long late;         /* answered only after c-ares sent them again
+                                 * (some of them only slow, not lost) */
+    unsigned long presumed_lost;/* left the window unanswered (see above) */
+    unsigned long cuts;         /* times the window was halved */
+    unsigned window;            /* the window now */
+    unsigned window_peak;       /* its largest value */
+    unsigned inflight_peak;     /* most queries in flight at once */
+    unsigned rto_ms;            /* the retransmission timeout now */
 } md_dns_stats;
 
 MD_API void md_dns_get_stats(const md_dns *dns, md_dns_stats *out);

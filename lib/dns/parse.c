@@ -1,8 +1,9 @@
 /*
- * lib/dns: parsing replies.  We walk the sections ourselves (ares_expand_name
- * does the name decompression) because the c-ares 1.18 parsers do not sort MX,
- * return SUCCESS with no data for a CNAME-only answer, do not check owner
- * names, and fail on a CNAME target holding '*'.
+ * lib/dns: parsing replies.  We walk the sections ourselves because the
+ * c-ares 1.18 parsers do not sort MX, return SUCCESS with no data for a
+ * CNAME-only answer, do not check owner names, and fail on a CNAME target
+ * holding '*'.  Names are decoded as ares_expand_name decodes them, but
+ * into a buffer on the stack: an owner is only compared, never kept.
  */
 #include "config.h"
 #include "dns.h"
@@ -112,7 +113,7 @@ static int name_eq(const char *a, const char *b)
 }
 
 typedef struct rr {
-    char *owner;
+    size_t owner;             /* offset of the owner name */
     int type;
     uint32_t ttl;
     size_t rdoff, rdlen;
@@ -125,23 +126,150 @@ static md_status badresp(md_dns_answer *out, const char *why)
     return MD_PROTOCOL;
 }
 
-/* Expands a (possibly compressed) name at buf+off.  On success stores a
- * canonical malloc'ed copy in *name and the wire length in *used. */
-static int expand(const unsigned char *buf, size_t len, size_t off, char **name, size_t *used)
+/* Text of a name: a name that decodes to more (escapes included) goes
+ * through ares_expand_name instead. */
+#define NAME_TEXT_MAX 1024
+/* Pointers followed in one name before c-ares gives up on it. */
+#define MAX_INDIRS 50
+
+/* How ares_expand_name writes a byte of a label, and then our lower case. */
+enum { CH_COPY, CH_UPPER, CH_ESCAPE, CH_DDD };
+
+static unsigned char char_class(unsigned char c)
 {
-    char *s = NULL;
-    long enclen = 0;
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')
+        return CH_COPY;   /* nearly every byte of every name */
+    if (c < 0x20 || c > 0x7e)
+        return CH_DDD;
+    if (c >= 'A' && c <= 'Z')
+        return CH_UPPER;
+    if (c == '"' || c == '.' || c == ';' || c == '\\' || c == '(' || c == ')' || c == '@' || c == '$')
+        return CH_ESCAPE;
+    return CH_COPY;
+}
+
+/*
+ * Decodes the (possibly compressed) name at buf+off into out (outsize
+ * bytes) with the rules of c-ares 1.18's ares_expand_name, so that names
+ * read the same whichever decodes them: \DDD for an unprintable byte (a
+ * label of one NUL byte is copied as it is), a backslash before
+ * . \ " ; ( ) @ $, pointers anywhere before the end of the message, at most
+ * MAX_INDIRS of them, the root as "".  The text is then made canonical:
+ * lower case, one trailing dot dropped.  out may be NULL to only check the
+ * name.  Returns 0 and the wire length in *used; -1 for a name c-ares
+ * would refuse; -2 when the text does not fit out.
+ */
+static int name_decode(const unsigned char *buf, size_t len, size_t off, char *out,
+                       size_t outsize, size_t *used)
+{
+    size_t p = off, n = 0, wire = 0;
+    int indir = 0;
+
     if (off >= len)
         return -1;
+    while (buf[p]) {
+        unsigned top = buf[p] & 0xc0;
+        if (top == 0xc0) {
+            if (p + 1 >= len)
+                return -1;
+            size_t to = (size_t)(buf[p] & 0x3f) << 8 | buf[p + 1];
+            if (to >= len)
+                return -1;
+            if (indir == 0)
+                wire = p + 2 - off;
+            if (++indir > MAX_INDIRS || (size_t)indir > len)
+                return -1;
+            p = to;
+        } else if (top == 0) {
+            size_t l = buf[p];
+            if (p + l + 1 >= len)
+                return -1;
+            if (out != NULL) {
+                if (n + 4 * l + 1 >= outsize)
+                    return -2;
+                for (size_t i = 1; i <= l; i++) {
+                    unsigned char c = buf[p + i];
+                    switch (char_class(c)) {
+                    case CH_COPY:
+                        out[n++] = (char)c;
+                        break;
+                    case CH_UPPER:
+                        out[n++] = (char)(c + ('a' - 'A'));
+                        break;
+                    case CH_ESCAPE:
+                        out[n++] = '\\';
+                        out[n++] = (char)c;
+                        break;
+                    default:
+                        if (l == 1 && c == 0) {
+                            out[n++] = (char)c;
+                            break;
+                        }
+                        out[n++] = '\\';
+                        out[n++] = (char)('0' + c / 100);
+                        out[n++] = (char)('0' + c % 100 / 10);
+                        out[n++] = (char)('0' + c % 10);
+                        break;
+                    }
+                }
+                out[n++] = '.';
+            }
+            p += l + 1;
+        } else {
+            return -1;     /* RFC 1035 4.1.4: the label types 01 and 10 are reserved */
+        }
+    }
+    *used = indir ? wire : p + 1 - off;
+    if (out == NULL)
+        return 0;
+    if (n > 0)
+        n--;               /* the dot after the last label */
+    out[n] = '\0';
+    n = strlen(out);       /* a label of one NUL byte ends the text */
+    if (n > 0 && out[n - 1] == '.')
+        out[n - 1] = '\0';
+    return 0;
+}
+
+/* Decodes the name at buf+off into a new canonical string.  Returns 0, or
+ * -1 when the name cannot be decoded. */
+static int expand(const unsigned char *buf, size_t len, size_t off, char **name, size_t *used)
+{
+    char text[NAME_TEXT_MAX];
+    int rc = name_decode(buf, len, off, text, sizeof text, used);
+    if (rc == 0) {
+        *name = md_xstrdup(text);
+        return 0;
+    }
+    if (rc == -1)
+        return -1;
+    /* Too long for text: rare enough to let c-ares allocate it. */
+    char *s = NULL;
+    long enclen = 0;
     if (ares_expand_name(buf + off, buf, (int)len, &s, &enclen) != ARES_SUCCESS)
         return -1;
     /* c-ares allocates with malloc() unless ares_library_init_mem() installs
-     * other allocators, which maildiag never does: keep its string rather
-     * than copying it (this was a tenth of a bulk run's allocations). */
+     * other allocators, which maildiag never does. */
     *name = s;
     name_canon(*name);
     *used = (size_t)enclen;
     return 0;
+}
+
+/* Whether the owner of r is the canonical name want. */
+static int owner_is(const unsigned char *buf, size_t len, const rr *r, const char *want)
+{
+    char text[NAME_TEXT_MAX];
+    size_t used;
+    int rc = name_decode(buf, len, r->owner, text, sizeof text, &used);
+    if (rc == 0)
+        return strcmp(text, want) == 0;
+    char *owner;
+    if (expand(buf, len, r->owner, &owner, &used) != 0)
+        return 0;
+    rc = strcmp(owner, want) == 0;
+    free(owner);
+    return rc;
 }
 
 /* The wire length of the (possibly compressed) name at buf+off, without
@@ -169,6 +297,25 @@ static int skip_name(const unsigned char *buf, size_t len, size_t off, size_t *u
         p += 1 + l;
     }
     return -1;
+}
+
+/* Copies s into buf, or into a new *heap string when it does not fit (the
+ * previous one freed); returns where it went. */
+static const char *set_text(char *buf, size_t size, char **heap, const char *s)
+{
+    size_t n = strlen(s);
+    char *old = *heap;
+    const char *at;
+    if (n < size) {
+        memcpy(buf, s, n + 1);
+        *heap = NULL;
+        at = buf;
+    } else {
+        *heap = md_xstrdup(s);
+        at = *heap;
+    }
+    free(old);
+    return at;
 }
 
 static int cmp_mx(const void *a, const void *b)
@@ -266,9 +413,11 @@ md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
                        int type, md_dns_answer *out)
 {
     md_status st = MD_OK;
-    rr *rrs = NULL;
+    rr few[16];
+    rr *rrs = few;
     size_t nrr = 0;
-    char *current = NULL;
+    char cur_text[NAME_TEXT_MAX], *cur_heap = NULL;
+    const char *current;
 
     memset(out, 0, sizeof *out);
     out->type = type;
@@ -292,16 +441,19 @@ md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
     }
     if (an + ns > MAX_RECORDS)
         return badresp(out, "too many records");
-    rrs = md_xcalloc(an + ns + 1, sizeof *rrs);
+    if (an + ns > sizeof few / sizeof few[0])
+        rrs = md_xcalloc(an + ns, sizeof *rrs);
     for (size_t i = 0; i < an + ns; i++) {
         rr *r = &rrs[nrr];
         size_t used;
-        /* Authority owners are never compared: only skip them. */
-        if (i < an ? expand(buf, len, off, &r->owner, &used) != 0
+        /* Answer owners are compared later: check now that they decode.
+         * Authority owners are never compared: only skip them. */
+        if (i < an ? name_decode(buf, len, off, NULL, 0, &used) != 0
                    : skip_name(buf, len, off, &used) != 0) {
             st = badresp(out, "record owner cannot be decoded");
             goto done;
         }
+        r->owner = off;
         nrr++;
         off += used;
         if (off + 10 > len) {
@@ -322,12 +474,12 @@ md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
     }
 
     /* Follow the CNAME chain from the question name. */
-    current = md_xstrdup(out->qname);
+    current = set_text(cur_text, sizeof cur_text, &cur_heap, out->qname);
     if (type != MD_DNS_CNAME) {
         for (int hops = 0; hops < MAX_CHAIN; hops++) {
             size_t i;
             for (i = 0; i < nrr; i++)
-                if (rrs[i].type == MD_DNS_CNAME && name_eq(rrs[i].owner, current))
+                if (rrs[i].type == MD_DNS_CNAME && owner_is(buf, len, &rrs[i], current))
                     break;
             if (i == nrr)
                 break;
@@ -347,12 +499,11 @@ md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
             out->cnames[out->ncnames++] = target;
             if (rrs[i].ttl < out->ttl)
                 out->ttl = rrs[i].ttl;
-            free(current);
-            current = md_xstrdup(target);
+            current = set_text(cur_text, sizeof cur_text, &cur_heap, target);
         }
     }
     for (size_t i = 0; i < nrr; i++) {
-        if (rrs[i].type != type || !name_eq(rrs[i].owner, current))
+        if (rrs[i].type != type || !owner_is(buf, len, &rrs[i], current))
             continue;
         if (out->n >= MAX_RECORDS)
             break;
@@ -419,9 +570,8 @@ done:
         out->names = NULL;
         out->ttl = 0;
     }
-    for (size_t i = 0; i < nrr; i++)
-        free(rrs[i].owner);
-    free(rrs);
-    free(current);
+    if (rrs != few)
+        free(rrs);
+    free(cur_heap);
     return st;
 }

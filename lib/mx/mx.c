@@ -109,29 +109,141 @@ static const char *worse_detail(const md_mx_host *h)
     return h->aaaa_detail[0] ? h->aaaa_detail : md_dns_outcome_name(h->aaaa);
 }
 
-static json_t *host_json(const md_mx_host *h)
+/* json_string, without its UTF-8 scan for the printable ASCII that names
+ * decoded from DNS and addresses in text form are (each report holds dozens
+ * of them); anything else still goes through json_string. */
+static json_t *json_ascii(const char *s)
+{
+    const char *p = s;
+    while (*p >= 0x20 && *p <= 0x7e)
+        p++;
+    return *p == '\0' ? json_stringn_nocheck(s, (size_t)(p - s)) : json_string(s);
+}
+
+/* The keys below are literals: no need for jansson to check them. */
+#define set_new(o, key, v) json_object_set_new_nocheck((o), (key), (v))
+
+/* --- the memo ------------------------------------------------------------ */
+
+#define MEMO_SLOTS 1024       /* a power of two */
+#define MEMO_KEY_MAX 1024
+
+typedef struct memo_slot {
+    char *key;                /* what host_json reads, see memo_key */
+    size_t keylen;
+    json_t *json;
+} memo_slot;
+
+struct md_mx_memo {
+    memo_slot slots[MEMO_SLOTS];
+};
+
+md_mx_memo *md_mx_memo_new(void)
+{
+    return md_xcalloc(1, sizeof(md_mx_memo));
+}
+
+void md_mx_memo_free(md_mx_memo *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < MEMO_SLOTS; i++) {
+        free(m->slots[i].key);
+        json_decref(m->slots[i].json);
+    }
+    free(m);
+}
+
+/* Appends s and a newline (never inside a part) to the key. */
+static int key_add(char *key, size_t *n, const char *s)
+{
+    size_t o = *n;
+    for (; *s; s++) {
+        if (*s < 0x20 || *s > 0x7e || o + 2 >= MEMO_KEY_MAX)
+            return -1;        /* rare: such a host is not shared */
+        key[o++] = *s;
+    }
+    key[o++] = '\n';
+    *n = o;
+    return 0;
+}
+
+/* Everything host_json reads, in one string: the numbers as a fixed-size
+ * header, then the names.  -1 when it does not fit. */
+static int memo_key(const md_mx_host *h, char *key, size_t *n)
+{
+    struct { unsigned preference; int resolved, ip_literal, a, aaaa; size_t naddresses, ncnames; } num;
+    memset(&num, 0, sizeof num);   /* padding too: the key is compared as bytes */
+    num.preference = h->preference;
+    num.resolved = h->resolved;
+    num.ip_literal = h->ip_literal;
+    num.a = (int)h->a;
+    num.aaaa = (int)h->aaaa;
+    num.naddresses = h->naddresses;
+    num.ncnames = h->ncnames;
+    memcpy(key, &num, sizeof num);
+    *n = sizeof num;
+    if (key_add(key, n, h->host) != 0)
+        return -1;
+    for (size_t i = 0; i < h->naddresses; i++)
+        if (key_add(key, n, h->addresses[i]) != 0)
+            return -1;
+    for (size_t i = 0; i < h->ncnames; i++)
+        if (key_add(key, n, h->cnames[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static json_t *host_json_build(const md_mx_host *h);
+
+/* A new reference to the host's JSON object, from the memo when it holds
+ * the same host. */
+static json_t *host_json(const md_mx_host *h, md_mx_memo *m)
+{
+    char key[MEMO_KEY_MAX];
+    size_t n;
+    if (m == NULL || memo_key(h, key, &n) != 0)
+        return host_json_build(h);
+    unsigned hash = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        hash = (hash ^ (unsigned char)key[i]) * 16777619u;
+    memo_slot *s = &m->slots[hash & (MEMO_SLOTS - 1)];
+    if (s->key != NULL && s->keylen == n && memcmp(s->key, key, n) == 0)
+        return json_incref(s->json);
+    json_t *o = host_json_build(h);
+    free(s->key);
+    json_decref(s->json);
+    s->key = md_xstrndup(key, n);
+    s->keylen = n;
+    s->json = json_incref(o);
+    return o;
+}
+
+/* --- judging, continued ------------------------------------------------------ */
+
+static json_t *host_json_build(const md_mx_host *h)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "host", json_string(h->host[0] ? h->host : "."));
-    json_object_set_new(o, "preference", json_integer(h->preference));
+    set_new(o, "host", json_ascii(h->host[0] ? h->host : "."));
+    set_new(o, "preference", json_integer(h->preference));
     json_t *addrs = json_array();
     for (size_t i = 0; i < h->naddresses; i++)
-        json_array_append_new(addrs, json_string(h->addresses[i]));
-    json_object_set_new(o, "addresses", addrs);
+        json_array_append_new(addrs, json_ascii(h->addresses[i]));
+    set_new(o, "addresses", addrs);
     if (h->resolved) {
-        json_object_set_new(o, "a", json_string(md_dns_outcome_name(h->a)));
-        json_object_set_new(o, "aaaa", json_string(md_dns_outcome_name(h->aaaa)));
+        set_new(o, "a", json_ascii(md_dns_outcome_name(h->a)));
+        set_new(o, "aaaa", json_ascii(md_dns_outcome_name(h->aaaa)));
     } else if (h->host[0] && !h->ip_literal) {
-        json_object_set_new(o, "resolved", json_false());
+        set_new(o, "resolved", json_false());
     }
     if (h->ncnames) {
         json_t *c = json_array();
         for (size_t i = 0; i < h->ncnames; i++)
-            json_array_append_new(c, json_string(h->cnames[i]));
-        json_object_set_new(o, "cname", c);
+            json_array_append_new(c, json_ascii(h->cnames[i]));
+        set_new(o, "cname", c);
     }
     if (h->ip_literal)
-        json_object_set_new(o, "ip_literal", json_true());
+        set_new(o, "ip_literal", json_true());
     return o;
 }
 
@@ -172,12 +284,12 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
     for (size_t i = 0; i < r->nhosts; i++) {
         /* An implicit MX without an address is no route at all. */
         if (!(r->implicit && r->hosts[i].naddresses == 0))
-            json_array_append_new(mx, host_json(&r->hosts[i]));
+            json_array_append_new(mx, host_json(&r->hosts[i], opt ? opt->memo : NULL));
         if (details)
             host_detail(&r->hosts[i], r->implicit, rep);
     }
     md_report_set(rep, "mx", mx);
-    md_report_set(rep, "mx_lookup", json_string(md_dns_outcome_name(r->mx)));
+    md_report_set(rep, "mx_lookup", json_ascii(md_dns_outcome_name(r->mx)));
     if (r->implicit)
         md_report_set(rep, "implicit_mx", json_true());
 
@@ -288,24 +400,54 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
 
 /* --- gathering ------------------------------------------------------------ */
 
-typedef struct mx_job {
-    md_dns *dns;
-    md_mx_route *route;
-    size_t pending;
-    md_mx_resolved_fn done;
-    void *done_arg;
-} mx_job;
+typedef struct mx_job mx_job;
 
 typedef struct addr_req {
     mx_job *job;
     size_t host;      /* index into route->hosts */
 } addr_req;
 
+struct mx_job {
+    md_dns *dns;
+    md_mx_route *route;
+    size_t pending;
+    addr_req *reqs;   /* two per host resolved: its A and AAAA queries */
+    size_t nreqs;
+    md_mx_resolved_fn done;
+    void *done_arg;
+};
+
+/* snprintf(dst, size, "%s", src) without the cost of a format. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Addresses come in the order the answers do; mx.h promises A first. */
+static void addresses_v4_first(md_mx_host *h)
+{
+    size_t v4 = 0;
+    for (size_t i = 0; i < h->naddresses; i++) {
+        if (strchr(h->addresses[i], ':') != NULL)
+            continue;
+        char *a = h->addresses[i];
+        memmove(h->addresses + v4 + 1, h->addresses + v4, (i - v4) * sizeof *h->addresses);
+        h->addresses[v4++] = a;
+    }
+}
+
 static void job_finish(mx_job *job)
 {
     md_mx_resolved_fn done = job->done;
     void *arg = job->done_arg;
     md_mx_route *r = job->route;
+    for (size_t i = 0; i < r->nhosts; i++)
+        addresses_v4_first(&r->hosts[i]);
+    free(job->reqs);
     free(job);
     done(arg, r);
 }
@@ -318,10 +460,10 @@ static void on_addr(void *arg, const md_dns_answer *a)
 
     if (a->type == MD_DNS_A) {
         h->a = a->outcome;
-        snprintf(h->a_detail, sizeof h->a_detail, "%s", a->detail);
+        copy_text(h->a_detail, sizeof h->a_detail, a->detail);
     } else {
         h->aaaa = a->outcome;
-        snprintf(h->aaaa_detail, sizeof h->aaaa_detail, "%s", a->detail);
+        copy_text(h->aaaa_detail, sizeof h->aaaa_detail, a->detail);
     }
     for (size_t i = 0; i < a->n; i++) {
         h->addresses = md_xrealloc(h->addresses, (h->naddresses + 1) * sizeof *h->addresses);
@@ -333,7 +475,6 @@ static void on_addr(void *arg, const md_dns_answer *a)
             h->cnames[i] = md_xstrdup(a->cnames[i]);
         h->ncnames = a->ncnames;
     }
-    free(req);
     if (--job->pending == 0)
         job_finish(job);
 }
@@ -343,7 +484,7 @@ static void resolve_host(mx_job *job, size_t i)
     md_mx_host *h = &job->route->hosts[i];
     h->resolved = 1;
     for (int k = 0; k < 2; k++) {
-        addr_req *req = md_xcalloc(1, sizeof *req);
+        addr_req *req = &job->reqs[job->nreqs++];
         req->job = job;
         req->host = i;
         job->pending++;
@@ -357,7 +498,7 @@ static void on_mx(void *arg, const md_dns_answer *a)
     md_mx_route *r = job->route;
 
     r->mx = a->outcome;
-    snprintf(r->mx_detail, sizeof r->mx_detail, "%s", a->detail);
+    copy_text(r->mx_detail, sizeof r->mx_detail, a->detail);
     if (a->ncnames > 0) {
         r->mx_cnames = md_xcalloc(a->ncnames, sizeof *r->mx_cnames);
         for (size_t i = 0; i < a->ncnames; i++)
@@ -370,6 +511,7 @@ static void on_mx(void *arg, const md_dns_answer *a)
         r->hosts = md_xcalloc(1, sizeof *r->hosts);
         r->hosts[0].host = md_xstrdup(r->domain);
         r->nhosts = 1;
+        job->reqs = md_xcalloc(2, sizeof *job->reqs);
         resolve_host(job, 0);
     } else if (a->outcome == MD_DNS_ANSWER) {
         int has_null = 0;
@@ -384,6 +526,9 @@ static void on_mx(void *arg, const md_dns_answer *a)
         }
         /* A null MX means no mail: nothing to resolve. */
         size_t resolved = 0;
+        if (!has_null)
+            job->reqs = md_xcalloc(2 * (a->n < MD_MX_HOSTS_MAX ? a->n : MD_MX_HOSTS_MAX),
+                                   sizeof *job->reqs);
         for (size_t i = 0; !has_null && i < r->nhosts; i++) {
             md_mx_host *h = &r->hosts[i];
             if (md_dns_name_is_ip_literal(h->host)) {
@@ -478,9 +623,7 @@ static void check_resolved(void *arg, md_mx_route *route)
     char subject[1024];
     if (route->unicode)
         snprintf(subject, sizeof subject, "%s (%s)", route->unicode, route->domain);
-    else
-        snprintf(subject, sizeof subject, "%s", route->domain);
-    md_report *rep = md_report_new("maildiag-mx", subject);
+    md_report *rep = md_report_new("maildiag-mx", route->unicode ? subject : route->domain);
     json_t *in = json_string(job->input);
     md_report_set(rep, "input", in ? in : json_string("(not UTF-8)"));
     md_report_set(rep, "domain", json_string(route->domain));

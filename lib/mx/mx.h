@@ -106,9 +106,25 @@ MD_API md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_f
 MD_API md_mx_route *md_mx_resolve_wait(md_dns *dns, const char *domain, int64_t deadline_ms,
                                        md_error *err);
 
+/*
+ * The JSON of MX hosts, shared between the reports of one run.  Most
+ * domains route mail to the hosts of a few providers: a host's JSON object
+ * (name, preference, addresses, outcomes) is built once and handed to every
+ * report that lists the same, instead of being built and freed again for
+ * each domain (reports only read it).  Bounded: 1024 hosts at most, a new
+ * one taking the place of an old one.  One per thread.
+ */
+typedef struct md_mx_memo md_mx_memo;
+
+/* Caller frees with md_mx_memo_free(), after the reports that use it
+ * (reports hold their own references: freeing it first is safe too). */
+MD_API md_mx_memo *md_mx_memo_new(void);
+MD_API void md_mx_memo_free(md_mx_memo *m);
+
 typedef struct md_mx_options {
     int no_details;   /* 1: skip the human detail lines (JSON and plugin output
                        * never show them; they cost a tenth of a bulk run) */
+    md_mx_memo *memo; /* may be NULL */
 } md_mx_options;
 
 /*

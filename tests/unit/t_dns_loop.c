@@ -1,9 +1,12 @@
 /*
  * Unit tests for the lib/dns event loop against a scripted UDP responder
  * running in a thread on 127.0.0.1 (a free port).  The responder answers
- * every A query with 192.0.2.1 after a delay, or stays silent for names
- * starting with "silent", and counts what it receives, so the tests can see
- * merging, the cache, the in-flight window and the timeout budget.
+ * every A query with 192.0.2.1 after a delay, stays silent for names
+ * starting with "silent", drops names starting with "limited" beyond a
+ * rate (as a resolver limiting each client does), and counts what it
+ * receives, so the tests can see
+ * merging, the cache, the in-flight window, the timeout budget and which
+ * queries go first.
  */
 #include "config.h"
 #include <arpa/inet.h>
@@ -20,6 +23,7 @@
 static int srv_fd;
 static atomic_int srv_queries, srv_inflight_max, srv_stop;
 static int srv_delay_ms = 50;
+static const int srv_limit_qps = 2000;   /* for "limited..." names, bursts of a tenth */
 
 typedef struct pending {
     struct sockaddr_in from;
@@ -33,6 +37,8 @@ static void *responder(void *arg)
     (void)arg;
     pending *q = calloc(4096, sizeof *q);
     size_t nq = 0;
+    double tokens = srv_limit_qps / 10.0;
+    int64_t refilled = md_now_ms();
     while (!atomic_load(&srv_stop)) {
         struct pollfd p = { srv_fd, POLLIN, 0 };
         poll(&p, 1, 5);
@@ -44,8 +50,18 @@ static void *responder(void *arg)
             if (in.len < 12)
                 break;
             atomic_fetch_add(&srv_queries, 1);
-            if (in.buf[12] == 6 && memcmp(in.buf + 13, "silent", 6) == 0)
+            if (in.buf[12] >= 6 && memcmp(in.buf + 13, "silent", 6) == 0)
                 continue;   /* never answered */
+            if (in.buf[12] >= 7 && memcmp(in.buf + 13, "limited", 7) == 0) {
+                int64_t t = md_now_ms();
+                tokens += (double)(t - refilled) * srv_limit_qps / 1000.0;
+                refilled = t;
+                if (tokens > srv_limit_qps / 10.0)
+                    tokens = srv_limit_qps / 10.0;
+                if (tokens < 1)
+                    continue;   /* over the rate: dropped */
+                tokens -= 1;
+            }
             in.due = md_now_ms() + srv_delay_ms;
             if (nq < 4096)
                 q[nq++] = in;
@@ -87,6 +103,37 @@ static void cb(void *arg, const md_dns_answer *a)
     g->outcome = a->outcome;
     g->from_cache = a->from_cache;
     g->at = md_now_ms();
+}
+
+/* A check of two steps, as lib/mx makes them: a first query, then a
+ * follow-up asked from inside its callback. */
+typedef struct check {
+    md_dns *dns;
+    char follow[64];
+    int done;
+    int64_t at;
+} check;
+
+static void on_follow(void *arg, const md_dns_answer *a)
+{
+    check *c = arg;
+    (void)a;
+    c->done = 1;
+    c->at = md_now_ms();
+}
+
+static void on_first(void *arg, const md_dns_answer *a)
+{
+    check *c = arg;
+    (void)a;
+    md_dns_query(c->dns, c->follow, MD_DNS_A, on_follow, c);
+}
+
+static void check_start(check *c, md_dns *d, const char *first, const char *follow)
+{
+    c->dns = d;
+    snprintf(c->follow, sizeof c->follow, "%s", follow);
+    md_dns_query(d, first, MD_DNS_A, on_first, c);
 }
 
 static md_dns *open_dns(const char *server, double timeout, unsigned window, int no_cache)
@@ -197,7 +244,99 @@ int main(void)
     ok(took >= 300 && took <= 1100, "budget 0.6 s kept: took %lld ms", (long long)took);
     md_dns_free(d);
 
-    /* 7. lib/mx's blocking gathering: the deadline ends the wait, the
+    /* 7. follow-ups first: 32 two-step checks, then 2000 new queries, through
+     *    a window of 32.  Each follow-up is asked from inside a callback and
+     *    goes ahead of the new queries, so every check is complete before a
+     *    quarter of them are answered (in one queue the follow-ups would
+     *    wait behind all 2000). */
+    d = open_dns(server, 5, 32, 1);
+    check *ck = calloc(32, sizeof *ck);
+    g = calloc(2000, sizeof *g);
+    for (int i = 0; i < 32; i++) {
+        char first[64], follow[64];
+        snprintf(first, sizeof first, "check%d.example.test", i);
+        snprintf(follow, sizeof follow, "follow%d.example.test", i);
+        check_start(&ck[i], d, first, follow);
+    }
+    for (int i = 0; i < 2000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "new%d.example.test", i);
+        md_dns_query(d, name, MD_DNS_A, cb, &g[i]);
+    }
+    md_dns_run(d);
+    int64_t checks_done = 0;
+    int checks_ok = 1;
+    for (int i = 0; i < 32; i++) {
+        checks_ok &= ck[i].done;
+        if (ck[i].at > checks_done)
+            checks_done = ck[i].at;
+    }
+    int before = 0;
+    for (int i = 0; i < 2000; i++)
+        before += g[i].calls == 1 && g[i].at < checks_done;
+    ok(checks_ok && before < 500, "follow-ups first: the 32 checks were complete after %d of "
+       "2000 new queries", before);
+    free(g);
+    free(ck);
+    md_dns_free(d);
+
+    /* 8. a silent share costs its timeouts once, side by side: 50 two-step
+     *    checks of names that answer, queued behind 2000 names that never
+     *    answer, with the default window, all finish within one budget
+     *    (3 s).  A fixed window would let them in only as the silent names
+     *    time out, one window's worth per budget. */
+    d = open_dns(server, 3, 0, 1);
+    ck = calloc(2050, sizeof *ck);
+    t0 = md_now_ms();
+    for (int i = 0; i < 2050; i++) {
+        char first[64], follow[64];
+        snprintf(first, sizeof first, i < 2000 ? "silent%d.example.test" : "fast%d.example.test", i);
+        snprintf(follow, sizeof follow, "fastfollow%d.example.test", i);
+        check_start(&ck[i], d, first, follow);
+    }
+    int fast = 0;
+    while (fast < 50 && md_now_ms() - t0 < 6000) {
+        md_dns_step(d, 100);
+        fast = 0;
+        for (int i = 2000; i < 2050; i++)
+            fast += ck[i].done;
+    }
+    took = md_now_ms() - t0;
+    md_dns_get_stats(d, &st);
+    ok(fast == 50 && took < 3000, "behind 2000 silent names, 50 checks finished within one "
+       "budget: %d in %lld ms (%lu presumed lost, %u in flight at most)", fast, (long long)took,
+       st.presumed_lost, st.inflight_peak);
+    md_dns_free(d);   /* the silent queries are dropped without callbacks */
+    free(ck);
+
+    /* 9. a server that drops what exceeds its rate (2000 queries a second,
+     *    100 per round trip): the window stops short of its maximum, near
+     *    what the server takes, so that the retries c-ares sends get through
+     *    and every one of 3000 queries is answered within its budget.  A
+     *    fixed window is held down by its own losses, each waiting a whole
+     *    try; one where queries presumed lost make room is not, and must
+     *    come down by itself or lose queries for good. */
+    d = open_dns(server, 5, 0, 1);
+    g = calloc(3000, sizeof *g);
+    for (int i = 0; i < 3000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "limited%d.example.test", i);
+        md_dns_query(d, name, MD_DNS_A, cb, &g[i]);
+    }
+    t0 = md_now_ms();
+    md_dns_run(d);
+    took = md_now_ms() - t0;
+    done = 0;
+    for (int i = 0; i < 3000; i++)
+        done += g[i].calls == 1 && g[i].outcome == MD_DNS_ANSWER;
+    md_dns_get_stats(d, &st);
+    ok(done == 3000 && st.window_peak < MD_DNS_WINDOW_MAX, "rate-limited server: %d of 3000 answered in "
+       "%lld ms, the window %u at most (cut %lu times, %lu answers after a retry)", done,
+       (long long)took, st.window_peak, st.cuts, st.late);
+    free(g);
+    md_dns_free(d);
+
+    /* 10. lib/mx's blocking gathering: the deadline ends the wait, the
      * abandoned gathering frees itself when its query times out, and a
      * name that is no domain is refused before any query. */
     d = open_dns(server, 0.8, 0, 1);

@@ -227,6 +227,55 @@ int main(void)
     is_int(md_dns_parse(p.b, p.n, "bad.test", 1, &a), MD_PROTOCOL, "compression loop");
     md_dns_answer_clear(&a);
 
+    /* Names read as c-ares 1.18 reads them: unprintable bytes as \DDD, a
+     * backslash before . \ " ; ( ) @ $, lower case; a pointer may point
+     * forward; 50 pointers in one name are followed, 51 are not. */
+    header(&p, 0, 1, 1, 0);
+    question(&p, "odd.test", 15);
+    at = rr(&p, NULL, 15, 300); put16(&p, 10);
+    put8(&p, 6); memcpy(p.b + p.n, "We.Ird", 6); p.n += 6;
+    put8(&p, 6); memcpy(p.b + p.n, "sp ace", 6); p.n += 6;
+    put8(&p, 3); put8(&p, 1); put8(&p, 'X'); put8(&p, 0xe9);
+    put8(&p, 4); memcpy(p.b + p.n, "@$;\\", 4); p.n += 4;
+    put8(&p, 0); rdlen(&p, at);
+    is_int(md_dns_parse(p.b, p.n, "odd.test", 15, &a), MD_OK, "odd MX target parses");
+    is_str(a.n ? a.mx[0].host : NULL, "we\\.ird.sp ace.\\001x\\233.\\@\\$\\;\\\\",
+           "odd MX target escaped as c-ares does");
+    md_dns_answer_clear(&a);
+
+    for (int hops = 50; hops <= 51; hops++) {
+        /* a TXT record whose data is a chain of pointers ending in "z",
+         * then an A record owned by a pointer to that chain */
+        header(&p, 0, 0, 2, 0);
+        name(&p, "z");
+        put16(&p, 16); put16(&p, 1); put32(&p, 60);
+        at = p.n; put16(&p, 0);
+        size_t chain = p.n;
+        for (int k = 0; k < hops - 1; k++)
+            put16(&p, 0xc000 | (unsigned)(chain + 2 * (k + 1)));
+        name(&p, "z");
+        rdlen(&p, at);
+        put16(&p, 0xc000 | (unsigned)chain);
+        put16(&p, 1); put16(&p, 1); put32(&p, 60); put16(&p, 4); put32(&p, 0xc0000201UL);
+        md_dns_parse(p.b, p.n, "z", 1, &a);
+        if (hops == 50)
+            ok(a.outcome == MD_DNS_ANSWER && a.n == 1, "owner through 50 pointers is read");
+        else
+            is_int(a.outcome, MD_DNS_BADRESP, "owner through 51 pointers is a bad reply");
+        md_dns_answer_clear(&a);
+    }
+
+    header(&p, 0, 1, 1, 0);
+    question(&p, "fwd.test", 15);
+    at = rr(&p, NULL, 15, 300); put16(&p, 10);
+    put16(&p, 0xc000 | (unsigned)(p.n + 2 + 10 + 2));   /* to the name after this record */
+    rdlen(&p, at);
+    put16(&p, 0xc00c); put16(&p, 16); put16(&p, 1); put32(&p, 0); put16(&p, 0);
+    name(&p, "later.test");
+    is_int(md_dns_parse(p.b, p.n, "fwd.test", 15, &a), MD_OK, "forward pointer parses");
+    is_str(a.n ? a.mx[0].host : NULL, "later.test", "forward pointer followed");
+    md_dns_answer_clear(&a);
+
     /* Server specs. */
     static const struct { const char *in, *want; } specs[] = {
         { "127.0.0.1", "127.0.0.1:53" }, { "127.0.0.1:5353", "127.0.0.1:5353" },

@@ -2,7 +2,8 @@
  * lib/spf pool: worker processes for SPF evaluation (see pool.h).
  *
  * Protocol.  The parent writes each request as a frame, "Q LENGTH\n" then
- * LENGTH bytes: "IDENTITY NO_LIBSPF2 DEADLINE" and the string fields (ip,
+ * LENGTH bytes: "IDENTITY LIBSPF2 DEADLINE" (LIBSPF2: 0 ask it, 1 do not,
+ * 2 only where it can differ) and the string fields (ip,
  * sender, helo, domain, receiver, libspf2 crash note), each a NUL-ended
  * string after '+', or '-' for none (no JSON to build and parse on either
  * side, for every request of a bulk run).  A worker answers with one frame,
@@ -46,7 +47,7 @@ enum { RQ_IP, RQ_SENDER, RQ_HELO, RQ_DOMAIN, RQ_RECEIVER, RQ_CRASH, RQ_N };
 typedef struct job {
     void *tag;
     char *f[RQ_N];           /* owned copies, NULL when absent */
-    int identity_helo, no_libspf2;
+    int identity_helo, no_libspf2, libspf2_if_needed;
     double deadline;
     int retried;             /* already run again without libspf2 */
 } job;
@@ -467,11 +468,11 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     md_buf_cstr(buf);
     const char *f[RQ_N];
     char *p = buf->data, *lim = buf->data + len;
-    /* "IDENTITY NO_LIBSPF2 DEADLINE" */
-    if (len < 6 || (p[0] != '0' && p[0] != '1') || p[1] != ' ' || (p[2] != '0' && p[2] != '1')
+    /* "IDENTITY LIBSPF2 DEADLINE" */
+    if (len < 6 || (p[0] != '0' && p[0] != '1') || p[1] != ' ' || p[2] < '0' || p[2] > '2'
         || p[3] != ' ')
         return -1;
-    int helo_id = p[0] == '1', no_l2 = p[2] == '1';
+    int helo_id = p[0] == '1', no_l2 = p[2] == '1', l2_if_needed = p[2] == '2';
     double deadline = strtod(p + 4, &end);
     if (*end != '\0')
         return -1;
@@ -487,7 +488,8 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     *r = (md_spf_request){ .ip = f[RQ_IP], .sender = f[RQ_SENDER], .helo = f[RQ_HELO],
                            .identity = helo_id ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
                            .domain = f[RQ_DOMAIN], .receiver = f[RQ_RECEIVER],
-                           .no_libspf2 = no_l2, .deadline = deadline };
+                           .no_libspf2 = no_l2, .libspf2_if_needed = l2_if_needed,
+                           .deadline = deadline };
     *crash = f[RQ_CRASH];
     return 1;
 }
@@ -729,7 +731,8 @@ static void send_req(worker *w, const job *j)
     md_buf *b = &w->pend;
     char head[64], flags[64];
     size_t len = (size_t)snprintf(flags, sizeof flags, "%d %d %.3f", j->identity_helo,
-                                  j->no_libspf2, j->deadline) + 1;
+                                  j->no_libspf2 ? 1 : j->libspf2_if_needed ? 2 : 0,
+                                  j->deadline) + 1;
     for (int k = 0; k < RQ_N; k++)
         len += j->f[k] ? strlen(j->f[k]) + 2 : 1;
     md_buf_add(b, head, (size_t)snprintf(head, sizeof head, "Q %zu\n", len));
@@ -810,6 +813,7 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
     j->tag = tag;
     j->identity_helo = valid && req->identity == MD_SPF_ID_HELO;
     j->no_libspf2 = valid && req->no_libspf2;
+    j->libspf2_if_needed = req->libspf2_if_needed;
     j->deadline = req->deadline > 0 ? req->deadline : (double)p->deadline_ms / 1000.0 * 0.8;
     j->retried = 0;
     if (w->n++ == 0)

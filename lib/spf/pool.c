@@ -99,6 +99,16 @@ static void shape(md_spf_pool *p, md_spf_result *res, md_report *rep, md_spf_poo
         out->report = rep;
         return;
     }
+    if (p->output == MD_SPF_OUT_JSON) {
+        md_buf b = { 0 };
+        if (spf_result_append_json(&b, res, rep, 0) == 0) {
+            out->rendered = md_buf_steal(&b, &out->len);
+            md_report_free(rep);
+            md_spf_result_free(res);
+            return;
+        }
+        md_buf_free(&b);
+    }
     md_spf_describe(res, rep, p->output == MD_SPF_OUT_JSON ? MD_SPF_DESCRIBE_JSON_ONLY : 0);
     if (p->output == MD_SPF_OUT_JSON) {
         md_buf b = { 0 };

@@ -325,7 +325,7 @@ class Evaluate(SpfCase):
         stdin = "".join("%s u@pass.spf.test\n" % IP for _ in range(6))
         # pass.spf.test is plain: --file would not ask libspf2 without
         # --libspf2-always, and the crash would not happen
-        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "-c", "2",
+        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "--concurrency", "2",
                 "--libspf2-always"]
         run = mdlab.run_tool(argv, stdin=stdin.encode(), env={"MAILDIAG_SPF_FAULT": "libspf2-crash"})
         objs = mdlab.json_results(run)
@@ -396,7 +396,7 @@ class Bulk(SpfCase):
         stdin += "127.0.0.1 u@pass.spf.test\n2001:db8::1 u@pass.spf.test\n"
         want = dict(("u@%s.spf.test" % d, asked) for d, asked in cases)
         for always in (False, True):
-            args = ["--file", "-", "-c", "2"] + (["--libspf2-always"] if always else [])
+            args = ["--file", "-", "--concurrency", "2"] + (["--libspf2-always"] if always else [])
             run = mdlab.run_tool([BIN, "--resolver", NSD.resolver, "--json"] + args,
                                  stdin=stdin.encode())
             objs = mdlab.json_results(run)

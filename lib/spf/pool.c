@@ -522,6 +522,10 @@ static void worker_main(md_spf_pool *p, int in, int out)
     signal(SIGTERM, SIG_IGN);
     if (fin == NULL || worker_out == NULL || dns == NULL)
         _exit(70);
+    /* A result's header and its JSON go out in one write when put_frame
+     * flushes: with the pipe's default 4 KiB buffer, stdio wrote the header
+     * and then the payload on their own (two system calls a result). */
+    setvbuf(worker_out, NULL, _IOFBF, 1 << 16);
     json_set_alloc_funcs(arena_alloc, arena_free);
     spf_source src = { worker_resolve, dns };
     while ((got = read_request(fin, &rbuf, &r, &crash)) != 0) {

@@ -69,6 +69,8 @@ typedef struct worker {
 struct md_spf_pool {
     worker *w;
     unsigned n, depth;
+    int filling;             /* taking requests until every queue is full (see
+                              * md_spf_pool_has_idle) */
     md_dns_config dns;
     char **servers;
     int64_t deadline_ms;
@@ -637,6 +639,7 @@ md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err)
     signal(SIGPIPE, SIG_IGN);   /* a dead worker must not kill the tool */
     p->n = cfg->workers ? cfg->workers : 1;
     p->depth = cfg->depth ? (cfg->depth < DEPTH_MAX ? cfg->depth : DEPTH_MAX) : 8;
+    p->filling = 1;
     p->w = md_xcalloc(p->n, sizeof *p->w);
     p->dns = cfg->dns;
     p->servers = md_xcalloc(cfg->dns.nservers + 1, sizeof *p->servers);
@@ -686,10 +689,15 @@ void md_spf_pool_free(md_spf_pool *p)
     free(p);
 }
 
+/* Queues are refilled in batches: once every queue is full, the pool
+ * takes requests again only when one has drained to half (p->filling, set
+ * by md_spf_pool_next).  Each worker then gets its share in one write and
+ * one read, not one system call each per request.  Which worker a request
+ * goes to is still md_spf_pool_submit's (domain affinity). */
 int md_spf_pool_has_idle(const md_spf_pool *p)
 {
     for (unsigned i = 0; i < p->n; i++)
-        if (p->w[i].n < p->depth)
+        if (p->w[i].n < p->depth && (p->filling || p->w[i].n <= p->depth / 2))
             return 1;
     return 0;
 }
@@ -845,6 +853,10 @@ md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *ta
     if (w->n++ == 0)
         w->started = md_now_ms();
     send_req(w, j);
+    p->filling = 0;
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].n < p->depth)
+            p->filling = 1;
     return MD_OK;
 }
 
@@ -949,7 +961,18 @@ static int frame(md_spf_pool *p, worker *w, md_spf_pool_result *out)
     return 1;
 }
 
+static int next_result(md_spf_pool *p, md_spf_pool_result *out);
+
 int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out)
+{
+    int got = next_result(p, out);
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->w[i].n <= p->depth / 2)
+            p->filling = 1;
+    return got;
+}
+
+static int next_result(md_spf_pool *p, md_spf_pool_result *out)
 {
     memset(out, 0, sizeof *out);
     /* frames already read */

@@ -31,7 +31,7 @@ typedef struct options {
     cli_format format;
     cli_plugin plugin;         /* --plugin; -w/-c: the DNS-querying terms used */
     const char *config_path;
-    int quiet, no_libspf2, show_config;
+    int quiet, no_libspf2, libspf2_always, show_config;
 } options;
 
 typedef struct run {
@@ -63,6 +63,8 @@ static void usage(void)
            "                         killed and the result is temperror (default 30)\n"
            "  -R, --receiver NAME    authserv-id for the header lines (default maildiag)\n"
            "      --no-libspf2       skip the libspf2 cross-evaluation\n"
+           "      --libspf2-always   --file: ask libspf2 on every line, not only where\n"
+           "                         its verdict can differ from the RFC 7208 walk's\n"
            "  -j, --json             one JSON object per evaluation or domain, one per line\n"
            "  -p, --plugin           one monitoring-plugin status line with perfdata\n"
            "  -w, --warning RANGE    --plugin: warning when the DNS-querying terms used (the most\n"
@@ -78,13 +80,14 @@ static void usage(void)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_CONCURRENCY = 256, O_DEADLINE, O_NOLIBSPF2, O_SHOW };
+    enum { O_CONCURRENCY = 256, O_DEADLINE, O_NOLIBSPF2, O_LIBSPF2_ALWAYS, O_SHOW };
     static const struct option longopts[] = {
         { "ip", required_argument, NULL, 'i' }, { "from", required_argument, NULL, 'F' },
         { "helo", required_argument, NULL, 'H' }, { "identity", required_argument, NULL, 'I' },
         { "file", required_argument, NULL, 'f' }, { "concurrency", required_argument, NULL, O_CONCURRENCY },
         { "receiver", required_argument, NULL, 'R' }, { "deadline", required_argument, NULL, O_DEADLINE },
         { "no-libspf2", no_argument, NULL, O_NOLIBSPF2 },
+        { "libspf2-always", no_argument, NULL, O_LIBSPF2_ALWAYS },
         { "json", no_argument, NULL, 'j' }, { "plugin", no_argument, NULL, 'p' },
         { "warning", required_argument, NULL, 'w' }, { "critical", required_argument, NULL, 'c' },
         { "resolver", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
@@ -119,6 +122,7 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             break;
         case O_NOLIBSPF2: o->no_libspf2 = 1; break;
+        case O_LIBSPF2_ALWAYS: o->libspf2_always = 1; break;
         case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
         case 'p': if (cli_format_set(prog, &o->format, CLI_PLUGIN) != 0) return -1; break;
         case 'w': if (cli_range_parse(prog, "-w", optarg, &o->plugin.warn) != 0) return -1; break;
@@ -259,7 +263,10 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     int first = 1;
     md_spf_pool_result res;
     while (!cli_interrupted && r->write_errno == 0) {
+        /* Bulk: libspf2 only where it can differ (spf.h); one request:
+         * always, its full second opinion costs nothing there. */
         md_spf_request req = { .receiver = o->receiver, .no_libspf2 = o->no_libspf2,
+                               .libspf2_if_needed = !o->ip && !o->libspf2_always,
                                .identity = o->helo_identity ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM,
                                .deadline = (o->deadline > 0 ? o->deadline : 30) * 0.8 };
         char line[MD_INPUT_LINE_MAX];

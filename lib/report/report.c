@@ -282,6 +282,12 @@ int md_report_append_json(const md_report *rep, md_buf *b)
             rc = -1;
         }
     }
+    md_report_append_json_end(rep, b);
+    return rc;
+}
+
+void md_report_append_json_end(const md_report *rep, md_buf *b)
+{
     MD_BUF_LIT(b, ",\"status\":\"");
     const char *st = md_severity_name(md_report_status(rep));
     md_buf_add(b, st, strlen(st));
@@ -309,7 +315,6 @@ int md_report_append_json(const md_report *rep, md_buf *b)
         MD_BUF_LIT(b, "}");
     }
     MD_BUF_LIT(b, "]}\n");
-    return rc;
 }
 
 int md_report_write_json(const md_report *rep, FILE *out)

@@ -146,6 +146,12 @@ MD_API int md_report_write_text(const md_report *rep, FILE *out, unsigned flags)
  * the SPF pool's workers all render through it.
  */
 MD_API int md_report_append_json(const md_report *rep, md_buf *b);
+/* The end of that line, from the comma after the last field: ,"status":
+ * ...,"findings":[...]}, and the newline.  For a bulk writer that appends
+ * "{\"schema_version\":1" and its fields itself, escaped with
+ * md_json_append_string as md_report_append_json would, and must give the
+ * same bytes. */
+MD_API void md_report_append_json_end(const md_report *rep, md_buf *b);
 /* md_report_append_json to a stream.  Returns 0, or -1 on a write error or
  * an unwritable field (nothing is written then). */
 MD_API int md_report_write_json(const md_report *rep, FILE *out);

@@ -60,6 +60,9 @@ typedef struct ev {
     char *explanation;
     int withheld;               /* TXT strings withheld from libspf2 */
     char l2_refused[200];       /* why libspf2 is not asked, "" when it is */
+    int l2_can_differ;          /* the walk met something where libspf2 can
+                                 * differ from it (spf.h, "Where libspf2 can
+                                 * differ") */
 } ev;
 
 /* --- the tree ------------------------------------------------------------ */
@@ -455,8 +458,10 @@ static int eval_term(ev *e, const spf_term *t, const char *domain, md_spf_node *
         for (size_t i = 0; i < n; i++)
             hosts[i] = md_xstrdup(m->mx[i].host);
         for (size_t i = 0; i < n && rc == NOMATCH; i++) {
-            if (hosts[i][0] == '\0')
+            if (hosts[i][0] == '\0') {
+                e->l2_can_differ = 1;
                 continue;   /* null MX "." */
+            }
             const md_dns_answer *a = lookup(e, hosts[i], atype);
             if (is_temp(a)) {
                 rc = temp_error(e, a, t->text);
@@ -531,6 +536,54 @@ static char *explanation(ev *e, const char *spec)
     return spf_macro_expand(t->data, t->len, &v, 1);
 }
 
+/* Whether a selected record is plain: "v=spf1" and lower-case terms
+ * all, include:, a, mx, ip4:, ip6:, exists: (optionally qualified) and
+ * redirect=, one space apart, with no macro, ptr, exp= or other modifier,
+ * and names without an empty label or a trailing dot.  On such a record
+ * libspf2 1.2.10 and the walk read the same terms (spf.h). */
+static int record_plain(const char *s, size_t len)
+{
+    static const char *const mech[] = { "all", "include:", "a", "mx", "ip4:", "ip6:",
+                                        "exists:", "redirect=" };
+    size_t i = 6;
+    if (len < 6 || memcmp(s, "v=spf1", 6) != 0)
+        return 0;
+    while (i < len) {
+        if (s[i] != ' ' || i + 1 >= len || s[i + 1] == ' ')
+            return 0;
+        size_t b = ++i;
+        while (i < len && s[i] != ' ')
+            i++;
+        const char *t = s + b;
+        size_t tl = i - b;
+        for (size_t k = 0; k < tl; k++) {
+            unsigned char c = (unsigned char)t[k];
+            if (!isalnum(c) && !strchr(".:/-_=~?+", c))
+                return 0;
+        }
+        if (tl > 0 && strchr("+-~?", t[0]) != NULL) {
+            t++;
+            tl--;
+        }
+        size_t m = 0, ml = 0;
+        for (; m < sizeof mech / sizeof *mech; m++) {
+            ml = strlen(mech[m]);
+            if (tl >= ml && memcmp(t, mech[m], ml) == 0
+                && (mech[m][ml - 1] == ':' || mech[m][ml - 1] == '=' || tl == ml
+                    || t[ml] == ':' || t[ml] == '/'))
+                break;
+        }
+        if (m == sizeof mech / sizeof *mech || (m == 7 && t != s + b)
+            || (m == 0 && tl != 3))
+            return 0;
+        if (memchr(t + ml, '=', tl - ml) != NULL || t[tl - 1] == '.'
+            || memmem(t, tl, "..", 2) != NULL || memmem(t, tl, ".:", 2) != NULL
+            || memmem(t, tl, "./", 2) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
 static md_spf_code check_host(ev *e, const char *domain, int want_exp, md_spf_via via,
                               md_spf_node *parent, int depth)
 {
@@ -554,11 +607,19 @@ static md_spf_code check_host(ev *e, const char *domain, int want_exp, md_spf_vi
     }
     const md_dns_txt *found = NULL;
     size_t nfound = 0;
-    for (size_t i = 0; a->outcome == MD_DNS_ANSWER && i < a->n; i++)
+    size_t nlike = 0;
+    for (size_t i = 0; a->outcome == MD_DNS_ANSWER && i < a->n; i++) {
         if (md_spf_is_record(a->txt[i].data, a->txt[i].len)) {
             found = &a->txt[i];
             nfound++;
         }
+        if (a->txt[i].len >= 5 && strncasecmp(a->txt[i].data, "v=spf", 5) == 0)
+            nlike++;
+    }
+    /* A string that looks like a record but is not one ("v=spf10", "V=SPF1"
+     * ...) is where libspf2's selection can differ. */
+    if (nlike != nfound || (found != NULL && !record_plain(found->data, found->len)))
+        e->l2_can_differ = 1;
     if (nfound == 0) {
         code = MD_SPF_NONE;
         goto done;
@@ -819,6 +880,39 @@ static const char *const result_summary[] = {
     "SPF permerror: the domain's SPF records cannot be evaluated",
 };
 
+/* Whether libspf2's verdict on the request can differ from the walk's
+ * (spf.h, "Where libspf2 can differ"): what the walk noted as it went, and
+ * the request, the result and the trace. */
+static int l2_can_differ(const ev *e, const md_spf_request *req, md_spf_code code, int helo_id)
+{
+    if (e->l2_can_differ || code == MD_SPF_TEMPERROR || code == MD_SPF_PERMERROR || e->voids > 0
+        || e->lookups > MD_SPF_MAX_TERMS || helo_id || req->domain != NULL)
+        return 1;
+    /* libspf2 passes 127.0.0.0/8 without evaluating; IPv6 clients and
+     * mapped addresses are left to it */
+    if (e->family != 4 || e->ip[0] == 127 || req->ip == NULL || strchr(req->ip, ':') != NULL)
+        return 1;
+    const char *from = req->sender, *at = strchr(from, '@');
+    size_t dl = at ? strlen(at + 1) : 0;
+    if (at == NULL || at == from || strchr(at + 1, '@') != NULL || dl == 0
+        || at[dl] == '.')
+        return 1;
+    /* every answer has data, but the top TXT may be empty (result none) */
+    for (size_t i = 0; i < e->nqueries; i++) {
+        const md_spf_query *q = &e->queries[i];
+        if (q->by != MD_SPF_BY_WALK)
+            return 1;
+        if (q->outcome == MD_DNS_ANSWER && q->records > 0)
+            continue;
+        if (i == 0 && q->type == MD_DNS_TXT
+            && (q->outcome == MD_DNS_ANSWER || q->outcome == MD_DNS_NODATA
+                || q->outcome == MD_DNS_NXDOMAIN))
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
 /* Takes the trace and the tree out of e into r. */
 static void hand_over(ev *e, md_spf_result *r)
 {
@@ -905,12 +999,17 @@ md_status spf_evaluate(const spf_source *src, const md_spf_request *req, int iso
         if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
             safe_input = 0;
     int override = req->domain != NULL && strcasecmp(req->domain, e.sdomain) != 0;
+    int needed = !req->libspf2_if_needed || l2_can_differ(&e, req, code, helo_id);
     if (req->no_libspf2 || override || !safe_input || strlen(from) > 320
-        || (e.helo && strlen(e.helo) > 255) || e.l2_refused[0]) {
+        || (e.helo && strlen(e.helo) > 255) || e.l2_refused[0] || !needed) {
         l2->why = md_xstrdup(req->no_libspf2 ? "disabled"
                              : override ? "domain override (libspf2 checks the sender's domain)"
                              : e.l2_refused[0] ? e.l2_refused
-                             : "input not safe to hand to libspf2");
+                             : !safe_input || strlen(from) > 320 || (e.helo && strlen(e.helo) > 255)
+                             ? "input not safe to hand to libspf2"
+                             : "not needed: plain records and answers, where libspf2 1.2.10 and"
+                               " RFC 7208 agree (no error, void lookup, macro, ptr or modifier"
+                               " but redirect; an IPv4 client, not loopback)");
     } else {
         spf_libspf2_out lo;
         e.origin = MD_SPF_BY_LIBSPF2;

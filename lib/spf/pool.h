@@ -65,7 +65,9 @@ typedef struct md_spf_pool md_spf_pool;
 MD_API md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
 MD_API void md_spf_pool_free(md_spf_pool *p);
 
-/* Whether a worker can take another request (its queue is not full). */
+/* Whether the pool takes another request now: a worker's queue is not
+ * full, and the pool is refilling (once every queue was full, until one
+ * has drained to half: requests then go to the workers in batches). */
 MD_API int md_spf_pool_has_idle(const md_spf_pool *p);
 /* Requests in flight. */
 MD_API size_t md_spf_pool_busy(const md_spf_pool *p);

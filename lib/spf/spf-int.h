@@ -83,6 +83,13 @@ md_status spf_evaluate(const spf_source *src, const md_spf_request *req, int iso
 md_status spf_lint(const spf_source *src, const char *domain, md_spf_result **out,
                    md_report *rep, md_error *err);
 
+/* Appends r's JSON line to b, the bytes md_spf_describe(r, rep,
+ * MD_SPF_DESCRIBE_JSON_ONLY | flags) and md_report_append_json would give,
+ * without building them as a jansson tree.  Returns -1 (b untouched) when
+ * r is not an evaluation or rep already has fields: describe those. */
+int spf_result_append_json(md_buf *b, const md_spf_result *r, const md_report *rep,
+                           unsigned flags);
+
 /* Frees a node and its subtree. */
 void spf_node_free(md_spf_node *n);
 

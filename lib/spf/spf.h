@@ -17,6 +17,18 @@
  *     (md_spf_result.libspf2) and a disagreement is reported with the rule
  *     libspf2 breaks.  Where libspf2 alone would be wrong, ours is the answer.
  *
+ * Where libspf2 can differ.  Everything libspf2 1.2.10 is known to get
+ * wrong, and everything it might read differently, shows in the walk: an
+ * error result, a void lookup, macros, ptr, exp= or an unknown modifier, a
+ * TXT string that looks like an SPF record but is not the one selected, an
+ * answer that is empty or not an answer, a loopback, IPv6 or HELO request,
+ * a sender that is not one plain local@domain.  A request with
+ * libspf2_if_needed set and none of these, whose records are plain
+ * lower-case terms (all, include, a, mx, ip4, ip6, exists, redirect=), is
+ * not handed to libspf2: md_spf_result.libspf2 says it was not asked, and
+ * why.  The walk decides this as it goes, at the cost of one scan of each
+ * record's text; libspf2 costs as much as the walk itself.
+ *
  * Results are typed (md_spf_result) and come with findings (catalogue ids,
  * added to a caller's md_report); md_spf_describe turns a result into the
  * report's structured fields and detail lines, which lib/report renders.
@@ -74,6 +86,8 @@ typedef struct md_spf_request {
                               * sender's (lint-like evaluation of DOMAIN) */
     const char *receiver;    /* authserv-id for the header lines; NULL = "maildiag" */
     int no_libspf2;          /* 1: skip the libspf2 cross-evaluation */
+    int libspf2_if_needed;   /* 1: ask libspf2 only where its verdict can
+                              * differ from the walk's (below); bulk runs */
     double deadline;         /* seconds for the whole evaluation; 0 = 20 */
 } md_spf_request;
 

@@ -323,10 +323,14 @@ class Evaluate(SpfCase):
     def test_bulk_survives_crashes(self):
         mdlab.require_test_hooks("MAILDIAG_SPF_FAULT")
         stdin = "".join("%s u@pass.spf.test\n" % IP for _ in range(6))
-        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "--concurrency", "2"]
+        # pass.spf.test is plain: --file would not ask libspf2 without
+        # --libspf2-always, and the crash would not happen
+        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "--concurrency", "2",
+                "--libspf2-always"]
         run = mdlab.run_tool(argv, stdin=stdin.encode(), env={"MAILDIAG_SPF_FAULT": "libspf2-crash"})
         objs = mdlab.json_results(run)
         self.assertEqual([o["result"] for o in objs], ["pass"] * 6, run)
+        self.assertTrue(all(o["libspf2"].get("crashed") for o in objs), run)
 
     # --- temporary failures -------------------------------------------------
 
@@ -380,6 +384,35 @@ class Bulk(SpfCase):
         bad = [o for o in objs if not o["domain"]]
         self.assertEqual(bad[0]["findings"][0]["id"], "input.invalid_line")
         self.assertEqual(run.rc, 2, run)
+
+
+    def test_file_asks_libspf2_where_it_can_differ(self):
+        # plain records over plain answers: not asked, and the JSON says why;
+        # where libspf2 1.2.10 is known to be wrong (or may be): asked
+        cases = [("pass", False), ("redir", False), ("incok", False), ("nospf", False),
+                 ("fail", True), ("total", True), ("void3", True), ("syntax", True),
+                 ("macro", True), ("eleventh", True), ("spf10", True)]
+        stdin = "".join("%s u@%s.spf.test\n" % (IP, d) for d, _ in cases)
+        stdin += "127.0.0.1 u@pass.spf.test\n2001:db8::1 u@pass.spf.test\n"
+        want = dict(("u@%s.spf.test" % d, asked) for d, asked in cases)
+        for always in (False, True):
+            args = ["--file", "-", "--concurrency", "2"] + (["--libspf2-always"] if always else [])
+            run = mdlab.run_tool([BIN, "--resolver", NSD.resolver, "--json"] + args,
+                                 stdin=stdin.encode())
+            objs = mdlab.json_results(run)
+            self.assertEqual(len(objs), len(cases) + 2, run)
+            for o in objs:
+                l2 = o["libspf2"]
+                asked = always or o["ip"] != IP or want[o["sender"]]
+                self.assertEqual(l2["ran"], asked, "%s %s\n%s" % (o["ip"], o["sender"], run))
+                if not asked:
+                    self.assertTrue(l2["why"].startswith("not needed: "), run)
+                elif always and o["ip"] == IP and not want[o["sender"]] and not l2.get("crashed"):
+                    self.assertTrue(l2["agrees"], "%s: libspf2 differs where it was not asked"
+                                    % o["sender"])
+                if o["sender"] in ("u@total.spf.test", "u@void3.spf.test") and not l2.get("crashed"):
+                    self.assertFalse(l2["agrees"], run)
+                    self.assertFinding(o, "spf.libspf2_differs", run, "ok")
 
 
 class Lint(SpfCase):

@@ -169,6 +169,87 @@ static void test_walk(void)
     answer_table_free(t);
 }
 
+/* Bulk requests (libspf2_if_needed) hand libspf2 only what it can
+ * disagree on: plain records over plain answers are not asked, and say
+ * why; anything outside (exp=, macros, void lookups, errors, loopback,
+ * IPv6, the HELO identity) is.  Either way the JSON line written directly
+ * for the bulk tools is the one md_spf_describe and lib/report give. */
+static void test_libspf2_if_needed(void)
+{
+    static const struct {
+        const char *ip, *sender;
+        int helo, asked;
+    } cases[] = {
+        { "192.0.2.10", "u@pass.t", 0, 0 },
+        { "198.51.100.9", "u@pass.t", 0, 0 },
+        { "192.0.2.10", "u@amx.t", 0, 0 },
+        { "192.0.2.10", "u@redir.t", 0, 0 },
+        { "192.0.2.10", "u@nospf.t", 0, 0 },
+        { "192.0.2.10", "u@nx.t", 0, 0 },
+        { "192.0.2.10", "u@soft.t", 0, 0 },
+        { "192.0.2.10", "u@fail.t", 0, 1 },          /* exp= */
+        { "192.0.2.10", "strong@macro.t", 0, 1 },    /* a macro */
+        { "192.0.2.10", "u@void3.t", 0, 1 },         /* void lookups, permerror */
+        { "192.0.2.10", "u@total.t", 0, 1 },         /* over 10 lookups */
+        { "192.0.2.10", "u@two.t", 0, 1 },
+        { "192.0.2.10", "u@syntax.t", 0, 1 },
+        { "192.0.2.10", "u@to.t", 0, 1 },            /* temperror */
+        { "127.0.0.1", "u@pass.t", 0, 1 },           /* libspf2 passes loopback */
+        { "2001:db8::1", "u@pass.t", 0, 1 },
+        { "::ffff:192.0.2.10", "u@pass.t", 0, 1 },
+        { "192.0.2.10", "u@pass.t", 1, 1 },          /* HELO identity */
+        { "192.0.2.10", "a@b@pass.t", 0, 1 },
+        { "192.0.2.10", "u@pass.t.", 0, 1 },
+    };
+    answer_table *t = answer_table_parse(world, sizeof world - 1);
+    spf_source src = { answer_table_resolve, t };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int always = 0; always < 2; always++) {
+            md_spf_request rq = { .ip = cases[i].ip, .sender = cases[i].sender,
+                                  .helo = "pass.t", .libspf2_if_needed = !always,
+                                  .identity = cases[i].helo ? MD_SPF_ID_HELO : MD_SPF_ID_MAILFROM };
+            md_report *rep = md_report_new("t", NULL);
+            md_spf_result *r = NULL;
+            md_error err = { 0 };
+            spf_evaluate(&src, &rq, 1, &r, rep, &err);
+            if (r == NULL) {
+                ok(0, "%s %s: evaluated", cases[i].ip, cases[i].sender);
+                md_report_free(rep);
+                continue;
+            }
+            int want = always || cases[i].asked;
+            ok(r->libspf2.ran == want, "%s %s%s: libspf2 %s", cases[i].ip, cases[i].sender,
+               always ? " (always)" : "", want ? "asked" : "not asked");
+            if (!r->libspf2.ran)
+                ok(r->libspf2.why && strncmp(r->libspf2.why, "not needed: ", 12) == 0,
+                   "%s %s: why: %s", cases[i].ip, cases[i].sender, r->libspf2.why);
+            else if (always && !r->libspf2.crashed && !cases[i].asked)
+                ok(r->libspf2.agrees, "%s %s: libspf2 agrees", cases[i].ip, cases[i].sender);
+            md_buf direct = { 0 };
+            int wrote = spf_result_append_json(&direct, r, rep, 0);
+            ok(wrote == 0, "%s %s: direct JSON", cases[i].ip, cases[i].sender);
+            md_buf_add(&direct, "", 1);
+            md_report *d = md_report_new("t", NULL);
+            md_report_add_findings(d, rep);
+            md_spf_describe(r, d, MD_SPF_DESCRIBE_JSON_ONLY);
+            md_buf via = { 0 };
+            md_report_append_json(d, &via);
+            md_buf_add(&via, "", 1);
+            is_str(direct.data, via.data, "%s %s%s: direct JSON is the described JSON",
+                   cases[i].ip, cases[i].sender, always ? " (always)" : "");
+            size_t len = direct.len;
+            wrote = spf_result_append_json(&direct, r, d, 0);
+            ok(wrote == -1 && direct.len == len, "not written over a report that has fields");
+            md_buf_free(&direct);
+            md_buf_free(&via);
+            md_report_free(d);
+            md_spf_result_free(r);
+            md_report_free(rep);
+        }
+    }
+    answer_table_free(t);
+}
+
 static void test_lint(void)
 {
     static const struct { const char *domain, *want; int lookups; } cases[] = {
@@ -331,6 +412,7 @@ static void test_pool(void)
 int main(void)
 {
     test_walk();
+    test_libspf2_if_needed();
     test_lint();
     test_codec();
     test_pool();

@@ -23,6 +23,7 @@ typedef struct options {
     cli_dns dns;
     const char *ip, *from, *helo, *receiver;
     md_address from_addr;      /* --from parsed; from points to its A-label form */
+    char from_invalid[MD_ERROR_TEXT_MAX + 600];   /* --from is no Mailbox: why ("" when it is) */
     int helo_identity;
     char **files;
     size_t nfiles;
@@ -76,6 +77,31 @@ static void usage(void)
            "      --show-config      show the settings in effect and exit\n"
            "  -q, --quiet            show only results with problems\n"
            CLI_HELP_COMMON, prog, prog, prog);
+}
+
+/* The MAIL FROM to evaluate.  A Mailbox (or the null reverse-path) goes in
+ * A-labels.  Text that is not one is still what a receiver's check_host()
+ * is handed when such a MAIL FROM arrives, and RFC 7208 4.3 says what comes
+ * of it (a malformed domain: "none"; no local part: "postmaster"), so it is
+ * evaluated as given, with *parsed 0.  Only what cannot be a MAIL FROM at
+ * all is refused: control characters, bytes that are not UTF-8, no '@'
+ * (a domain alone is given as DOMAIN).  NULL then, with err. */
+static const char *spf_sender(const char *text, md_address *a, int *parsed, md_error *err)
+{
+    md_error perr = { 0 };
+    size_t bad;
+    const char *why;
+    *parsed = 0;
+    if (md_address_parse_len(text, strlen(text), MD_ADDRESS_OPT_NULL_PATH, a, &perr) == MD_OK) {
+        *parsed = 1;
+        return a->ascii;
+    }
+    if (md_text_check(text, strlen(text), NULL, &bad, &why) != 0 || strchr(text, '@') == NULL) {
+        *err = perr;
+        return NULL;
+    }
+    *err = perr;   /* why it is no Mailbox: for the note */
+    return text;
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -144,10 +170,23 @@ static int parse_options(int argc, char **argv, options *o)
         return -1;
     /* MAIL FROM: a Mailbox or the null reverse-path; evaluated in A-labels. */
     if (o->from) {
-        if (cli_address(prog, "--from", o->from, MD_ADDRESS_OPT_NULL_PATH, &o->from_addr) != 0)
-            return -1;
-        cli_address_notes(prog, "--from", &o->from_addr, MD_ADDRESS_CHANGED);
-        o->from = o->from_addr.ascii;
+        md_error ferr = { 0 };
+        int parsed;
+        const char *sender = spf_sender(o->from, &o->from_addr, &parsed, &ferr);
+        if (sender == NULL)   /* cannot be a MAIL FROM: the grammar's own words */
+            return cli_address(prog, "--from", o->from, MD_ADDRESS_OPT_NULL_PATH, &o->from_addr), -1;
+        if (parsed) {
+            cli_address_notes(prog, "--from", &o->from_addr, MD_ADDRESS_CHANGED);
+        } else {
+            /* Not an address: an input error (status unknown, exit 3), but a
+             * receiver handed this MAIL FROM would still run check_host(),
+             * so the result it would reach is given too. */
+            snprintf(o->from_invalid, sizeof o->from_invalid,
+                     "--from '%.200s': not a valid email address: %s; the result is what RFC 7208 4.3 "
+                     "gives a receiver handed this MAIL FROM", o->from, ferr.text);
+            cli_error(prog, "%s", o->from_invalid);
+        }
+        o->from = sender;
     }
     unsigned char b[16];
     if (o->ip && inet_pton(AF_INET, o->ip, b) != 1 && inet_pton(AF_INET6, o->ip, b) != 1)
@@ -186,6 +225,25 @@ static void emit(run *r, md_report *rep)
     md_report_free(rep);
 }
 
+/* --from that is no address: one input error (unknown, exit 3), with the
+ * evaluation's fields and findings as its evidence, so that what a receiver
+ * handed this MAIL FROM would conclude is still there.  Frees eval. */
+static md_report *input_error(md_report *eval, const char *why)
+{
+    md_report *in = md_report_new(prog, md_report_subject(eval));
+    const char *k;
+    json_t *v;
+    json_object_foreach(md_report_fields(eval), k, v)
+        md_report_set(in, k, json_incref(v));
+    const char *result = json_string_value(json_object_get(md_report_fields(eval), "result"));
+    md_report_add_detail(in, "the result a receiver would reach (RFC 7208 4.3): %s", result ? result : "?");
+    md_finding *f = md_report_add(in, "input.invalid", MD_SEV_UNKNOWN, "%s", why);
+    for (size_t i = 0; i < md_report_count(eval); i++)
+        md_finding_add_evidence(f, "%s: %s", md_report_get(eval, i)->id, md_report_get(eval, i)->summary);
+    md_report_free(eval);
+    return in;
+}
+
 /* A result from the pool, already rendered by its worker (--plugin: the
  * typed result, described here). */
 static void emit_rendered(run *r, md_spf_pool_result *res)
@@ -193,6 +251,8 @@ static void emit_rendered(run *r, md_spf_pool_result *res)
     if (res->report != NULL) {
         r->finished++;
         md_spf_describe(res->result, res->report, 0);
+        if (r->o->from_invalid[0])
+            res->report = input_error(res->report, r->o->from_invalid);
         emit(r, res->report);
         res->report = NULL;   /* emit freed it */
         md_spf_pool_result_clear(res);
@@ -222,7 +282,8 @@ static int parse_line(char *line, md_spf_request *req, md_address *from, md_erro
     if (req->ip == NULL || req->sender == NULL || strtok_r(NULL, " \t", &save) != NULL
         || (inet_pton(AF_INET, req->ip, b) != 1 && inet_pton(AF_INET6, req->ip, b) != 1))
         return -1;
-    /* the same grammar as --from: a Mailbox, or <> for the null path */
+    /* the same grammar as --from: a Mailbox, or <> for the null path; a
+     * list of pairs is data, and a line that is no address is refused */
     if (md_address_parse_len(req->sender, strlen(req->sender), MD_ADDRESS_OPT_NULL_PATH, from, err) != MD_OK)
         return -1;
     req->sender = from->ascii;
@@ -253,8 +314,8 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     unsigned dflt = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
     md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : dflt),
                               .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
-                              .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON
-                                      : o->format == CLI_PLUGIN ? MD_SPF_OUT_OBJECT : MD_SPF_OUT_TEXT,
+                              .output = o->format == CLI_PLUGIN || o->from_invalid[0] ? MD_SPF_OUT_OBJECT
+                                      : o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
                               .text_flags = r->text_flags, .cancel = &cli_interrupted };
     md_spf_pool *pool = md_spf_pool_new(&pc, err);
     if (pool == NULL)

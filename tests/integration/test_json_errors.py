@@ -101,7 +101,13 @@ class JsonErrors(unittest.TestCase):
         j = self.one_error([tool("send"), "--json", "--to", "a..b@example.com", "--dry-run"], "input.invalid",
                            exact=False)
         self.assertEqual(j["to"], "a..b@example.com")   # the result of that send
-        self.one_error([tool("spf"), "--json", "--ip", "192.0.2.1", "--from", "a@@b.test"], "input.invalid")
+        # no MAIL FROM at all (no '@'): refused before any lookup
+        self.one_error([tool("spf"), "--json", "--ip", "192.0.2.1", "--from", "b.test"], "input.invalid")
+        # a MAIL FROM that is no address: the input error, with what RFC 7208 4.3
+        # makes of it (test_spf.py: Evaluate.test_mail_from_that_is_no_address)
+        j = self.one_error([tool("spf"), "--json", "--ip", "192.0.2.1", "--resolver", "127.0.0.1:9",
+                            "--timeout", "0.5", "--from", "a@@b.test"], "input.invalid", exact=False)
+        self.assertIn("result", j)
         store = "sqlite:" + os.path.join(self.tmp, "store.db")
         mdlab.run_tool([tool("user"), "-C", "/dev/null", "--store", store, "init"])
         self.one_error([tool("user"), "-C", "/dev/null", "--store", store, "--json", "remind", "x@"],

@@ -159,6 +159,33 @@ class Evaluate(SpfCase):
         self.evaluate("nospf.spf.test", "none")
         self.evaluate("nxdomain.spf.test", "none")
 
+    def test_mail_from_that_is_no_address(self):
+        """RFC 7208 4.3: a receiver handed a MAIL FROM that is no valid address
+        still runs check_host(): no local part means "postmaster", a malformed
+        domain means "none".  The tool says the input is invalid (unknown,
+        exit 3, on stderr too) and gives the result such a receiver reaches."""
+        cases = (("@pass.spf.test", "pass", "postmaster@pass.spf.test"),
+                 ("user@a" + "b" * 63 + ".pass.spf.test", "none", None),
+                 ("user@pass..spf.test", "none", None),
+                 ("Macro Error@fail.spf.test", "fail", None))
+        for sender, result, shown in cases:
+            with self.subTest(sender=sender):
+                run = self.spf("--ip", IP, "--from", sender)
+                o = self.one(run)
+                self.assertEqual(o["result"], result, run)
+                self.assertEqual((o["status"], run.rc), ("unknown", 3), run)
+                self.assertEqual([f["id"] for f in o["findings"]], ["input.invalid"], run)
+                self.assertIn("not a valid email address", run.err, run)
+                if shown:
+                    self.assertEqual(o["sender"], shown, run)
+        # what cannot be a MAIL FROM at all is refused before any lookup
+        for sender in ("no-at-sign.pass.spf.test", "a@pass.spf.test\r\nX: y"):
+            with self.subTest(sender=sender):
+                run = self.spf("--ip", IP, "--from", sender)
+                o = self.one(run)
+                self.assertNotIn("result", o, run)
+                self.assertEqual(run.rc, 3, run)
+
     def test_headers(self):
         o, run = self.evaluate("pass.spf.test", "pass")
         self.assertTrue(o["received_spf"].startswith(

@@ -20,39 +20,39 @@ static const char *const col_names[C_N] = {
     "last_login_at", "password_changed_at",
 };
 
+/* One record at a time, its fields side by side in text: a file of any
+ * size is read in this fixed space, with no allocation per field. */
 typedef struct csv_reader {
     FILE *in;
     unsigned long line;        /* physical line the reader is on (1-based) */
-    char *fields[CSV_FIELDS_MAX];
+    char *fields[CSV_FIELDS_MAX + 1];
+    /* whether the field is printable ASCII only (0x20-0x7e), which needs
+     * no UTF-8 or control character check */
+    unsigned char plain[CSV_FIELDS_MAX + 1];
     size_t nfields;
-    char buf[CSV_FIELD_MAX + 1];
+    char text[(CSV_FIELDS_MAX + 1) * (CSV_FIELD_MAX + 1)];   /* NUL-terminated fields */
 } csv_reader;
-
-static void csv_clear(csv_reader *r)
-{
-    for (size_t i = 0; i < r->nfields; i++)
-        free(r->fields[i]);
-    r->nfields = 0;
-}
 
 /* Reads one record.  Returns 1 with fields, 0 at the end, -1 on a syntax
  * error (err says where). */
 static int csv_next(csv_reader *r, unsigned long *start_line, md_error *err)
 {
-    csv_clear(r);
-    int c = getc(r->in);
+    r->nfields = 0;
+    /* The reader is the stream's only user: no lock per character. */
+    int c = getc_unlocked(r->in);
     if (c == EOF)
         return 0;
     *start_line = r->line;
+    char *field = r->text;
     size_t len = 0;
-    int quoted = 0, after_quote = 0, field_started = 0;
-    for (;; c = getc(r->in)) {
+    int quoted = 0, after_quote = 0, field_started = 0, plain = 1;
+    for (;; c = getc_unlocked(r->in)) {
         if (quoted) {
             if (c == EOF)
                 return md_error_set(err, MD_CONFIG, "store.import",
                                     "line %lu: a quoted field is not closed", *start_line), -1;
             if (c == '"') {
-                int n = getc(r->in);
+                int n = getc_unlocked(r->in);
                 if (n == '"') {
                     c = '"';
                 } else {
@@ -66,7 +66,7 @@ static int csv_next(csv_reader *r, unsigned long *start_line, md_error *err)
             }
         } else if (c == ',' || c == '\n' || c == '\r' || c == EOF) {
             if (c == '\r') {
-                int n = getc(r->in);
+                int n = getc_unlocked(r->in);
                 if (n != '\n')
                     return md_error_set(err, MD_CONFIG, "store.import",
                                         "line %lu: a carriage return outside quotes", r->line), -1;
@@ -75,10 +75,13 @@ static int csv_next(csv_reader *r, unsigned long *start_line, md_error *err)
             if (r->nfields == CSV_FIELDS_MAX)
                 return md_error_set(err, MD_CONFIG, "store.import",
                                     "line %lu: more than %d fields", r->line, CSV_FIELDS_MAX), -1;
-            r->buf[len] = '\0';
-            r->fields[r->nfields++] = md_xstrdup(r->buf);
+            field[len] = '\0';
+            r->plain[r->nfields] = (unsigned char)plain;
+            r->fields[r->nfields++] = field;
+            field += len + 1;
             len = 0;
             quoted = after_quote = field_started = 0;
+            plain = 1;
             if (c == ',')
                 continue;
             if (c == '\n')
@@ -102,7 +105,8 @@ static int csv_next(csv_reader *r, unsigned long *start_line, md_error *err)
             return md_error_set(err, MD_CONFIG, "store.import",
                                 "line %lu: a field is longer than %d bytes", r->line,
                                 CSV_FIELD_MAX), -1;
-        r->buf[len++] = (char)c;
+        field[len++] = (char)c;
+        plain &= c >= 0x20 && c < 0x7f;
         field_started = 1;
     }
 }
@@ -181,7 +185,8 @@ static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsign
         size_t bad;
         const char *why;
         int shown = i == C_USERNAME || i == C_SSO;
-        if (v[i] && md_text_check(v[i], strlen(v[i]), shown ? NULL : "\t", &bad, &why) != 0)
+        if (v[i] && !r->plain[map[i]] &&
+            md_text_check(v[i], strlen(v[i]), shown ? NULL : "\t", &bad, &why) != 0)
             return md_error_set(err, MD_CONFIG, "store.import", "line %lu: %s holds %s at byte %zu",
                                 line, col_names[i], why, bad + 1);
     }
@@ -226,26 +231,23 @@ static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsign
     return st;
 }
 
-static md_status import_body(md_store *s, FILE *in, unsigned key_flags, unsigned long *rows,
+static md_status import_body(md_store *s, csv_reader *r, unsigned key_flags, unsigned long *rows,
                              md_error *err)
 {
-    csv_reader r = { .in = in, .line = 1 };
     int map[C_N];
     unsigned long line = 1;
     md_status st = MD_OK;
-    int rc = csv_next(&r, &line, err);
-    if (rc <= 0) {
-        csv_clear(&r);
+    int rc = csv_next(r, &line, err);
+    if (rc <= 0)
         return rc < 0 ? MD_CONFIG
                       : md_error_set(err, MD_CONFIG, "store.import", "the file is empty (no header row)");
-    }
-    st = header(&r, map, err);
-    size_t ncols = r.nfields;
-    while (st == MD_OK && (rc = csv_next(&r, &line, err)) > 0) {
-        if (blank_record(&r))
+    st = header(r, map, err);
+    size_t ncols = r->nfields;
+    while (st == MD_OK && (rc = csv_next(r, &line, err)) > 0) {
+        if (blank_record(r))
             continue;
         md_store_account a;
-        st = row_account(&r, map, ncols, line, &a, err);
+        st = row_account(r, map, ncols, line, &a, err);
         if (st == MD_OK) {
             md_error e2;
             st = store_insert_account(s, &a, key_flags, NULL, &e2);
@@ -257,10 +259,9 @@ static md_status import_body(md_store *s, FILE *in, unsigned key_flags, unsigned
         if (st == MD_OK)
             (*rows)++;
     }
-    csv_clear(&r);
     if (st == MD_OK && rc < 0)
         st = MD_CONFIG;
-    if (st == MD_OK && ferror(in))
+    if (st == MD_OK && ferror(r->in))
         st = md_error_set(err, MD_CONFIG, "store.import", "cannot read the file");
     if (st == MD_OK)
         st = store_refresh_domains(s, err);
@@ -280,7 +281,11 @@ md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
     md_status st = db_begin(s->own, 1, err);
     if (st != MD_OK)
         return st;
-    st = import_body(s, in, key_flags, rows, err);
+    csv_reader *r = md_xcalloc(1, sizeof *r);
+    r->in = in;
+    r->line = 1;
+    st = import_body(s, r, key_flags, rows, err);
+    free(r);
     if (st == MD_OK && audit) {
         char detail[64];
         snprintf(detail, sizeof detail, "%lu accounts", *rows);

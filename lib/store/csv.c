@@ -231,42 +231,102 @@ static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsign
     return st;
 }
 
+/* ------------------------------------------------------------------ import */
+
 /*
- * SQLite does not evaluate CHECK constraints for the import's statements:
- * every checked value comes from a closed set here (md_store_status_name,
+ * An import into SQLite.  The page cache is made larger for the import
+ * (the newest pages of the table and of its indexes stay in memory instead
+ * of being written to the WAL and read back) and set back after it.
+ *
+ * CHECK constraints are not evaluated for the import's statements: every
+ * checked value comes from a closed set here (md_store_status_name,
  * md_store_auth_name, 0 or 1), and SQLite evaluates the IN lists of the
  * accounts table's checks by building a temporary B-tree for every row.
  */
-static md_status checks_off(md_store *s, int off, md_error *err)
+#define IMPORT_CACHE_KIB 65536
+
+typedef struct import_state {
+    md_store *s;
+    int sqlite;
+    int checks_off;            /* ignore_check_constraints is on */
+    long long cache_size;      /* the page cache size to set back (cache_set) */
+    int cache_set;
+} import_state;
+
+static md_status import_prepare(import_state *x, md_error *err)
 {
-    if (db_kind_of(s->own) != DB_SQLITE)
+    db *d = x->s->own;
+    if (!x->sqlite)
         return MD_OK;
-    return db_exec(s->own, off ? "PRAGMA ignore_check_constraints = ON"
-                               : "PRAGMA ignore_check_constraints = OFF", err);
+    db_result r;
+    md_status st = db_run(d, "PRAGMA cache_size", NULL, 0, &r, err);
+    if (st != MD_OK)
+        return st;
+    const char *v = r.nrows ? DB_VAL(&r, 0, 0) : NULL;
+    if (v) {
+        x->cache_size = strtoll(v, NULL, 10);
+        x->cache_set = 1;
+    }
+    db_result_clear(&r);
+    if (x->cache_set) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", IMPORT_CACHE_KIB);
+        st = db_exec(d, sql, err);
+        if (st != MD_OK)
+            return st;
+    }
+    st = db_exec(d, "PRAGMA ignore_check_constraints = ON", err);
+    if (st != MD_OK)
+        return st;
+    x->checks_off = 1;
+    return MD_OK;
 }
 
-static md_status import_body(md_store *s, csv_reader *r, unsigned key_flags, unsigned long *rows,
-                             md_error *err)
+/* Sets back what import_prepare changed; after the commit or rollback. */
+static void import_restore(import_state *x)
+{
+    db *d = x->s->own;
+    if (x->checks_off)
+        db_exec(d, "PRAGMA ignore_check_constraints = OFF", NULL);
+    if (x->cache_set) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", x->cache_size);
+        db_exec(d, sql, NULL);
+    }
+}
+
+/* err, from a step after the rows, as "after line N: ...". */
+static md_status after_rows(md_status st, unsigned long line, md_error *err)
+{
+    if (st != MD_OK && err) {
+        md_error e = *err;
+        md_error_set(err, st, "store.import", "after line %lu: %s", line, e.text);
+        md_error_set_peer(err, e.peer, strlen(e.peer));
+    }
+    return st;
+}
+
+static md_status import_body(import_state *x, csv_reader *r, unsigned key_flags,
+                             unsigned long *rows, unsigned long *line, md_error *err)
 {
     int map[C_N];
-    unsigned long line = 1;
     md_status st = MD_OK;
-    int rc = csv_next(r, &line, err);
+    int rc = csv_next(r, line, err);
     if (rc <= 0)
         return rc < 0 ? MD_CONFIG
                       : md_error_set(err, MD_CONFIG, "store.import", "the file is empty (no header row)");
     st = header(r, map, err);
     size_t ncols = r->nfields;
-    while (st == MD_OK && (rc = csv_next(r, &line, err)) > 0) {
+    while (st == MD_OK && (rc = csv_next(r, line, err)) > 0) {
         if (blank_record(r))
             continue;
         md_store_account a;
-        st = row_account(r, map, ncols, line, &a, err);
+        st = row_account(r, map, ncols, *line, &a, err);
         if (st == MD_OK) {
             md_error e2;
-            st = store_insert_account(s, &a, key_flags, NULL, &e2);
+            st = store_insert_account(x->s, &a, key_flags, NULL, &e2);
             if (st != MD_OK) {
-                md_error_set(err, st, "store.import", "line %lu: %s", line, e2.text);
+                md_error_set(err, st, "store.import", "line %lu: %s", *line, e2.text);
                 md_error_set_peer(err, e2.peer, strlen(e2.peer));
             }
         }
@@ -278,14 +338,14 @@ static md_status import_body(md_store *s, csv_reader *r, unsigned key_flags, uns
     if (st == MD_OK && ferror(r->in))
         st = md_error_set(err, MD_CONFIG, "store.import", "cannot read the file");
     if (st == MD_OK)
-        st = store_refresh_domains(s, err);
+        st = after_rows(store_refresh_domains(x->s, err), *line, err);
     return st;
 }
 
 md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
                               const md_store_audit *audit, unsigned long *rows, md_error *err)
 {
-    unsigned long dummy;
+    unsigned long dummy, line = 1;
     if (rows == NULL)
         rows = &dummy;
     *rows = 0;
@@ -295,28 +355,26 @@ md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
     md_status st = db_begin(s->own, 1, err);
     if (st != MD_OK)
         return st;
+    import_state x = { .s = s, .sqlite = db_kind_of(s->own) == DB_SQLITE };
     csv_reader *r = md_xcalloc(1, sizeof *r);
     r->in = in;
     r->line = 1;
-    st = checks_off(s, 1, err);
+    st = import_prepare(&x, err);
     if (st == MD_OK)
-        st = import_body(s, r, key_flags, rows, err);
+        st = import_body(&x, r, key_flags, rows, &line, err);
     free(r);
     if (st == MD_OK && audit) {
         char detail[64];
         snprintf(detail, sizeof detail, "%lu accounts", *rows);
         md_store_audit a = *audit;
         a.detail = detail;
-        st = store_audit_write(s, &a, err);
+        st = after_rows(store_audit_write(s, &a, err), line, err);
     }
-    if (st != MD_OK) {
+    if (st == MD_OK)
+        st = after_rows(db_commit(s->own, err), line, err);
+    else
         db_rollback(s->own);
-        checks_off(s, 0, NULL);
-        *rows = 0;
-        return st;
-    }
-    st = db_commit(s->own, err);
-    checks_off(s, 0, NULL);
+    import_restore(&x);
     if (st != MD_OK)
         *rows = 0;
     return st;

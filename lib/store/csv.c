@@ -234,20 +234,38 @@ static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsign
 /* ------------------------------------------------------------------ import */
 
 /*
- * An import into SQLite.  The page cache is made larger for the import
- * (the newest pages of the table and of its indexes stay in memory instead
- * of being written to the WAL and read back) and set back after it.
+ * An import into SQLite.  Its rows go in one by one, each against the
+ * unique index on username, so that a duplicate is refused with its line.
+ * The other indexes of accounts only serve lookups: once the import has
+ * brought as many rows as the store had (and at least IMPORT_DEFER_MIN),
+ * they are dropped, and made again after the last row in the same
+ * transaction: one sort each, instead of a B-tree insertion per row and
+ * index, which in an index larger than the page cache reads and writes back
+ * a page for nearly every row.  Readers meanwhile see the last commit,
+ * indexes and all (WAL); an error or a crash rolls the drop back with the
+ * rows.  A small import into a large store keeps the indexes: remaking them
+ * would cost more than it saves.  PostgreSQL keeps them always: DROP INDEX
+ * there locks the table against every reader until the commit.
+ *
+ * The page cache is made larger for the import (the rows' newest pages and
+ * the sorts stay in memory instead of going through the WAL and temporary
+ * files) and set back after it.
  *
  * CHECK constraints are not evaluated for the import's statements: every
  * checked value comes from a closed set here (md_store_status_name,
  * md_store_auth_name, 0 or 1), and SQLite evaluates the IN lists of the
  * accounts table's checks by building a temporary B-tree for every row.
  */
+#define IMPORT_DEFER_MIN 10000
 #define IMPORT_CACHE_KIB 65536
 
 typedef struct import_state {
     md_store *s;
     int sqlite;
+    int64_t existing;          /* the accounts before the import (SQLite: the highest id) */
+    int deferred;              /* whether the lookup indexes were dropped */
+    char **create;             /* their CREATE INDEX statements, to run after the rows */
+    size_t ncreate;
     int checks_off;            /* ignore_check_constraints is on */
     long long cache_size;      /* the page cache size to set back (cache_set) */
     int cache_set;
@@ -279,6 +297,11 @@ static md_status import_prepare(import_state *x, md_error *err)
     if (st != MD_OK)
         return st;
     x->checks_off = 1;
+    st = db_run(d, "SELECT coalesce(max(id), 0) FROM accounts", NULL, 0, &r, err);
+    if (st != MD_OK)
+        return st;
+    x->existing = r.nrows && DB_VAL(&r, 0, 0) ? strtoll(DB_VAL(&r, 0, 0), NULL, 10) : 0;
+    db_result_clear(&r);
     return MD_OK;
 }
 
@@ -293,6 +316,52 @@ static void import_restore(import_state *x)
         snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", x->cache_size);
         db_exec(d, sql, NULL);
     }
+    for (size_t i = 0; i < x->ncreate; i++)
+        free(x->create[i]);
+    free(x->create);
+    x->create = NULL;
+    x->ncreate = 0;
+}
+
+/* Drops the indexes of accounts that are neither unique nor a constraint's,
+ * keeping their CREATE statements. */
+static md_status import_defer(import_state *x, md_error *err)
+{
+    db *d = x->s->own;
+    db_result r;
+    md_status st = db_run(d, "SELECT m.name, m.sql FROM sqlite_master m"
+                             " JOIN pragma_index_list('accounts') l ON l.name = m.name"
+                             " WHERE m.type = 'index' AND m.sql IS NOT NULL AND l.\"unique\" = 0"
+                             " ORDER BY m.rowid", NULL, 0, &r, err);
+    if (st != MD_OK)
+        return st;
+    x->deferred = 1;
+    x->create = md_xcalloc(r.nrows + 1, sizeof *x->create);
+    for (size_t i = 0; st == MD_OK && i < r.nrows; i++) {
+        const char *name = DB_VAL(&r, i, 0), *sql = DB_VAL(&r, i, 1);
+        /* DDL takes no parameters: the name, from the schema, is quoted */
+        char *drop = md_xasprintf("DROP INDEX \"%s\"", name);
+        if (strchr(name, '"') != NULL) {
+            st = md_error_set(err, MD_INTERNAL, "store.import", "an index name with a quote: %s", name);
+        } else {
+            x->create[x->ncreate++] = md_xstrdup(sql);
+            st = db_exec(d, drop, err);
+        }
+        free(drop);
+    }
+    db_result_clear(&r);
+    return st;
+}
+
+/* After the last row: the dropped indexes, then the domain counts. */
+static md_status import_finish(import_state *x, md_error *err)
+{
+    md_status st = MD_OK;
+    for (size_t i = 0; st == MD_OK && i < x->ncreate; i++)
+        st = db_exec(x->s->own, x->create[i], err);
+    if (st == MD_OK)
+        st = store_refresh_domains(x->s, err);
+    return st;
 }
 
 /* err, from a step after the rows, as "after line N: ...". */
@@ -325,6 +394,9 @@ static md_status import_body(import_state *x, csv_reader *r, unsigned key_flags,
         if (st == MD_OK) {
             md_error e2;
             st = store_insert_account(x->s, &a, key_flags, NULL, &e2);
+            if (st == MD_OK && x->sqlite && !x->deferred && *rows + 1 >= IMPORT_DEFER_MIN &&
+                (int64_t)(*rows + 1) >= x->existing)
+                st = import_defer(x, &e2);
             if (st != MD_OK) {
                 md_error_set(err, st, "store.import", "line %lu: %s", *line, e2.text);
                 md_error_set_peer(err, e2.peer, strlen(e2.peer));
@@ -338,7 +410,7 @@ static md_status import_body(import_state *x, csv_reader *r, unsigned key_flags,
     if (st == MD_OK && ferror(r->in))
         st = md_error_set(err, MD_CONFIG, "store.import", "cannot read the file");
     if (st == MD_OK)
-        st = after_rows(store_refresh_domains(x->s, err), *line, err);
+        st = after_rows(import_finish(x, err), *line, err);
     return st;
 }
 

@@ -215,6 +215,21 @@ int cli_option_default(int c, const char *prog, char *const *argv, cli_dns *d,
     return rc == 1 ? cli_option_common(c, prog, argv, usage) : rc;
 }
 
+int cli_json_error(const char *id, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    md_report *rep = md_report_new("", NULL);
+    md_report_add(rep, id, MD_SEV_UNKNOWN, "%s", text);
+    md_report_write_json(rep, stdout);
+    md_report_free(rep);
+    fflush(stdout);
+    return MD_EXIT_UNKNOWN;
+}
+
 json_t *cli_json_text(const char *s)
 {
     if (s == NULL)
@@ -226,4 +241,21 @@ json_t *cli_json_text(const char *s)
         free(c);
     }
     return j;
+}
+
+void cli_self_dir(char *dir, size_t size)
+{
+    if (size == 0)
+        return;
+    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
+    dir[n > 0 && (size_t)n < size - 1 ? n : 0] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        dir[0] = '\0';
+        return;
+    }
+    *slash = '\0';
+    size_t l = strlen(dir);
+    if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
+        dir[l - 6] = '\0';
 }

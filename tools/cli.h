@@ -59,6 +59,13 @@ void cli_vline(FILE *out, const char *fmt, va_list ap) __attribute__((format(pri
 /* One row of n fields separated by TABs, each sanitized (a NULL field is
  * empty), so a field can neither add a column nor a row. */
 void cli_row(FILE *out, const char *const *fields, size_t n);
+/* With --json a run prints exactly one JSON value, errors included: this
+ * prints {"schema_version":1,"status":"unknown","findings":[{"id":ID,
+ * "severity":"unknown","summary":MESSAGE}]} on standard output (ID from
+ * the catalogue: usage.error, config.error, store.error, input.invalid)
+ * and returns MD_EXIT_UNKNOWN.  The message is sanitized like every
+ * finding's. */
+int cli_json_error(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "PROG VERSION" and returns 0. */
 int cli_version(const char *prog);
 
@@ -117,6 +124,13 @@ int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md
  * ends quietly by SIGPIPE, as cat and grep do.  Otherwise prints "PROG:
  * cannot write the results: REASON" and returns MD_EXIT_UNKNOWN. */
 int cli_write_failed(const char *prog, int errnum);
+
+/* --- the program's own directory -------------------------------------------
+ * Writes the directory holding the running executable (from
+ * /proc/self/exe) to dir, or "" when it is unknown or does not fit.  In a
+ * libtool build tree that is the .libs/ directory, whose parent holds the
+ * siblings (the other tools, the helpers): the parent is written then. */
+void cli_self_dir(char *dir, size_t size);
 
 /* --- secrets (maildiag-send, maildiag-token) -------------------------------
  * Reads a secret (password, token state) from path ("-" = standard input),

@@ -224,7 +224,10 @@ static void handle(run *r, const char *label, uint32_t uid, const char *data, si
         r->n.malformed++;
         goto done;
     }
-    json_object_set_new(jm, "bounce", md_bounce_to_json(b));
+    md_report *br = md_report_new("bounce", NULL);
+    md_bounce_describe(b, br);
+    json_object_set(jm, "bounce", md_report_fields(br));
+    md_report_free(br);
     if (b->kind == MD_BOUNCE_NONE) {
         r->n.not_bounce++;
         json_object_set_new(jm, "id", json_string("bounce.none"));

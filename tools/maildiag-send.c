@@ -141,10 +141,9 @@ static int parse_options(int argc, char **argv, options *o)
         case 'd': o->direct = 1; break;
         case O_INTERNAL: o->smtp.allow_internal = 1; break;
         case O_TLS:
-            if (!strcmp(optarg, "required")) o->smtp.tls = MD_SMTP_TLS_REQUIRED;
-            else if (!strcmp(optarg, "opportunistic")) o->smtp.tls = MD_SMTP_TLS_OPPORTUNISTIC;
-            else if (!strcmp(optarg, "off")) o->smtp.tls = MD_SMTP_TLS_OFF;
-            else return cli_usage_error(prog, "--tls: required, opportunistic or off"), -1;
+            if ((ph = md_smtp_tls_parse(optarg)) < 0)
+                return cli_usage_error(prog, "--tls: required, opportunistic or off"), -1;
+            o->smtp.tls = (md_smtp_tls)ph;
             break;
         case 'k': o->smtp.insecure = 1; break;
         case O_CA: o->ca_file = optarg; break;
@@ -234,11 +233,9 @@ static int settle(options *o, char *from_buf, size_t fbsize, char **password)
     if (o->nusernames && o->msg.username == NULL)
         o->msg.username = o->usernames[0];
     o->msg.test_send = 1;
+    o->msg.test_sender = prog;
     o->smtp.mail_from = o->msg.from;
     o->smtp.timeout_ms = (int)(o->timeout * 1000);
-    const char *p = getenv("MAILDIAG_SMTP_PORT");   /* tests: direct route on loopback */
-    if (p && *p)
-        o->smtp.direct_port = (unsigned)atoi(p);
     if (o->smtp.auth_user && !o->dry_run && o->smtp.quit_after != MD_SMTP_PHASE_CONNECT) {
         if (o->password_file)
             *password = cli_read_secret_file(prog, "password", o->password_file);
@@ -299,7 +296,10 @@ static int await_arrival(options *o, const md_message *m, md_smtp_result *res, j
     else if (md_arrival_wait(o->arrival, &sent, &ar, &err) != MD_OK)
         md_arrival_open_failed(o->await.url, &err, &ar);   /* not reached: we compose the Message-ID */
     md_arrival_report(&ar, res->findings);
-    *json = md_arrival_result_json(&ar);
+    md_report *desc = md_report_new("arrival", NULL);   /* the field goes after the send's */
+    md_arrival_describe(&ar, desc);
+    *json = json_incref(json_object_get(md_report_fields(desc), "arrival"));
+    md_report_free(desc);
     md_arrival_result_clear(&ar);
     return md_severity_exit_code(md_report_status(res->findings));
 }
@@ -314,7 +314,7 @@ static int mailbox_down(const options *o, const char *to)
     if (o->json) {
         md_report_set(rep, "to", json_string(to));
         md_report_set(rep, "sent", json_false());
-        md_report_set(rep, "arrival", md_arrival_result_json(o->mailbox_down));
+        md_arrival_describe(o->mailbox_down, rep);
         md_report_write_json(rep, stdout);
     } else {
         md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR | MD_TEXT_EVIDENCE : MD_TEXT_EVIDENCE);
@@ -381,8 +381,7 @@ static int one(options *o, md_smtp_ctx *ctx, const md_token_keys *keys, const ch
         token = md_token_issue(keys, t, o->account ? o->account : to, "", now, MD_TOKEN_TTL_DEFAULT, &err);
         if (token == NULL)
             goto fail;
-        link = o->link_base ? md_xasprintf("%s%s", o->link_base, token)
-                            : md_xasprintf("https://example.com/%s?token=%s", t, token);
+        link = md_token_link(o->link_base, t, token);
         mr.link = link;
         mr.expires = now + MD_TOKEN_TTL_DEFAULT;
         mr.link_is_test = md_token_keys_throwaway_p(keys);
@@ -420,12 +419,7 @@ send:;
     }
     rc = o->arrival ? await_arrival(o, m, &res, &arrival) : exit_for(res.outcome);
     if (o->json) {
-        json_t *j = md_smtp_result_json(&res, to);
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-            md_report_set(res.findings, k, json_incref(v));
-        json_decref(j);
+        md_smtp_describe(&res, to, res.findings);
         if (arrival)
             md_report_set(res.findings, "arrival", json_incref(arrival));
         md_report_write_json(res.findings, stdout);
@@ -452,7 +446,8 @@ static int worst(int a, int b)
 
 int main(int argc, char **argv)
 {
-    options o = { .count = 1, .timeout = 60, .msg.template_name = "plain" };
+    options o = { .count = 1, .timeout = 60, .msg.template_name = "plain",
+                  .smtp.helo_advice = "give one (--helo)", .smtp.tls_advice = "--tls opportunistic to send anyway" };
     md_error err = { 0 };
     md_smtp_ctx *ctx = NULL;
     md_token_keys *keys = NULL;

@@ -214,6 +214,7 @@ static int cmd_lookup(options *o)
         return MD_EXIT_UNKNOWN;
     md_report *rep = md_report_new(prog, target);
     md_status st;
+    o->u.aopt.suppression_advice = "fix the cause, then 'maildiag-user suppression remove'";
     if (o->username) {
         st = md_account_lookup_username(o->u.store, o->u.resolver, target, &o->u.aopt, now_s(), rep, &err);
     } else if ((st = md_address_parse(target, &addr, &err)) == MD_OK) {

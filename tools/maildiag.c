@@ -18,6 +18,8 @@ static const struct tool {
     const char *name;
     const char *what;
 } tools[] = {
+    { "why", "why an email to an address does not arrive: the first broken layer, in one diagnosis" },
+    { "health", "our own sending setup from cron and monitoring: plugin line, JSON, Prometheus" },
     { "mx", "where mail for a domain goes (MX, null MX, implicit MX) and whether it resolves" },
     { "spf", "SPF (RFC 7208): evaluate mail from an address, or lint a domain's record" },
     { "auth", "a sending domain's DMARC, DKIM, MTA-STS, TLS-RPT, BIMI, SPF and MX" },
@@ -33,23 +35,6 @@ static void list_tools(FILE *out)
                  "Tools:\n");
     for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
         fprintf(out, "  %-10s %s\n", tools[i].name, tools[i].what);
-}
-
-/* The directory holding this executable, or "" when unknown.  Under a
- * libtool build tree that is .libs/, whose parent holds the siblings. */
-static void self_dir(char *dir, size_t size)
-{
-    ssize_t n = readlink("/proc/self/exe", dir, size - 1);
-    dir[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        dir[0] = '\0';
-        return;
-    }
-    *slash = '\0';
-    size_t l = strlen(dir);
-    if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
-        dir[l - 6] = '\0';
 }
 
 int main(int argc, char **argv)
@@ -79,7 +64,7 @@ int main(int argc, char **argv)
     snprintf(name, sizeof name, "maildiag-%s", sub);
     argv[1] = name;
 
-    self_dir(dir, sizeof dir);
+    cli_self_dir(dir, sizeof dir);
     if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path
         && access(path, X_OK) == 0)
         execv(path, argv + 1);

@@ -87,6 +87,8 @@ int ucli_open_store(ucli *u, unsigned flags)
      * EFBIG, which lib/store reports, not kill us in mid-transaction. */
     signal(SIGXFSZ, SIG_IGN);
     if (md_store_open(uri, flags, &u->store, &err) != MD_OK) {
+        if (strcmp(err.stage, "store.init") == 0)   /* the command that does it is ours to name */
+            snprintf(err.text + strlen(err.text), sizeof err.text - strlen(err.text), " (run 'maildiag-user init')");
         ucli_error(u, "store", &err);
         return -1;
     }
@@ -172,18 +174,10 @@ const char *ucli_helper_path(const char *name)
     /* Beside this program first: a build tree (tests, distcheck) holds the
      * helpers next to the tools; an installed tool is in bindir, where there
      * is none, and uses the configured libexec directory. */
-    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-    dir[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        size_t l = strlen(dir);
-        if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
-            dir[l - 6] = '\0';
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
-            access(path, X_OK) == 0)
-            return path;
-    }
+    cli_self_dir(dir, sizeof dir);
+    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+        access(path, X_OK) == 0)
+        return path;
     snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
     return path;
 }

@@ -27,26 +27,20 @@ int usermail_open(ucli *u, usermail *um)
     md_smtp_request *r = &m->route;
     r->server = ucli_conf(u, "mail", "server");
     r->helo = ucli_conf(u, "mail", "helo");
+    r->helo_advice = "give one ([mail] helo)";
+    r->tls_advice = "[mail] tls = opportunistic to send anyway";
     const char *tls = ucli_conf(u, "mail", "tls");
-    if (tls == NULL)
-        r->tls = MD_SMTP_TLS_DEFAULT;
-    else if (strcmp(tls, "required") == 0)
-        r->tls = MD_SMTP_TLS_REQUIRED;
-    else if (strcmp(tls, "opportunistic") == 0)
-        r->tls = MD_SMTP_TLS_OPPORTUNISTIC;
-    else if (strcmp(tls, "off") == 0)
-        r->tls = MD_SMTP_TLS_OFF;
-    else {
+    int tp = tls ? md_smtp_tls_parse(tls) : MD_SMTP_TLS_DEFAULT;
+    if (tp < 0) {
         cli_error(u->prog, "[mail] tls must be required, opportunistic or off");
         return -1;
     }
+    r->tls = (md_smtp_tls)tp;
     const char *t = ucli_conf(u, "mail", "timeout");
     r->timeout_ms = t ? (int)(strtod(t, NULL) * 1000) : 60000;
     if (r->timeout_ms <= 0 || r->timeout_ms > 3600000)
         r->timeout_ms = 60000;
     const char *port = ucli_conf(u, "mail", "direct_port");
-    if (port == NULL)
-        port = getenv("MAILDIAG_SMTP_PORT");
     if (port && *port)
         r->direct_port = (unsigned)strtoul(port, NULL, 10);
     const char *internal = ucli_conf(u, "mail", "allow_internal");

@@ -20,8 +20,8 @@ typedef struct usermail {
  * Sets up sending from u's configuration:
  *   [mail]  from (or MAILDIAG_FROM), from_name, product, template_dir (or
  *           MAILDIAG_TEMPLATE_DIR), server HOST[:PORT] (relay; without it,
- *           straight to the recipient's MX, port direct_port or
- *           MAILDIAG_SMTP_PORT, default 25), tls (required, opportunistic,
+ *           straight to the recipient's MX, port direct_port, default 25),
+ *           tls (required, opportunistic,
  *           off), user, password_file (or MAILDIAG_SMTP_PASSWORD), helo,
  *           ca_file, timeout (seconds, default 60)
  *   [token] key_file (or MAILDIAG_TOKEN_KEYS), verify_url, reset_url,

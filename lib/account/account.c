@@ -269,9 +269,9 @@ void md_account_evaluate(const md_account_facts *f, md_report *rep)
         char since[32];
         md_store_time_format(s->since, since, sizeof since);
         md_finding *fd = md_report_add(rep, "address.suppressed", MD_SEV_DEFAULT,
-                                       "the address is suppressed (%s since %s): nothing is sent to it;"
-                                       " fix the cause, then 'maildiag-user suppression remove'",
-                                       s->reason, since);
+                                       "the address is suppressed (%s since %s): nothing is sent to it%s%s",
+                                       s->reason, since, f->suppression_advice ? "; " : "",
+                                       f->suppression_advice ? f->suppression_advice : "");
         if (s->text && *s->text)
             md_finding_add_evidence(fd, "%s", s->text);
     } else {

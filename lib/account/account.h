@@ -4,7 +4,7 @@
  * reminder), in findings and plain words.  Pure: the caller gathers the
  * facts from lib/store, lib/address and lib/mx.
  *
- * Severities (the exit code of maildiag-user lookup):
+ * Severities (a lookup's status, and so the exit code of a tool that shows it):
  *   ok       an account on the address can receive the product's emails
  *   warning  something a user or support can act on: no account, a typo,
  *            SSO-only, locked, never verified, a pending change, look-alike
@@ -44,17 +44,17 @@ typedef enum md_account_mail {
 } md_account_mail;
 
 /* "username", "verify", "reset"; parse returns -1 when unknown. */
-const char *md_account_want_name(md_account_want w);
-int md_account_want_parse(const char *s);
+MD_API const char *md_account_want_name(md_account_want w);
+MD_API int md_account_want_parse(const char *s);
 /* "reminder", "verify", "reset", "verified", "explain-sso" ... */
-const char *md_account_mail_name(md_account_mail m);
+MD_API const char *md_account_mail_name(md_account_mail m);
 
 /* The answer one account gets for a request. */
-md_account_mail md_account_mail_for(const md_store_account *a, md_account_want want);
+MD_API md_account_mail md_account_mail_for(const md_store_account *a, md_account_want want);
 
 /* Whether the account can receive the product's emails at all (active or
  * locked; deactivated accounts get none). */
-int md_account_can_receive(const md_store_account *a);
+MD_API int md_account_can_receive(const md_store_account *a);
 
 /* Everything known about one address. */
 typedef struct md_account_facts {
@@ -70,13 +70,16 @@ typedef struct md_account_facts {
     const char *mx_detail;                 /* words for the route, or NULL */
     const char *typo;                      /* suggested domain, or NULL */
     int64_t now;
+    const char *suppression_advice;        /* what to do about a suppression, in the
+                                            * caller's words (address.suppressed's
+                                            * summary ends with it); NULL = none */
 } md_account_facts;
 
 /*
  * Adds findings, detail lines and the JSON fields "address", "accounts",
  * "also_matches", "suppression", "sent", "domain", "typo" to rep.
  */
-void md_account_evaluate(const md_account_facts *f, md_report *rep);
+MD_API void md_account_evaluate(const md_account_facts *f, md_report *rep);
 
 #ifdef __cplusplus
 }
@@ -93,6 +96,7 @@ typedef struct md_account_options {
     unsigned key_flags;       /* MD_ADDRESS_CASE_SENSITIVE ... */
     unsigned long many;       /* "many accounts" for typo suggestions; 0 = default */
     unsigned sent_limit;      /* recent sends listed; 0 = 10 */
+    const char *suppression_advice;  /* md_account_facts.suppression_advice */
 } md_account_options;
 
 /* What anyone may learn about an address: nothing about accounts. */
@@ -112,23 +116,23 @@ typedef struct md_account_public {
  * the store's per-domain counts).  MD_CONFIG for an invalid address (err
  * says why), a store error otherwise.
  */
-md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
-                                  const md_account_options *o, md_account_public *out,
-                                  md_error *err);
+MD_API md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
+                                         const md_account_options *o, md_account_public *out,
+                                         md_error *err);
 
 /*
  * The whole picture behind an address (support only): public facts plus
  * accounts, sessions, look-alikes, suppression and recent sends, evaluated
  * into rep with md_account_evaluate.
  */
-md_status md_account_lookup(md_store *s, md_dns *dns, const char *input,
-                            const md_account_options *o, int64_t now, md_report *rep,
-                            md_error *err);
+MD_API md_status md_account_lookup(md_store *s, md_dns *dns, const char *input,
+                                   const md_account_options *o, int64_t now, md_report *rep,
+                                   md_error *err);
 
 /* The same for the account named username; MD_NOTFOUND when none. */
-md_status md_account_lookup_username(md_store *s, md_dns *dns, const char *username,
-                                     const md_account_options *o, int64_t now, md_report *rep,
-                                     md_error *err);
+MD_API md_status md_account_lookup_username(md_store *s, md_dns *dns, const char *username,
+                                            const md_account_options *o, int64_t now, md_report *rep,
+                                            md_error *err);
 
 #ifdef __cplusplus
 }

@@ -7,39 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct mx_wait {
-    md_report *rep;
-} mx_wait;
-
-static void mx_done(void *arg, md_report *rep)
-{
-    ((mx_wait *)arg)->rep = rep;
-}
-
 /* The domain's route through lib/mx: critical = no mail, unknown = could
  * not tell, ok or warning = mail has a route. */
 static void check_mx(md_dns *dns, md_account_public *p)
 {
-    mx_wait w = { NULL };
-    md_mx_check(dns, p->address.domain, NULL, mx_done, &w);
-    md_dns_run(dns);
+    md_error err = { 0 };
+    md_mx_route *route = md_mx_resolve_wait(dns, p->address.domain, 0, &err);
     p->mx_checked = 1;
-    if (w.rep == NULL) {
+    if (route == NULL) {
         p->mx = MD_ADDRESS_MX_UNKNOWN;
-        snprintf(p->mx_detail, sizeof p->mx_detail, "the MX check did not finish");
+        snprintf(p->mx_detail, sizeof p->mx_detail, "%s", err.text);
         return;
     }
-    md_severity st = md_report_status(w.rep);
+    md_report *judged = md_report_new("mx", route->domain);
+    md_mx_route_evaluate(route, &(md_mx_options){ .no_details = 1 }, judged);
+    md_mx_route_free(route);
+    md_severity st = md_report_status(judged);
     p->mx = st == MD_SEV_CRITICAL ? MD_ADDRESS_MX_NONE
           : st == MD_SEV_UNKNOWN ? MD_ADDRESS_MX_UNKNOWN : MD_ADDRESS_MX_WORKS;
-    for (size_t i = 0; i < md_report_count(w.rep); i++) {
-        const md_finding *f = md_report_get(w.rep, i);
+    for (size_t i = 0; i < md_report_count(judged); i++) {
+        const md_finding *f = md_report_get(judged, i);
         if (f->severity == st && st != MD_SEV_OK) {
             snprintf(p->mx_detail, sizeof p->mx_detail, "%s: %s", f->id, f->summary);
             break;
         }
     }
-    md_report_free(w.rep);
+    md_report_free(judged);
 }
 
 md_status md_account_public_facts(md_store *s, md_dns *dns, const char *input,
@@ -119,6 +112,7 @@ static md_status evaluate(md_store *s, md_account_public *p, md_store_account_li
             .also = &also, .suppression = suppressed ? &sup : NULL, .sent = &sent, .mx = p->mx,
             .mx_checked = p->mx_checked, .mx_detail = p->mx_detail[0] ? p->mx_detail : NULL,
             .typo = p->typo[0] ? p->typo : NULL, .now = now,
+            .suppression_advice = o->suppression_advice,
         };
         md_account_evaluate(&f, rep);
     }

@@ -79,8 +79,7 @@ md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const cha
             goto fail;
         }
         const char *base = mail == MD_ACCOUNT_MAIL_RESET ? m->reset_url : m->verify_url;
-        link = base ? md_xasprintf("%s%s", base, token)
-                    : md_xasprintf("https://example.com/%s?token=%s", kind, token);
+        link = md_token_link(base, kind, token);
         mr.link = link;
         mr.expires = now + ttl;
         mr.link_is_test = md_token_keys_throwaway_p(m->keys);

@@ -48,8 +48,8 @@ typedef struct md_account_sent {
 
 /* The state a token is bound to, for kind "reset" or "verify" (so a token
  * stops working once used or overtaken).  Writes into buf. */
-const char *md_account_token_state(const md_store_account *a, const char *kind, char *buf,
-                                   size_t size);
+MD_API const char *md_account_token_state(const md_store_account *a, const char *kind, char *buf,
+                                          size_t size);
 
 /*
  * Sends one email of kind mail about account a (NULL for the no-account
@@ -58,10 +58,10 @@ const char *md_account_token_state(const md_store_account *a, const char *kind, 
  * the attempt reached an outcome (see sent->outcome), else an error (bad
  * configuration, store failure).
  */
-md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const char *to,
-                              const char *key, md_account_mail mail,
-                              const md_store_account *a, const char *const *usernames,
-                              size_t nusernames, md_account_sent *sent, md_error *err);
+MD_API md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const char *to,
+                                     const char *key, md_account_mail mail,
+                                     const md_store_account *a, const char *const *usernames,
+                                     size_t nusernames, md_account_sent *sent, md_error *err);
 
 /*
  * The self-service answer to one request: every email it causes (a
@@ -70,9 +70,9 @@ md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const cha
  * note).  Nothing goes to a suppressed address (one send-log record says
  * so).  *n receives the number of emails attempted.
  */
-md_status md_account_mail_request(md_store *s, const md_account_mailer *m, const char *to,
-                                  const char *key, md_account_want want,
-                                  const md_store_account_list *acc, unsigned *n, md_error *err);
+MD_API md_status md_account_mail_request(md_store *s, const md_account_mailer *m, const char *to,
+                                         const char *key, md_account_want want,
+                                         const md_store_account_list *acc, unsigned *n, md_error *err);
 
 #ifdef __cplusplus
 }

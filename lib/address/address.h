@@ -153,13 +153,13 @@ typedef struct md_address {
  * ("at character N", counting from 1 in the text as given) and by which
  * RFC section; stage "input.address".
  */
-md_status md_address_parse_len(const char *text, size_t len, unsigned opts, md_address *out,
-                               md_error *err);
+MD_API md_status md_address_parse_len(const char *text, size_t len, unsigned opts, md_address *out,
+                                      md_error *err);
 
 /* An address typed by a person (a command-line operand, a line of a file):
  * md_address_parse_len(input, strlen(input), 0, out, err); input may be
  * NULL ("no address given"). */
-md_status md_address_parse(const char *input, md_address *out, md_error *err);
+MD_API md_status md_address_parse(const char *input, md_address *out, md_error *err);
 
 /*
  * Whether mailbox is exactly an RFC 5321 Mailbox that may go on the wire or
@@ -168,14 +168,14 @@ md_status md_address_parse(const char *input, md_address *out, md_error *err);
  * *flags (may be NULL) receives md_address.flags.  Returns MD_OK or
  * MD_CONFIG with err, as md_address_parse_len.
  */
-md_status md_address_check(const char *mailbox, unsigned opts, unsigned *flags, md_error *err);
+MD_API md_status md_address_check(const char *mailbox, unsigned opts, unsigned *flags, md_error *err);
 
 /* Plain words for one result flag (MD_ADDRESS_QUOTED ...), for a tool's
  * note or warning: static text, NULL for 0, several bits or an unknown one. */
-const char *md_address_flag_note(unsigned flag);
+MD_API const char *md_address_flag_note(unsigned flag);
 /* A short name for one result flag ("quoted", "literal", ...), for JSON:
  * static text, NULL as above. */
-const char *md_address_flag_name(unsigned flag);
+MD_API const char *md_address_flag_name(unsigned flag);
 
 /* Flags for md_address_key. */
 #define MD_ADDRESS_CASE_SENSITIVE 0x1u   /* keep the local part's case */
@@ -189,7 +189,7 @@ const char *md_address_flag_name(unsigned flag);
  * the key again gives the same key.  Returns MD_OK, or MD_CONFIG when key
  * is small or a is the null path.
  */
-md_status md_address_key(const md_address *a, unsigned flags, char *key, size_t size);
+MD_API md_status md_address_key(const md_address *a, unsigned flags, char *key, size_t size);
 
 /*
  * The provider key: for mailbox providers that ignore dots and +tags in the
@@ -198,16 +198,16 @@ md_status md_address_key(const md_address *a, unsigned flags, char *key, size_t 
  * a provider rule applies, 0 (key "") when none does.  Only ever a hint:
  * "also matches", never the lookup key.
  */
-int md_address_provider_key(const md_address *a, char *key, size_t size);
+MD_API int md_address_provider_key(const md_address *a, char *key, size_t size);
 
 /* Optimal-string-alignment edit distance (insert, delete, substitute,
  * swap two neighbours) between a and b, ASCII bytes; stops counting above
  * max and then returns max + 1. */
-unsigned md_address_distance(const char *a, const char *b, unsigned max);
+MD_API unsigned md_address_distance(const char *a, const char *b, unsigned max);
 
 /* Whether domain (A-label, lower case) is one of the common mailbox
  * providers in the built-in list. */
-int md_address_is_common_provider(const char *domain);
+MD_API int md_address_is_common_provider(const char *domain);
 
 typedef struct md_domain_count {
     const char *domain;      /* A-label, lower case; borrowed */
@@ -240,8 +240,8 @@ typedef struct md_address_typo_facts {
  * (and *distance if not NULL) with the closest candidate, the more common
  * one on a tie; else 0 and suggestion "".
  */
-int md_address_suggest(const char *domain, const md_address_typo_facts *facts,
-                       char *suggestion, size_t size, unsigned *distance);
+MD_API int md_address_suggest(const char *domain, const md_address_typo_facts *facts,
+                              char *suggestion, size_t size, unsigned *distance);
 
 #ifdef __cplusplus
 }

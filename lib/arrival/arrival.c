@@ -130,6 +130,13 @@ void md_arrival_free(md_arrival *a)
     free(a);
 }
 
+void md_arrival_set_timeout(md_arrival *a, unsigned timeout_ms)
+{
+    if (timeout_ms == 0)
+        timeout_ms = 1;
+    a->timeout_ms = timeout_ms < MD_ARRIVAL_TIMEOUT_MAX_MS ? timeout_ms : MD_ARRIVAL_TIMEOUT_MAX_MS;
+}
+
 /* ------------------------------------------------------------------ wait */
 
 static void set_error(md_arrival_result *out, const md_error *e);
@@ -456,7 +463,7 @@ static json_t *strings(char *const *v, size_t n)
     return a;
 }
 
-json_t *md_arrival_result_json(const md_arrival_result *r)
+void md_arrival_describe(const md_arrival_result *r, md_report *rep)
 {
     json_t *o = json_object();
     json_object_set_new(o, "mailbox", json_string(r->mailbox ? r->mailbox : ""));
@@ -512,5 +519,5 @@ json_t *md_arrival_result_json(const md_arrival_result *r)
         json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
     if (r->nfolders)
         json_object_set_new(o, "tls", str_or_null(r->tls ? (r->tls_version[0] ? r->tls_version : "yes") : NULL));
-    return o;
+    md_report_set(rep, "arrival", o);
 }

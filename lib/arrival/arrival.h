@@ -24,13 +24,13 @@
  * its Message-ID fields is exactly ours.
  *
  * No IDLE: the server would tell us the moment the message arrives, but
- * libcurl cannot run IDLE (lib/imap says why), so the wait polls: at once,
- * then after 200 ms, doubling to at most 2 s between looks, the last look
- * when the timeout ends, never later.  The default timeout, 60 s, is
- * longer than a loaded MTA's queue run and a content filter take for a
- * message to a mailbox that works, and short enough for a person to wait
- * at a terminal; greylisting receivers need minutes (and then the send
- * says "deferred", and nothing is awaited).  A server that stops answering
+ * libcurl cannot run IDLE (docs/LIBRARIES.md, "libcurl", says why), so the
+ * wait polls: at once, then after 200 ms, doubling to at most 2 s between
+ * looks, the last look when the timeout ends, never later.  The default
+ * timeout, 60 s, is longer than a loaded MTA's queue run and a content
+ * filter take for a message to a mailbox that works, and short enough for
+ * a person to wait at a terminal; greylisting receivers need minutes (and
+ * then the send says "deferred", and nothing is awaited).  A server that stops answering
  * ends the wait at most MD_ARRIVAL_GRACE_MS after the timeout.
  *
  * Latency: from the wall-clock time of the final reply to the message
@@ -62,7 +62,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "base/base.h"
 #include "report/report.h"
 
@@ -123,7 +122,7 @@ typedef struct md_authres {
  * field has no authserv-id, nothing after it, or is longer than
  * MD_AUTHRES_INPUT_MAX.  *out is always initialized.  Thread-safe.
  */
-md_status md_arrival_authres_parse(const char *value, size_t len, md_authres *out, md_error *err);
+MD_API md_status md_arrival_authres_parse(const char *value, size_t len, md_authres *out, md_error *err);
 
 typedef struct md_received_spf_kv {
     char key[32];          /* "client-ip", "envelope-from", "receiver" ...; lower case */
@@ -146,7 +145,7 @@ typedef struct md_received_spf {
  * taken too.  MD_PROTOCOL when the result is not one of the seven of RFC
  * 7208 2.6 (any case) or the value is longer than MD_AUTHRES_INPUT_MAX.
  */
-md_status md_arrival_received_spf_parse(const char *value, size_t len, md_received_spf *out, md_error *err);
+MD_API md_status md_arrival_received_spf_parse(const char *value, size_t len, md_received_spf *out, md_error *err);
 
 /* What the receiver concluded about a stored message. */
 typedef struct md_arrival_auth {
@@ -176,9 +175,9 @@ typedef struct md_arrival_auth {
  * field equal to ours (another message), MD_CONFIG when sent has none,
  * MD_PROTOCOL when either is not a message GMime can read.
  */
-md_status md_arrival_auth_read(const char *stored, size_t len, const char *sent, size_t sent_len,
-                               const char *const *authserv_ids, md_arrival_auth *out, md_error *err);
-void md_arrival_auth_clear(md_arrival_auth *a);
+MD_API md_status md_arrival_auth_read(const char *stored, size_t len, const char *sent, size_t sent_len,
+                                      const char *const *authserv_ids, md_arrival_auth *out, md_error *err);
+MD_API void md_arrival_auth_clear(md_arrival_auth *a);
 
 /* ---------------------------------------------------------------- the wait */
 
@@ -205,8 +204,12 @@ typedef struct md_arrival md_arrival;
  * "imap.tls", "imap.login", "imap.select", "imap.timeout" ...) when the
  * mailbox cannot be read.
  */
-md_status md_arrival_open(const md_arrival_options *o, md_arrival **out, md_error *err);
-void md_arrival_free(md_arrival *a);
+MD_API md_status md_arrival_open(const md_arrival_options *o, md_arrival **out, md_error *err);
+MD_API void md_arrival_free(md_arrival *a);
+/* Sets the wait of the next md_arrival_wait to timeout_ms (1 ms to
+ * MD_ARRIVAL_TIMEOUT_MAX_MS): a caller with a deadline of its own waits for
+ * what is left of it once the message is sent. */
+MD_API void md_arrival_set_timeout(md_arrival *a, unsigned timeout_ms);
 
 /* The message sent, as md_arrival_wait needs it.  Borrowed. */
 typedef struct md_arrival_sent {
@@ -260,15 +263,15 @@ typedef struct md_arrival_result {
  * no usable Message-ID (printable ASCII, at most 250 characters).  Blocks
  * for at most the timeout plus MD_ARRIVAL_GRACE_MS.
  */
-md_status md_arrival_wait(md_arrival *a, const md_arrival_sent *sent, md_arrival_result *out, md_error *err);
+MD_API md_status md_arrival_wait(md_arrival *a, const md_arrival_sent *sent, md_arrival_result *out, md_error *err);
 
 /* Fills *out for a send that was not accepted (why: "rejected" ...): no
  * wait.  a may be NULL. */
-void md_arrival_not_awaited(const md_arrival *a, const char *why, md_arrival_result *out);
+MD_API void md_arrival_not_awaited(const md_arrival *a, const char *why, md_arrival_result *out);
 /* Fills *out for a mailbox that could not be opened (err from
  * md_arrival_open); url as given. */
-void md_arrival_open_failed(const char *url, const md_error *err, md_arrival_result *out);
-void md_arrival_result_clear(md_arrival_result *r);
+MD_API void md_arrival_open_failed(const char *url, const md_error *err, md_arrival_result *out);
+MD_API void md_arrival_result_clear(md_arrival_result *r);
 
 /*
  * The findings of a result into rep: delivery.found (ok), delivery.junk
@@ -278,15 +281,17 @@ void md_arrival_result_clear(md_arrival_result *r);
  * without TLS), delivery.clock_skew (ok), delivery.delete_failed
  * (warning); and one detail line.
  */
-void md_arrival_report(const md_arrival_result *r, md_report *rep);
+MD_API void md_arrival_report(const md_arrival_result *r, md_report *rep);
 
-/* The result as JSON: {"mailbox", "folders", "found", "folder", "junk",
+/* Describes r into rep: the structured field "arrival" of the send's JSON
+ * contract, {"mailbox", "folders", "outcome", "found", "folder", "junk",
  * "uid", "internal_date", "latency_ms", "clock_skew_ms", "auth": {"spf",
  * "dkim", "dmarc"} (a method the receiver said nothing about is absent),
  * "authserv_id", "headers": {"authentication_results": [...],
  * "received_spf": [...]}, "ignored_headers", "polls", "elapsed_ms",
- * "timeout_ms", "deleted", "tls", "reason"}.  New reference. */
-json_t *md_arrival_result_json(const md_arrival_result *r);
+ * "timeout_ms", "deleted", "tls", "reason", "error"}.  Adds no findings
+ * (md_arrival_report does). */
+MD_API void md_arrival_describe(const md_arrival_result *r, md_report *rep);
 
 /*
  * The latency of a message stored at internal_date (Unix seconds, the
@@ -298,11 +303,11 @@ json_t *md_arrival_result_json(const md_arrival_result *r);
  * reply (the server's clock is behind by at least that), < 0 when it lies
  * after the message was found (ahead by at least -that), else 0.
  */
-void md_arrival_latency(int64_t internal_date, int64_t final_reply_ms, int64_t found_ms, int64_t *latency_ms,
-                        int64_t *clock_skew_ms);
+MD_API void md_arrival_latency(int64_t internal_date, int64_t final_reply_ms, int64_t found_ms, int64_t *latency_ms,
+                               int64_t *clock_skew_ms);
 
 /* "found", "not_found", "mailbox_error", "not_awaited". */
-const char *md_arrival_outcome_name(md_arrival_outcome o);
+MD_API const char *md_arrival_outcome_name(md_arrival_outcome o);
 
 #ifdef __cplusplus
 }

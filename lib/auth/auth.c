@@ -772,9 +772,17 @@ static void policies_check(md_dns *dns, const char *domain, md_auth_result *r, m
 
 /* --- MX route (lib/mx) -------------------------------------------------- */
 
-static void mx_done(void *arg, md_report *rep)
+/* The route judged by lib/mx, as a report of its own: its fields as
+ * maildiag-mx gives them, and its findings. */
+static md_report *mx_judged(const md_auth_result *r)
 {
-    *(md_report **)arg = rep;
+    md_report *m = md_report_new("mx", r->domain);
+    md_report_set(m, "input", json_string(r->domain));
+    md_report_set(m, "domain", json_string(r->mx->domain));
+    if (r->mx->unicode)
+        md_report_set(m, "domain_unicode", json_string(r->mx->unicode));
+    md_mx_route_evaluate(r->mx, &(md_mx_options){ .no_details = 1 }, m);
+    return m;
 }
 
 /* --- all ---------------------------------------------------------------- */
@@ -793,7 +801,7 @@ void md_auth_result_free(md_auth_result *r)
     md_auth_policy_clear(&r->tls_rpt);
     md_auth_policy_clear(&r->bimi);
     md_spf_result_free(r->spf);
-    md_report_free(r->mx);
+    md_mx_route_free(r->mx);
     free(r);
 }
 
@@ -820,10 +828,13 @@ md_status md_auth_check(md_dns *dns, const char *domain_in, const md_auth_config
     md_error e2 = { 0 };
     if (md_spf_lint(dns, r->domain, &r->spf, rep, &e2) != MD_OK)
         r->spf = NULL;
-    md_mx_check(dns, r->domain, NULL, mx_done, &r->mx);
-    md_dns_run(dns);
-    if (r->mx != NULL)
-        md_report_add_findings(rep, r->mx);
+    md_error e3 = { 0 };
+    r->mx = md_mx_resolve_wait(dns, r->domain, 0, &e3);
+    if (r->mx != NULL) {
+        md_report *m = mx_judged(r);
+        md_report_add_findings(rep, m);
+        md_report_free(m);
+    }
     *out = r;
     return MD_OK;
 }
@@ -938,7 +949,7 @@ void md_auth_describe(const md_auth_result *r, md_report *rep)
     md_report_set(rep, "tls_rpt", policy_json(&r->tls_rpt));
     md_report_set(rep, "bimi", policy_json(&r->bimi));
     if (r->spf != NULL) {
-        /* the lint as maildiag-spf describes it, without its query trace */
+        /* the lint as lib/spf describes it, without its query trace */
         md_report *tmp = md_report_new("spf", NULL);
         md_spf_describe(r->spf, tmp, MD_SPF_DESCRIBE_NO_QUERIES | MD_SPF_DESCRIBE_JSON_ONLY);
         md_report_set(rep, "spf", json_incref(md_report_fields(tmp)));
@@ -946,8 +957,10 @@ void md_auth_describe(const md_auth_result *r, md_report *rep)
     }
     json_t *mx = json_null();
     if (r->mx != NULL) {   /* the MX check's fields and status */
-        mx = json_copy(md_report_fields(r->mx));
-        json_object_set_new(mx, "status", json_string(md_severity_name(md_report_status(r->mx))));
+        md_report *m = mx_judged(r);
+        mx = json_copy(md_report_fields(m));
+        json_object_set_new(mx, "status", json_string(md_severity_name(md_report_status(m))));
+        md_report_free(m);
     }
     md_report_set(rep, "mx", mx);
 

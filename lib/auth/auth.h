@@ -24,6 +24,7 @@
 
 #include "base/base.h"
 #include "dns/dns.h"
+#include "mx/mx.h"
 #include "report/report.h"
 #include "spf/spf.h"
 
@@ -65,21 +66,21 @@ typedef struct md_auth_tags {
  * for a malformed list (a NUL byte, an empty tag name, a missing '=', a tag
  * twice).  Caller frees with md_auth_tags_clear() either way.
  */
-int md_auth_tags_parse(const char *text, size_t len, md_auth_tags *out, char *msg, size_t msgsize);
+MD_API int md_auth_tags_parse(const char *text, size_t len, md_auth_tags *out, char *msg, size_t msgsize);
 /* The value of tag name (lower case), or NULL.  Borrowed from t. */
-const char *md_auth_tags_get(const md_auth_tags *t, const char *name);
+MD_API const char *md_auth_tags_get(const md_auth_tags *t, const char *name);
 /* Frees what t holds and empties it. */
-void md_auth_tags_clear(md_auth_tags *t);
+MD_API void md_auth_tags_clear(md_auth_tags *t);
 
 /* The organizational domain (RFC 7489 3.2) of domain per the public suffix
  * list; caller frees.  Returns a copy of domain when it has none. */
-char *md_auth_org_domain(const char *domain);
+MD_API char *md_auth_org_domain(const char *domain);
 
 /* Key size in bits and type ("rsa", "ed25519", "other") of a DKIM p= value
  * (base64 of a SubjectPublicKeyInfo, or PKCS#1 RSAPublicKey, or a raw
  * 32-byte Ed25519 key when k=ed25519).  Returns 0, or -1 when OpenSSL
  * cannot parse it. */
-int md_auth_dkim_key(const char *b64, const char *k, int *bits, char *type, size_t typesize);
+MD_API int md_auth_dkim_key(const char *b64, const char *k, int *bits, char *type, size_t typesize);
 
 /* --- typed results ------------------------------------------------------ */
 
@@ -146,14 +147,12 @@ typedef struct md_auth_result {
     size_t ndkim;
     md_auth_policy mta_sts, tls_rpt, bimi;
     md_spf_result *spf;            /* the SPF lint, or NULL when it could not run */
-    md_report *mx;                 /* the MX check (lib/mx): the route as its
-                                    * fields, its status and findings (which are
-                                    * also in the check's report); NULL when it
-                                    * did not finish */
+    md_mx_route *mx;               /* the MX route (lib/mx); NULL when its
+                                    * lookup did not finish */
 } md_auth_result;
 
 /* Frees r and everything it holds; NULL is a no-op. */
-void md_auth_result_free(md_auth_result *r);
+MD_API void md_auth_result_free(md_auth_result *r);
 
 /*
  * Checks domain over dns (drives it: must not be inside another loop).  On
@@ -164,14 +163,14 @@ void md_auth_result_free(md_auth_result *r);
  * an unusable domain (nothing is looked up).  cfg may be NULL (defaults,
  * sends_reset 1).
  */
-md_status md_auth_check(md_dns *dns, const char *domain, const md_auth_config *cfg,
-                        md_auth_result **out, md_report *rep, md_error *err);
+MD_API md_status md_auth_check(md_dns *dns, const char *domain, const md_auth_config *cfg,
+                               md_auth_result **out, md_report *rep, md_error *err);
 
 /* Describes r into rep: the subject, the structured fields of the JSON
  * contract (maildiag-auth(1): "domain", "org_domain", "dmarc", "dkim",
  * "mta_sts", "tls_rpt", "bimi", "spf", "mx") and the detail lines of the
  * text output.  Adds no findings. */
-void md_auth_describe(const md_auth_result *r, md_report *rep);
+MD_API void md_auth_describe(const md_auth_result *r, md_report *rep);
 
 /* --- the pure evaluators ------------------------------------------------ */
 
@@ -191,31 +190,31 @@ typedef struct md_auth_answers {
  * md_auth_dmarc_clear()) and adds dmarc.* findings to rep; the external
  * report destinations' authorizations are asked through ans.
  */
-void md_auth_dmarc_evaluate(const char *domain, const char *found_at, const char *text,
-                            size_t len, const md_auth_config *cfg, const md_auth_answers *ans,
-                            md_auth_dmarc *out, md_report *rep);
-void md_auth_dmarc_clear(md_auth_dmarc *d);
+MD_API void md_auth_dmarc_evaluate(const char *domain, const char *found_at, const char *text,
+                                   size_t len, const md_auth_config *cfg, const md_auth_answers *ans,
+                                   md_auth_dmarc *out, md_report *rep);
+MD_API void md_auth_dmarc_clear(md_auth_dmarc *d);
 
 /* DKIM: evaluates the key record text[0..len) published at name (for
  * evidence).  Fills out's record, key_type, key_bits, revoked, testing
  * (selector, name and found are the fetch's) and adds dkim.* findings.
  * Caller frees with md_auth_dkim_clear(). */
-void md_auth_dkim_evaluate(const char *name, const char *text, size_t len, md_auth_dkim *out,
-                           md_report *rep);
-void md_auth_dkim_clear(md_auth_dkim *k);
+MD_API void md_auth_dkim_evaluate(const char *name, const char *text, size_t len, md_auth_dkim *out,
+                                  md_report *rep);
+MD_API void md_auth_dkim_clear(md_auth_dkim *k);
 
 /* MTA-STS (_mta-sts.DOMAIN, v=STSv1): the id= and, through ans, the policy
  * host mta-sts.DOMAIN.  TLS-RPT (_smtp._tls.DOMAIN, v=TLSRPTv1): rua=.  BIMI
  * (default._bimi.DOMAIN, v=BIMI1): l=.  Each fills out (found only when
  * the tag list parses; caller frees with md_auth_policy_clear()) and adds
  * its findings (mtasts.*, tlsrpt.*, bimi.*). */
-void md_auth_mtasts_evaluate(const char *domain, const char *text, size_t len,
-                             const md_auth_answers *ans, md_auth_policy *out, md_report *rep);
-void md_auth_tlsrpt_evaluate(const char *domain, const char *text, size_t len,
-                             md_auth_policy *out, md_report *rep);
-void md_auth_bimi_evaluate(const char *domain, const char *text, size_t len,
-                           md_auth_policy *out, md_report *rep);
-void md_auth_policy_clear(md_auth_policy *p);
+MD_API void md_auth_mtasts_evaluate(const char *domain, const char *text, size_t len,
+                                    const md_auth_answers *ans, md_auth_policy *out, md_report *rep);
+MD_API void md_auth_tlsrpt_evaluate(const char *domain, const char *text, size_t len,
+                                    md_auth_policy *out, md_report *rep);
+MD_API void md_auth_bimi_evaluate(const char *domain, const char *text, size_t len,
+                                  md_auth_policy *out, md_report *rep);
+MD_API void md_auth_policy_clear(md_auth_policy *p);
 
 #ifdef __cplusplus
 }

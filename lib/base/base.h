@@ -13,6 +13,12 @@
 #include <stdint.h>
 #include <stdarg.h>
 
+/* What the library exports: the functions its public headers declare with
+ * MD_API, and nothing else.  It is built with -fvisibility=hidden, so the
+ * functions modules share among themselves (db_*, smtp_*, spf_* ...) stay
+ * inside libmaildiag.so. */
+#define MD_API __attribute__((visibility("default")))
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,18 +45,18 @@ typedef struct md_error {
 } md_error;
 
 /* Returns the short name of a status ("tempfail"); never NULL. */
-const char *md_status_name(md_status st);
+MD_API const char *md_status_name(md_status st);
 
 /* Fills err (if not NULL) and returns st.  text is printf-style. */
-md_status md_error_set(md_error *err, md_status st, const char *stage,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+MD_API md_status md_error_set(md_error *err, md_status st, const char *stage,
+                              const char *fmt, ...)
+           __attribute__((format(printf, 4, 5)));
 
 /* Stores the peer's words in err->peer, sanitized (see md_sanitize). */
-void md_error_set_peer(md_error *err, const char *peer, size_t len);
+MD_API void md_error_set_peer(md_error *err, const char *peer, size_t len);
 
 /* Clears err to "no error". */
-void md_error_clear(md_error *err);
+MD_API void md_error_clear(md_error *err);
 
 /* --- UTF-8 (RFC 3629) and untrusted text ------------------------------ */
 
@@ -61,12 +67,12 @@ void md_error_clear(md_error *err);
  * 0xFF, an overlong form, a surrogate (U+D800..U+DFFF), a code point over
  * U+10FFFF, or a sequence cut short by len.
  */
-size_t md_utf8_decode(const char *s, size_t len, uint32_t *cp);
+MD_API size_t md_utf8_decode(const char *s, size_t len, uint32_t *cp);
 /* Whether s[0..len) is well-formed UTF-8 throughout (U+0000 included). */
-int md_utf8_valid(const char *s, size_t len);
+MD_API int md_utf8_valid(const char *s, size_t len);
 /* Whether cp is a control character: C0 (U+0000..U+001F), DEL (U+007F) or
  * C1 (U+0080..U+009F). */
-int md_unicode_is_control(uint32_t cp);
+MD_API int md_unicode_is_control(uint32_t cp);
 
 /*
  * Checks untrusted text that becomes a value (a header, a name, a template,
@@ -75,7 +81,7 @@ int md_unicode_is_control(uint32_t cp);
  * for none).  Returns 0, or -1 with the byte offset of the first problem in
  * *bad and the reason in *why (static text).
  */
-int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, const char **why);
+MD_API int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, const char **why);
 
 #define MD_SANITIZE_ASCII 0x1u   /* also every byte from 0x7f up becomes '?' */
 
@@ -90,29 +96,29 @@ int md_text_check(const char *s, size_t len, const char *allow, size_t *bad, con
  * ASCII: every byte from 0x7f up becomes '?'.  dst may be src (the result
  * is never longer).  Returns dst.
  */
-char *md_sanitize_text(char *dst, size_t dstsize, const char *src, size_t len, unsigned flags);
+MD_API char *md_sanitize_text(char *dst, size_t dstsize, const char *src, size_t len, unsigned flags);
 /* md_sanitize_text of the whole of src[0..len) into a new string; caller
  * frees with free(). */
-char *md_sanitize_dup(const char *src, size_t len);
+MD_API char *md_sanitize_dup(const char *src, size_t len);
 /* md_sanitize_text(dst, dstsize, src, len, MD_SANITIZE_ASCII): for text
  * that must be ASCII (header lines, peers' words in transcripts). */
-char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len);
+MD_API char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len);
 
 /* Monotonic clock in milliseconds. */
-int64_t md_now_ms(void);
+MD_API int64_t md_now_ms(void);
 
 /* Allocation helpers that never return NULL for a non-zero size: they abort
  * on exhaustion, as maildiag cannot report anything useful without memory. */
-void *md_xmalloc(size_t n);
-void *md_xcalloc(size_t n, size_t size);
-void *md_xrealloc(void *p, size_t n);
-char *md_xstrdup(const char *s);
-char *md_xstrndup(const char *s, size_t n);
+MD_API void *md_xmalloc(size_t n);
+MD_API void *md_xcalloc(size_t n, size_t size);
+MD_API void *md_xrealloc(void *p, size_t n);
+MD_API char *md_xstrdup(const char *s);
+MD_API char *md_xstrndup(const char *s, size_t n);
 /* printf into a new string; caller frees with free(). */
-char *md_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+MD_API char *md_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The library's version string, e.g. "0.1.0". */
-const char *md_version(void);
+MD_API const char *md_version(void);
 
 #ifdef __cplusplus
 }

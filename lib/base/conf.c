@@ -4,6 +4,7 @@
 #include "conf.h"
 
 #include <ini.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 typedef struct entry {
     char *section, *key, *value;
+    unsigned long line;          /* where the key is written, 1-based */
 } entry;
 
 struct md_conf {
@@ -48,6 +50,16 @@ const char *md_conf_get(const md_conf *c, const char *section, const char *key)
     return NULL;
 }
 
+unsigned long md_conf_line(const md_conf *c, const char *section, const char *key)
+{
+    if (c == NULL)
+        return 0;
+    for (size_t i = c->n; i-- > 0;)
+        if (strcasecmp(c->v[i].section, section) == 0 && strcasecmp(c->v[i].key, key) == 0)
+            return c->v[i].line;
+    return 0;
+}
+
 const char *md_conf_path(const md_conf *c)
 {
     return c ? c->path : "";
@@ -76,28 +88,10 @@ static int secret_value(const char *v)
 
 /*
  * Parsing is libinih's (Debian's libinih-dev; see conf.h for the syntax).
- * How Debian 12's libinih 55 is built, and what that means here (read in
- * its ini.h and tried):
- *  - INI_USE_STACK with INI_MAX_LINE 200: a line lives in a 200-byte stack
- *    buffer, and a longer one reaches the parser in pieces, the rest as
- *    lines of their own.  The runtime ini_max_line and ini_use_stack that
- *    this build exports are not used by its parser.  So we hand lines to
- *    inih ourselves (ini_parse_stream with our reader) and refuse a line
- *    longer than the buffer takes, with its number; long values continue
- *    on lines that start with a blank.
- *  - lines are read with fgets-style calls, so a NUL byte would end a line
- *    early: our reader refuses a NUL byte anywhere, with its line.
- *  - the section buffer is 50 bytes and truncates silently, and "[]" is
- *    accepted as the section "": our reader refuses both.
- *  - INI_CALL_HANDLER_ON_NEW_SECTION and INI_HANDLER_LINENO are off: the
- *    handler learns neither of a new section nor of its line, so both come
- *    from our reader's state (it reads the line inih is working on).
- *  - the runtime switches ini_allow_inline_comments, ini_inline_comment_
- *    prefixes, ini_allow_multiline and ini_stop_on_first_error are used by
- *    this build: we set them for our parse (';' and '#' inline comments,
- *    continuation lines, stop at the first error) and put them back.
- *  - inline comments are not stripped from continuation lines: the
- *    handler does it, by inih's own rule (';' or '#' after a blank).
+ * How Debian 12's libinih 55 is built, and why this reader hands it lines
+ * itself, refuses long lines, NUL bytes, "[]" and long section names, and
+ * sets inih's process-wide switches for its parse only: docs/LIBRARIES.md,
+ * "libinih".
  */
 #define CONF_SECTION_MAX 50      /* inih's MAX_SECTION, with its NUL */
 
@@ -155,6 +149,15 @@ static char *reader(char *str, int num, void *stream)
                              " on lines that start with a blank", p->path, p->line, max);
         return NULL;
     }
+    /* A CR is a line end only right before the LF: inih would keep one
+     * inside a line in the value (old Mac line ends made one value of a
+     * whole file). */
+    if (memchr(str, '\r', n) != NULL) {
+        p->st = md_error_set(p->err, MD_CONFIG, "config",
+                             "%s:%lu: a carriage return inside a line (end lines with LF or CR LF)",
+                             p->path, p->line);
+        return NULL;
+    }
     str[n] = '\0';
     snprintf(p->text, sizeof p->text, "%s", str);
     const char *s = str;
@@ -182,20 +185,31 @@ static char *reader(char *str, int num, void *stream)
             }
         }
         p->after_section = 1;
+        /* inih reads an indented line after a key as more of its value,
+         * whatever it holds (it asks that before it looks for '['): hand
+         * it the section line without its indent, so that it ends the
+         * value and starts the section, as it does for us. */
+        if (s > str) {
+            memmove(str, s, strlen(s) + 1);
+            p->indented = 0;
+        }
     }
     return str;
 }
 
-/* Drops an inline comment (';' or '#' after a blank) and trailing blanks. */
+/* Drops an inline comment and the white space before it, as inih does on
+ * a key's first line (its find_chars_or_comment and rstrip: ';' or '#'
+ * after white space, isspace), so a continued value ends as a first line
+ * does. */
 static void strip_comment(char *v)
 {
     for (char *q = v; *q; q++)
-        if ((*q == ';' || *q == '#') && q > v && blank(q[-1])) {
+        if ((*q == ';' || *q == '#') && q > v && isspace((unsigned char)q[-1])) {
             *q = '\0';
             break;
         }
     size_t n = strlen(v);
-    while (n > 0 && blank(v[n - 1]))
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
         v[--n] = '\0';
 }
 
@@ -240,6 +254,7 @@ static int handler(void *user, const char *section, const char *name, const char
     c->v[c->n].section = md_xstrndup(section, sl);
     c->v[c->n].key = md_xstrdup(name);
     c->v[c->n].value = md_xstrdup(value);
+    c->v[c->n].line = p->line;
     c->n++;
     p->after_section = 0;
     p->secrets |= secret_key(name) || secret_value(value);

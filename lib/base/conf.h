@@ -7,17 +7,20 @@
  *   [product]
  *   by_email = SELECT ... WHERE lower(email) = $1
  *
- * INI as libinih reads it (conf.c says how Debian's build is set up):
- * sections in brackets (blanks around the name dropped; "[]" is an error),
- * "key = value" (or "key: value") lines, the value's surrounding blanks
- * removed.  '#' and ';' start a comment line, and a '#' or ';' after a
- * blank starts a comment at the end of a line.  Keys start in the first
- * column: a line that starts with a blank continues the value of the key
- * above (joined with one space), never across a [section] line (right
- * after one, an indented line is a key).  Lines are at most 197 characters
- * (libinih's 200-byte line buffer); a longer line or a NUL byte anywhere is
- * an error with its line number.  Keys before any section are in section
- * "".  Unknown sections and keys are kept and simply never asked for.
+ * INI as libinih reads it (docs/LIBRARIES.md, "libinih", says how Debian's
+ * build is set up and what the reader does about it):
+ * sections in brackets (blanks before the bracket and around the name
+ * dropped; "[]" is an error), "key = value" (or "key: value") lines, the
+ * value's surrounding blanks removed.  '#' and ';' start a comment line,
+ * and a '#' or ';' after a blank starts a comment at the end of a line.
+ * Keys start in the first column: a line that starts with a blank
+ * continues the value of the key above (joined with one space), never
+ * across a [section] line (right after one, an indented line is a key).
+ * Lines are at most 197 characters (libinih's 200-byte line buffer); a
+ * longer line, a NUL byte anywhere or a CR anywhere but right before the
+ * LF is an error with its line number.  Keys before any section are in
+ * section "".  Unknown sections and keys are kept and simply never asked
+ * for.
  *
  * Like msmtp, a file that others could change is refused: it must belong
  * to the running user or root and must not be group- or world-writable; a
@@ -40,13 +43,16 @@ typedef struct md_conf md_conf;
  * MD_NOTFOUND when the file does not exist, MD_CONFIG with err ("FILE:LINE:
  * ...") for a syntax error or unsafe permissions.
  */
-md_status md_conf_load(const char *path, md_conf **out, md_error *err);
-void md_conf_free(md_conf *c);
+MD_API md_status md_conf_load(const char *path, md_conf **out, md_error *err);
+MD_API void md_conf_free(md_conf *c);
 
 /* The value of key in section, or NULL.  Borrowed; valid until free. */
-const char *md_conf_get(const md_conf *c, const char *section, const char *key);
+MD_API const char *md_conf_get(const md_conf *c, const char *section, const char *key);
+/* The line (1-based) where the value md_conf_get returns is written, for
+ * messages that name a bad value's place; 0 when the key is not there. */
+MD_API unsigned long md_conf_line(const md_conf *c, const char *section, const char *key);
 /* The path the configuration was read from.  Borrowed. */
-const char *md_conf_path(const md_conf *c);
+MD_API const char *md_conf_path(const md_conf *c);
 
 #ifdef __cplusplus
 }

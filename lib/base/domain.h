@@ -68,9 +68,9 @@ extern "C" {
  * "input.domain") saying in plain words which label is wrong and why, with
  * the rule's RFC section.
  */
-md_status md_domain_normalize(const char *name, size_t len, unsigned flags, char *ascii,
-                              size_t ascii_size, char *unicode, size_t unicode_size,
-                              unsigned *info, md_error *err);
+MD_API md_status md_domain_normalize(const char *name, size_t len, unsigned flags, char *ascii,
+                                     size_t ascii_size, char *unicode, size_t unicode_size,
+                                     unsigned *info, md_error *err);
 
 #ifdef __cplusplus
 }

@@ -21,8 +21,8 @@ typedef struct md_input md_input;
 /* args: items given directly (borrowed; must outlive the reader).
  * files: paths to read after them ("-" = stdin).  Caller frees with
  * md_input_free(). */
-md_input *md_input_new(char *const *args, size_t nargs, char *const *files, size_t nfiles);
-void md_input_free(md_input *in);
+MD_API md_input *md_input_new(char *const *args, size_t nargs, char *const *files, size_t nfiles);
+MD_API void md_input_free(md_input *in);
 
 /*
  * Next item, trimmed of surrounding blanks and of a comment (from a '#'
@@ -31,11 +31,11 @@ void md_input_free(md_input *in);
  * error (then md_input_error() tells; err holds the file and errno text).
  * An item that is empty on the command line is returned as "".
  */
-const char *md_input_next(md_input *in, md_error *err);
+MD_API const char *md_input_next(md_input *in, md_error *err);
 /* Whether the reader stopped on an error. */
-int md_input_failed(const md_input *in);
+MD_API int md_input_failed(const md_input *in);
 /* Items returned so far. */
-size_t md_input_count(const md_input *in);
+MD_API size_t md_input_count(const md_input *in);
 
 #ifdef __cplusplus
 }

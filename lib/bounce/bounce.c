@@ -573,7 +573,7 @@ static md_status read_report(md_bounce *b, walk *w, md_error *err)
     return MD_OK;   /* disposition-notification (read receipts), TLS reports ...: not bounces */
 }
 
-/* ------------------------------------------------------------------ json */
+/* -------------------------------------------------------------- describe */
 
 static json_t *str_or_null(const char *s)
 {
@@ -593,8 +593,20 @@ static json_t *time_or_null(int64_t t)
     return json_string(buf);
 }
 
-json_t *md_bounce_to_json(const md_bounce *b)
+void md_bounce_describe(const md_bounce *b, md_report *rep)
 {
+    md_report_set(rep, "kind", json_string(md_bounce_kind_name(b->kind)));
+    md_report_set(rep, "standard", json_boolean(b->standard));
+    md_report_set(rep, "format", str_or_null(b->format));
+    md_report_set(rep, "message_id", str_or_null(b->message_id));
+    md_report_set(rep, "key", str_or_null(b->key));
+    md_report_set(rep, "original_message_id", str_or_null(b->original_message_id));
+    md_report_set(rep, "from", str_or_null(b->from));
+    md_report_set(rep, "subject", str_or_null(b->subject));
+    md_report_set(rep, "date", time_or_null(b->date));
+    md_report_set(rep, "arrival_date", time_or_null(b->arrival_date));
+    md_report_set(rep, "reporting_mta", str_or_null(b->reporting_mta));
+    md_report_set(rep, "feedback_type", str_or_null(b->feedback_type));
     json_t *rs = json_array();
     for (size_t i = 0; i < b->nrcpt; i++) {
         const md_bounce_recipient *r = &b->rcpt[i];
@@ -604,15 +616,7 @@ json_t *md_bounce_to_json(const md_bounce *b)
             "status", r->status[0] ? json_string(r->status) : json_null(),
             "diagnostic", str_or_null(r->diagnostic), "remote_mta", str_or_null(r->remote_mta)));
     }
-    return json_pack("{s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
-        "kind", md_bounce_kind_name(b->kind), "standard", b->standard,
-        "format", str_or_null(b->format), "message_id", str_or_null(b->message_id),
-        "key", str_or_null(b->key),
-        "original_message_id", str_or_null(b->original_message_id),
-        "from", str_or_null(b->from), "subject", str_or_null(b->subject),
-        "date", time_or_null(b->date), "arrival_date", time_or_null(b->arrival_date),
-        "reporting_mta", str_or_null(b->reporting_mta), "feedback_type", str_or_null(b->feedback_type),
-        "recipients", rs);
+    md_report_set(rep, "recipients", rs);
 }
 
 /* ----------------------------------------------------------------- parse */

@@ -4,12 +4,10 @@
  * (ARF, RFC 5965), one of the common non-standard bounces, or nothing of
  * the kind.
  *
- * MIME is parsed by GMime 3 (Debian libgmime-3.0-dev): a maintained MIME
- * parser that copes with the broken structure bounces arrive in (missing
- * boundaries, bad encodings, nested messages) and decodes transfer
- * encodings and RFC 2047 words.  RFC 3464 and RFC 5965 have no support in
- * GMime; their field groups are RFC 5322 header blocks, so each group is
- * handed to GMime's header parser (folding, duplicates) and only the
+ * MIME is parsed by GMime 3 (Debian libgmime-3.0-dev; docs/LIBRARIES.md,
+ * "GMime", says what it does and does not do for us).  RFC 3464 and RFC 5965
+ * have no support in GMime; their field groups are RFC 5322 header blocks,
+ * so each group is handed to GMime's header parser and only the
  * splitting into groups, the field syntax of each value (address-type;
  * address, RFC 3463 status codes) and the choice of fields are ours.
  *
@@ -30,8 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "base/base.h"
+#include "report/report.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,33 +92,34 @@ typedef struct md_bounce {
  * message at all, MD_CONFIG for input over MD_BOUNCE_MAX_SIZE.
  * Thread-safe.
  */
-md_status md_bounce_parse(const char *data, size_t len, md_bounce **out, md_error *err);
-void md_bounce_free(md_bounce *b);
+MD_API md_status md_bounce_parse(const char *data, size_t len, md_bounce **out, md_error *err);
+MD_API void md_bounce_free(md_bounce *b);
 
 /* The Message-ID of data[0..len) (without <>, sanitized), for naming a
  * message that md_bounce_parse refused; NULL when it has none.  Caller
  * frees. */
-char *md_bounce_message_id(const char *data, size_t len);
+MD_API char *md_bounce_message_id(const char *data, size_t len);
 
 /* "none", "dsn", "arf", "text". */
-const char *md_bounce_kind_name(md_bounce_kind k);
+MD_API const char *md_bounce_kind_name(md_bounce_kind k);
 /* "", "failed", "delayed", "delivered", "relayed", "expanded". */
-const char *md_bounce_action_name(md_bounce_action a);
+MD_API const char *md_bounce_action_name(md_bounce_action a);
 
 /* Whether s[0..len) is an RFC 3463 status code: class 2, 4 or 5, then a
  * subject and a detail of 1 to 3 digits each ("5.1.1", "4.7.500"). */
-int md_bounce_status_valid(const char *s, size_t len);
+MD_API int md_bounce_status_valid(const char *s, size_t len);
 
 /* Whether an ARF feedback type reports a complaint a sender must act on
  * (abuse, fraud, virus, other); not-spam and auth-failure do not. */
-int md_bounce_is_complaint(const md_bounce *b);
+MD_API int md_bounce_is_complaint(const md_bounce *b);
 
-/* The result as a new JSON object: {"kind", "standard", "format",
- * "message_id", "key", "original_message_id", "from", "subject", "date",
- * "arrival_date", "reporting_mta", "feedback_type", "recipients": [{"address",
- * "field", "action", "status", "diagnostic", "remote_mta"}]} (absent values
- * are null).  Caller decrefs. */
-json_t *md_bounce_to_json(const md_bounce *b);
+/* Describes b into rep: the structured fields "kind", "standard",
+ * "format", "message_id", "key", "original_message_id", "from", "subject",
+ * "date", "arrival_date", "reporting_mta", "feedback_type", "recipients":
+ * [{"address", "field", "action", "status", "diagnostic", "remote_mta"}],
+ * in that order (absent values are null; dates ISO 8601 UTC).  Adds no
+ * findings. */
+MD_API void md_bounce_describe(const md_bounce *b, md_report *rep);
 
 #ifdef __cplusplus
 }

@@ -64,8 +64,8 @@ typedef struct md_bulk_stats {
  * stay written), MD_INTERNAL when the output callback stopped the run, or
  * MD_TEMPFAIL (stage "interrupted") when *cfg->cancel stopped it.  stats
  * may be NULL. */
-md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg,
-                      md_bulk_stats *stats, md_error *err);
+MD_API md_status md_bulk_run(md_dns *dns, md_input *in, const md_bulk_config *cfg,
+                             md_bulk_stats *stats, md_error *err);
 
 #ifdef __cplusplus
 }

@@ -45,9 +45,9 @@ typedef enum md_dns_outcome {
 
 /* "answer", "nodata", "nxdomain", "servfail", "refused", "timeout",
  * "badresp", "error". */
-const char *md_dns_outcome_name(md_dns_outcome o);
+MD_API const char *md_dns_outcome_name(md_dns_outcome o);
 /* Whether the outcome is temporary (servfail, refused, timeout, badresp, error). */
-int md_dns_outcome_is_temporary(md_dns_outcome o);
+MD_API int md_dns_outcome_is_temporary(md_dns_outcome o);
 
 typedef struct md_dns_mx {
     unsigned preference;
@@ -84,8 +84,8 @@ typedef struct md_dns_answer {
 } md_dns_answer;
 
 /* Deep copy; caller frees with md_dns_answer_free(). */
-md_dns_answer *md_dns_answer_copy(const md_dns_answer *a);
-void md_dns_answer_free(md_dns_answer *a);
+MD_API md_dns_answer *md_dns_answer_copy(const md_dns_answer *a);
+MD_API void md_dns_answer_free(md_dns_answer *a);
 
 /*
  * Parses a DNS reply (wire format) for the question (qname, type) into out.
@@ -94,9 +94,9 @@ void md_dns_answer_free(md_dns_answer *a);
  * MD_PROTOCOL when the reply is malformed (out->outcome = MD_DNS_BADRESP).
  * out is owned by the caller: release with md_dns_answer_clear().
  */
-md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
-                       int type, md_dns_answer *out);
-void md_dns_answer_clear(md_dns_answer *a);
+MD_API md_status md_dns_parse(const unsigned char *buf, size_t len, const char *qname,
+                              int type, md_dns_answer *out);
+MD_API void md_dns_answer_clear(md_dns_answer *a);
 
 typedef struct md_dns_config {
     const char *const *servers;  /* "IP", "IP:PORT", "[IPv6]:PORT"; NULL/0 = system */
@@ -115,38 +115,38 @@ typedef struct md_dns_config {
  * Validates one server spec and writes its c-ares form ("1.2.3.4:53",
  * "[2001:db8::1]:53") into out.  Returns MD_OK or MD_CONFIG with err set.
  */
-md_status md_dns_server_parse(const char *spec, char *out, size_t outsize, md_error *err);
+MD_API md_status md_dns_server_parse(const char *spec, char *out, size_t outsize, md_error *err);
 
 /*
  * Splits a list of server specs separated by commas or blanks (the
  * MAILDIAG_RESOLVER form) into a new NULL-terminated array.  Caller frees
  * with md_dns_server_list_free().  Returns NULL for an empty list.
  */
-char **md_dns_server_list_split(const char *list, size_t *n);
-void md_dns_server_list_free(char **list);
+MD_API char **md_dns_server_list_split(const char *list, size_t *n);
+MD_API void md_dns_server_list_free(char **list);
 
 typedef struct md_dns md_dns;
 
 /* Creates a resolver.  Returns NULL and fills err on failure (bad server
  * spec, c-ares init failure).  Caller frees with md_dns_free(). */
-md_dns *md_dns_new(const md_dns_config *cfg, md_error *err);
+MD_API md_dns *md_dns_new(const md_dns_config *cfg, md_error *err);
 /* Frees the resolver; queries still pending are dropped without callbacks. */
-void md_dns_free(md_dns *dns);
+MD_API void md_dns_free(md_dns *dns);
 
 typedef void (*md_dns_cb)(void *arg, const md_dns_answer *answer);
 
 /* Queues a query; cb is called exactly once, from md_dns_run/md_dns_step
  * (never from inside md_dns_query).  name may have a trailing dot. */
-void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *arg);
+MD_API void md_dns_query(md_dns *dns, const char *name, int type, md_dns_cb cb, void *arg);
 
 /*
  * Runs the event loop once: sends queued queries up to the window, waits
  * at most max_wait_ms (-1: until something happens) and processes replies
  * and timeouts.  Returns the number of queries still queued or in flight.
  */
-size_t md_dns_step(md_dns *dns, int max_wait_ms);
+MD_API size_t md_dns_step(md_dns *dns, int max_wait_ms);
 /* Runs until no query is queued or in flight. */
-void md_dns_run(md_dns *dns);
+MD_API void md_dns_run(md_dns *dns);
 
 /*
  * One query, synchronously: queues it and drives the loop until its answer
@@ -156,9 +156,9 @@ void md_dns_run(md_dns *dns);
  * could not finish comes back as MD_DNS_ERROR.  Caller frees with
  * md_dns_answer_free().
  */
-md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
+MD_API md_dns_answer *md_dns_resolve(md_dns *dns, const char *name, int type);
 /* Queued + in flight. */
-size_t md_dns_pending(const md_dns *dns);
+MD_API size_t md_dns_pending(const md_dns *dns);
 
 /*
  * Ends every queued and in-flight query now, and every query made later on
@@ -168,7 +168,7 @@ size_t md_dns_pending(const md_dns *dns);
  * interrupted: the checks in progress finish at once, and free what they
  * hold, instead of waiting for their answers.
  */
-void md_dns_cancel(md_dns *dns);
+MD_API void md_dns_cancel(md_dns *dns);
 
 typedef struct md_dns_stats {
     unsigned long queries;      /* md_dns_query calls */
@@ -178,7 +178,7 @@ typedef struct md_dns_stats {
     unsigned long outcomes[8];  /* by md_dns_outcome */
 } md_dns_stats;
 
-void md_dns_get_stats(const md_dns *dns, md_dns_stats *out);
+MD_API void md_dns_get_stats(const md_dns *dns, md_dns_stats *out);
 
 #ifdef __cplusplus
 }

@@ -30,11 +30,11 @@ extern "C" {
  * ""), truncated to unicode_size.  Returns MD_OK, or MD_CONFIG with err
  * saying what is wrong in plain words.
  */
-md_status md_dns_name_normalize(const char *input, char *ascii, size_t ascii_size,
-                                char *unicode, size_t unicode_size, md_error *err);
+MD_API md_status md_dns_name_normalize(const char *input, char *ascii, size_t ascii_size,
+                                       char *unicode, size_t unicode_size, md_error *err);
 
 /* Whether s is an IPv4 or IPv6 address literal, with or without [ ]. */
-int md_dns_name_is_ip_literal(const char *s);
+MD_API int md_dns_name_is_ip_literal(const char *s);
 
 #ifdef __cplusplus
 }

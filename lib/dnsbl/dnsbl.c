@@ -536,9 +536,14 @@ void md_dnsbl_result_report(const md_dnsbl_result *r, md_report *rep)
     json_object_set_new(o, "listings", listings);
     md_report_set(rep, "dnsbl", o);
     if (r->rdns != NULL) {
+        /* each IP's reverse DNS as lib/rdns describes it */
         json_t *a = json_array();
-        for (size_t i = 0; i < r->nrdns; i++)
-            json_array_append_new(a, md_rdns_result_to_json(r->rdns[i]));
+        for (size_t i = 0; i < r->nrdns; i++) {
+            md_report *one = md_report_new("rdns", NULL);
+            md_rdns_describe(r->rdns[i], one);
+            json_array_append(a, md_report_fields(one));
+            md_report_free(one);
+        }
         md_report_set(rep, "rdns", a);
     }
 }

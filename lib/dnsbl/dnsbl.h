@@ -1,8 +1,8 @@
 /*
  * lib/dnsbl: the reputation of our sending IPs (and sending domains) on DNS
  * blocklists, RFC 5782, together with each IP's forward-confirmed reverse
- * DNS and HELO name (lib/rdns).  Callers: maildiag-why and the health check,
- * for each of our sending IPs, on an md_dns shared with other modules.
+ * DNS and HELO name (lib/rdns).  Meant for the diagnosis of our sending
+ * IPs, each checked on an md_dns shared with other modules.
  *
  * What a list says (RFC 5782 section 2):
  *  - the query is A of the subject under the list's zone: IPv4 octets
@@ -72,7 +72,7 @@ typedef enum md_dnsbl_state {
 } md_dnsbl_state;
 
 /* "not_listed", "listed", "unusable", "unknown". */
-const char *md_dnsbl_state_name(md_dnsbl_state s);
+MD_API const char *md_dnsbl_state_name(md_dnsbl_state s);
 
 typedef enum md_dnsbl_zone_state {
     MD_DNSBL_ZONE_USABLE = 0,
@@ -81,7 +81,7 @@ typedef enum md_dnsbl_zone_state {
 } md_dnsbl_zone_state;
 
 /* "usable", "unusable", "unknown". */
-const char *md_dnsbl_zone_state_name(md_dnsbl_zone_state s);
+MD_API const char *md_dnsbl_zone_state_name(md_dnsbl_zone_state s);
 
 /* Why a list is unusable: bits. */
 #define MD_DNSBL_WHY_LISTS_ALL       0x01u  /* lists the test point that must not be listed */
@@ -96,7 +96,7 @@ const char *md_dnsbl_zone_state_name(md_dnsbl_zone_state s);
 /* The short name of one bit ("lists_all", "misses_test", "refused",
  * "not_loopback", "typo", "public_resolver", "excessive", "error_code"), or
  * NULL for anything else. */
-const char *md_dnsbl_why_name(unsigned bit);
+MD_API const char *md_dnsbl_why_name(unsigned bit);
 
 /* The kinds of subject; a list's test points differ by kind. */
 typedef enum md_dnsbl_kind {
@@ -107,7 +107,7 @@ typedef enum md_dnsbl_kind {
 } md_dnsbl_kind;
 
 /* "ipv4", "ipv6", "domain". */
-const char *md_dnsbl_kind_name(md_dnsbl_kind k);
+MD_API const char *md_dnsbl_kind_name(md_dnsbl_kind k);
 
 /*
  * The RFC 5782 query name of an IP (text, see md_rdns_addr_parse) on an IP
@@ -116,8 +116,8 @@ const char *md_dnsbl_kind_name(md_dnsbl_kind k);
  * beyond its length.  Returns 0, or -1 when subject is not an IP (for an IP
  * list) or the name does not fit 253 characters.
  */
-int md_dnsbl_query_name(const char *subject, const char *zone, int domain_list,
-                        char *out, size_t outsize);
+MD_API int md_dnsbl_query_name(const char *subject, const char *zone, int domain_list,
+                               char *out, size_t outsize);
 
 /*
  * Classifies one A lookup on a list: UNKNOWN for a temporary outcome
@@ -125,8 +125,8 @@ int md_dnsbl_query_name(const char *subject, const char *zone, int domain_list,
  * UNUSABLE (*why = MD_DNSBL_WHY_* bits) when any record is outside
  * 127.0.0.0/8, in 127.255.255.0/24 or 127.0.0.1, else LISTED.  Pure.
  */
-md_dnsbl_state md_dnsbl_classify(md_dns_outcome outcome, const md_dns_addr *addr, size_t n,
-                                 unsigned *why);
+MD_API md_dnsbl_state md_dnsbl_classify(md_dns_outcome outcome, const md_dns_addr *addr, size_t n,
+                                        unsigned *why);
 
 /* One A lookup on a list. */
 typedef struct md_dnsbl_lookup {
@@ -148,15 +148,15 @@ typedef struct md_dnsbl_lookup {
  * makes it UNKNOWN.  REFUSED to a test point is a reason (the list refuses
  * us); other failures are not.  Pure.
  */
-md_dnsbl_zone_state md_dnsbl_judge_zone(const md_dnsbl_lookup *must_list,
-                                        const md_dnsbl_lookup *must_not, unsigned *why);
+MD_API md_dnsbl_zone_state md_dnsbl_judge_zone(const md_dnsbl_lookup *must_list,
+                                               const md_dnsbl_lookup *must_not, unsigned *why);
 
 /*
  * What one answer finally says, given its list's state: a failed lookup
  * stays UNKNOWN, an unusable answer stays UNUSABLE, then an unusable list
  * makes it UNUSABLE and a list of unknown usability makes it UNKNOWN.  Pure.
  */
-md_dnsbl_state md_dnsbl_combine(md_dnsbl_zone_state zone, md_dnsbl_state answer);
+MD_API md_dnsbl_state md_dnsbl_combine(md_dnsbl_zone_state zone, md_dnsbl_state answer);
 
 /* A list's test points for one kind of subject. */
 typedef struct md_dnsbl_tests {
@@ -197,7 +197,7 @@ typedef struct md_dnsbl_result {
 } md_dnsbl_result;
 
 /* Frees r and everything it holds; NULL is a no-op. */
-void md_dnsbl_result_free(md_dnsbl_result *r);
+MD_API void md_dnsbl_result_free(md_dnsbl_result *r);
 
 /* One of our sending IPs and the HELO/EHLO name it announces. */
 typedef struct md_dnsbl_sender {
@@ -231,8 +231,8 @@ typedef void (*md_dnsbl_done_fn)(void *arg, md_dnsbl_result *r);
  * without domains), or when there is nothing to check.  If dns is freed
  * before done runs, the check's memory is lost: run the loop to the end.
  */
-md_status md_dnsbl_start(md_dns *dns, const md_dnsbl_config *cfg, md_dnsbl_done_fn done,
-                         void *arg, md_error *err);
+MD_API md_status md_dnsbl_start(md_dns *dns, const md_dnsbl_config *cfg, md_dnsbl_done_fn done,
+                                void *arg, md_error *err);
 
 /*
  * The same, synchronously: drives dns until the check ends (other queries
@@ -240,14 +240,15 @@ md_status md_dnsbl_start(md_dns *dns, const md_dnsbl_config *cfg, md_dnsbl_done_
  * md_dns.  Returns the judged result (caller frees with
  * md_dnsbl_result_free()), or NULL with err set.
  */
-md_dnsbl_result *md_dnsbl_check(md_dns *dns, const md_dnsbl_config *cfg, md_error *err);
+MD_API md_dnsbl_result *md_dnsbl_check(md_dns *dns, const md_dnsbl_config *cfg, md_error *err);
 
 /*
  * Adds the findings for r (above), human detail lines, and the structured
  * fields "dnsbl" ({"zones": [...], "listings": [...]}) and, unless reverse
- * DNS was skipped, "rdns" ([...], see md_rdns_result_to_json) to rep.  Pure.
+ * DNS was skipped, "rdns" ([...], each as md_rdns_describe describes it) to
+ * rep.  Pure.
  */
-void md_dnsbl_result_report(const md_dnsbl_result *r, md_report *rep);
+MD_API void md_dnsbl_result_report(const md_dnsbl_result *r, md_report *rep);
 
 #ifdef __cplusplus
 }

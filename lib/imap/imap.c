@@ -2,6 +2,7 @@
  * not do, and how this module fills the gaps). */
 #include "config.h"
 #include "imap.h"
+#include "base/buf.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -38,8 +39,8 @@ struct md_imap {
     size_t max_message, max_results;
     char errbuf[CURL_ERROR_SIZE];
     /* per request */
-    char *body;                    /* write callback data */
-    size_t blen, bmax;
+    md_buf body;                   /* write callback data, at most bmax bytes */
+    size_t bmax;
     int overflow;
     char last_cmd[24];             /* "LOGIN", "SELECT", "UID FETCH" ... */
     char reply[MD_ERROR_TEXT_MAX]; /* the first NO/BAD/BYE, else the last tagged line; sanitized */
@@ -59,14 +60,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *u)
 {
     md_imap *m = u;
     size_t len = size * n;
-    if (m->blen + len > m->bmax) {
+    if (m->body.len + len > m->bmax) {
         m->overflow = 1;
         return 0;   /* CURLE_WRITE_ERROR: stop the transfer */
     }
-    m->body = md_xrealloc(m->body, m->blen + len + 1);
-    memcpy(m->body + m->blen, p, len);
-    m->blen += len;
-    m->body[m->blen] = '\0';
+    md_buf_add(&m->body, p, len);
     return len;
 }
 
@@ -283,9 +281,7 @@ static md_status run(md_imap *m, const char *folder, uint32_t uid, const char *c
     md_status st = set_path(m, folder, uid, err);
     if (st != MD_OK)
         return st;
-    free(m->body);
-    m->body = NULL;
-    m->blen = 0;
+    m->body.len = 0;
     m->bmax = bmax;
     m->overflow = 0;
     m->last_cmd[0] = '\0';
@@ -465,7 +461,7 @@ void md_imap_free(md_imap *m)
     free(m->host);
     free(m->user);
     free(m->folder);
-    free(m->body);
+    md_buf_free(&m->body);
     free(m);
 }
 
@@ -586,7 +582,7 @@ static uint32_t open_code(const char *l, size_t n, const char *code)
  * EXAMINE or SELECT just run. */
 static void read_open_codes(md_imap *m)
 {
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n;
     uint32_t v;
     m->uidvalidity = m->uidnext = 0;
@@ -601,7 +597,7 @@ static void read_open_codes(md_imap *m)
 /* "* SEARCH 1 2 3" or "* ESEARCH (TAG "A5") UID ALL 1:3,7" into u. */
 static md_status read_search(md_imap *m, md_imap_uids *u, md_error *err)
 {
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n, cap = 0;
     memset(u, 0, sizeof *u);
     while ((l = next_line(&p, end, &n)) != NULL) {
@@ -646,7 +642,7 @@ static md_status read_search(md_imap *m, md_imap_uids *u, md_error *err)
             }
         }
     }
-    if (m->blen && m->body[m->blen - 1] != '\n')
+    if (m->body.len && m->body.data[m->body.len - 1] != '\n')
         return md_error_set(err, MD_PROTOCOL, "imap.search", "the search reply was cut short");
     if (u->n > 1)
         qsort(u->v, u->n, sizeof *u->v, cmp_uid);
@@ -770,7 +766,7 @@ md_status md_imap_status(md_imap *m, const char *folder, md_imap_folder_status *
             *err = e;
         return st;
     }
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n;
     int in_status = 0;
     while ((l = next_line(&p, end, &n)) != NULL) {
@@ -867,7 +863,7 @@ md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_err
     md_status st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
     if (st != MD_OK)
         return st;
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n;
     while ((l = next_line(&p, end, &n)) != NULL)
         if (read_info(l, n, uid, out))
@@ -904,7 +900,7 @@ md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info
         free(cmd);
         if (st != MD_OK)
             return st;
-        const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+        const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
         size_t n;
         while ((l = next_line(&p, end, &n)) != NULL) {
             md_imap_info in;
@@ -932,20 +928,15 @@ md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data,
     if (st == MD_OK && !info->seen && !m->readonly) {   /* libcurl reconnected and SELECTed */
         char cmd[64];
         snprintf(cmd, sizeof cmd, "UID STORE %u -FLAGS.SILENT (\\Seen)", info->uid);
-        char *body = m->body;
-        size_t blen = m->blen;
-        m->body = NULL;   /* keep the message across the second request */
+        md_buf body = m->body;
+        m->body = (md_buf){ 0 };   /* keep the message across the second request */
         st = run(m, m->folder, 0, cmd, REPLY_MAX, err);
-        free(m->body);
+        md_buf_free(&m->body);
         m->body = body;
-        m->blen = blen;
     }
     if (st != MD_OK)
         return st;
-    *data = m->body ? m->body : md_xstrdup("");
-    *len = m->blen;
-    m->body = NULL;
-    m->blen = 0;
+    *data = md_buf_steal(&m->body, len);
     return MD_OK;
 }
 
@@ -1077,7 +1068,7 @@ md_status md_imap_list(md_imap *m, md_imap_folder_list *out, md_error *err)
                        REPLY_MAX, err);
     if (st != MD_OK)
         return st;
-    const char *p = m->body ? m->body : "", *end = p + m->blen, *l;
+    const char *p = md_buf_cstr(&m->body), *end = p + m->body.len, *l;
     size_t n, cap = 0;
     while ((l = next_line(&p, end, &n)) != NULL && out->n < FOLDERS_MAX) {
         md_imap_folder_info f = { 0 };

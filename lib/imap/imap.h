@@ -6,44 +6,15 @@
  *
  * IMAP is libcurl's (Debian libcurl4-openssl-dev): maintained, TLS through
  * OpenSSL with the system's or a given CA file, the IMAP URL syntax of
- * RFC 5092, implicit TLS (imaps://) and STARTTLS (CURLOPT_USE_SSL), SASL
- * login, and connection reuse across requests.  Its limits, as seen with
- * Debian 12's libcurl 7.88, and what this module does about them:
+ * RFC 5092, implicit TLS (imaps://) and STARTTLS, SASL login, and connection
+ * reuse across requests.  docs/LIBRARIES.md ("libcurl") lists what Debian
+ * 12's libcurl 7.88 does not do for us and how imap.c works around it: most
+ * commands are custom requests whose replies small bounded readers take
+ * apart; messages are fetched by URL with the folder opened read-only, so
+ * \Seen stays as it was; replies are kept small (libcurl's limit on header
+ * lines); there is no IDLE, so a caller that waits for a message polls.
+ * Of the server:
  *
- *  - Commands other than fetch-by-URL go through CURLOPT_CUSTOMREQUEST;
- *    their untagged responses arrive raw through the write callback and
- *    every server line through the header callback.  The few responses
- *    read here (SEARCH, ESEARCH, LIST, FETCH of FLAGS/INTERNALDATE/
- *    RFC822.SIZE) are read by small bounded readers in imap.c.
- *  - Fetching by URL (;UID=n) sends BODY[], which sets \Seen, while a
- *    custom BODY.PEEK[] would hand the literal over line by line, where
- *    a line of the message could pass for the command's tagged reply.  So
- *    md_imap_fetch fetches by URL, which reads the literal by its announced
- *    length, with the folder opened read-only: after libcurl's own SELECT,
- *    a custom EXAMINE of the same folder, which libcurl does not track, so
- *    its fetches by URL send no second SELECT and the server sets no flag.
- *    Should libcurl reconnect and SELECT again, the module sees the SELECT
- *    go out and clears \Seen on a message that was unseen before.
- *  - A failed SELECT returns the same code as a failed login
- *    (CURLE_LOGIN_DENIED); the command sent last (from the debug callback,
- *    which records only the command's name, never its arguments) tells the
- *    two apart.
- *  - Whether STARTTLS happened is not reported; the header callback asks
- *    libcurl for the connection's TLS session (CURLINFO_TLS_SSL_PTR, valid
- *    during the transfer) when the server's replies arrive: a session
- *    there means the replies came over TLS.
- *  - Debian 12's libcurl counts response lines against its 300 KB limit
- *    for headers in a way that grows with the square of the lines that
- *    arrive in one read: a multi-line reply of about 9 KB already fails
- *    ("Too large response headers").  Replies are kept small: search
- *    results come as one line (ESEARCH, or SEARCH's single line), the info
- *    of many messages is fetched 32 at a time.  A LIST of more than about
- *    80 folders fails with that error (clearly, stage "imap.connect").
- *  - No IDLE (RFC 2177), nor NOTIFY (RFC 5465): libcurl has no command
- *    that stays open for the server's untagged responses (a custom IDLE
- *    would never see its tagged end, and its EXISTS lines would arrive only
- *    when the timeout cuts the transfer).  A mailbox is read when asked,
- *    not watched: a caller that waits for a message polls (lib/arrival).
  *  - A message that arrived after the folder was opened is searched only
  *    once a command has reported it (EXISTS): with Dovecot 2.3 a search
  *    alone does not find it.  RFC 3501 6.1.2 names NOOP as the poll for
@@ -95,18 +66,18 @@ typedef struct md_imap md_imap;
  * MD_PERMFAIL for a TLS failure (stage "imap.tls") or a refused login
  * (stage "imap.login"); MD_NOTFOUND when the folder does not exist.
  */
-md_status md_imap_open(const md_imap_options *o, md_imap **out, md_error *err);
-void md_imap_free(md_imap *m);
+MD_API md_status md_imap_open(const md_imap_options *o, md_imap **out, md_error *err);
+MD_API void md_imap_free(md_imap *m);
 
 /* Whether the server's replies came over TLS (always for imaps://; for
  * imap:// only after STARTTLS).  When 0, the password went in clear. */
-int md_imap_tls(const md_imap *m);
+MD_API int md_imap_tls(const md_imap *m);
 /* "TLSv1.3" ..., or "" without TLS.  Borrowed. */
-const char *md_imap_tls_version(const md_imap *m);
+MD_API const char *md_imap_tls_version(const md_imap *m);
 /* The host, user and folder of the session.  Borrowed. */
-const char *md_imap_host(const md_imap *m);
-const char *md_imap_user(const md_imap *m);
-const char *md_imap_folder(const md_imap *m);
+MD_API const char *md_imap_host(const md_imap *m);
+MD_API const char *md_imap_user(const md_imap *m);
+MD_API const char *md_imap_folder(const md_imap *m);
 
 /* Special-use attributes (RFC 6154) and \Noselect. */
 #define MD_IMAP_JUNK     0x01u
@@ -130,29 +101,29 @@ typedef struct md_imap_folder_list {
 
 /* Every folder (LIST "" "*", with RETURN (SPECIAL-USE) when the server
  * announces LIST-EXTENDED and SPECIAL-USE).  Caller clears *out. */
-md_status md_imap_list(md_imap *m, md_imap_folder_list *out, md_error *err);
-void md_imap_folder_list_clear(md_imap_folder_list *l);
+MD_API md_status md_imap_list(md_imap *m, md_imap_folder_list *out, md_error *err);
+MD_API void md_imap_folder_list_clear(md_imap_folder_list *l);
 /* The Junk folder: the one marked \Junk, else one named Junk or Spam (any
  * case, at any level); NULL when there is none.  Borrowed from l. */
-const char *md_imap_junk_folder(const md_imap_folder_list *l);
+MD_API const char *md_imap_junk_folder(const md_imap_folder_list *l);
 
 /* Whether f is a Junk folder as md_imap_junk_folder sees it: marked
  * \Junk, or its last level named Junk or Spam (any case); never a
  * \Noselect one. */
-int md_imap_folder_is_junk(const md_imap_folder_info *f);
+MD_API int md_imap_folder_is_junk(const md_imap_folder_info *f);
 
 /* Selects another folder for the calls below.  MD_NOTFOUND when missing. */
-md_status md_imap_select(md_imap *m, const char *folder, md_error *err);
+MD_API md_status md_imap_select(md_imap *m, const char *folder, md_error *err);
 
 /* The selected folder's UIDVALIDITY and UIDNEXT as its last opening
  * (md_imap_open, md_imap_select, a fetch or delete that reopened it)
  * reported them; 0 when the server did not say. */
-void md_imap_folder_uids(const md_imap *m, uint32_t *uidvalidity, uint32_t *uidnext);
+MD_API void md_imap_folder_uids(const md_imap *m, uint32_t *uidvalidity, uint32_t *uidnext);
 
 /* Lets the server report what changed in the selected folder (NOOP): a
  * message that arrived since it was opened is found by the searches after
  * this, not necessarily before (see above). */
-md_status md_imap_noop(md_imap *m, md_error *err);
+MD_API md_status md_imap_noop(md_imap *m, md_error *err);
 
 typedef struct md_imap_folder_status {
     uint32_t messages, uidnext, uidvalidity;   /* 0 when not reported */
@@ -162,7 +133,7 @@ typedef struct md_imap_folder_status {
  * the selected one; MD_CONFIG), without selecting it.  MD_NOTFOUND when
  * the server refuses it (no such folder), MD_PROTOCOL when the reply has
  * no UIDNEXT. */
-md_status md_imap_status(md_imap *m, const char *folder, md_imap_folder_status *out, md_error *err);
+MD_API md_status md_imap_status(md_imap *m, const char *folder, md_imap_folder_status *out, md_error *err);
 
 typedef struct md_imap_uids {
     uint32_t *v;      /* ascending */
@@ -173,17 +144,17 @@ typedef struct md_imap_uids {
 /* UIDs of the messages whose header field contains value (IMAP SEARCH
  * HEADER: a substring, case-insensitive).  field and value are printable
  * ASCII; anything else is MD_CONFIG.  Caller clears *out. */
-md_status md_imap_search_header(md_imap *m, const char *field, const char *value,
-                                md_imap_uids *out, md_error *err);
+MD_API md_status md_imap_search_header(md_imap *m, const char *field, const char *value,
+                                       md_imap_uids *out, md_error *err);
 /* The same among the messages with a UID of min_uid or more (UID
  * min_uid:*; 0 or 1 = all).  "*" is the highest UID in the folder, so
  * when min_uid is above it the last message is searched as well. */
-md_status md_imap_search_header_from(md_imap *m, uint32_t min_uid, const char *field, const char *value,
-                                     md_imap_uids *out, md_error *err);
+MD_API md_status md_imap_search_header_from(md_imap *m, uint32_t min_uid, const char *field, const char *value,
+                                            md_imap_uids *out, md_error *err);
 /* UIDs of the messages that arrived on or after the day (UTC) of since
  * (IMAP SINCE compares the internal date's day); since 0 = all. */
-md_status md_imap_search_since(md_imap *m, int64_t since, md_imap_uids *out, md_error *err);
-void md_imap_uids_clear(md_imap_uids *u);
+MD_API md_status md_imap_search_since(md_imap *m, int64_t since, md_imap_uids *out, md_error *err);
+MD_API void md_imap_uids_clear(md_imap_uids *u);
 
 typedef struct md_imap_info {
     uint32_t uid;
@@ -194,7 +165,7 @@ typedef struct md_imap_info {
 
 /* INTERNALDATE, size and flags of one message.  MD_NOTFOUND when the UID
  * is not in the folder. */
-md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_error *err);
+MD_API md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_error *err);
 
 /*
  * The whole message, byte for byte as the server stores it, into *data
@@ -202,32 +173,32 @@ md_status md_imap_fetch_info(md_imap *m, uint32_t uid, md_imap_info *out, md_err
  * NULL).  Leaves \Seen as it was.  MD_NOTFOUND when the UID is gone,
  * MD_PERMFAIL (stage "imap.size") when it is larger than max_message.
  */
-md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_imap_info *info,
-                        md_error *err);
+MD_API md_status md_imap_fetch(md_imap *m, uint32_t uid, char **data, size_t *len, md_imap_info *info,
+                               md_error *err);
 
 /* The info of many messages, a few commands in all: out[i] (caller's
  * array of uids->n) for uids->v[i]; uid 0 in it when that message is gone.
  * For reading a whole folder in one round trip per message. */
-md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info *out, md_error *err);
+MD_API md_status md_imap_fetch_infos(md_imap *m, const md_imap_uids *uids, md_imap_info *out, md_error *err);
 /* md_imap_fetch of a message whose info is known (from md_imap_fetch_infos):
  * MD_NOTFOUND when info->uid is 0. */
-md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data, size_t *len,
-                              md_error *err);
+MD_API md_status md_imap_fetch_known(md_imap *m, const md_imap_info *info, char **data, size_t *len,
+                                     md_error *err);
 
 /* Deletes messages: STORE +FLAGS.SILENT (\Deleted), then UID EXPUNGE of
  * just those (UIDPLUS), or EXPUNGE when the server lacks UIDPLUS (which
  * also removes messages others marked \Deleted). */
-md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
+MD_API md_status md_imap_delete(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
 /* Only the STORE of md_imap_delete: the messages stay until someone
  * expunges the folder. */
-md_status md_imap_flag_deleted(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
+MD_API md_status md_imap_flag_deleted(md_imap *m, const uint32_t *uids, size_t n, md_error *err);
 /* Whether the server announced UIDPLUS (RFC 4315): md_imap_delete then
  * expunges exactly the messages given. */
-int md_imap_uidplus(const md_imap *m);
+MD_API int md_imap_uidplus(const md_imap *m);
 
 /* A new deadline for the whole session, ms from now (0 = none): every
  * later command gets at most what is left of it. */
-void md_imap_set_deadline(md_imap *m, unsigned ms);
+MD_API void md_imap_set_deadline(md_imap *m, unsigned ms);
 
 #ifdef __cplusplus
 }

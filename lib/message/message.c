@@ -4,6 +4,7 @@
 #include "config.h"
 #include "message.h"
 #include "address/address.h"
+#include "base/buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,31 +17,6 @@
 #include <openssl/rand.h>
 
 #define TEMPLATE_FILE_MAX (64 * 1024)
-
-/* --- a small growable buffer -------------------------------------------- */
-typedef struct buf { char *p; size_t len, cap; } buf;
-
-static void buf_add(buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = md_xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-static void buf_str(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-static void buf_fmt(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_fmt(buf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    buf_add(b, tmp, n < 0 ? 0 : (size_t)n >= sizeof tmp ? sizeof tmp - 1 : (size_t)n);
-}
 
 /* --- built-in templates -------------------------------------------------- */
 typedef struct tmpl { const char *name, *subject, *txt, *html; } tmpl;
@@ -93,7 +69,7 @@ static const tmpl builtin[] = {
       "<p>This is a test message from {{product}} to {{to}}.</p>\n"
       "<p>If you can read it, mail from {{product}} reaches you.</p>\n"
       "</body></html>\n" },
-    /* --- account notices (issue 5: maildiag-selfcheck, lib/account/notify) ---
+    /* --- account notices (lib/account/notify) ---
      * What the owner of an address gets when an account cannot receive what
      * was asked for, or when no account uses the address at all. */
     { "no-account", "Your {{product}} request",
@@ -284,6 +260,19 @@ static md_status check_link(const char *link, md_error *err)
     return MD_OK;
 }
 
+/* The name of the program making a test send goes into a header comment:
+ * a short word of letters, digits, '.', '_' and '-'. */
+static md_status check_sender_name(const char *name, md_error *err)
+{
+    if (name == NULL)
+        return MD_OK;
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    if (n == 0 || n > 64 || name[n] != '\0')
+        return md_error_set(err, MD_CONFIG, "message.test_sender",
+                            "message.test_sender: 1 to 64 letters, digits, '.', '_' or '-'");
+    return MD_OK;
+}
+
 /* --- encodings ------------------------------------------------------------ */
 
 static int is_ascii_printable(const char *s)
@@ -294,18 +283,13 @@ static int is_ascii_printable(const char *s)
     return 1;
 }
 
-char *md_message_encode_header(const char *value, size_t name_len)
+/* value (checked text) as RFC 2047 encoded-words, folded with CRLF SP. */
+static char *encoded_words(const char *value)
 {
-    const char *why;
-    size_t at;
-    if (bad_text(value, &why, &at))
-        return NULL;
-    if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
-        return md_xstrdup(value);
     /* Encoded-words of 60 characters ("=?UTF-8?B?" + 48 base64 + "?="): 36
      * bytes of input each, so "Subject: " plus a word stays under 78
      * columns.  Never split a UTF-8 sequence across words (RFC 2047 5). */
-    buf b = { 0 };
+    md_buf b = { 0 };
     const char *p = value;
     int first = 1;
     while (*p) {
@@ -316,25 +300,36 @@ char *md_message_encode_header(const char *value, size_t name_len)
         unsigned char enc[64];
         int elen = EVP_EncodeBlock(enc, (const unsigned char *)p, (int)take);
         if (!first)
-            buf_str(&b, "\r\n ");
-        buf_str(&b, "=?UTF-8?B?");
-        buf_add(&b, (const char *)enc, (size_t)elen);
-        buf_str(&b, "?=");
+            md_buf_addstr(&b, "\r\n ");
+        md_buf_addstr(&b, "=?UTF-8?B?");
+        md_buf_add(&b, enc, (size_t)elen);
+        md_buf_addstr(&b, "?=");
         first = 0;
         p += take;
     }
-    return b.p;
+    return md_buf_steal(&b, NULL);
+}
+
+char *md_message_encode_header(const char *value, size_t name_len)
+{
+    const char *why;
+    size_t at;
+    if (bad_text(value, &why, &at))
+        return NULL;
+    if (is_ascii_printable(value) && strstr(value, "=?") == NULL && name_len + 2 + strlen(value) <= 78)
+        return md_xstrdup(value);
+    return encoded_words(value);
 }
 
 /* Quoted-printable (RFC 2045 6.7) of text with \n line ends, into CRLF lines
  * of at most 76 characters. */
-static void qp_encode(buf *out, const char *text)
+static void qp_encode(md_buf *out, const char *text)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t col = 0;
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         if (*p == '\n') {
-            buf_str(out, "\r\n");
+            md_buf_addstr(out, "\r\n");
             col = 0;
             continue;
         }
@@ -352,26 +347,26 @@ static void qp_encode(buf *out, const char *text)
         }
         /* Keep room for a soft break "=" at column 76. */
         if (col + n > 75) {
-            buf_str(out, "=\r\n");
+            md_buf_addstr(out, "=\r\n");
             col = 0;
         }
-        buf_add(out, enc, n);
+        md_buf_add(out, enc, n);
         col += n;
     }
     if (col > 0)
-        buf_str(out, "\r\n");
+        md_buf_addstr(out, "\r\n");
 }
 
-static void html_escape(buf *out, const char *s)
+static void html_escape(md_buf *out, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': buf_str(out, "&amp;"); break;
-        case '<': buf_str(out, "&lt;"); break;
-        case '>': buf_str(out, "&gt;"); break;
-        case '"': buf_str(out, "&quot;"); break;
-        case '\'': buf_str(out, "&#39;"); break;
-        default: buf_add(out, s, 1);
+        case '&': md_buf_addstr(out, "&amp;"); break;
+        case '<': md_buf_addstr(out, "&lt;"); break;
+        case '>': md_buf_addstr(out, "&gt;"); break;
+        case '"': md_buf_addstr(out, "&quot;"); break;
+        case '\'': md_buf_addstr(out, "&#39;"); break;
+        default: md_buf_add(out, s, 1);
         }
     }
 }
@@ -385,27 +380,27 @@ typedef struct vars {
     const char *product;
 } vars;
 
-static void put(buf *out, enum mode m, const char *v)
+static void put(md_buf *out, enum mode m, const char *v)
 {
     if (m == M_HTML)
         html_escape(out, v);
     else
-        buf_str(out, v);
+        md_buf_addstr(out, v);
 }
 
 #define TEST_LINK_NOTE "(test link: signed with a throwaway key, it will not work)"
 
 /* Copies the template text [p, end), and the test-link note where it is
  * due (*note_at, cleared once written). */
-static void put_literal(buf *out, const char *p, const char *end, const char **note_at)
+static void put_literal(md_buf *out, const char *p, const char *end, const char **note_at)
 {
     if (*note_at != NULL && *note_at >= p && *note_at <= end) {
-        buf_add(out, p, (size_t)(*note_at - p));
-        buf_str(out, " " TEST_LINK_NOTE);
+        md_buf_add(out, p, (size_t)(*note_at - p));
+        md_buf_addstr(out, " " TEST_LINK_NOTE);
         p = *note_at;
         *note_at = NULL;
     }
-    buf_add(out, p, (size_t)(end - p));
+    md_buf_add(out, p, (size_t)(end - p));
 }
 
 /* Where the test-link note goes when {{link}} (at open, ending at after)
@@ -430,7 +425,7 @@ static const char *note_place(const char *t, const char *open, const char *after
     return end ? end + 1 : after + strlen(after);
 }
 
-static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_error *err)
+static md_status expand(const vars *v, const char *t, enum mode m, md_buf *out, md_error *err)
 {
     const md_message_request *r = v->req;
     const char *p = t;
@@ -455,7 +450,7 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
             put(out, m, r->username ? r->username : "");
         } else if (strcmp(name, "username_greeting") == 0) {
             if (r->username && *r->username) {
-                buf_str(out, " ");
+                md_buf_addstr(out, " ");
                 put(out, m, r->username);
             }
         } else if (strcmp(name, "link") == 0) {
@@ -466,11 +461,11 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
             /* The note goes beside the link: on the next line in text, after
              * it in HTML, but never into a tag (an href) */
             if (r->link_is_test && m == M_TEXT) {
-                buf_str(out, "\n" TEST_LINK_NOTE);
+                md_buf_addstr(out, "\n" TEST_LINK_NOTE);
             } else if (r->link_is_test && m == M_HTML) {
                 const char *at = note_place(t, open, close + 2);
                 if (at == NULL)
-                    buf_str(out, " " TEST_LINK_NOTE);
+                    md_buf_addstr(out, " " TEST_LINK_NOTE);
                 else if (note_at == NULL)
                     note_at = at;
             }
@@ -478,29 +473,27 @@ static md_status expand(const vars *v, const char *t, enum mode m, buf *out, md_
             put(out, m, v->expires);
         } else if (strcmp(name, "usernames") == 0) {
             if (m == M_HTML)
-                buf_str(out, "<ul>\n");
+                md_buf_addstr(out, "<ul>\n");
             for (size_t i = 0; i < r->nusernames; i++) {
                 if (m == M_HTML) {
-                    buf_str(out, "<li>");
+                    md_buf_addstr(out, "<li>");
                     html_escape(out, r->usernames[i]);
-                    buf_str(out, "</li>\n");
+                    md_buf_addstr(out, "</li>\n");
                 } else {
-                    buf_str(out, "  ");
-                    buf_str(out, r->usernames[i]);
-                    buf_str(out, m == M_HEADER ? " " : "\n");
+                    md_buf_addstr(out, "  ");
+                    md_buf_addstr(out, r->usernames[i]);
+                    md_buf_addstr(out, m == M_HEADER ? " " : "\n");
                 }
             }
             if (m == M_HTML)
-                buf_str(out, "</ul>");
+                md_buf_addstr(out, "</ul>");
         } else {
             return md_error_set(err, MD_CONFIG, "message.template", "unknown placeholder {{%s}}", name);
         }
         p = close + 2;
     }
     if (note_at != NULL)   /* the template ended inside the tag or element */
-        buf_str(out, " " TEST_LINK_NOTE);
-    if (out->p == NULL)
-        buf_add(out, "", 0);
+        md_buf_addstr(out, " " TEST_LINK_NOTE);
     return MD_OK;
 }
 
@@ -542,7 +535,7 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
         check_text("message.subject", req->subject, err) != MD_OK ||
         check_text("message.product", req->product, err) != MD_OK ||
         check_text("message.username", req->username, err) != MD_OK ||
-        check_link(req->link, err) != MD_OK)
+        check_link(req->link, err) != MD_OK || check_sender_name(req->test_sender, err) != MD_OK)
         return err ? err->status : MD_CONFIG;
     for (size_t i = 0; i < req->nusernames; i++)
         if (check_text("message.usernames", req->usernames[i], err) != MD_OK)
@@ -565,7 +558,7 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
     char *o_subj = read_override(req->template_dir, bt->name, "subject", err, &failed);
     char *o_txt = failed ? NULL : read_override(req->template_dir, bt->name, "txt", err, &failed);
     char *o_html = failed ? NULL : read_override(req->template_dir, bt->name, "html", err, &failed);
-    buf subj = { 0 }, txt = { 0 }, html = { 0 }, msg = { 0 };
+    md_buf subj = { 0 }, txt = { 0 }, html = { 0 }, msg = { 0 };
     char *enc_subj = NULL, *enc_name = NULL;
     md_status st = MD_CONFIG;
     if (failed)
@@ -575,40 +568,48 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
         if (nl) *nl = '\0';
     }
     if (req->subject)
-        buf_str(&subj, req->subject);
+        md_buf_addstr(&subj, req->subject);
     else if (expand(&v, o_subj ? o_subj : bt->subject, M_HEADER, &subj, err) != MD_OK)
         goto done;
     if (expand(&v, o_txt ? o_txt : bt->txt, M_TEXT, &txt, err) != MD_OK ||
         expand(&v, o_html ? o_html : bt->html, M_HTML, &html, err) != MD_OK)
         goto done;
     if (req->test_send) {
-        buf note = { 0 };
-        buf_str(&note, "[Test send: this message was sent by support with maildiag-send to check delivery.]\n\n");
-        buf_add(&note, txt.p, txt.len);
-        free(txt.p);
+        md_buf note = { 0 };
+        md_buf_addf(&note, "[Test send: this message was sent by support%s%s to check delivery.]\n\n",
+                    req->test_sender ? " with " : "", req->test_sender ? req->test_sender : "");
+        md_buf_add(&note, txt.data, txt.len);
+        md_buf_free(&txt);
         txt = note;
     }
     /* The subject is checked after expansion: a template value must not
      * smuggle a line break in either. */
-    if ((enc_subj = md_message_encode_header(subj.p, 7)) == NULL) {
+    if ((enc_subj = md_message_encode_header(md_buf_cstr(&subj), 7)) == NULL) {
         md_error_set(err, MD_CONFIG, "message.subject", "message.subject: holds a line break or control character");
         goto done;
     }
     if (req->from_name && *req->from_name) {
-        /* Printable ASCII names are quoted (with \" and \\ escaped). */
+        /* Printable ASCII names are quoted (with \" and \\ escaped) when
+         * "From: " and the quoted string fit in 78 columns.  A quoted string
+         * cannot be folded: a longer name (up to 998 bytes, each quote or
+         * backslash doubled) would make the line longer than the 998
+         * octets RFC 5322 2.1.1 allows, so it is encoded-words, which fold,
+         * as a non-ASCII name is. */
+        md_buf q = { 0 };
         if (is_ascii_printable(req->from_name)) {
-            buf q = { 0 };
-            buf_str(&q, "\"");
+            md_buf_addstr(&q, "\"");
             for (const char *p = req->from_name; *p; p++) {
                 if (*p == '"' || *p == '\\')
-                    buf_str(&q, "\\");
-                buf_add(&q, p, 1);
+                    md_buf_addstr(&q, "\\");
+                md_buf_add(&q, p, 1);
             }
-            buf_str(&q, "\"");
-            enc_name = q.p;
-        } else if ((enc_name = md_message_encode_header(req->from_name, 4)) == NULL) {
-            md_error_set(err, MD_CONFIG, "message.from_name", "message.from_name: holds a control character");
-            goto done;
+            md_buf_addstr(&q, "\"");
+        }
+        if (q.len > 0 && 6 + q.len <= 78) {
+            enc_name = md_buf_steal(&q, NULL);
+        } else {
+            md_buf_free(&q);
+            enc_name = encoded_words(req->from_name);   /* checked text (check_text above) */
         }
     }
 
@@ -628,51 +629,51 @@ md_status md_message_compose(const md_message_request *req, md_message **out, md
     char date[64];
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 
-    buf_fmt(&msg, "Date: %s\r\n", date);
+    md_buf_addf(&msg, "Date: %s\r\n", date);
     if (enc_name) {
-        buf_str(&msg, "From: ");
-        buf_str(&msg, enc_name);
-        buf_str(&msg, " <");
-        buf_str(&msg, req->from);
-        buf_str(&msg, ">\r\n");
+        md_buf_addstr(&msg, "From: ");
+        md_buf_addstr(&msg, enc_name);
+        md_buf_addstr(&msg, " <");
+        md_buf_addstr(&msg, req->from);
+        md_buf_addstr(&msg, ">\r\n");
     } else {
-        buf_str(&msg, "From: ");
-        buf_str(&msg, req->from);
-        buf_str(&msg, "\r\n");
+        md_buf_addstr(&msg, "From: ");
+        md_buf_addstr(&msg, req->from);
+        md_buf_addstr(&msg, "\r\n");
     }
-    buf_str(&msg, "To: ");
-    buf_str(&msg, req->to);
-    buf_str(&msg, "\r\nSubject: ");
-    buf_str(&msg, enc_subj);
-    buf_str(&msg, "\r\nMessage-ID: ");
-    buf_str(&msg, msgid);
-    buf_str(&msg, "\r\nMIME-Version: 1.0\r\n"
+    md_buf_addstr(&msg, "To: ");
+    md_buf_addstr(&msg, req->to);
+    md_buf_addstr(&msg, "\r\nSubject: ");
+    md_buf_addstr(&msg, enc_subj);
+    md_buf_addstr(&msg, "\r\nMessage-ID: ");
+    md_buf_addstr(&msg, msgid);
+    md_buf_addstr(&msg, "\r\nMIME-Version: 1.0\r\n"
                   "Auto-Submitted: auto-generated\r\n");
-    if (req->test_send)
-        buf_str(&msg, "X-Maildiag-Test: yes (a test send by maildiag-send)\r\n");
-    buf_fmt(&msg, "Content-Type: multipart/alternative; boundary=\"=_md_%s\"\r\n\r\n", bnd);
-    buf_str(&msg, "This is a MIME message with a text and an HTML part.\r\n\r\n");
-    buf_fmt(&msg, "--=_md_%s\r\n", bnd);
-    buf_str(&msg, "Content-Type: text/plain; charset=UTF-8\r\n"
+    if (req->test_send && req->test_sender)
+        md_buf_addf(&msg, "X-Maildiag-Test: yes (a test send by %s)\r\n", req->test_sender);
+    else if (req->test_send)
+        MD_BUF_LIT(&msg, "X-Maildiag-Test: yes\r\n");
+    md_buf_addf(&msg, "Content-Type: multipart/alternative; boundary=\"=_md_%s\"\r\n\r\n", bnd);
+    md_buf_addstr(&msg, "This is a MIME message with a text and an HTML part.\r\n\r\n");
+    md_buf_addf(&msg, "--=_md_%s\r\n", bnd);
+    md_buf_addstr(&msg, "Content-Type: text/plain; charset=UTF-8\r\n"
                   "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-    qp_encode(&msg, txt.p);
-    buf_fmt(&msg, "\r\n--=_md_%s\r\n", bnd);
-    buf_str(&msg, "Content-Type: text/html; charset=UTF-8\r\n"
+    qp_encode(&msg, md_buf_cstr(&txt));
+    md_buf_addf(&msg, "\r\n--=_md_%s\r\n", bnd);
+    md_buf_addstr(&msg, "Content-Type: text/html; charset=UTF-8\r\n"
                   "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-    qp_encode(&msg, html.p);
-    buf_fmt(&msg, "\r\n--=_md_%s--\r\n", bnd);
+    qp_encode(&msg, md_buf_cstr(&html));
+    md_buf_addf(&msg, "\r\n--=_md_%s--\r\n", bnd);
 
     md_message *m = md_xcalloc(1, sizeof *m);
-    m->data = msg.p;
-    m->len = msg.len;
+    m->data = md_buf_steal(&msg, &m->len);
     m->message_id = msgid;
-    m->subject = md_xstrdup(subj.p);
-    msg.p = NULL;
+    m->subject = md_xstrdup(md_buf_cstr(&subj));
     *out = m;
     st = MD_OK;
 done:
     free(o_subj); free(o_txt); free(o_html);
-    free(subj.p); free(txt.p); free(html.p); free(msg.p);
+    md_buf_free(&subj); md_buf_free(&txt); md_buf_free(&html); md_buf_free(&msg);
     free(enc_subj); free(enc_name);
     return st;
 }

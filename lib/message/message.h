@@ -21,14 +21,15 @@
  * brackets around it, no display name, no control character), which is
  * also a valid RFC 5322 addr-spec; others are refused (MD_CONFIG).  The
  * subject and display names are refused when they hold CR/LF/controls, and
- * encoded as RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII.
+ * encoded as RFC 2047 encoded-words (UTF-8, base64, folded) when not ASCII
+ * or too long for one line (a display name is quoted when it fits).
  * Values in bodies go through quoted-printable, so they cannot end the
  * MIME part.  The Message-ID's domain is the sender's in A-labels.
  *
  * Output: the whole message, CRLF line ends, lines <= 78 characters, with
  * Date, Message-ID (random, in the sending domain), From, To, Subject,
  * MIME-Version, Content-Type, Auto-Submitted: auto-generated, and, for test
- * sends, "X-Maildiag-Test: yes".  The same bytes go to --dry-run and to SMTP.
+ * sends, "X-Maildiag-Test: yes".  The same bytes are shown and sent.
  */
 #ifndef MAILDIAG_MESSAGE_H
 #define MAILDIAG_MESSAGE_H
@@ -58,6 +59,9 @@ typedef struct md_message_request {
     const char *link;            /* {{link}} for verify / reset */
     int64_t expires;             /* {{expires}} as a UTC date; 0 = none */
     int test_send;               /* add X-Maildiag-Test and a test-send note in the bodies */
+    const char *test_sender;     /* the program making the test send, named in both
+                                  * ("yes (a test send by NAME)"); NULL: not named.
+                                  * 1 to 64 of [A-Za-z0-9._-] */
     int link_is_test;            /* the link's token is signed with a throwaway key: say so,
                                   * beside the link (the next line in text; in HTML after
                                   * the <a> element, or the tag, holding {{link}}) */
@@ -75,11 +79,11 @@ typedef struct md_message {
 /* Composes a message.  Returns MD_OK and *out (caller frees with
  * md_message_free), or MD_CONFIG with err naming the bad field
  * ("message.to", "message.subject", "message.template" ...). */
-md_status md_message_compose(const md_message_request *req, md_message **out, md_error *err);
-void md_message_free(md_message *m);
+MD_API md_status md_message_compose(const md_message_request *req, md_message **out, md_error *err);
+MD_API void md_message_free(md_message *m);
 
 /* Whether name is a known template. */
-int md_message_template_known(const char *name);
+MD_API int md_message_template_known(const char *name);
 
 /*
  * Checks an address for use in a header or an SMTP command: exactly an
@@ -89,13 +93,13 @@ int md_message_template_known(const char *name);
  * and control characters are not).  Returns MD_OK or MD_CONFIG with err
  * ("FIELD: what is wrong", stage given by the caller's field name).
  */
-md_status md_message_check_address(const char *field, const char *addr, md_error *err);
+MD_API md_status md_message_check_address(const char *field, const char *addr, md_error *err);
 
 /* RFC 2047 encoding of a header value (UTF-8 in): returns it unchanged
  * when printable ASCII, else encoded-words folded with CRLF SP for a header
  * whose name takes name_len columns.  NULL when value has controls.  Caller
  * frees with free(). */
-char *md_message_encode_header(const char *value, size_t name_len);
+MD_API char *md_message_encode_header(const char *value, size_t name_len);
 
 #ifdef __cplusplus
 }

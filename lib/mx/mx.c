@@ -31,7 +31,14 @@ void md_mx_route_clear(md_mx_route *r)
         free(r->mx_cnames[i]);
     free(r->mx_cnames);
     free(r->domain);
+    free(r->unicode);
     memset(r, 0, sizeof *r);
+}
+
+void md_mx_route_free(md_mx_route *r)
+{
+    md_mx_route_clear(r);
+    free(r);
 }
 
 /* --- judging -------------------------------------------------------------- */
@@ -281,50 +288,31 @@ void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_rep
 
 typedef struct mx_job {
     md_dns *dns;
-    const md_mx_options *opt;
-    char *input;
-    char unicode[512];
-    md_mx_route route;
+    md_mx_route *route;
     size_t pending;
-    md_check_done_fn done;
+    md_mx_resolved_fn done;
     void *done_arg;
 } mx_job;
 
 typedef struct addr_req {
     mx_job *job;
-    size_t host;      /* index into route.hosts */
+    size_t host;      /* index into route->hosts */
 } addr_req;
 
 static void job_finish(mx_job *job)
 {
-    char subject[1024];
-    if (job->unicode[0])
-        snprintf(subject, sizeof subject, "%s (%s)", job->unicode, job->route.domain);
-    else
-        snprintf(subject, sizeof subject, "%s", job->route.domain);
-    md_report *rep = md_report_new("maildiag-mx", subject);
-    json_t *in = json_string(job->input);
-    md_report_set(rep, "input", in ? in : json_string("(not UTF-8)"));
-    md_report_set(rep, "domain", json_string(job->route.domain));
-    if (job->unicode[0]) {
-        md_report_set(rep, "domain_unicode", json_string(job->unicode));
-        if (job->opt == NULL || !job->opt->no_details)
-            md_report_add_detail(rep, "IDN: %s = %s", job->unicode, job->route.domain);
-    }
-    md_mx_route_evaluate(&job->route, job->opt, rep);
-    md_mx_route_clear(&job->route);
-    free(job->input);
-    md_check_done_fn done = job->done;
+    md_mx_resolved_fn done = job->done;
     void *arg = job->done_arg;
+    md_mx_route *r = job->route;
     free(job);
-    done(arg, rep);
+    done(arg, r);
 }
 
 static void on_addr(void *arg, const md_dns_answer *a)
 {
     addr_req *req = arg;
     mx_job *job = req->job;
-    md_mx_host *h = &job->route.hosts[req->host];
+    md_mx_host *h = &job->route->hosts[req->host];
 
     if (a->type == MD_DNS_A) {
         h->a = a->outcome;
@@ -350,7 +338,7 @@ static void on_addr(void *arg, const md_dns_answer *a)
 
 static void resolve_host(mx_job *job, size_t i)
 {
-    md_mx_host *h = &job->route.hosts[i];
+    md_mx_host *h = &job->route->hosts[i];
     h->resolved = 1;
     for (int k = 0; k < 2; k++) {
         addr_req *req = md_xcalloc(1, sizeof *req);
@@ -364,7 +352,7 @@ static void resolve_host(mx_job *job, size_t i)
 static void on_mx(void *arg, const md_dns_answer *a)
 {
     mx_job *job = arg;
-    md_mx_route *r = &job->route;
+    md_mx_route *r = job->route;
 
     r->mx = a->outcome;
     snprintf(r->mx_detail, sizeof r->mx_detail, "%s", a->detail);
@@ -408,20 +396,116 @@ static void on_mx(void *arg, const md_dns_answer *a)
         job_finish(job);
 }
 
+md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_fn done, void *arg,
+                        md_error *err)
+{
+    char ascii[MD_DNS_NAME_MAX + 1], unicode[512];
+    md_status st = md_dns_name_normalize(domain, ascii, sizeof ascii, unicode, sizeof unicode, err);
+    if (st != MD_OK)
+        return st;
+    mx_job *job = md_xcalloc(1, sizeof *job);
+    job->dns = dns;
+    job->done = done;
+    job->done_arg = arg;
+    job->route = md_xcalloc(1, sizeof *job->route);
+    job->route->domain = md_xstrdup(ascii);
+    job->route->unicode = unicode[0] ? md_xstrdup(unicode) : NULL;
+    md_dns_query(dns, ascii, MD_DNS_MX, on_mx, job);
+    return MD_OK;
+}
+
+/* The blocking form's wait, on the heap: an abandoned gathering may end
+ * after its waiter has returned. */
+typedef struct mx_wait {
+    md_mx_route *route;
+    int finished, abandoned;
+} mx_wait;
+
+static void wait_done(void *arg, md_mx_route *route)
+{
+    mx_wait *w = arg;
+    if (w->abandoned) {
+        md_mx_route_free(route);
+        free(w);
+        return;
+    }
+    w->route = route;
+    w->finished = 1;
+}
+
+md_mx_route *md_mx_resolve_wait(md_dns *dns, const char *domain, int64_t deadline_ms,
+                                md_error *err)
+{
+    mx_wait *w = md_xcalloc(1, sizeof *w);
+    if (md_mx_resolve(dns, domain, wait_done, w, err) != MD_OK) {
+        free(w);
+        return NULL;
+    }
+    if (deadline_ms == 0) {
+        md_dns_run(dns);
+    } else {
+        int64_t now;
+        while (!w->finished && (now = md_now_ms()) < deadline_ms) {
+            int64_t left = deadline_ms - now;
+            md_dns_step(dns, left < 100 ? (int)left : 100);
+        }
+    }
+    if (!w->finished) {
+        w->abandoned = 1;   /* wait_done frees it, if it ever runs */
+        md_error_set(err, MD_TEMPFAIL, "mx.timeout", "the MX lookup for %.255s did not finish in time",
+                     domain);
+        return NULL;
+    }
+    md_mx_route *r = w->route;
+    free(w);
+    return r;
+}
+
+/* --- the check: gathering and judgement, one report per domain ------------- */
+
+typedef struct check_job {
+    const md_mx_options *opt;
+    char *input;
+    md_check_done_fn done;
+    void *done_arg;
+} check_job;
+
+static void check_resolved(void *arg, md_mx_route *route)
+{
+    check_job *job = arg;
+    char subject[1024];
+    if (route->unicode)
+        snprintf(subject, sizeof subject, "%s (%s)", route->unicode, route->domain);
+    else
+        snprintf(subject, sizeof subject, "%s", route->domain);
+    md_report *rep = md_report_new("maildiag-mx", subject);
+    json_t *in = json_string(job->input);
+    md_report_set(rep, "input", in ? in : json_string("(not UTF-8)"));
+    md_report_set(rep, "domain", json_string(route->domain));
+    if (route->unicode) {
+        md_report_set(rep, "domain_unicode", json_string(route->unicode));
+        if (job->opt == NULL || !job->opt->no_details)
+            md_report_add_detail(rep, "IDN: %s = %s", route->unicode, route->domain);
+    }
+    md_mx_route_evaluate(route, job->opt, rep);
+    md_mx_route_free(route);
+    free(job->input);
+    md_check_done_fn done = job->done;
+    void *done_arg = job->done_arg;
+    free(job);
+    done(done_arg, rep);
+}
+
 void md_mx_check(md_dns *dns, const char *input, void *check_arg,
                  md_check_done_fn done, void *done_arg)
 {
-    char ascii[MD_DNS_NAME_MAX + 1];
     md_error err;
-
-    mx_job *job = md_xcalloc(1, sizeof *job);
-    job->dns = dns;
+    check_job *job = md_xcalloc(1, sizeof *job);
     job->opt = check_arg;
     job->input = md_xstrdup(input);
     job->done = done;
     job->done_arg = done_arg;
-    if (md_dns_name_normalize(input, ascii, sizeof ascii, job->unicode, sizeof job->unicode,
-                              &err) != MD_OK) {
+    if (md_mx_resolve(dns, input, check_resolved, job, &err) != MD_OK) {
         md_report *rep = md_report_new("maildiag-mx", *input ? input : "(empty)");
         /* "domain" holds the input as given, so consumers always find it. */
         json_t *in = json_string(input);
@@ -433,8 +517,5 @@ void md_mx_check(md_dns *dns, const char *input, void *check_arg,
         free(job->input);
         free(job);
         done(done_arg, rep);
-        return;
     }
-    job->route.domain = md_xstrdup(ascii);
-    md_dns_query(dns, ascii, MD_DNS_MX, on_mx, job);
 }

@@ -8,9 +8,11 @@
  *    timeout on the MX query is a temporary failure, never a fallback to A;
  *  - targets that are aliases, IP literals or have no address are findings.
  *
- * The gathering (md_mx_check) is asynchronous over lib/dns; the judgement
+ * The gathering (md_mx_resolve) is asynchronous over lib/dns and gives the
+ * route itself, for callers that connect to its hosts (lib/smtp) or read
+ * its facts (lib/account, lib/auth, lib/diag); the judgement
  * (md_mx_route_evaluate) is a pure function of the gathered route, so it
- * is tested on its own.
+ * is tested on its own; md_mx_check is the two together, for bulk runs.
  */
 #ifndef MAILDIAG_MX_H
 #define MAILDIAG_MX_H
@@ -40,6 +42,7 @@ typedef struct md_mx_host {
 
 typedef struct md_mx_route {
     char *domain;                /* A-label form */
+    char *unicode;               /* U-label form when the domain is an IDN, else NULL */
     md_dns_outcome mx;           /* outcome of the MX query */
     char mx_detail[128];
     char **mx_cnames;            /* the domain itself is an alias */
@@ -69,13 +72,39 @@ typedef enum md_mx_addr_class {
 /* Classifies an address in text form.  IPv6 forms that carry an IPv4
  * address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64
  * 64:ff9b::/96) take the class of that address. */
-md_mx_addr_class md_mx_address_class(const char *text);
+MD_API md_mx_addr_class md_mx_address_class(const char *text);
 /* "public", "loopback", "unspecified", "private", "link-local", "CGNAT",
  * "multicast", "reserved", "invalid". */
-const char *md_mx_address_class_name(md_mx_addr_class c);
+MD_API const char *md_mx_address_class_name(md_mx_addr_class c);
 
 /* Frees everything the route holds (not the struct itself). */
-void md_mx_route_clear(md_mx_route *r);
+MD_API void md_mx_route_clear(md_mx_route *r);
+/* Frees a route md_mx_resolve gave (NULL is fine). */
+MD_API void md_mx_route_free(md_mx_route *r);
+
+/* Receives a gathered route; it passes to the callee (md_mx_route_free). */
+typedef void (*md_mx_resolved_fn)(void *arg, md_mx_route *route);
+
+/*
+ * Gathers the route of domain, as a person gives it (validated and
+ * converted with md_dns_name_normalize): the MX query, then A and AAAA of
+ * every target (at most MD_MX_HOSTS_MAX).  MD_OK: done(arg, route) is
+ * called exactly once, from inside md_dns_step().  MD_CONFIG: domain is not
+ * a domain name (err says why) and done is never called.
+ */
+MD_API md_status md_mx_resolve(md_dns *dns, const char *domain, md_mx_resolved_fn done, void *arg,
+                               md_error *err);
+
+/*
+ * The blocking form: steps dns until the route is gathered, or until
+ * deadline_ms (md_now_ms() clock; 0 = until every query of dns is done).
+ * Other queries queued on dns progress meanwhile.  NULL with err when
+ * domain is not a domain name (MD_CONFIG) or the deadline came first
+ * (MD_TEMPFAIL, stage "mx.timeout"; the gathering is abandoned and frees
+ * itself when its queries end).
+ */
+MD_API md_mx_route *md_mx_resolve_wait(md_dns *dns, const char *domain, int64_t deadline_ms,
+                                       md_error *err);
 
 typedef struct md_mx_options {
     int no_details;   /* 1: skip the human detail lines (JSON and plugin output
@@ -87,17 +116,17 @@ typedef struct md_mx_options {
  * opt->no_details) and the "mx" JSON field to rep.  opt may be NULL.
  * Pure: no DNS, no I/O.
  */
-void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep);
+MD_API void md_mx_route_evaluate(const md_mx_route *r, const md_mx_options *opt, md_report *rep);
 
 /*
- * Checks one domain as given by a person (validated and converted with
- * md_dns_name_normalize).  Calls done(done_arg, report) exactly once, from
+ * Checks one domain as given by a person: md_mx_resolve, then
+ * md_mx_route_evaluate into a report.  Calls done(done_arg, report) exactly once, from
  * inside md_dns_step() or, for invalid input, before returning; the report
  * passes to the callee.  check_arg is a const md_mx_options * or NULL.  Matches
  * md_check_start_fn, so it plugs into md_bulk_run.
  */
-void md_mx_check(md_dns *dns, const char *input, void *check_arg,
-                 md_check_done_fn done, void *done_arg);
+MD_API void md_mx_check(md_dns *dns, const char *input, void *check_arg,
+                        md_check_done_fn done, void *done_arg);
 
 #ifdef __cplusplus
 }

@@ -321,24 +321,22 @@ static json_t *forward_json(const md_rdns_forward *f)
     return o;
 }
 
-json_t *md_rdns_result_to_json(const md_rdns_result *r)
+void md_rdns_describe(const md_rdns_result *r, md_report *rep)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "ip", json_string(r->ip.text));
-    json_object_set_new(o, "ptr_query", json_string(r->ptr_qname));
-    json_object_set_new(o, "ptr", json_string(md_dns_outcome_name(r->ptr)));
-    json_object_set_new(o, "state", json_string(md_rdns_state_name(r->state)));
+    md_report_set(rep, "ip", json_string(r->ip.text));
+    md_report_set(rep, "ptr_query", json_string(r->ptr_qname));
+    md_report_set(rep, "ptr", json_string(md_dns_outcome_name(r->ptr)));
+    md_report_set(rep, "state", json_string(md_rdns_state_name(r->state)));
     json_t *names = json_array();
     for (size_t i = 0; i < r->nnames; i++)
         json_array_append_new(names, forward_json(&r->names[i]));
-    json_object_set_new(o, "names", names);
-    json_object_set_new(o, "confirmed_name", r->confirmed ? json_string(r->confirmed) : json_null());
+    md_report_set(rep, "names", names);
+    md_report_set(rep, "confirmed_name", r->confirmed ? json_string(r->confirmed) : json_null());
     if (r->helo.name) {
         json_t *h = forward_json(&r->helo);
         json_object_set_new(h, "state", json_string(md_rdns_helo_state_name(r->helo_state)));
-        json_object_set_new(o, "helo", h);
+        md_report_set(rep, "helo", h);
     }
-    return o;
 }
 
 /* --- gathering ------------------------------------------------------------- */

@@ -53,7 +53,7 @@ extern "C" {
  * that is the address receivers see.  out->text is the canonical inet_ntop
  * form.  Returns MD_OK, or MD_CONFIG with err saying what is wrong.
  */
-md_status md_rdns_addr_parse(const char *text, md_dns_addr *out, md_error *err);
+MD_API md_status md_rdns_addr_parse(const char *text, md_dns_addr *out, md_error *err);
 
 /*
  * Writes the reversed form of ip followed by "." and suffix into out:
@@ -62,7 +62,7 @@ md_status md_rdns_addr_parse(const char *text, md_dns_addr *out, md_error *err);
  * a DNSBL zone gives the RFC 5782 query name.  Returns 0, or -1 when the name
  * would not fit out or exceeds 253 characters (out is then "").
  */
-int md_rdns_reverse_name(const md_dns_addr *ip, const char *suffix, char *out, size_t outsize);
+MD_API int md_rdns_reverse_name(const md_dns_addr *ip, const char *suffix, char *out, size_t outsize);
 
 typedef enum md_rdns_state {
     MD_RDNS_CONFIRMED = 0,   /* a PTR name resolves back to the IP */
@@ -72,7 +72,7 @@ typedef enum md_rdns_state {
 } md_rdns_state;
 
 /* "confirmed", "missing", "mismatch", "unknown". */
-const char *md_rdns_state_name(md_rdns_state s);
+MD_API const char *md_rdns_state_name(md_rdns_state s);
 
 typedef enum md_rdns_helo_state {
     MD_RDNS_HELO_NONE = 0,   /* no HELO name was given */
@@ -84,7 +84,7 @@ typedef enum md_rdns_helo_state {
 } md_rdns_helo_state;
 
 /* "none", "ok", "resolves", "mismatch", "unknown". */
-const char *md_rdns_helo_state_name(md_rdns_helo_state s);
+MD_API const char *md_rdns_helo_state_name(md_rdns_helo_state s);
 
 /* One forward lookup (A for an IPv4 address, AAAA for IPv6) of a name. */
 typedef struct md_rdns_forward {
@@ -114,10 +114,10 @@ typedef struct md_rdns_result {
 } md_rdns_result;
 
 /* Frees r and everything it holds; NULL is a no-op. */
-void md_rdns_result_free(md_rdns_result *r);
+MD_API void md_rdns_result_free(md_rdns_result *r);
 
 /* Sets state, confirmed and helo_state from the gathered lookups.  Pure. */
-void md_rdns_judge(md_rdns_result *r);
+MD_API void md_rdns_judge(md_rdns_result *r);
 
 /* Called once with the judged result, which passes to the callee: free it
  * with md_rdns_result_free(). */
@@ -131,8 +131,8 @@ typedef void (*md_rdns_done_fn)(void *arg, md_rdns_result *r);
  * MD_CONFIG with err set, queues nothing and never calls done.  If dns is
  * freed before done runs, the check's memory is lost: run the loop to the end.
  */
-md_status md_rdns_start(md_dns *dns, const char *ip, const char *helo,
-                        md_rdns_done_fn done, void *arg, md_error *err);
+MD_API md_status md_rdns_start(md_dns *dns, const char *ip, const char *helo,
+                               md_rdns_done_fn done, void *arg, md_error *err);
 
 /*
  * The same, synchronously: drives dns until the check ends (other queries
@@ -140,14 +140,15 @@ md_status md_rdns_start(md_dns *dns, const char *ip, const char *helo,
  * md_dns.  Returns the judged result (caller frees with
  * md_rdns_result_free()), or NULL with err set on bad input.
  */
-md_rdns_result *md_rdns_check(md_dns *dns, const char *ip, const char *helo, md_error *err);
+MD_API md_rdns_result *md_rdns_check(md_dns *dns, const char *ip, const char *helo, md_error *err);
 
 /* Adds the findings for r (above) and human detail lines to rep.  Pure. */
-void md_rdns_result_report(const md_rdns_result *r, md_report *rep);
+MD_API void md_rdns_result_report(const md_rdns_result *r, md_report *rep);
 
-/* r as a new JSON object ({"ip", "ptr_query", "ptr", "state", "names",
- * "confirmed_name", "helo"}), for a caller's md_report_set.  Caller decrefs. */
-json_t *md_rdns_result_to_json(const md_rdns_result *r);
+/* Describes r into rep: the structured fields "ip", "ptr_query", "ptr",
+ * "state", "names", "confirmed_name" and, when a HELO name was given,
+ * "helo", in that order.  Adds no findings (md_rdns_result_report does). */
+MD_API void md_rdns_describe(const md_rdns_result *r, md_report *rep);
 
 #ifdef __cplusplus
 }

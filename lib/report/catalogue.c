@@ -25,7 +25,7 @@ static const md_catalogue_entry catalogue[] = {
     { "mx.too_many_hosts", MD_SEV_WARNING, "more MX hosts than maildiag resolves (32); the rest were not checked" },
     { "mx.target_localhost", MD_SEV_WARNING, "an MX target resolves to a loopback or unspecified address" },
     { "mx.target_internal", MD_SEV_WARNING, "an MX target resolves to an internal address (private, link-local, CGNAT, multicast, reserved; loopback when sending)" },
-    /* accounts, addresses, store, self-service (issue 5: maildiag-user, maildiag-selfcheck) */
+    /* accounts, addresses, store, self-service (lib/account, lib/address, lib/store) */
     { "account.ok", MD_SEV_OK, "an account on the address receives every product email" },
     { "account.none", MD_SEV_WARNING, "no account uses this address" },
     { "account.sso", MD_SEV_WARNING, "SSO-only account: password-reset emails are never sent" },
@@ -47,8 +47,8 @@ static const md_catalogue_entry catalogue[] = {
     { "selfcheck.accepted", MD_SEV_OK, "the request was accepted; an email is on its way to the address" },
     { "selfcheck.rate_limited", MD_SEV_WARNING, "too many requests for this address or overall: try later" },
     /* --- spf, dmarc, dkim, mtasts, tlsrpt, bimi (lib/spf, lib/auth) --- */
-    /* SPF evaluation results, RFC 7208 2.6: severity follows the exit-code
-     * mapping of maildiag-spf (pass 0; neutral, none, softfail 1; fail,
+    /* SPF evaluation results, RFC 7208 2.6: the severity is the exit code a
+     * check of one result gives (pass 0; neutral, none, softfail 1; fail,
      * permerror 2; temperror 3). */
     { "spf.pass", MD_SEV_OK, "SPF pass: the address is a permitted sender" },
     { "spf.neutral", MD_SEV_WARNING, "SPF neutral: the domain makes no assertion about the address" },
@@ -116,10 +116,10 @@ static const md_catalogue_entry catalogue[] = {
     { "bimi.multiple", MD_SEV_WARNING, "more than one BIMI record" },
     { "bimi.invalid", MD_SEV_WARNING, "the BIMI record is invalid" },
     /* --- end spf, dmarc, dkim, mtasts, tlsrpt, bimi --- */
-    /* --- send / token (issue 4: lib/smtp, lib/message, lib/token, maildiag-send, maildiag-token) --- */
+    /* --- send / token (lib/smtp, lib/message, lib/token) --- */
     /* smtp: the outcome of a send or probe */
     { "smtp.accepted", MD_SEV_OK, "the server accepted the message" },
-    { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the requested phase (--quit-after)" },
+    { "smtp.probe_ok", MD_SEV_OK, "the dialogue reached the phase it was to stop after" },
     { "smtp.rcpt.rejected", MD_SEV_CRITICAL, "the server rejected the recipient (5xx)" },
     { "smtp.rcpt.deferred", MD_SEV_WARNING, "the server deferred the recipient (4xx): try again later" },
     { "smtp.greylisted", MD_SEV_WARNING, "the server greylists: a retry after a few minutes is expected to pass" },
@@ -153,7 +153,7 @@ static const md_catalogue_entry catalogue[] = {
     { "tls.cert_unknown_ca", MD_SEV_CRITICAL, "the server's certificate is issued by an unknown authority" },
     { "tls.cert_name_mismatch", MD_SEV_CRITICAL, "the server's certificate does not name the host connected to" },
     { "tls.cert_invalid", MD_SEV_CRITICAL, "the server's certificate does not verify" },
-    { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (--insecure or opportunistic TLS)" },
+    { "tls.cert_unverified", MD_SEV_WARNING, "the certificate was not verified (checks turned off, or opportunistic TLS)" },
     { "tls.cert_expiring", MD_SEV_WARNING, "the server's certificate expires within 14 days" },
     /* auth */
     { "smtp.auth.ok", MD_SEV_OK, "authentication succeeded (235)" },
@@ -177,7 +177,7 @@ static const md_catalogue_entry catalogue[] = {
     { "rdns.mismatch", MD_SEV_CRITICAL, "a sending IP's reverse DNS does not resolve back to it (not forward-confirmed)" },
     { "helo.mismatch", MD_SEV_WARNING, "the HELO name does not resolve to the sending IP, or is not its forward-confirmed name" },
     /* --- end reputation --- */
-    /* bounces: maildiag-user bounces, one id per recipient of a message */
+    /* bounces (lib/bounce): one id per recipient of a message */
     { "bounce.hard", MD_SEV_CRITICAL, "a hard bounce (failed, 5.x.x): the address gets suppressed" },
     { "bounce.soft", MD_SEV_WARNING, "a delay or temporary failure (4.x.x): reported, nothing suppressed" },
     { "bounce.complaint", MD_SEV_CRITICAL, "an abuse complaint (ARF): the address gets suppressed" },
@@ -186,7 +186,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
     { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
     /* --- end bounces --- */
-    /* arrival: maildiag-send --await (lib/arrival) */
+    /* arrival (lib/arrival): did a message that was sent arrive */
     { "delivery.found", MD_SEV_OK, "the message arrived in the folder watched" },
     { "delivery.junk", MD_SEV_WARNING, "the message arrived in a Junk folder" },
     { "delivery.not_found", MD_SEV_CRITICAL, "the server accepted the message, but it did not arrive in the mailbox (nor its Junk folders) within the timeout" },
@@ -195,8 +195,29 @@ static const md_catalogue_entry catalogue[] = {
     { "delivery.auth_failed", MD_SEV_WARNING, "the receiver's SPF, DKIM or DMARC result for the message is not pass" },
     { "delivery.plaintext", MD_SEV_WARNING, "the mailbox was read without TLS: the IMAP password went in clear" },
     { "delivery.clock_skew", MD_SEV_OK, "the mailbox server's clock and ours disagree: the latency is bounded by what our clock saw" },
-    { "delivery.delete_failed", MD_SEV_WARNING, "--await-delete could not remove the test message from the mailbox" },
+    { "delivery.delete_failed", MD_SEV_WARNING, "the test message, found, could not be removed from the mailbox as asked" },
     /* --- end arrival --- */
+    /* why: the diagnosis over every layer (lib/diag, maildiag-why) */
+    { "diag.timeout", MD_SEV_UNKNOWN, "a layer was cut off by the run's time budget (--timeout): its result is unknown" },
+    { "diag.skipped", MD_SEV_UNKNOWN, "a layer could not run because what it needs from an earlier layer is missing or broken" },
+    { "recipient.blocked", MD_SEV_CRITICAL, "the recipient's server refuses our mail by policy (5.7.x naming our IP or a blocklist)" },
+    /* errors of a run, in the one JSON value a tool prints with --json */
+    { "config.error", MD_SEV_UNKNOWN, "the configuration file is missing, unsafe or holds a bad value" },
+    { "usage.error", MD_SEV_UNKNOWN, "the command line is not valid" },
+    { "input.invalid", MD_SEV_UNKNOWN, "the input given cannot be used" },
+    /* --- end why --- */
+    /* DMARC alignment of our own mail (lib/diag's sender checks: why and health) */
+    { "dmarc.aligned", MD_SEV_OK, "our From domain aligns with SPF (MAIL FROM) and DKIM (d=), as the record's aspf/adkim ask" },
+    { "dmarc.partly_aligned", MD_SEV_WARNING, "only one of SPF and DKIM aligns with our From domain: DMARC rests on one mechanism" },
+    { "dmarc.unaligned", MD_SEV_CRITICAL, "neither SPF nor DKIM aligns with our From domain: DMARC fails for our mail" },
+    /* health: our own sending setup from cron and monitoring (lib/health, maildiag-health) */
+    { "health.timeout", MD_SEV_UNKNOWN, "a check was cut off by the run's deadline: its result is unknown" },
+    { "health.not_configured", MD_SEV_UNKNOWN, "a check was asked for but the configuration lacks what it needs" },
+    { "health.locked", MD_SEV_UNKNOWN, "another run holds the lock: this run checked nothing" },
+    { "health.state_error", MD_SEV_UNKNOWN, "the state file could not be read or written: what changed since the last run is unknown" },
+    { "health.prometheus_error", MD_SEV_UNKNOWN, "the Prometheus textfile could not be written" },
+    { "relay.cert_expiring", MD_SEV_WARNING, "the relay's certificate expires within -w DAYS (critical within -c DAYS)" },
+    /* --- end health --- */
 };
 
 const md_catalogue_entry *md_catalogue_find(const char *id)

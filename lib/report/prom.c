@@ -1,6 +1,7 @@
 /* lib/report prom: the Prometheus text format and node_exporter textfiles. */
 #include "config.h"
 #include "prom.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,39 +90,18 @@ md_status md_prom_family(md_prom *p, const char *name, md_prom_type type, const 
     return MD_OK;
 }
 
-typedef struct sbuf {
-    char *d;
-    size_t len, cap;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n)
-{
-    if (b->cap - b->len < n + 1) {
-        b->cap = (b->len + n + 1) * 2;
-        b->d = md_xrealloc(b->d, b->cap);
-    }
-    memcpy(b->d + b->len, s, n);
-    b->len += n;
-    b->d[b->len] = '\0';
-}
-
-static void puts_(sbuf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
 /* A label value or HELP text, escaped as the format asks. */
-static void put_escaped(sbuf *b, const char *s, int quote)
+static void put_escaped(md_buf *b, const char *s, int quote)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            put(b, "\\\\", 2);
+            md_buf_add(b, "\\\\", 2);
         else if (*s == '\n')
-            put(b, "\\n", 2);
+            md_buf_add(b, "\\n", 2);
         else if (quote && *s == '"')
-            put(b, "\\\"", 2);
+            md_buf_add(b, "\\\"", 2);
         else
-            put(b, s, 1);
+            md_buf_add(b, s, 1);
     }
 }
 
@@ -132,83 +112,83 @@ md_status md_prom_sample(md_prom *p, const char *name, const char *const *labels
     if (f == NULL)
         return md_error_set(err, MD_CONFIG, "prom", "metric %s is not declared",
                             name ? name : "");
-    sbuf b = { 0 };
-    put(&b, "", 0);
+    md_buf b = { 0 };
     for (size_t i = 0; labels && labels[i]; i += 2) {
         if (!name_ok(labels[i], 0) || labels[i + 1] == NULL) {
-            free(b.d);
+            md_buf_free(&b);
             return md_error_set(err, MD_CONFIG, "prom", "bad label '%s' on metric %s",
                                 labels[i], name);
         }
         for (size_t k = 0; k < i; k += 2)
             if (strcmp(labels[k], labels[i]) == 0) {
-                free(b.d);
+                md_buf_free(&b);
                 return md_error_set(err, MD_CONFIG, "prom", "label '%s' twice on metric %s",
                                     labels[i], name);
             }
-        puts_(&b, i == 0 ? "{" : ",");
-        puts_(&b, labels[i]);
-        puts_(&b, "=\"");
+        md_buf_addstr(&b, i == 0 ? "{" : ",");
+        md_buf_addstr(&b, labels[i]);
+        md_buf_addstr(&b, "=\"");
         char *clean = md_sanitize_dup(labels[i + 1], strlen(labels[i + 1]));
         put_escaped(&b, clean, 1);
         free(clean);
-        puts_(&b, "\"");
+        md_buf_addstr(&b, "\"");
     }
     if (b.len > 0)
-        puts_(&b, "}");
+        md_buf_addstr(&b, "}");
     for (size_t k = 0; k < f->nsamples; k++)
-        if (strcmp(f->samples[k].labels, b.d) == 0) {
-            free(b.d);
+        if (strcmp(f->samples[k].labels, md_buf_cstr(&b)) == 0) {
+            md_buf_free(&b);
             return md_error_set(err, MD_CONFIG, "prom", "metric %s has the same labels twice",
                                 name);
         }
     f->samples = md_xrealloc(f->samples, (f->nsamples + 1) * sizeof *f->samples);
-    f->samples[f->nsamples].labels = b.d;
+    f->samples[f->nsamples].labels = md_buf_steal(&b, NULL);
     f->samples[f->nsamples].value = value;
     f->nsamples++;
     return MD_OK;
 }
 
-static void put_value(sbuf *b, double v)
+static void put_value(md_buf *b, double v)
 {
     char num[40];
     if (isnan(v))
         snprintf(num, sizeof num, "NaN");
     else if (isinf(v))
         snprintf(num, sizeof num, v > 0 ? "+Inf" : "-Inf");
-    else if (v == (double)(long long)v && fabs(v) < 1e15)
+    else if (fabs(v) < 1e15 && v == (double)(long long)v)   /* the cast only where it is defined */
         snprintf(num, sizeof num, "%lld", (long long)v);
-    else
-        snprintf(num, sizeof num, "%.17g", v);
-    puts_(b, num);
+    else {
+        /* the shortest form that reads back as v: 0.037, not 0.036999999999999998 */
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v)
+                break;
+        }
+    }
+    md_buf_addstr(b, num);
 }
 
-void md_prom_render(const md_prom *p, char **out, size_t *len)
+void md_prom_render(const md_prom *p, md_buf *out)
 {
-    sbuf b = { *out, *len, *out ? *len : 0 };
-    if (b.d == NULL)
-        put(&b, "", 0);
     for (size_t i = 0; i < p->nfam; i++) {
         const family *f = &p->fam[i];
         if (f->nsamples == 0)
             continue;   /* a family without samples says nothing */
-        puts_(&b, "# HELP ");
-        puts_(&b, f->name);
-        puts_(&b, " ");
-        put_escaped(&b, f->help, 0);
-        puts_(&b, "\n# TYPE ");
-        puts_(&b, f->name);
-        puts_(&b, f->type == MD_PROM_COUNTER ? " counter\n" : " gauge\n");
+        md_buf_addstr(out, "# HELP ");
+        md_buf_addstr(out, f->name);
+        md_buf_addstr(out, " ");
+        put_escaped(out, f->help, 0);
+        md_buf_addstr(out, "\n# TYPE ");
+        md_buf_addstr(out, f->name);
+        md_buf_addstr(out, f->type == MD_PROM_COUNTER ? " counter\n" : " gauge\n");
         for (size_t k = 0; k < f->nsamples; k++) {
-            puts_(&b, f->name);
-            puts_(&b, f->samples[k].labels);
-            puts_(&b, " ");
-            put_value(&b, f->samples[k].value);
-            puts_(&b, "\n");
+            md_buf_addstr(out, f->name);
+            md_buf_addstr(out, f->samples[k].labels);
+            md_buf_addstr(out, " ");
+            put_value(out, f->samples[k].value);
+            md_buf_addstr(out, "\n");
         }
     }
-    *out = b.d;
-    *len = b.len;
 }
 
 static int write_all(int fd, const char *s, size_t n)
@@ -228,9 +208,8 @@ static int write_all(int fd, const char *s, size_t n)
 
 md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err)
 {
-    char *text = NULL;
-    size_t len = 0;
-    md_prom_render(p, &text, &len);
+    md_buf text = { 0 };
+    md_prom_render(p, &text);
 
     /* PATH.tmp.PID: same directory (rename is atomic only within one file
      * system), and no ".prom" ending for the collector to pick up. */
@@ -252,7 +231,7 @@ md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err)
         goto done;
     }
     /* the mode of a file others read, whatever the umask */
-    if (fchmod(fd, 0644) != 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0644) != 0 || write_all(fd, text.data, text.len) != 0 || fsync(fd) != 0) {
         st = md_error_set(err, MD_INTERNAL, "prom.write", "cannot write %s: %s", tmp,
                           strerror(errno));
         close(fd);
@@ -280,6 +259,6 @@ md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err)
 done:
     free(dir);
     free(tmp);
-    free(text);
+    md_buf_free(&text);
     return st;
 }

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include "base/base.h"
+#include "base/buf.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,15 +33,15 @@ typedef enum md_prom_type { MD_PROM_GAUGE = 0, MD_PROM_COUNTER } md_prom_type;
 typedef struct md_prom md_prom;
 
 /* A new, empty set of metrics.  Caller frees with md_prom_free(). */
-md_prom *md_prom_new(void);
-void md_prom_free(md_prom *p);
+MD_API md_prom *md_prom_new(void);
+MD_API void md_prom_free(md_prom *p);
 
 /*
  * Declares a metric family.  Returns MD_OK, or MD_CONFIG when name is not a
  * valid metric name or was declared before (err says which).
  */
-md_status md_prom_family(md_prom *p, const char *name, md_prom_type type, const char *help,
-                         md_error *err);
+MD_API md_status md_prom_family(md_prom *p, const char *name, md_prom_type type, const char *help,
+                                md_error *err);
 
 /*
  * Adds a sample to the declared family name.  labels is NULL or a
@@ -49,12 +50,11 @@ md_status md_prom_family(md_prom *p, const char *name, md_prom_type type, const 
  * (written as NaN, +Inf, -Inf).  Returns MD_OK, or MD_CONFIG for an
  * undeclared family, a bad label name, or the same label set twice.
  */
-md_status md_prom_sample(md_prom *p, const char *name, const char *const *labels, double value,
-                         md_error *err);
+MD_API md_status md_prom_sample(md_prom *p, const char *name, const char *const *labels, double value,
+                                md_error *err);
 
-/* Appends the whole exposition text to out (grown with md_xrealloc; *len
- * bytes used, not NUL-terminated).  Never fails. */
-void md_prom_render(const md_prom *p, char **out, size_t *len);
+/* Appends the whole exposition text to out.  Never fails. */
+MD_API void md_prom_render(const md_prom *p, md_buf *out);
 
 /*
  * Writes the exposition to path atomically: a temporary file in path's
@@ -63,7 +63,7 @@ void md_prom_render(const md_prom *p, char **out, size_t *len);
  * it.  Returns MD_OK, or MD_INTERNAL with err naming the file and the
  * system's reason (the target is then unchanged).
  */
-md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err);
+MD_API md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err);
 
 #ifdef __cplusplus
 }

@@ -252,7 +252,7 @@ json_t *md_report_to_json(const md_report *rep)
     json_t *o = NULL;
     if (md_report_append_json(rep, &b) == 0)
         o = json_loadb(b.data, b.len, 0, NULL);
-    free(b.data);
+    md_buf_free(&b);
     return o;
 }
 
@@ -265,8 +265,9 @@ static void append_text(md_buf *b, const char *s)
 
 int md_report_append_json(const md_report *rep, md_buf *b)
 {
-    /* Written straight from the report into one buffer: building a merged
-     * jansson tree just to print and delete it was a fifth of a bulk run. */
+    /* Written straight from the report into one buffer, without a merged
+     * jansson tree built only to be printed and deleted: bulk tools write
+     * one report per item. */
     const char *key;
     json_t *val;
     int rc = 0;
@@ -317,7 +318,7 @@ int md_report_write_json(const md_report *rep, FILE *out)
     int rc = md_report_append_json(rep, &b);
     if (rc == 0 && fwrite(b.data, 1, b.len, out) != b.len)
         rc = -1;
-    free(b.data);
+    md_buf_free(&b);
     return rc;
 }
 
@@ -396,89 +397,10 @@ int md_color_wanted(FILE *out)
     return isatty(fileno(out));
 }
 
-/* --- compact JSON into a buffer ------------------------------------------ */
-
-void md_buf_add(md_buf *b, const char *s, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->len < n)
-            cap *= 2;
-        b->data = md_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-/* Bytes a JSON string must escape: control characters, '"', '\\'; and
- * the ones we escape so that no terminal acts on JSON output: DEL, and
- * 0xC2, which leads the C1 controls U+0080..U+009F (checked below). */
-static const unsigned char json_escaped[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1, [0x7f] = 1, [0xc2] = 1,
-};
-
-void md_json_append_string(md_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    /* room for the worst case (every byte a \u00XX escape) up front, so
-     * the loop writes without checks */
-    if (b->cap - b->len < n * 6 + 2) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap - b->len < n * 6 + 2)
-            cap *= 2;
-        b->data = md_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    char *o = b->data + b->len;
-    *o++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        /* copy the run that needs no escape in one go */
-        size_t run = i;
-        while (run < n && !json_escaped[(unsigned char)s[run]])
-            run++;
-        memcpy(o, s + i, run - i);
-        o += run - i;
-        if (run == n)
-            break;
-        unsigned char c = (unsigned char)s[run];
-        i = run + 1;
-        if (c == 0xc2) {
-            unsigned char c1 = i < n ? (unsigned char)s[i] : 0;
-            if (c1 < 0x80 || c1 > 0x9f) {   /* U+00A0 and up: as it is */
-                *o++ = (char)c;
-                continue;
-            }
-            c = c1;   /* U+0080..U+009F: written as \u0080..\u009F */
-            i++;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-}
+/* --- a jansson tree as compact JSON ------------------------------------- */
 
 static int json_append_value(md_buf *b, const json_t *v, int depth)
 {
-    char num[64];
-    int n;
     if (depth > 2048)   /* jansson's own dump limit is the same order */
         return -1;
     switch (json_typeof(v)) {
@@ -512,43 +434,11 @@ static int json_append_value(md_buf *b, const json_t *v, int depth)
     case JSON_STRING:
         md_json_append_string(b, json_string_value(v), json_string_length(v));
         return 0;
-    case JSON_INTEGER: {
-        json_int_t x = json_integer_value(v);
-        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        char *e = num + sizeof num, *d = e;
-        do
-            *--d = (char)('0' + u % 10);
-        while ((u /= 10) != 0);
-        if (x < 0)
-            *--d = '-';
-        md_buf_add(b, d, (size_t)(e - d));
+    case JSON_INTEGER:
+        md_json_append_int(b, json_integer_value(v));
         return 0;
-    }
-    case JSON_REAL: {
-        /* as jansson: %.17g, a '.' or an exponent always, exponent without
-         * '+' or leading zeros */
-        double d = json_real_value(v);
-        if (d != d || d - d != 0)
-            return -1;
-        n = snprintf(num, sizeof num, "%.17g", d);
-        char *e = strchr(num, 'e');
-        if (e == NULL && strchr(num, '.') == NULL) {
-            memcpy(num + n, ".0", 3);
-            n += 2;
-        } else if (e != NULL) {
-            char *w = e + 1, *r = e + 1;
-            if (*r == '-')
-                *w++ = *r++;
-            else if (*r == '+')
-                r++;
-            while (*r == '0' && r[1] != '\0')
-                r++;
-            memmove(w, r, strlen(r) + 1);
-            n = (int)strlen(num);
-        }
-        md_buf_add(b, num, (size_t)n);
-        return 0;
-    }
+    case JSON_REAL:
+        return md_json_append_real(b, json_real_value(v));
     case JSON_TRUE:
         md_buf_add(b, "true", 4);
         return 0;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <jansson.h>
+#include "base/buf.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,16 +28,16 @@ typedef enum md_severity {
 } md_severity;
 
 /* "ok", "warning", "critical", "unknown". */
-const char *md_severity_name(md_severity sev);
+MD_API const char *md_severity_name(md_severity sev);
 /* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
-const char *md_severity_label(md_severity sev);
+MD_API const char *md_severity_label(md_severity sev);
 /* Parses a name as above (case-insensitive); returns -1 when unknown. */
-int md_severity_parse(const char *name);
+MD_API int md_severity_parse(const char *name);
 /* The worse of a and b, ranked critical > warning > unknown > ok
  * (the order monitoring-plugins use). */
-md_severity md_severity_worst(md_severity a, md_severity b);
+MD_API md_severity md_severity_worst(md_severity a, md_severity b);
 /* The process exit code for a severity: 0, 1, 2, 3. */
-int md_severity_exit_code(md_severity sev);
+MD_API int md_severity_exit_code(md_severity sev);
 
 /* The catalogue: every finding id maildiag can emit, with its default
  * severity and a title.  The key that JSON consumers and man pages use. */
@@ -47,9 +48,9 @@ typedef struct md_catalogue_entry {
 } md_catalogue_entry;
 
 /* Returns the entry for id, or NULL.  Borrowed, static. */
-const md_catalogue_entry *md_catalogue_find(const char *id);
+MD_API const md_catalogue_entry *md_catalogue_find(const char *id);
 /* Returns the whole catalogue; *n receives its length.  Borrowed, static. */
-const md_catalogue_entry *md_catalogue_all(size_t *n);
+MD_API const md_catalogue_entry *md_catalogue_all(size_t *n);
 
 typedef struct md_finding {
     char *id;
@@ -64,8 +65,8 @@ typedef struct md_report md_report;
 /* New empty report for tool about subject (e.g. the domain; NULL for "",
  * to be set with md_report_set_subject).  Both strings are copied.  Caller
  * frees with md_report_free(). */
-md_report *md_report_new(const char *tool, const char *subject);
-void md_report_free(md_report *rep);
+MD_API md_report *md_report_new(const char *tool, const char *subject);
+MD_API void md_report_free(md_report *rep);
 
 /*
  * Adds a finding.  id must be in the catalogue (an unknown id is recorded
@@ -73,80 +74,67 @@ void md_report_free(md_report *rep);
  * bug shows instead of vanishing).  sev MD_SEV_DEFAULT takes the catalogue's
  * severity.  Returns the finding, borrowed; valid until the next add or free.
  */
-md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
-                          const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+MD_API md_finding *md_report_add(md_report *rep, const char *id, md_severity sev,
+                                 const char *fmt, ...)
+           __attribute__((format(printf, 4, 5)));
 /* Appends one evidence line (sanitized) to f. */
-void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+MD_API void md_finding_add_evidence(md_finding *f, const char *fmt, ...)
+           __attribute__((format(printf, 2, 3)));
 
 /* Adds a copy of every finding of from to rep, in order (a check that
  * runs another module's check, such as lib/auth running lib/mx, reports
  * both in one list). */
-void md_report_add_findings(md_report *rep, const md_report *from);
+MD_API void md_report_add_findings(md_report *rep, const md_report *from);
 
 /* Appends a human detail line (shown indented under the subject in text
  * output, before the findings). */
-void md_report_add_detail(md_report *rep, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+MD_API void md_report_add_detail(md_report *rep, const char *fmt, ...)
+           __attribute__((format(printf, 2, 3)));
 
 /* Sets a structured field of the JSON object (steals val; a NULL val is
  * ignored).  Keys "tool", "schema_version", "status" and "findings" are
  * reserved.  A field set again keeps its place. */
-void md_report_set(md_report *rep, const char *key, json_t *val);
+MD_API void md_report_set(md_report *rep, const char *key, json_t *val);
 
 /* Replaces the subject (copied, sanitized): for a module that describes
  * its result into a report the caller made before the subject was known. */
-void md_report_set_subject(md_report *rep, const char *subject);
+MD_API void md_report_set_subject(md_report *rep, const char *subject);
 
 /* The structured fields set with md_report_set, as one JSON object in the
  * order they were set.  Borrowed: valid until the next md_report_set or
  * md_report_free (json_incref it to keep it). */
-json_t *md_report_fields(const md_report *rep);
+MD_API json_t *md_report_fields(const md_report *rep);
 
 /* Borrowed accessors. */
-const char *md_report_subject(const md_report *rep);
-size_t md_report_count(const md_report *rep);
-const md_finding *md_report_get(const md_report *rep, size_t i);
-int md_report_has(const md_report *rep, const char *id);
+MD_API const char *md_report_subject(const md_report *rep);
+MD_API size_t md_report_count(const md_report *rep);
+MD_API const md_finding *md_report_get(const md_report *rep, size_t i);
+MD_API int md_report_has(const md_report *rep, const char *id);
 
 /* Worst severity over the findings; MD_SEV_OK when there are none. */
-md_severity md_report_status(const md_report *rep);
+MD_API md_severity md_report_status(const md_report *rep);
 
 /* The report as a new JSON object: {"schema_version", fields set with
  * md_report_set in order, "status", "findings": [...]}, what
  * md_report_append_json writes, read back.  Caller decrefs.  Returns NULL
  * only when a field holds something JSON cannot (a non-finite real). */
-json_t *md_report_to_json(const md_report *rep);
-
-/* A growable byte buffer: data[0..len) (not NUL-terminated), capacity cap.
- * Zero-initialise; the owner frees data. */
-typedef struct md_buf {
-    char *data;
-    size_t len, cap;
-} md_buf;
-
-/* Appends n bytes to b (grown with md_xrealloc). */
-void md_buf_add(md_buf *b, const char *s, size_t n);
-/* Appends a string literal (its length known at compile time). */
-#define MD_BUF_LIT(b, lit) md_buf_add((b), (lit), sizeof(lit) - 1)
+MD_API json_t *md_report_to_json(const md_report *rep);
 
 /* Appends v as compact JSON, byte for byte what json_dumpb(v, ...,
- * JSON_COMPACT) writes (object keys in insertion order), without jansson's
- * per-character callbacks: bulk tools render every result this way.  One
- * difference: DEL and the C1 controls (U+0080..U+009F), which jansson
- * writes raw, are written as \u escapes (the same string), so that no
- * terminal acts on JSON output.  Returns 0, or -1 (b unchanged) when v
- * holds something jansson would refuse (a non-finite real). */
-int md_json_append(md_buf *b, const json_t *v);
-/* Appends s[0..n) as a JSON string, escaped as md_json_append does. */
-void md_json_append_string(md_buf *b, const char *s, size_t n);
+ * JSON_COMPACT) writes (object keys in insertion order; docs/LIBRARIES.md,
+ * "jansson"), without jansson's
+ * per-character callbacks: bulk tools render every result this way.
+ * Strings and numbers are written by lib/base's JSON writer (base/buf.h),
+ * which escapes DEL and the C1 controls that jansson writes raw.  Returns
+ * 0, or -1 (b unchanged) when v holds something jansson would refuse (a
+ * non-finite real). */
+MD_API int md_json_append(md_buf *b, const json_t *v);
 
 #define MD_TEXT_COLOR    0x1u   /* ANSI colours (callers decide: TTY, NO_COLOR) */
 #define MD_TEXT_EVIDENCE 0x2u   /* show evidence lines */
 
 /* Writes the report as human text.  Returns 0, or -1 on a write error. */
-int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
+MD_API int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
 
 /*
  * The one JSON renderer of reports: appends the report to b as one line of
@@ -157,10 +145,10 @@ int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
  * is then written as null.  md_report_write_json, md_report_to_json and
  * the SPF pool's workers all render through it.
  */
-int md_report_append_json(const md_report *rep, md_buf *b);
+MD_API int md_report_append_json(const md_report *rep, md_buf *b);
 /* md_report_append_json to a stream.  Returns 0, or -1 on a write error or
  * an unwritable field (nothing is written then). */
-int md_report_write_json(const md_report *rep, FILE *out);
+MD_API int md_report_write_json(const md_report *rep, FILE *out);
 
 /* Counts over many reports, for the summary and the plugin line. */
 typedef struct md_tally {
@@ -168,21 +156,21 @@ typedef struct md_tally {
     md_severity worst;
 } md_tally;
 
-void md_tally_init(md_tally *t);
-void md_tally_add(md_tally *t, md_severity sev);
-unsigned long md_tally_total(const md_tally *t);
+MD_API void md_tally_init(md_tally *t);
+MD_API void md_tally_add(md_tally *t, md_severity sev);
+MD_API unsigned long md_tally_total(const md_tally *t);
 
 /*
  * Writes the monitoring-plugin status line:
  *   "LABEL STATE - text | perf1=... perf2=..."
  * summary and perfdata are caller text (perfdata may be NULL).
  */
-int md_plugin_write(FILE *out, const char *label, md_severity state,
-                    const char *summary, const char *perfdata);
+MD_API int md_plugin_write(FILE *out, const char *label, md_severity state,
+                           const char *summary, const char *perfdata);
 
 /* Whether colour should be used on this stream: a TTY, NO_COLOR unset or
  * empty, and TERM not "dumb". */
-int md_color_wanted(FILE *out);
+MD_API int md_color_wanted(FILE *out);
 
 #ifdef __cplusplus
 }

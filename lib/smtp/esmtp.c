@@ -52,6 +52,7 @@
 #include <libesmtp.h>
 
 #include "smtp-int.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -434,8 +435,8 @@ static void child_main(smtp_att *a, pid_t parent)
         _exit(1);
 #if defined(HAVE_VALGRIND_VALGRIND_H) && defined(VALGRIND_CLO_CHANGE)
     /* Under valgrind, this process is a copy of the parent that ends with
-     * _exit: the blocks it holds at the end are the parent's (a SQLite page
-     * cache open in maildiag-notify reads as "possibly lost"), not leaks.
+     * _exit: the blocks it holds at the end are the parent's (a caller's
+     * open SQLite page cache reads as "possibly lost"), not leaks.
      * Memory errors are still reported. */
     VALGRIND_CLO_CHANGE("--leak-check=no");
 #endif
@@ -587,36 +588,33 @@ static void take_frame(smtp_att *a, int type, int64_t ms, const char *p, size_t 
 }
 
 /* Reads what the child sent; returns 0 at the end of the pipe, 1 otherwise. */
-static int take_input(smtp_att *a, int fd, char **buf, size_t *len, size_t *cap)
+static int take_input(smtp_att *a, int fd, md_buf *in)
 {
-    if (*cap - *len < 65536) {
-        *cap = *cap ? *cap * 2 : 131072;
-        *buf = md_xrealloc(*buf, *cap);
-    }
-    ssize_t r = read(fd, *buf + *len, *cap - *len);
+    char *room = md_buf_reserve(in, 65536);
+    ssize_t r = read(fd, room, in->cap - in->len);
     if (r < 0)
         return errno == EINTR || errno == EAGAIN ? 1 : 0;
     if (r == 0)
         return 0;
-    *len += (size_t)r;
+    in->len += (size_t)r;
     size_t off = 0;
-    while (*len - off >= FRAME_HEAD) {
+    while (in->len - off >= FRAME_HEAD) {
         uint32_t n;
         int64_t ms;
-        memcpy(&n, *buf + off + 1, 4);
-        memcpy(&ms, *buf + off + 5, 8);
+        memcpy(&n, in->data + off + 1, 4);
+        memcpy(&ms, in->data + off + 5, 8);
         if (n > FRAME_CHUNK * 2) {   /* cannot happen; never trust a length blindly */
             a->engine_failed = 1;
             snprintf(a->engine_error, sizeof a->engine_error, "a malformed event from the engine");
             return 0;
         }
-        if (*len - off < FRAME_HEAD + n)
+        if (in->len - off < FRAME_HEAD + n)
             break;
-        take_frame(a, (unsigned char)(*buf)[off], ms, *buf + off + FRAME_HEAD, n);
+        take_frame(a, (unsigned char)in->data[off], ms, in->data + off + FRAME_HEAD, n);
         off += FRAME_HEAD + n;
     }
-    memmove(*buf, *buf + off, *len - off);
-    *len -= off;
+    memmove(in->data, in->data + off, in->len - off);
+    in->len -= off;
     return 1;
 }
 
@@ -651,8 +649,7 @@ void smtp_esmtp_run(smtp_att *a)
 
     int64_t left = a->deadline - started;
     int64_t connect_by = started + (req->connect_timeout_ms < left ? req->connect_timeout_ms : left);
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    md_buf in = { 0 };
     int killed = 0;
     for (;;) {
         int64_t now = md_now_ms();
@@ -675,12 +672,12 @@ void smtp_esmtp_run(smtp_att *a)
         int pr = poll(&pf, 1, wait < 0 ? 0 : wait);
         if (pr < 0 && errno != EINTR)
             break;
-        if (pr > 0 && !take_input(a, p[0], &buf, &len, &cap))
+        if (pr > 0 && !take_input(a, p[0], &in))
             break;
         if (pr == 0 && killed)
             break;   /* the write end outlived the child (inherited elsewhere): stop waiting */
     }
-    free(buf);
+    md_buf_free(&in);
     close(p[0]);
 
     int st = 0;

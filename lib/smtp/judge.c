@@ -61,6 +61,10 @@ const char *md_smtp_outcome_name(md_smtp_outcome o)
  * class "2"/"4"/"5", subject and detail of 1 to 3 digits. */
 static size_t enhanced_len(const char *t, size_t len, int cls)
 {
+    /* RFC 2034 3: only 2xx, 4xx and 5xx replies carry one (a 334 or 354
+     * whose text starts "3.0.0" says nothing of the kind) */
+    if (cls != 2 && cls != 4 && cls != 5)
+        return 0;
     if (len < 5 || t[0] != (char)('0' + cls) || t[1] != '.')
         return 0;
     size_t i = 2, d = 0;
@@ -286,6 +290,17 @@ static md_smtp_outcome refused(smtp_att *a, md_report *rep, md_smtp_phase p, con
                                const char *id_def, const char *what)
 {
     md_smtp_reply *r = &a->rep[p];
+    if (r->code < 400 || r->code > 599) {
+        /* Neither a success nor a refusal.  libESMTP reads a reply's code
+         * with strtol (any number), and with CHUNKING its status is all we
+         * see of RCPT and the message: "55 ..." or "150 ..." there decides
+         * nothing, and is not an acceptance. */
+        md_finding *f = md_report_add(rep, "smtp.protocol", MD_SEV_DEFAULT,
+                                      "%s at %s: the reply code %d is not an SMTP reply to it", a->host,
+                                      md_smtp_phase_name(p), r->code);
+        md_finding_add_evidence(f, "%d %s", r->code, r->text);
+        return MD_SMTP_FAILED;
+    }
     if (strcmp(r->enhanced, "5.3.4") == 0 || (r->code == 552 && p == MD_SMTP_PHASE_MAIL)) {
         md_finding *f = md_report_add(rep, "smtp.size_exceeded", MD_SEV_DEFAULT,
                                       "%s refused the message as too big (%zu bytes): %d %s - %s", a->host,
@@ -320,7 +335,8 @@ static void tls_findings(smtp_att *a, md_report *rep)
     md_finding *f = md_report_add(rep, id, a->tls_cert_refused ? MD_SEV_DEFAULT : MD_SEV_WARNING,
                                   "%s: %s (checked name %s)%s", a->host, res->tls.verify_error,
                                   res->tls.peer_name, a->tls_cert_refused ? "" :
-                                  a->req->insecure ? "; continued: --insecure" : "; continued: opportunistic TLS");
+                                  a->req->insecure ? "; continued: certificate checks are off"
+                                                   : "; continued: opportunistic TLS");
     md_finding_add_evidence(f, "subject %s", res->tls.subject);
     md_finding_add_evidence(f, "issuer %s", res->tls.issuer);
     if (!a->tls_cert_refused)
@@ -440,8 +456,9 @@ md_smtp_outcome smtp_judge(smtp_att *a, md_report *rep)
     res->tls.offered = res->tls.used || a->got[MD_SMTP_PHASE_STARTTLS] || smtp_has_cap(a, "STARTTLS");
     if (a->tls != MD_SMTP_TLS_OFF && !res->tls.offered) {
         if (a->tls == MD_SMTP_TLS_REQUIRED) {
-            md_report_add(rep, "tls.not_offered", MD_SEV_DEFAULT,
-                          "%s does not offer STARTTLS and TLS is required (--tls opportunistic to send anyway)", a->host);
+            const char *adv = a->req->tls_advice;
+            md_report_add(rep, "tls.not_offered", MD_SEV_DEFAULT, "%s does not offer STARTTLS and TLS is required%s%s%s",
+                          a->host, adv ? " (" : "", adv ? adv : "", adv ? ")" : "");
             END(MD_SMTP_FAILED, MD_SMTP_PHASE_STARTTLS, (md_smtp_reply *)NULL);
         }
         md_report_add(rep, "tls.not_offered_opportunistic", MD_SEV_DEFAULT, "%s does not offer STARTTLS", a->host);

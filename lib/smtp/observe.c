@@ -282,6 +282,13 @@ static int class_expected(const char *verb, int final_of_body, int code)
     int cls = code / 100;
     if (!strcmp(verb, "QUIT"))
         return code == 221 || cls == 4 || cls == 5;   /* RFC 5321 4.3.2: 221, nothing else succeeds */
+    /* RFC 5321 4.3.2: the greeting succeeds with 220 only, EHLO and HELO
+     * with 250 only; another 2xx there is neither a yes nor a no (the
+     * judge would read it as the end of a dialogue that went well). */
+    if (!strcmp(verb, "greeting"))
+        return code == 220 || cls == 4 || cls == 5;
+    if (!strcmp(verb, "EHLO") || !strcmp(verb, "HELO"))
+        return code == 250 || cls == 4 || cls == 5;
     if (final_of_body)
         return cls == 2 || cls == 4 || cls == 5;
     if (!strcmp(verb, "DATA"))

@@ -1,5 +1,6 @@
 /*
- * lib/smtp probe: the --quit-after dialogue of our own.
+ * lib/smtp probe: our own dialogue for a request that stops after a phase
+ * (quit_after).
  *
  * libESMTP cannot stop a session after a chosen phase (it pipelines MAIL,
  * RCPT and DATA), so probes speak a short dialogue themselves on one

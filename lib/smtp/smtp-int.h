@@ -11,7 +11,7 @@
  *              parser of enhanced status codes
  *   esmtp.c    the libESMTP engine, run in a forked child that streams
  *              framed events to the parent, which kills it at the deadline
- *   probe.c    the --quit-after dialogue of our own
+ *   probe.c    our own dialogue for a request that stops after a phase
  *   tls.c      the SSL_CTX, SNI and the name to verify, certificate details
  */
 #ifndef MAILDIAG_SMTP_INT_H
@@ -32,8 +32,12 @@
 struct md_smtp_ctx {
     SSL_CTX *ssl;
     char *ca_file;                /* NULL: the system store */
-    int ca_loaded;                /* loaded at first need: parsing the system
-                                   * store costs ~30 ms, a probe ~1 ms */
+    int ca_loaded;                /* loaded at first need: a probe that stops
+                                   * before STARTTLS never parses the system
+                                   * store, which takes longer than such a
+                                   * probe (SSL_CTX_set_default_verify_paths
+                                   * over Debian 12's ca-certificates bundle:
+                                   * tens of milliseconds, timed) */
     int ca_failed, ssl_failed;
 };
 
@@ -153,8 +157,25 @@ md_smtp_outcome smtp_judge(smtp_att *a, md_report *rep);
 
 /* Runs one libESMTP session in a child process; fills a. */
 void smtp_esmtp_run(smtp_att *a);
-/* Runs the --quit-after dialogue on our own connection; fills a. */
+/* Runs the dialogue that stops after req->quit_after on our own
+ * connection; fills a. */
 void smtp_probe_run(smtp_att *a);
+
+/* smtp.c ------------------------------------------------------------------- */
+
+/*
+ * Test hook, only in a build configured with --enable-test-hooks (which
+ * defines MD_TEST_HOOKS): the port MAILDIAG_SMTP_PORT names (1 to 65535),
+ * which the direct route uses when the request gives none, so that tests
+ * reach MX hosts that listen on loopback ports; 0 when unset or not a port.
+ * Elsewhere it is the constant 0, and the variable's name is not in the
+ * library.
+ */
+#ifdef MD_TEST_HOOKS
+unsigned smtp_test_direct_port(void);
+#else
+#define smtp_test_direct_port() 0u
+#endif
 
 /* tls.c -------------------------------------------------------------------- */
 

@@ -1,7 +1,8 @@
 /*
  * lib/smtp: the public API (see smtp.h): the request checked in one place,
  * the relay and direct routes, one attempt per address with the engine the
- * request needs, the opportunistic-TLS fallback, and the result as JSON.
+ * request needs, the opportunistic-TLS fallback, and the result described
+ * into a report.
  */
 #include "config.h"
 
@@ -10,6 +11,7 @@
 #include <auth-client.h>
 
 #include "smtp-int.h"
+#include "address/address.h"
 #include "dns/name.h"
 #include "mx/mx.h"
 
@@ -59,6 +61,19 @@ void md_smtp_ctx_free(md_smtp_ctx *ctx)
     free(ctx);
 }
 
+int md_smtp_tls_parse(const char *word)
+{
+    static const struct { const char *word; md_smtp_tls tls; } words[] = {
+        { "required", MD_SMTP_TLS_REQUIRED },
+        { "opportunistic", MD_SMTP_TLS_OPPORTUNISTIC },
+        { "off", MD_SMTP_TLS_OFF },
+    };
+    for (size_t i = 0; word && i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(word, words[i].word) == 0)
+            return (int)words[i].tls;
+    return -1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* What reaches the wire                                                     */
 
@@ -106,41 +121,27 @@ int md_smtp_helo_valid(const char *name)
     }
 }
 
-/* An envelope address as it goes on the wire: no control characters, no
- * spaces or angle brackets; a non-ASCII domain is converted to A-labels;
- * a non-ASCII local part needs SMTPUTF8, which libESMTP cannot send. */
+/* An envelope address as it goes on the wire: exactly an RFC 5321
+ * Mailbox (lib/address, the one grammar: nothing trimmed, no control
+ * character, no display name), sent with its domain in A-labels; a
+ * non-ASCII local part needs SMTPUTF8, which libESMTP cannot send.  The
+ * sender may be the null reverse-path. */
 static md_status envelope(const char *what, const char *in, char *out, size_t size, int empty_ok, md_error *err)
 {
-    if (in == NULL || *in == '\0') {
-        if (empty_ok) {
-            out[0] = '\0';
-            return MD_OK;
-        }
+    if ((in == NULL || *in == '\0') && !empty_ok)
         return md_error_set(err, MD_CONFIG, "smtp.request", "no %s address", what);
-    }
-    if (has_control(in))
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address holds a control character", what);
-    const char *at = strrchr(in, '@');
-    if (strpbrk(in, " <>") || at == NULL || at == in || at[1] == '\0')
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address must be a plain local@domain", what);
-    for (const char *p = in; p < at; p++)
-        if ((unsigned char)*p >= 0x80)
-            return md_error_set(err, MD_CONFIG, "smtp.request",
-                                "the %s address has a non-ASCII local part: that needs SMTPUTF8 (RFC 6531), "
-                                "which libESMTP cannot send", what);
-    char ascii[MD_DNS_NAME_MAX + 1];
-    md_error e;
-    if (at[1] == '[') {
-        /* an address literal, user@[192.0.2.1] */
-        if (!md_smtp_helo_valid(at + 1) || strlen(at + 1) >= sizeof ascii)
-            return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address has a bad address literal", what);
-        snprintf(ascii, sizeof ascii, "%s", at + 1);
-    } else if (md_dns_name_normalize(at + 1, ascii, sizeof ascii, NULL, 0, &e) != MD_OK) {
-        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address has a bad domain: %s", what, e.text);
-    }
-    if ((size_t)(at - in) + 1 + strlen(ascii) + 1 > size)
+    md_address a;
+    md_error e = { 0 };
+    unsigned opts = MD_ADDRESS_OPT_EXACT | (empty_ok ? MD_ADDRESS_OPT_NULL_PATH : 0);
+    if (md_address_parse_len(in ? in : "", in ? strlen(in) : 0, opts, &a, &e) != MD_OK)
+        return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address is not valid: %s", what, e.text);
+    if (a.flags & MD_ADDRESS_UTF8_LOCAL)
+        return md_error_set(err, MD_CONFIG, "smtp.request",
+                            "the %s address has a non-ASCII local part: that needs SMTPUTF8 (RFC 6531), "
+                            "which libESMTP cannot send", what);
+    if (strlen(a.ascii) >= size)
         return md_error_set(err, MD_CONFIG, "smtp.request", "the %s address is too long", what);
-    snprintf(out, size, "%.*s@%s", (int)(at - in), in, ascii);
+    snprintf(out, size, "%s", a.ascii);
     return MD_OK;
 }
 
@@ -174,8 +175,8 @@ static md_status check_request(md_smtp_request *req, checked *ck, md_error *err)
             snprintf(ck->helo, sizeof ck->helo, "localhost");
         ck->helo[sizeof ck->helo - 1] = '\0';
         if (!md_smtp_helo_valid(ck->helo))
-            return md_error_set(err, MD_CONFIG, "smtp.helo",
-                                "this host's name is not a valid EHLO name: give one (--helo, [mail] helo)");
+            return md_error_set(err, MD_CONFIG, "smtp.helo", "this host's name is not a valid EHLO name%s%s",
+                                req->helo_advice ? ": " : "", req->helo_advice ? req->helo_advice : "");
     }
     req->helo = ck->helo;
 
@@ -276,7 +277,7 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
                                const char *host, const char *ip, unsigned port, md_smtp_tls tls,
                                int64_t t0, int64_t deadline, md_report *rep)
 {
-    md_report *first = md_report_new("maildiag-send", req->rcpt_to);
+    md_report *first = md_report_new("smtp", req->rcpt_to);
     int fault = 0;
     md_smtp_outcome o = attempt_once(ctx, req, res, host, ip, port, tls, t0, deadline, first, &fault);
     if (!fault || md_now_ms() >= deadline) {
@@ -306,33 +307,42 @@ static md_smtp_outcome attempt(md_smtp_ctx *ctx, const md_smtp_request *req, md_
 /* ------------------------------------------------------------------------ */
 /* Routes                                                                    */
 
-typedef struct mx_wait { md_report *rep; } mx_wait;
-
-static void mx_done(void *arg, md_report *rep)
+#ifdef MD_TEST_HOOKS
+unsigned smtp_test_direct_port(void)
 {
-    ((mx_wait *)arg)->rep = rep;
+    const char *p = getenv("MAILDIAG_SMTP_PORT");
+    char *end;
+    if (p == NULL || *p == '\0')
+        return 0;
+    unsigned long v = strtoul(p, &end, 10);
+    return *end == '\0' && v >= 1 && v <= 65535 ? (unsigned)v : 0;
 }
+#endif
 
+/* The MX check's answer.  On the heap: when the deadline passes first, the
+ * check is still queued on the caller's resolver and may finish during a
+ * later md_dns_step of the caller's; it then frees what it finds. */
 static md_status relay(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res, int64_t t0,
                        int64_t deadline, md_error *err)
 {
     snprintf(res->route, sizeof res->route, "relay");
     if (req->server[0] == '[' || strchr(req->server, ':') != strrchr(req->server, ':'))
         return md_error_set(err, MD_CONFIG, "smtp.server",
-                            "--server: IPv6 literals are not supported (libESMTP cannot connect to them): use a host name");
+                            "the server is an IPv6 literal, which libESMTP cannot connect to: use a host name");
     char host[256];
     unsigned port = 587;
     const char *colon = strchr(req->server, ':');
     size_t hl = colon ? (size_t)(colon - req->server) : strlen(req->server);
     if (hl == 0 || hl >= sizeof host)
-        return md_error_set(err, MD_CONFIG, "smtp.server", "--server: no host name");
+        return md_error_set(err, MD_CONFIG, "smtp.server", "the server has no host name");
     memcpy(host, req->server, hl);
     host[hl] = '\0';
     if (colon) {
         char *end;
         unsigned long p = strtoul(colon + 1, &end, 10);
         if (*end || p == 0 || p > 65535)
-            return md_error_set(err, MD_CONFIG, "smtp.server", "--server: bad port '%s'", colon + 1);
+            return md_error_set(err, MD_CONFIG, "smtp.server", "the server's port '%s' is not a port number",
+                                colon + 1);
         port = (unsigned)p;
     }
     md_smtp_tls tls = req->tls ? req->tls : port == 587 ? MD_SMTP_TLS_REQUIRED : MD_SMTP_TLS_OPPORTUNISTIC;
@@ -364,34 +374,32 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     if (req->dns == NULL)
         return md_error_set(err, MD_CONFIG, "smtp.request", "the direct route needs a resolver");
     const char *domain = strrchr(req->rcpt_to, '@') + 1;
-    mx_wait w = { NULL };
-    md_mx_check(req->dns, domain, NULL, mx_done, &w);
-    while (w.rep == NULL && md_now_ms() < deadline)
-        md_dns_step(req->dns, 100);
+    md_error merr = { 0 };
+    md_mx_route *route = md_mx_resolve_wait(req->dns, domain, deadline, &merr);
     res->phase = MD_SMTP_PHASE_RESOLVE;
-    if (w.rep == NULL) {
-        md_report_add(res->findings, "smtp.no_route", MD_SEV_WARNING, "the MX lookup for %s did not finish in time", domain);
-        res->outcome = MD_SMTP_DEFERRED;
+    if (route == NULL) {
+        md_report_add(res->findings, "smtp.no_route", MD_SEV_WARNING, "%s", merr.text);
+        res->outcome = merr.status == MD_TEMPFAIL ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
         return MD_OK;
     }
-    json_t *j = md_report_to_json(w.rep);
-    json_t *mx = json_object_get(j, "mx");
-    unsigned port = req->direct_port ? req->direct_port : 25;
+    /* The route's own verdict: its findings explain a route with nothing
+     * to try, and a lookup that failed makes the send deferred. */
+    md_report *judged = md_report_new("mx", domain);
+    md_mx_route_evaluate(route, &(md_mx_options){ .no_details = 1 }, judged);
+    unsigned port = req->direct_port ? req->direct_port : smtp_test_direct_port();
+    if (port == 0)
+        port = 25;
     md_smtp_tls tls = req->tls ? req->tls : MD_SMTP_TLS_OPPORTUNISTIC;
     size_t tried = 0, internal = 0, i;
-    json_t *h;
     md_report *last = NULL;
-    res->outcome = md_report_has(w.rep, "dns.temporary") ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
-    json_array_foreach(mx, i, h) {
-        const char *name = json_string_value(json_object_get(h, "host"));
-        json_t *addrs = json_object_get(h, "addresses"), *ad;
-        size_t k;
-        if (name == NULL || strcmp(name, ".") == 0)
-            continue;
-        json_array_foreach(addrs, k, ad) {
-            const char *ip = json_string_value(ad);
-            if (ip == NULL)
-                continue;
+    res->outcome = md_report_has(judged, "dns.temporary") ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
+    for (i = 0; i < route->nhosts; i++) {
+        const md_mx_host *h = &route->hosts[i];
+        const char *name = h->host;
+        if (name[0] == '\0' || h->ip_literal)
+            continue;   /* a null MX; an address where a name belongs (RFC 5321 5.1) */
+        for (size_t k = 0; k < h->naddresses; k++) {
+            const char *ip = h->addresses[k];
             if (strchr(ip, ':')) {
                 md_report_add_detail(res->findings, "%s %s skipped: libESMTP cannot connect to IPv6 literals", name, ip);
                 continue;
@@ -410,7 +418,7 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
             if (md_now_ms() >= deadline)
                 break;
             tried++;
-            md_report *tmp = md_report_new("maildiag-send", req->rcpt_to);
+            md_report *tmp = md_report_new("smtp", req->rcpt_to);
             res->outcome = attempt(ctx, req, res, name, ip, port, tls, t0, deadline, tmp);
             /* 4xx or no conversation: next address; 5xx (and a refused
              * password, which the next host would refuse too): the answer. */
@@ -434,8 +442,8 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     if (last)
         copy_findings(res->findings, last);
     if (tried == 0) {
-        for (size_t x = 0; x < md_report_count(w.rep); x++) {
-            const md_finding *f = md_report_get(w.rep, x);
+        for (size_t x = 0; x < md_report_count(judged); x++) {
+            const md_finding *f = md_report_get(judged, x);
             if (f->severity != MD_SEV_OK)
                 md_report_add(res->findings, f->id, f->severity, "%s", f->summary);
         }
@@ -449,8 +457,8 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     }
 out:
     md_report_free(last);
-    json_decref(j);
-    md_report_free(w.rep);
+    md_report_free(judged);
+    md_mx_route_free(route);
     return MD_OK;
 }
 
@@ -464,7 +472,7 @@ md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req_in, md_smtp_
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     res->started_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-    res->findings = md_report_new("maildiag-send", req.rcpt_to && !has_control(req.rcpt_to) ? req.rcpt_to : "");
+    res->findings = md_report_new("smtp", req.rcpt_to && !has_control(req.rcpt_to) ? req.rcpt_to : "");
     res->outcome = MD_SMTP_FAILED;
     if (req.message_id)
         snprintf(res->message_id, sizeof res->message_id, "%s", req.message_id);
@@ -490,13 +498,12 @@ void md_smtp_result_clear(md_smtp_result *res)
     memset(res, 0, sizeof *res);
 }
 
-json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
+void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "to", json_string(to ? to : ""));
-    json_object_set_new(o, "route", json_string(res->route));
-    json_object_set_new(o, "result", json_string(md_smtp_outcome_name(res->outcome)));
-    json_object_set_new(o, "phase", json_string(md_smtp_phase_name(res->phase)));
+    md_report_set(rep, "to", json_string(to ? to : ""));
+    md_report_set(rep, "route", json_string(res->route));
+    md_report_set(rep, "result", json_string(md_smtp_outcome_name(res->outcome)));
+    md_report_set(rep, "phase", json_string(md_smtp_phase_name(res->phase)));
     json_t *r = json_object();
     json_object_set_new(r, "code", res->reply.code ? json_integer(res->reply.code) : json_null());
     json_object_set_new(r, "enhanced", res->reply.enhanced[0] ? json_string(res->reply.enhanced) : json_null());
@@ -504,13 +511,13 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
     const char *words = md_smtp_explain(res->phase, &res->reply);
     if (*words)
         json_object_set_new(r, "explanation", json_string(words));
-    json_object_set_new(o, "reply", r);
-    json_object_set_new(o, "queue_id", res->queue_id[0] ? json_string(res->queue_id) : json_null());
-    json_object_set_new(o, "message_id", res->message_id[0] ? json_string(res->message_id) : json_null());
-    json_object_set_new(o, "host", json_string(res->host));
-    json_object_set_new(o, "address", json_string(res->address));
-    json_object_set_new(o, "port", json_integer(res->port));
-    json_object_set_new(o, "elapsed_ms", json_integer(res->elapsed_ms));
+    md_report_set(rep, "reply", r);
+    md_report_set(rep, "queue_id", res->queue_id[0] ? json_string(res->queue_id) : json_null());
+    md_report_set(rep, "message_id", res->message_id[0] ? json_string(res->message_id) : json_null());
+    md_report_set(rep, "host", json_string(res->host));
+    md_report_set(rep, "address", json_string(res->address));
+    md_report_set(rep, "port", json_integer(res->port));
+    md_report_set(rep, "elapsed_ms", json_integer(res->elapsed_ms));
     {
         char buf[48];
         time_t st = (time_t)(res->started_ms / 1000);
@@ -518,12 +525,12 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         gmtime_r(&st, &tm);
         size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(res->started_ms % 1000));
-        json_object_set_new(o, "started", json_string(buf));
+        md_report_set(rep, "started", json_string(buf));
     }
     if (res->greylisted)
-        json_object_set_new(o, "greylisted", json_true());
+        md_report_set(rep, "greylisted", json_true());
     if (res->dsn_used)
-        json_object_set_new(o, "dsn", json_true());
+        md_report_set(rep, "dsn", json_true());
     json_t *t = json_object();
     const md_smtp_tls_info *ti = &res->tls;
     json_object_set_new(t, "used", json_boolean(ti->used));
@@ -547,7 +554,7 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         if (!ti->verified)
             json_object_set_new(t, "verify_error", json_string(ti->verify_error));
     }
-    json_object_set_new(o, "tls", t);
+    md_report_set(rep, "tls", t);
     json_t *tr = json_array();
     for (size_t i = 0; i < res->ntranscript; i++) {
         json_t *l = json_object();
@@ -557,6 +564,5 @@ json_t *md_smtp_result_json(const md_smtp_result *res, const char *to)
         json_object_set_new(l, "text", json_string(res->transcript[i].text));
         json_array_append_new(tr, l);
     }
-    json_object_set_new(o, "transcript", tr);
-    return o;
+    md_report_set(rep, "transcript", tr);
 }

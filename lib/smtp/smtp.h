@@ -19,7 +19,7 @@
  * so it cannot take an IPv6 literal, and giving it a name would hand it a
  * blocking getaddrinfo that is not bounded by our deadline and may pick
  * other addresses than the ones judged.  IPv6 MX addresses are therefore
- * skipped (said in the result's details), and "--server [::1]:25" is
+ * skipped (said in the result's details), and a relay "[::1]:25" is
  * refused; an IPv6-only MX host reads as "no IPv4 address to try".
  *
  * Engines, chosen by quit_after:
@@ -89,6 +89,11 @@ typedef enum md_smtp_tls {
     MD_SMTP_TLS_OFF
 } md_smtp_tls;
 
+/* The TLS policy named by word: "required", "opportunistic" or "off";
+ * -1 for any other word (or NULL).  The one parser of the policy
+ * for every caller (an option, a configuration setting). */
+MD_API int md_smtp_tls_parse(const char *word);
+
 typedef enum md_smtp_phase {
     MD_SMTP_PHASE_NONE = 0,
     MD_SMTP_PHASE_RESOLVE,         /* finding the server / MX hosts */
@@ -104,8 +109,8 @@ typedef enum md_smtp_phase {
 } md_smtp_phase;
 
 /* "connect", "banner", ... ; md_smtp_phase_parse returns -1 when unknown. */
-const char *md_smtp_phase_name(md_smtp_phase p);
-int md_smtp_phase_parse(const char *name);
+MD_API const char *md_smtp_phase_name(md_smtp_phase p);
+MD_API int md_smtp_phase_parse(const char *name);
 
 typedef enum md_smtp_outcome {
     MD_SMTP_ACCEPTED = 0,          /* 250 after DATA (or the probe reached its phase) */
@@ -115,22 +120,22 @@ typedef enum md_smtp_outcome {
 } md_smtp_outcome;
 
 /* "accepted", "deferred", "rejected", "failed". */
-const char *md_smtp_outcome_name(md_smtp_outcome o);
+MD_API const char *md_smtp_outcome_name(md_smtp_outcome o);
 
 typedef struct md_smtp_ctx md_smtp_ctx;
 
 /* Process-wide setup (SIGPIPE ignored, auth_client_init) and the one
  * SSL_CTX (system CA paths).  ca_file may be NULL (system store).  NULL +
  * err on failure.  Free with md_smtp_ctx_free. */
-md_smtp_ctx *md_smtp_ctx_new(const char *ca_file, md_error *err);
-void md_smtp_ctx_free(md_smtp_ctx *ctx);
+MD_API md_smtp_ctx *md_smtp_ctx_new(const char *ca_file, md_error *err);
+MD_API void md_smtp_ctx_free(md_smtp_ctx *ctx);
 
 typedef struct md_smtp_request {
     /* route: server != NULL is the relay route; else direct to the MX hosts
      * of the recipient's domain, resolved with dns (borrowed). */
     const char *server;            /* "HOST[:PORT]", "[IPv6]:PORT" is refused */
     md_dns *dns;                   /* direct route only */
-    unsigned direct_port;          /* direct route: 0 = 25 (tests use another) */
+    unsigned direct_port;          /* direct route: 0 = 25 */
     const char *helo;              /* EHLO name; NULL = the host name (checked too) */
     const char *mail_from;         /* envelope sender; "" = null sender */
     const char *rcpt_to;           /* one recipient */
@@ -148,6 +153,11 @@ typedef struct md_smtp_request {
     int timeout_ms;                /* the whole attempt, all hosts; 0 = 60000 */
     int connect_timeout_ms;        /* per address; 0 = min(10000, timeout) */
     int phase_timeout_ms;          /* per reply; 0 = min(30000, timeout) */
+    /* The caller's words for what its user can change, in its own terms (an
+     * option, a setting), appended to the fact that calls for them; NULL:
+     * the fact alone. */
+    const char *helo_advice;       /* helo NULL and this host's name is no EHLO name */
+    const char *tls_advice;        /* TLS required, the server offers no STARTTLS */
 } md_smtp_request;
 
 typedef struct md_smtp_reply {
@@ -208,32 +218,38 @@ typedef struct md_smtp_result {
  * server's side), MD_CONFIG for a bad request (err says which field),
  * MD_INTERNAL for our own failures.  Blocks until done or the deadline.
  */
-md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res,
-                       md_error *err);
-void md_smtp_result_clear(md_smtp_result *res);
+MD_API md_status md_smtp_send(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_result *res,
+                              md_error *err);
+MD_API void md_smtp_result_clear(md_smtp_result *res);
 
 /* The words for an RFC 3463 enhanced status code ("5.1.1" -> "no such
  * mailbox"); "" when unknown.  Static. */
-const char *md_smtp_enhanced_explain(const char *code);
+MD_API const char *md_smtp_enhanced_explain(const char *code);
 /* Our words for a reply, from the phase it answered and its text as well as
  * its code: 454 4.7.0 to STARTTLS is a TLS fault on the server, to RCPT a
  * temporary policy refusal; greylisting only to MAIL, RCPT or the message.
  * "" when none.  Static. */
-const char *md_smtp_explain(md_smtp_phase phase, const md_smtp_reply *r);
+MD_API const char *md_smtp_explain(md_smtp_phase phase, const md_smtp_reply *r);
 /* Whether a 4xx reply's words read as greylisting (any phase; see
  * md_smtp_explain for where greylisting can happen). */
-int md_smtp_is_greylisting(int code, const char *enhanced, const char *text);
+MD_API int md_smtp_is_greylisting(int code, const char *enhanced, const char *text);
 /* Whether name may follow EHLO: a domain of LDH labels, or an address
  * literal ([192.0.2.1], [IPv6:2001:db8::1]); no spaces or controls. */
-int md_smtp_helo_valid(const char *name);
+MD_API int md_smtp_helo_valid(const char *name);
 /* Extracts a queue id from a 250 reply to DATA ("queued as ABC123",
  * "Ok: queued as ...", "OK id=..."); returns 1 and fills out, or 0. */
-int md_smtp_queue_id(const char *text, char *out, size_t size);
+MD_API int md_smtp_queue_id(const char *text, char *out, size_t size);
 
-/* The result as JSON: {"to","route","result","phase","reply","queue_id",
- * "message_id","host","address","elapsed_ms","tls","transcript"} (the
- * findings are added by the caller's report).  New reference. */
-json_t *md_smtp_result_json(const md_smtp_result *res, const char *to);
+/*
+ * Describes res, the send to to (as the caller gave it), into rep: the
+ * structured fields of the JSON contract (maildiag-send(1)) in this order:
+ * "to", "route", "result", "phase", "reply" {"code", "enhanced", "text"
+ * [, "explanation"]}, "queue_id", "message_id", "host", "address", "port",
+ * "elapsed_ms", "started", "greylisted" and "dsn" when true, "tls",
+ * "transcript".  Adds no findings: res->findings holds them (a caller that
+ * renders res->findings describes into it).
+ */
+MD_API void md_smtp_describe(const md_smtp_result *res, const char *to, md_report *rep);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,8 @@
  * each handshake, for either engine.  Verification runs with
  * SSL_VERIFY_NONE so that the handshake completes and the reason reaches the
  * report; whether the session may go on is our policy (required TLS needs a
- * verified certificate unless --insecure; opportunistic takes any).
+ * verified certificate unless the request is insecure; opportunistic takes
+ * any).
  */
 #include "config.h"
 

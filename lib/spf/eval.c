@@ -805,7 +805,7 @@ static void headers(ev *e, const md_spf_request *req, md_spf_code code, const ch
     for (size_t i = 0; i < sizeof ar / sizeof *ar; i++)
         md_buf_add(&b, ar[i], strlen(ar[i]));
     out->authentication_results = md_xstrndup(b.data, b.len);
-    free(b.data);
+    md_buf_free(&b);
     free(from); free(ident); free(helo); free(rcv); free(mech); free(problem);
 }
 

@@ -5,7 +5,7 @@
  * LENGTH bytes: "IDENTITY NO_LIBSPF2 DEADLINE" and the string fields (ip,
  * sender, helo, domain, receiver, libspf2 crash note), each a NUL-ended
  * string after '+', or '-' for none (no JSON to build and parse on either
- * side: it was a fifth of a bulk run).  A worker answers with one frame,
+ * side, for every request of a bulk run).  A worker answers with one frame,
  * "F STATUS LENGTH\n" then LENGTH bytes: the result in the pool's output
  * form (the report already rendered as a JSON line or text by lib/report,
  * so the serial parent only copies bytes; or, for typed results, the
@@ -21,6 +21,7 @@
 #include "config.h"
 #include "pool.h"
 #include "spf-int.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,8 +62,7 @@ typedef struct worker {
     int64_t started;         /* when the head job started (about) */
     md_buf pend;             /* requests not yet written (sent in one write
                               * when the pool next waits for results) */
-    char *buf;
-    size_t len, cap;
+    md_buf in;               /* result bytes read, not yet framed */
 } worker;
 
 struct md_spf_pool {
@@ -102,8 +102,7 @@ static void shape(md_spf_pool *p, md_spf_result *res, md_report *rep, md_spf_poo
     if (p->output == MD_SPF_OUT_JSON) {
         md_buf b = { 0 };
         md_report_append_json(rep, &b);
-        out->rendered = b.data;
-        out->len = b.len;
+        out->rendered = md_buf_steal(&b, &out->len);
     } else {
         FILE *f = open_memstream(&out->rendered, &out->len);
         if (f != NULL) {
@@ -127,7 +126,7 @@ static void shape(md_spf_pool *p, md_spf_result *res, md_report *rep, md_spf_poo
 
 static void put_u32(md_buf *b, uint32_t v)
 {
-    md_buf_add(b, (const char *)&v, sizeof v);
+    md_buf_add(b, &v, sizeof v);
 }
 
 static void put_str(md_buf *b, const char *s)
@@ -461,14 +460,11 @@ static int read_request(FILE *fin, md_buf *buf, md_spf_request *r, const char **
     if (hdr[0] != 'Q' || hdr[1] != ' ' || (len = strtoul(hdr + 2, &end, 10), *end != '\n')
         || len > FRAME_MAX)
         return -1;
-    if (buf->cap < len + 1) {
-        buf->data = md_xrealloc(buf->data, len + 1);
-        buf->cap = len + 1;
-    }
-    if (fread(buf->data, 1, len, fin) != len)
+    buf->len = 0;
+    if (fread(md_buf_reserve(buf, len + 1), 1, len, fin) != len)
         return -1;
-    buf->data[len] = '\0';
     buf->len = len;
+    md_buf_cstr(buf);
     const char *f[RQ_N];
     char *p = buf->data, *lim = buf->data + len;
     /* "IDENTITY NO_LIBSPF2 DEADLINE" */
@@ -533,8 +529,8 @@ static void worker_main(md_spf_pool *p, int in, int out)
         if (p->output == MD_SPF_OUT_OBJECT) {
             md_buf b = { 0 };
             spf_result_encode(&b, res, rep);
-            rc = put_frame((int)md_report_status(rep), b.data ? b.data : "", b.len);
-            free(b.data);
+            rc = put_frame((int)md_report_status(rep), md_buf_cstr(&b), b.len);
+            md_buf_free(&b);
             md_spf_result_free(res);
             md_report_free(rep);
         } else {
@@ -588,7 +584,7 @@ static int spawn(md_spf_pool *p, unsigned i)
     w->pid = pid;
     w->to = a[1];
     w->from = b[0];
-    w->len = 0;
+    w->in.len = 0;
     w->pend.len = 0;   /* what was queued for the old process is sent again */
     return 0;
 }
@@ -663,8 +659,8 @@ void md_spf_pool_free(md_spf_pool *p)
         reap(w, w->n > 0, &st);
         for (unsigned k = 0; k < w->n; k++)
             job_clear(qjob(w, k));
-        free(w->buf);
-        free(w->pend.data);
+        md_buf_free(&w->in);
+        md_buf_free(&w->pend);
     }
     free(p->w);
     for (char **s = p->servers; s && *s; s++)
@@ -842,7 +838,7 @@ static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_pool_
     int st = 0, ret = 0;
     char msg[200], m2[320];
     reap(w, 1, &st);
-    w->len = 0;
+    w->in.len = 0;
     if (why)
         snprintf(msg, sizeof msg, "%s", why);
     else if (WIFSIGNALED(st))
@@ -881,23 +877,23 @@ static int fail_worker(md_spf_pool *p, unsigned i, const char *why, md_spf_pool_
  * head job), 0 when more bytes are needed, -1 on a malformed frame. */
 static int frame(md_spf_pool *p, worker *w, md_spf_pool_result *out)
 {
-    if (w->len == 0 || w->n == 0)
+    if (w->in.len == 0 || w->n == 0)
         return 0;
-    char *nl = memchr(w->buf, '\n', w->len < 64 ? w->len : 64);
+    char *nl = memchr(w->in.data, '\n', w->in.len < 64 ? w->in.len : 64);
     if (nl == NULL)
-        return w->len >= 64 ? -1 : 0;
+        return w->in.len >= 64 ? -1 : 0;
     char kind;
     int status;
     size_t len;
     *nl = '\0';
-    if (sscanf(w->buf, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
+    if (sscanf(w->in.data, "%c %d %zu", &kind, &status, &len) != 3 || len > FRAME_MAX
         || kind != 'F' || status < 0 || status > 3)
         return -1;
     *nl = '\n';
-    size_t hdr = (size_t)(nl + 1 - w->buf);
-    if (w->len < hdr + len)
+    size_t hdr = (size_t)(nl + 1 - w->in.data);
+    if (w->in.len < hdr + len)
         return 0;
-    char *payload = w->buf + hdr;
+    char *payload = w->in.data + hdr;
     if (p->output == MD_SPF_OUT_OBJECT) {
         out->report = md_report_new(p->tool, NULL);
         out->result = spf_result_decode(payload, len, out->report);
@@ -911,8 +907,8 @@ static int frame(md_spf_pool *p, worker *w, md_spf_pool_result *out)
         out->len = len;
     }
     out->status = (md_severity)status;
-    memmove(w->buf, payload + len, w->len - hdr - len);
-    w->len -= hdr + len;
+    memmove(w->in.data, payload + len, w->in.len - hdr - len);
+    w->in.len -= hdr + len;
     pop_head(w, out);
     return 1;
 }
@@ -969,18 +965,15 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out)
             if (pf[i].fd < 0 || pf[i].revents == 0)
                 continue;
             for (;;) {
-                if (w->cap - w->len < 65536) {
-                    if (w->cap > FRAME_MAX * 2) {
-                        if (fail_worker(p, i, "sent an oversized result", out)) {
-                            got = 1;
-                            goto done;
-                        }
-                        break;
+                if (w->in.cap - w->in.len < 65536 && w->in.cap > FRAME_MAX * 2) {
+                    if (fail_worker(p, i, "sent an oversized result", out)) {
+                        got = 1;
+                        goto done;
                     }
-                    w->cap = w->cap ? w->cap * 2 : 131072;
-                    w->buf = md_xrealloc(w->buf, w->cap);
+                    break;
                 }
-                ssize_t r = read(w->from, w->buf + w->len, w->cap - w->len);
+                char *room = md_buf_reserve(&w->in, 65536);
+                ssize_t r = read(w->from, room, w->in.cap - w->in.len);
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -993,7 +986,7 @@ int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out)
                     }
                     break;
                 }
-                w->len += (size_t)r;
+                w->in.len += (size_t)r;
                 int f = frame(p, w, out);
                 if (f > 0 || (f < 0 && fail_worker(p, i, "sent a malformed result", out))) {
                     got = 1;

@@ -2,9 +2,9 @@
  * lib/spf pool: SPF evaluations in worker processes with a deadline.
  *
  * libspf2 1.2.10 aborts on some inputs and has an unpatched macro-parsing
- * flaw (CVE-2023-42118), so no evaluation runs in the tool's own process:
- * each worker owns a private md_dns (its own c-ares channel) and evaluates
- * one request at a time.  A worker that crashes, aborts or overruns the
+ * flaw (CVE-2023-42118; docs/LIBRARIES.md, "libspf2"), so no evaluation runs
+ * in the caller's own process: each worker owns a private md_dns (its own
+ * c-ares channel) and evaluates one request at a time.  A worker that crashes, aborts or overruns the
  * deadline is killed and replaced; its request runs again without libspf2
  * (spf.libspf2_crashed), and if that fails too it gets a temperror result
  * with an spf.engine_failed finding (severity unknown) saying what happened.
@@ -56,28 +56,28 @@ typedef struct md_spf_pool_result {
 } md_spf_pool_result;
 
 /* Frees what a result holds (not r itself). */
-void md_spf_pool_result_clear(md_spf_pool_result *r);
+MD_API void md_spf_pool_result_clear(md_spf_pool_result *r);
 
 typedef struct md_spf_pool md_spf_pool;
 
 /* Starts the workers.  Returns NULL with err set on failure.  Caller frees
  * with md_spf_pool_free() (which stops every worker). */
-md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
-void md_spf_pool_free(md_spf_pool *p);
+MD_API md_spf_pool *md_spf_pool_new(const md_spf_pool_config *cfg, md_error *err);
+MD_API void md_spf_pool_free(md_spf_pool *p);
 
 /* Whether a worker can take another request (its queue is not full). */
-int md_spf_pool_has_idle(const md_spf_pool *p);
+MD_API int md_spf_pool_has_idle(const md_spf_pool *p);
 /* Requests in flight. */
-size_t md_spf_pool_busy(const md_spf_pool *p);
+MD_API size_t md_spf_pool_busy(const md_spf_pool *p);
 
 /* Hands req to an idle worker; tag comes back with the result.  Returns
  * MD_OK, or MD_TEMPFAIL when no worker is idle, or MD_INTERNAL. */
-md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
+MD_API md_status md_spf_pool_submit(md_spf_pool *p, const md_spf_request *req, void *tag, md_error *err);
 
 /* Waits for the next finished evaluation and fills out (caller clears it
  * with md_spf_pool_result_clear).  Returns 1, or 0 when nothing is in flight or
  * the wait was interrupted by a signal while *cfg->cancel is set. */
-int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out);
+MD_API int md_spf_pool_next(md_spf_pool *p, md_spf_pool_result *out);
 
 #ifdef __cplusplus
 }

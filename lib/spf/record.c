@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "spf-int.h"
+#include "base/buf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -518,27 +519,14 @@ int md_spf_record_check(const char *record, char *msg, size_t msgsize)
 
 /* --- macro expansion (RFC 7208 7.3, 7.4) ------------------------------- */
 
-static void sb_add(char **b, size_t *n, size_t *cap, const char *s, size_t l)
-{
-    if (*n + l + 1 > *cap) {
-        *cap = (*n + l + 1) * 2;
-        *b = md_xrealloc(*b, *cap);
-    }
-    memcpy(*b + *n, s, l);
-    *n += l;
-    (*b)[*n] = '\0';
-}
-
-static void url_escape(char **b, size_t *n, size_t *cap, const char *s, size_t l)
+static void url_escape(md_buf *b, const char *s, size_t l)
 {
     for (size_t i = 0; i < l; i++) {
         unsigned char c = (unsigned char)s[i];
         if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            sb_add(b, n, cap, (const char *)&s[i], 1);
+            md_buf_add(b, &s[i], 1);
         } else {
-            char hex[4];
-            snprintf(hex, sizeof hex, "%%%02X", c);
-            sb_add(b, n, cap, hex, 3);
+            md_buf_addf(b, "%%%02X", c);
         }
     }
 }
@@ -549,18 +537,16 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
     const char *why;
     if (spf_macro_check(s, len, exp, &bad, &why) != 0)
         return NULL;
-    char *b = NULL;
-    size_t n = 0, cap = 0;
-    sb_add(&b, &n, &cap, "", 0);
+    md_buf b = { 0 };
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '%') {
-            sb_add(&b, &n, &cap, s + i, 1);
+            md_buf_add(&b, s + i, 1);
             continue;
         }
         char c = s[++i];
-        if (c == '%') { sb_add(&b, &n, &cap, "%", 1); continue; }
-        if (c == '_') { sb_add(&b, &n, &cap, " ", 1); continue; }
-        if (c == '-') { sb_add(&b, &n, &cap, "%20", 3); continue; }
+        if (c == '%') { md_buf_add(&b, "%", 1); continue; }
+        if (c == '_') { md_buf_add(&b, " ", 1); continue; }
+        if (c == '-') { md_buf_add(&b, "%20", 3); continue; }
         /* %{ letter digits [r] delims }: i is at '{' */
         i++;
         char letter = s[i++];
@@ -612,21 +598,19 @@ char *spf_macro_expand(const char *s, size_t len, const spf_macro_vars *v, int e
         size_t first = 0;
         if (digits > 0 && digits < nparts)
             first = nparts - digits;
-        char *piece = NULL;
-        size_t pn = 0, pcap = 0;
-        sb_add(&piece, &pn, &pcap, "", 0);
+        md_buf piece = { 0 };
         for (size_t k = first; k < nparts; k++) {
             if (k > first)
-                sb_add(&piece, &pn, &pcap, ".", 1);
-            sb_add(&piece, &pn, &pcap, ps[k], pl[k]);
+                md_buf_add(&piece, ".", 1);
+            md_buf_add(&piece, ps[k], pl[k]);
         }
         if (isupper((unsigned char)letter))
-            url_escape(&b, &n, &cap, piece, pn);
+            url_escape(&b, piece.data, piece.len);
         else
-            sb_add(&b, &n, &cap, piece, pn);
-        free(piece);
+            md_buf_add(&b, piece.data, piece.len);
+        md_buf_free(&piece);
         free(ps);
         free(pl);
     }
-    return b;
+    return md_buf_steal(&b, NULL);
 }

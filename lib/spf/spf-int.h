@@ -33,7 +33,8 @@ void spf_record_free(spf_record *r);
 
 int spf_macro_check(const char *s, size_t len, int exp, size_t *bad, const char **why);
 /* Whether libspf2 1.2.10 can take the macros of a valid macro-string or
- * record as RFC 7208 means them: 0 when a digit transformer is over 128,
+ * record as RFC 7208 means them (docs/LIBRARIES.md, "libspf2"): 0 when a
+ * digit transformer is over 128,
  * which it refuses as an error (and, with ten or more digits, reads with
  * signed int overflow, so a huge value could wrap to a small one). */
 int spf_macro_libspf2_fits(const char *s, size_t len);

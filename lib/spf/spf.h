@@ -51,12 +51,12 @@ typedef enum md_spf_code {
 } md_spf_code;
 
 /* "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror". */
-const char *md_spf_code_name(md_spf_code c);
+MD_API const char *md_spf_code_name(md_spf_code c);
 /* Parses a name as above (case-insensitive); -1 when unknown. */
-int md_spf_code_parse(const char *name);
+MD_API int md_spf_code_parse(const char *name);
 /* The severity of an evaluation result: pass ok; neutral, none, softfail
  * warning; fail, permerror critical; temperror unknown. */
-md_severity md_spf_code_severity(md_spf_code c);
+MD_API md_severity md_spf_code_severity(md_spf_code c);
 
 #define MD_SPF_MAX_TERMS 10     /* RFC 7208 4.6.4: DNS-querying terms in total */
 #define MD_SPF_MAX_VOID 2       /* RFC 7208 4.6.4: void lookups */
@@ -84,7 +84,7 @@ typedef enum md_spf_via {
 } md_spf_via;
 
 /* "top", "include", "redirect". */
-const char *md_spf_via_name(md_spf_via v);
+MD_API const char *md_spf_via_name(md_spf_via v);
 
 typedef enum md_spf_node_kind {
     MD_SPF_NODE_RECORD = 0,      /* a domain whose SPF record was looked up */
@@ -124,7 +124,7 @@ typedef enum md_spf_by {
 } md_spf_by;
 
 /* "walk", "libspf2", "lint". */
-const char *md_spf_by_name(md_spf_by by);
+MD_API const char *md_spf_by_name(md_spf_by by);
 
 /* One DNS question an evaluation or lint asked, with its outcome. */
 typedef struct md_spf_query {
@@ -192,7 +192,7 @@ typedef struct md_spf_result {
 } md_spf_result;
 
 /* Frees r and everything it holds; NULL is a no-op. */
-void md_spf_result_free(md_spf_result *r);
+MD_API void md_spf_result_free(md_spf_result *r);
 
 /*
  * Evaluates req over dns (which must not be shared with an event loop that
@@ -202,8 +202,8 @@ void md_spf_result_free(md_spf_result *r);
  * MD_CONFIG with err set, *out NULL and rep untouched, when the request
  * itself is unusable (the IP is not an address).
  */
-md_status md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_spf_result **out,
-                          md_report *rep, md_error *err);
+MD_API md_status md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_spf_result **out,
+                                 md_report *rep, md_error *err);
 
 /*
  * Lint of DOMAIN's record (no client address): record, syntax with
@@ -213,12 +213,12 @@ md_status md_spf_evaluate(md_dns *dns, const md_spf_request *req, md_spf_result 
  * findings are added to rep.  Returns MD_CONFIG with err set and *out NULL
  * when domain is not a usable domain name.
  */
-md_status md_spf_lint(md_dns *dns, const char *domain, md_spf_result **out, md_report *rep,
-                      md_error *err);
+MD_API md_status md_spf_lint(md_dns *dns, const char *domain, md_spf_result **out, md_report *rep,
+                             md_error *err);
 
 #define MD_SPF_DESCRIBE_NO_QUERIES 0x1u   /* leave the "queries" trace out */
 #define MD_SPF_DESCRIBE_JSON_ONLY 0x2u   /* only JSON will be written: no subject, no
-                                           * detail lines (a tenth of a bulk run) */
+                                           * detail lines, which bulk JSON never shows */
 
 /*
  * Describes r into rep: the subject ("DOMAIN from IP", or DOMAIN), the
@@ -228,24 +228,24 @@ md_status md_spf_lint(md_dns *dns, const char *domain, md_spf_result **out, md_r
  * (MD_SPF_DESCRIBE_*) ask.  Adds no findings: those came with the
  * evaluation.
  */
-void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags);
+MD_API void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags);
 
 /*
  * A result for a request that could not be evaluated (MD_SPF_INVALID:
  * temperror, no DNS asked), for bulk input that is not a request: domain
  * may be "".  Caller frees with md_spf_result_free().
  */
-md_spf_result *md_spf_result_invalid(const char *domain);
+MD_API md_spf_result *md_spf_result_invalid(const char *domain);
 
 /*
  * Syntax check of one SPF record (text after selection).  Returns 0 when
  * valid; otherwise -1 with a message "at column N: ..." in msg.
  */
-int md_spf_record_check(const char *record, char *msg, size_t msgsize);
+MD_API int md_spf_record_check(const char *record, char *msg, size_t msgsize);
 
 /* Whether a TXT string is an SPF version 1 record ("v=spf1" alone or
  * followed by a space, case-insensitive). */
-int md_spf_is_record(const char *txt, size_t len);
+MD_API int md_spf_is_record(const char *txt, size_t len);
 
 #ifdef __cplusplus
 }

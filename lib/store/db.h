@@ -3,7 +3,8 @@
  * engine runs the SQL.  Not installed.
  *
  * SQL is written once with PostgreSQL-style parameters $1..$n, which SQLite
- * also accepts (as the named parameters "$1"...).  Every statement is
+ * also accepts (as the named parameters "$1"...; docs/LIBRARIES.md, "SQLite
+ * and libpq").  Every statement is
  * prepared once per connection and cached; values travel only as bound
  * parameters, never spliced into SQL text.
  */
@@ -67,6 +68,8 @@ db_kind db_kind_of(const db *d);
 md_status db_exec(db *d, const char *sql, md_error *err);
 
 /* Runs one statement with parameters; res (may be NULL) receives the rows.
+ * The prepared statement is cached under sql, which is kept, not copied:
+ * sql must stay valid while d is open (a literal, or a string d outlives).
  * Returns MD_OK; MD_TEMPFAIL when the database is busy or unreachable;
  * MD_PERMFAIL on a constraint violation; MD_CONFIG on an SQL error (a bad
  * mapping in the config); MD_INTERNAL otherwise. */

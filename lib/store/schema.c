@@ -62,7 +62,7 @@
     " PRIMARY KEY (key, window_start));" \
     "CREATE INDEX rate_limits_window ON rate_limits (window_start);"
 
-/* Version 2: the bounce messages maildiag-user bounces has applied, by
+/* Version 2: the bounce messages already applied (md_store_bounce_apply), by
  * their Message-ID (or "sha256:HEX" of a message without one), so that
  * reading the same mailbox again changes nothing. */
 #define SCHEMA_V2(INT) \

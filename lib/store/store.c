@@ -48,6 +48,12 @@ int md_store_suppression_reason_valid(const char *r)
                  strcmp(r, "manual") == 0);
 }
 
+/* What ISO 8601's four-digit years can write: 0000-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59Z.  md_store_time_parse takes nothing outside, so an
+ * export (md_store_time_format) always imports again. */
+#define TIME_MIN (-62167219200LL)
+#define TIME_MAX 253402300799LL
+
 void md_store_time_format(int64_t t, char *buf, size_t size)
 {
     struct tm tm;
@@ -57,7 +63,9 @@ void md_store_time_format(int64_t t, char *buf, size_t size)
             buf[0] = '\0';
         return;
     }
-    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* %Y would write the year 999 as "999": four digits, always */
+    snprintf(buf, size, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static int digits(const char *s, int n, int *out)
@@ -78,7 +86,7 @@ int md_store_time_parse(const char *s, int64_t *t)
         return -1;
     size_t n = strlen(s);
     if (strspn(s, "0123456789") == n) {
-        if (n > 12)
+        if (n > 12 || strtoll(s, NULL, 10) > TIME_MAX)
             return -1;
         *t = strtoll(s, NULL, 10);
         return 0;
@@ -135,7 +143,7 @@ int md_store_time_parse(const char *s, int64_t *t)
     tm.tm_min = mi;
     tm.tm_sec = se;
     time_t v = timegm(&tm);
-    if (v == (time_t)-1)
+    if (v == (time_t)-1 || (int64_t)v - off < TIME_MIN || (int64_t)v - off > TIME_MAX)
         return -1;
     *t = (int64_t)v - off;
     return 0;
@@ -192,11 +200,11 @@ md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_erro
     if (st == MD_OK && !(flags & MD_STORE_CREATE)) {
         int v;
         st = schema_version(s->own, &v, err);
-        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)
-            st = md_error_set(err, MD_CONFIG, "store.schema",
-                              v == 0 ? "the store has no maildiag schema yet: run 'maildiag-user init'"
+        if (st == MD_OK && v != MD_STORE_SCHEMA_VERSION)   /* none or older: store.init */
+            st = md_error_set(err, MD_CONFIG, v < MD_STORE_SCHEMA_VERSION ? "store.init" : "store.schema",
+                              v == 0 ? "the store has no maildiag schema yet"
                               : v < MD_STORE_SCHEMA_VERSION
-                              ? "the store's schema is version %d, older than %d: run 'maildiag-user init' to migrate it"
+                              ? "the store's schema is version %d, older than %d"
                               : "the store's schema is version %d, newer than this maildiag (%d)",
                               v, MD_STORE_SCHEMA_VERSION);
     }

@@ -58,32 +58,35 @@ extern "C" {
 
 typedef struct md_store md_store;
 
-#define MD_STORE_CREATE   0x1u   /* SQLite: create the file (maildiag-user init) */
+#define MD_STORE_CREATE   0x1u   /* SQLite: create the file (to initialise the store) */
 #define MD_STORE_READONLY 0x2u   /* open read-only */
 #define MD_STORE_PATIENT  0x4u   /* SQLite: a write waits up to 60 s, not 10, for another
                                   * process's lock: for a detached process nobody waits for */
 
 /*
  * Opens the store at uri.  Without MD_STORE_CREATE, the schema must be at
- * the current version (else MD_CONFIG: "run maildiag-user init").  Caller
- * frees with md_store_free().  MD_CONFIG for a bad URI or a missing file,
- * MD_TEMPFAIL when PostgreSQL cannot be reached.
+ * the current version.  Caller frees with md_store_free().  MD_CONFIG for
+ * a bad URI; MD_CONFIG with stage "store.init" when the store must be
+ * initialised first (an SQLite file that does not exist, a database without
+ * maildiag's schema or with an older one: md_store_migrate makes or
+ * updates it), stage "store.schema" when its schema is newer than this
+ * library's; MD_TEMPFAIL when PostgreSQL cannot be reached.
  */
-md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_error *err);
-void md_store_free(md_store *s);
+MD_API md_status md_store_open(const char *uri, unsigned flags, md_store **out, md_error *err);
+MD_API void md_store_free(md_store *s);
 
 /* "sqlite" or "postgresql". */
-const char *md_store_engine(const md_store *s);
+MD_API const char *md_store_engine(const md_store *s);
 
 /* Creates or migrates the schema to MD_STORE_SCHEMA_VERSION in one
  * transaction.  *from receives the version found (0 = empty). */
-md_status md_store_migrate(md_store *s, int *from, md_error *err);
+MD_API md_status md_store_migrate(md_store *s, int *from, md_error *err);
 /* The same, with the audit record (may be NULL; md_store_audit is below)
  * in that transaction: a store that cannot take the record is not migrated
  * either. */
 struct md_store_audit;
-md_status md_store_migrate_audited(md_store *s, const struct md_store_audit *audit, int *from,
-                                   md_error *err);
+MD_API md_status md_store_migrate_audited(md_store *s, const struct md_store_audit *audit, int *from,
+                                          md_error *err);
 
 /*
  * Whether a write would succeed now: MD_OK, or the error the write would
@@ -91,7 +94,7 @@ md_status md_store_migrate_audited(md_store *s, const struct md_store_audit *aud
  * nothing.  For a caller about to do what cannot be undone (send an email,
  * hand out data) that must then record it: a check, not a reservation.
  */
-md_status md_store_writable(md_store *s, md_error *err);
+MD_API md_status md_store_writable(md_store *s, md_error *err);
 
 /*
  * MD_OK, or the status of the first md_store_send_add or md_store_audit_add
@@ -99,7 +102,7 @@ md_status md_store_writable(md_store *s, md_error *err);
  * records are written on their behalf (lib/account logs every send and
  * returns the send's own status): a lost record must not go unnoticed.
  */
-md_status md_store_log_error(const md_store *s, md_error *err);
+MD_API md_status md_store_log_error(const md_store *s, md_error *err);
 
 /* ---------------------------------------------------------------- accounts */
 
@@ -110,11 +113,11 @@ typedef enum md_store_status {
 typedef enum md_store_auth { MD_STORE_PASSWORD = 0, MD_STORE_SSO } md_store_auth;
 
 /* "active" / "deactivated" / "locked", "password" / "sso". */
-const char *md_store_status_name(md_store_status st);
-const char *md_store_auth_name(md_store_auth a);
+MD_API const char *md_store_status_name(md_store_status st);
+MD_API const char *md_store_auth_name(md_store_auth a);
 /* Parse the names above; return -1 when unknown. */
-int md_store_status_parse(const char *s);
-int md_store_auth_parse(const char *s);
+MD_API int md_store_status_parse(const char *s);
+MD_API int md_store_auth_parse(const char *s);
 
 typedef struct md_store_account {
     int64_t id;
@@ -133,22 +136,22 @@ typedef struct md_store_account_list {
     size_t n;
 } md_store_account_list;
 
-void md_store_account_list_clear(md_store_account_list *l);
+MD_API void md_store_account_list_clear(md_store_account_list *l);
 
 /* The accounts whose normalized email is key (md_address_key), by id. */
-md_status md_store_find_by_email(md_store *s, const char *key, md_store_account_list *out,
-                                 md_error *err);
+MD_API md_status md_store_find_by_email(md_store *s, const char *key, md_store_account_list *out,
+                                        md_error *err);
 /* Accounts whose provider key (md_address_provider_key) is pkey but whose
  * normalized email is not key: the "also matches" hints. */
-md_status md_store_find_also(md_store *s, const char *pkey, const char *key,
-                             md_store_account_list *out, md_error *err);
-/* The account named username (0 or 1 in the list). */
-md_status md_store_find_by_username(md_store *s, const char *username,
+MD_API md_status md_store_find_also(md_store *s, const char *pkey, const char *key,
                                     md_store_account_list *out, md_error *err);
+/* The account named username (0 or 1 in the list). */
+MD_API md_status md_store_find_by_username(md_store *s, const char *username,
+                                           md_store_account_list *out, md_error *err);
 
 /* The operating user and action written to the audit log with a change. */
 typedef struct md_store_audit {
-    const char *operator_name;   /* who (from getpwuid or --operator) */
+    const char *operator_name;   /* who (the caller's user name, or the name it was given) */
     const char *action;          /* "lookup", "sessions.revoke", "import" ... */
     const char *target;          /* the address, username or file */
     const char *detail;          /* may be NULL */
@@ -159,8 +162,8 @@ typedef struct md_store_audit {
  * MD_PERMFAIL when the username exists, MD_CONFIG for a bad address.
  * Writes *id if not NULL.  One transaction, with the audit record.
  */
-md_status md_store_account_add(md_store *s, const md_store_account *a, unsigned key_flags,
-                               const md_store_audit *audit, int64_t *id, md_error *err);
+MD_API md_status md_store_account_add(md_store *s, const md_store_account *a, unsigned key_flags,
+                                      const md_store_audit *audit, int64_t *id, md_error *err);
 
 /* --------------------------------------------------------------- sessions */
 
@@ -176,15 +179,15 @@ typedef struct md_store_session_list {
 
 /* Sessions of one account, newest first; with active_only, only those
  * neither revoked nor expired at now.  out->v: caller frees with free(). */
-md_status md_store_sessions(md_store *s, int64_t account_id, int active_only, int64_t now,
-                            md_store_session_list *out, md_error *err);
-md_status md_store_session_add(md_store *s, const md_store_session *ses, int64_t *id,
-                               md_error *err);
+MD_API md_status md_store_sessions(md_store *s, int64_t account_id, int active_only, int64_t now,
+                                   md_store_session_list *out, md_error *err);
+MD_API md_status md_store_session_add(md_store *s, const md_store_session *ses, int64_t *id,
+                                      md_error *err);
 /* Revokes every active session of the given accounts at now; *revoked
  * receives the count.  One transaction with the audit record. */
-md_status md_store_sessions_revoke(md_store *s, const int64_t *account_ids, size_t n,
-                                   int64_t now, const md_store_audit *audit,
-                                   unsigned long *revoked, md_error *err);
+MD_API md_status md_store_sessions_revoke(md_store *s, const int64_t *account_ids, size_t n,
+                                          int64_t now, const md_store_audit *audit,
+                                          unsigned long *revoked, md_error *err);
 
 /* ------------------------------------------------------------ suppressions */
 
@@ -200,21 +203,21 @@ typedef struct md_store_suppression_list {
     size_t n;
 } md_store_suppression_list;
 
-void md_store_suppression_clear(md_store_suppression *x);
-void md_store_suppression_list_clear(md_store_suppression_list *l);
+MD_API void md_store_suppression_clear(md_store_suppression *x);
+MD_API void md_store_suppression_list_clear(md_store_suppression_list *l);
 /* Whether reason is one of the three names. */
-int md_store_suppression_reason_valid(const char *reason);
+MD_API int md_store_suppression_reason_valid(const char *reason);
 
 /* The suppression of key, or MD_NOTFOUND.  Caller clears *out. */
-md_status md_store_suppression_get(md_store *s, const char *key, md_store_suppression *out,
-                                   md_error *err);
-md_status md_store_suppressions(md_store *s, md_store_suppression_list *out, md_error *err);
+MD_API md_status md_store_suppression_get(md_store *s, const char *key, md_store_suppression *out,
+                                          md_error *err);
+MD_API md_status md_store_suppressions(md_store *s, md_store_suppression_list *out, md_error *err);
 /* Adds or replaces a suppression (one transaction with the audit record). */
-md_status md_store_suppression_add(md_store *s, const md_store_suppression *x,
-                                   const md_store_audit *audit, md_error *err);
+MD_API md_status md_store_suppression_add(md_store *s, const md_store_suppression *x,
+                                          const md_store_audit *audit, md_error *err);
 /* Removes it; MD_NOTFOUND when there was none. */
-md_status md_store_suppression_remove(md_store *s, const char *key,
-                                      const md_store_audit *audit, md_error *err);
+MD_API md_status md_store_suppression_remove(md_store *s, const char *key,
+                                             const md_store_audit *audit, md_error *err);
 
 /* ---------------------------------------------------------------- send log */
 
@@ -232,11 +235,11 @@ typedef struct md_store_send_list {
     size_t n;
 } md_store_send_list;
 
-void md_store_send_list_clear(md_store_send_list *l);
-md_status md_store_send_add(md_store *s, const md_store_send *x, md_error *err);
+MD_API void md_store_send_list_clear(md_store_send_list *l);
+MD_API md_status md_store_send_add(md_store *s, const md_store_send *x, md_error *err);
 /* The last limit sends to key, newest first. */
-md_status md_store_send_recent(md_store *s, const char *key, unsigned limit,
-                               md_store_send_list *out, md_error *err);
+MD_API md_status md_store_send_recent(md_store *s, const char *key, unsigned limit,
+                                      md_store_send_list *out, md_error *err);
 
 /* --------------------------------------------------------------- audit log */
 
@@ -250,12 +253,12 @@ typedef struct md_store_audit_list {
     size_t n;
 } md_store_audit_list;
 
-void md_store_audit_list_clear(md_store_audit_list *l);
+MD_API void md_store_audit_list_clear(md_store_audit_list *l);
 /* Writes one audit record on its own (for reads such as lookups). */
-md_status md_store_audit_add(md_store *s, const md_store_audit *a, md_error *err);
+MD_API md_status md_store_audit_add(md_store *s, const md_store_audit *a, md_error *err);
 /* The last limit records, newest first. */
-md_status md_store_audit_recent(md_store *s, unsigned limit, md_store_audit_list *out,
-                                md_error *err);
+MD_API md_status md_store_audit_recent(md_store *s, unsigned limit, md_store_audit_list *out,
+                                       md_error *err);
 
 /* ------------------------------------------------------------- rate limits */
 
@@ -265,8 +268,8 @@ md_status md_store_audit_recent(md_store *s, unsigned limit, md_store_audit_list
  * CONFLICT DO UPDATE), and writes the window's count including this event
  * to *count.  Counters of windows that ended a day ago are dropped.
  */
-md_status md_store_rate_hit(md_store *s, const char *key, unsigned window, int64_t now,
-                            unsigned long *count, md_error *err);
+MD_API md_status md_store_rate_hit(md_store *s, const char *key, unsigned window, int64_t now,
+                                   unsigned long *count, md_error *err);
 
 /* --------------------------------------------------------- domain counts */
 
@@ -276,13 +279,13 @@ typedef struct md_store_domain_list {
     size_t n;
 } md_store_domain_list;
 
-void md_store_domain_list_clear(md_store_domain_list *l);
+MD_API void md_store_domain_list_clear(md_store_domain_list *l);
 /* Accounts whose address is at domain. */
-md_status md_store_domain_accounts(md_store *s, const char *domain, unsigned long *n,
-                                   md_error *err);
+MD_API md_status md_store_domain_accounts(md_store *s, const char *domain, unsigned long *n,
+                                          md_error *err);
 /* Domains with at least min accounts, most used first: the 1000 most used. */
-md_status md_store_popular_domains(md_store *s, unsigned long min, md_store_domain_list *out,
-                                   md_error *err);
+MD_API md_status md_store_popular_domains(md_store *s, unsigned long min, md_store_domain_list *out,
+                                          md_error *err);
 
 /* ------------------------------------------------------- import / export */
 
@@ -295,22 +298,25 @@ md_status md_store_popular_domains(md_store *s, unsigned long min, md_store_doma
  * The whole import is one transaction: on any error nothing is imported and
  * err says "LINE N: ..." (stage "store.import").  *rows receives the count.
  */
-md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
-                              const md_store_audit *audit, unsigned long *rows, md_error *err);
+MD_API md_status md_store_import_csv(md_store *s, FILE *in, unsigned key_flags,
+                                     const md_store_audit *audit, unsigned long *rows, md_error *err);
 /* Writes every account as CSV with the header above, by id. */
-md_status md_store_export_csv(md_store *s, FILE *out, unsigned long *rows, md_error *err);
+MD_API md_status md_store_export_csv(md_store *s, FILE *out, unsigned long *rows, md_error *err);
 
-/* Formats t as ISO 8601 UTC ("2026-11-26T23:43:37Z"); "" for 0. */
-void md_store_time_format(int64_t t, char *buf, size_t size);
+/* Formats t as ISO 8601 UTC ("2026-11-26T23:43:37Z", the year in four
+ * digits); "" for 0. */
+MD_API void md_store_time_format(int64_t t, char *buf, size_t size);
 /* Parses ISO 8601 ("2026-11-26", "2026-11-26T23:43:37Z", with +hh:mm
- * offsets) or Unix seconds; returns 0 and sets *t, or -1. */
-int md_store_time_parse(const char *s, int64_t *t);
+ * offsets) or Unix seconds, from 0000-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59Z (what md_store_time_format can write); returns 0
+ * and sets *t, or -1. */
+MD_API int md_store_time_parse(const char *s, int64_t *t);
 
 /* --------------------------------------------------------- applied bounces */
 
 /* Whether the bounce message known by key (its Message-ID, or "sha256:HEX"
  * of a message without one) has been applied. */
-md_status md_store_bounce_applied(md_store *s, const char *key, int *applied, md_error *err);
+MD_API md_status md_store_bounce_applied(md_store *s, const char *key, int *applied, md_error *err);
 
 /*
  * Applies what one bounce message asks for: the suppressions x[0..n), each
@@ -321,10 +327,10 @@ md_status md_store_bounce_applied(md_store *s, const char *key, int *applied, md
  * key was applied before, nothing is written and *already is 1, so running
  * over the same mailbox twice changes nothing.
  */
-md_status md_store_bounce_apply(md_store *s, const char *key, const char *source,
-                                const md_store_suppression *x, size_t n,
-                                const char *operator_name, unsigned long *changed, int *already,
-                                md_error *err);
+MD_API md_status md_store_bounce_apply(md_store *s, const char *key, const char *source,
+                                       const md_store_suppression *x, size_t n,
+                                       const char *operator_name, unsigned long *changed, int *already,
+                                       md_error *err);
 
 /*
  * For a run whose writes can be redone (bounces: the mailbox is read again
@@ -335,7 +341,7 @@ md_status md_store_bounce_apply(md_store *s, const char *key, const char *source
  * durable with one checkpoint; call it before reporting success.  A no-op
  * on PostgreSQL, whose commits stay synchronous.
  */
-md_status md_store_sync_relaxed(md_store *s, int relaxed, md_error *err);
+MD_API md_status md_store_sync_relaxed(md_store *s, int relaxed, md_error *err);
 
 /* -------------------------------------------- a product's own database */
 
@@ -360,9 +366,9 @@ typedef struct md_store_product {
 /* Reads accounts from the product's database (opened read-only) instead
  * of the own store from now on.  Writes to accounts and sessions then fail
  * with MD_CONFIG. */
-md_status md_store_use_product(md_store *s, const md_store_product *p, md_error *err);
+MD_API md_status md_store_use_product(md_store *s, const md_store_product *p, md_error *err);
 /* Whether accounts come from a product's database. */
-int md_store_has_product(const md_store *s);
+MD_API int md_store_has_product(const md_store *s);
 
 #ifdef __cplusplus
 }

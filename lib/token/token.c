@@ -31,6 +31,12 @@ struct md_token_keys {
 #define MAGIC "mdt1"
 #define FP_BYTES 12   /* state fingerprint: 96 bits of HMAC is plenty */
 
+char *md_token_link(const char *base, const char *kind, const char *token)
+{
+    return base ? md_xasprintf("%s%s", base, token)
+                : md_xasprintf("https://example.com/%s?token=%s", kind, token);
+}
+
 char *md_base64url_encode(const unsigned char *data, size_t len)
 {
     char *out = md_xmalloc(4 * ((len + 2) / 3) + 1);

@@ -48,19 +48,19 @@ typedef struct md_token_keys md_token_keys;
 /* Loads keys from path (permissions checked first).  Returns NULL and fills
  * err (MD_CONFIG) when the file is missing, loose, empty or malformed.
  * Caller frees with md_token_keys_free(). */
-md_token_keys *md_token_keys_load(const char *path, md_error *err);
+MD_API md_token_keys *md_token_keys_load(const char *path, md_error *err);
 /* One random key that exists only in this process: tokens it signs carry the
  * test flag.  Returns NULL only if the system RNG fails (err filled). */
-md_token_keys *md_token_keys_throwaway(md_error *err);
+MD_API md_token_keys *md_token_keys_throwaway(md_error *err);
 /* Keys from memory (tests, applications with their own key store): n keys
  * of len[i] bytes each, first signs.  Copied.  NULL + err when a length is
  * out of range. */
-md_token_keys *md_token_keys_from_memory(const unsigned char *const *keys, const size_t *len,
-                                         size_t n, md_error *err);
-void md_token_keys_free(md_token_keys *k);
+MD_API md_token_keys *md_token_keys_from_memory(const unsigned char *const *keys, const size_t *len,
+                                                size_t n, md_error *err);
+MD_API void md_token_keys_free(md_token_keys *k);
 /* Whether k is a throwaway key set. */
-int md_token_keys_throwaway_p(const md_token_keys *k);
-size_t md_token_keys_count(const md_token_keys *k);
+MD_API int md_token_keys_throwaway_p(const md_token_keys *k);
+MD_API size_t md_token_keys_count(const md_token_keys *k);
 
 typedef struct md_token_claims {
     char kind[MD_TOKEN_KIND_MAX];
@@ -76,8 +76,8 @@ typedef struct md_token_claims {
  * (caller frees with free()), or NULL with err filled (MD_CONFIG for a bad
  * kind or account: empty, too long, kind outside [a-z0-9_-]).
  */
-char *md_token_issue(const md_token_keys *k, const char *kind, const char *account,
-                     const char *state, int64_t issued, int64_t ttl, md_error *err);
+MD_API char *md_token_issue(const md_token_keys *k, const char *kind, const char *account,
+                            const char *state, int64_t issued, int64_t ttl, md_error *err);
 
 typedef enum md_token_verdict {
     MD_TOKEN_VALID = 0,
@@ -91,7 +91,7 @@ typedef enum md_token_verdict {
 
 /* "valid", "expired", "not_yet_valid", "wrong_kind", "stale", "bad_signature",
  * "malformed". */
-const char *md_token_verdict_name(md_token_verdict v);
+MD_API const char *md_token_verdict_name(md_token_verdict v);
 
 /*
  * Verifies token at time now.  want_kind NULL accepts any kind; state NULL
@@ -101,17 +101,25 @@ const char *md_token_verdict_name(md_token_verdict v);
  * with a bad signature (then claims->key_index is -1 and nothing in it is
  * authentic).
  */
-md_token_verdict md_token_verify(const md_token_keys *k, const char *token,
-                                 const char *want_kind, const char *state, int64_t now,
-                                 md_token_claims *claims);
+MD_API md_token_verdict md_token_verify(const md_token_keys *k, const char *token,
+                                        const char *want_kind, const char *state, int64_t now,
+                                        md_token_claims *claims);
+
+/*
+ * The link of a verify or reset email: base with token appended
+ * ("https://app.example.com/reset?token=" + token), the way the product's
+ * verify and reset pages take it; when base is NULL, the placeholder
+ * "https://example.com/KIND?token=TOKEN".  Caller frees with free().
+ */
+MD_API char *md_token_link(const char *base, const char *kind, const char *token);
 
 /* base64url without padding (RFC 4648 section 5).  Return new strings /
  * buffers (caller frees with free()); decode sets *outlen and returns NULL
  * on anything but the one canonical spelling the encoder writes: no
  * padding, white space or other characters, and the spare bits of the
  * last character zero (so a token has exactly one spelling). */
-char *md_base64url_encode(const unsigned char *data, size_t len);
-unsigned char *md_base64url_decode(const char *text, size_t len, size_t *outlen);
+MD_API char *md_base64url_encode(const unsigned char *data, size_t len);
+MD_API unsigned char *md_base64url_decode(const char *text, size_t len, size_t *outlen);
 
 #ifdef __cplusplus
 }

@@ -98,6 +98,30 @@ class PkgConfig(unittest.TestCase):
         self.assertIn('"id":"mx.null"', run.stdout)
         self.assertIn("outcome=servfail", run.stdout)
 
+    def test_exports_only_md_symbols(self):
+        """libmaildiag.so is built with -fvisibility=hidden: its dynamic symbol
+        table holds the MD_API functions of the public headers and nothing of
+        what modules share among themselves (db_open, smtp_feed, spf_lint)."""
+        if shutil.which("nm") is None:
+            self.skipTest("nm (binutils) is not installed")
+        p = subprocess.run(["nm", "-D", "--defined-only", os.path.join(self.libdir, "libmaildiag.so")],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        names = [l.split()[-1] for l in p.stdout.splitlines() if l.strip()]
+        self.assertGreater(len(names), 100, "the public API is exported")
+        self.assertEqual([n for n in names if not n.startswith("md_")], [])
+        for inside in ("db_open", "smtp_feed", "spf_lint"):
+            self.assertNotIn(inside, names)
+        # and every function a public header declares is there
+        declared = set()
+        for root, _, files in os.walk(os.path.join(self.src, "lib")):
+            for fn in files:
+                if fn.endswith(".h") and not re.search(r"[-_]int\.h$", fn) and fn != "db.h":
+                    with open(os.path.join(root, fn)) as f:
+                        declared.update(re.findall(r"(?m)^MD_API [^;]*?\b(md_\w+)\s*\(", f.read()))
+        self.assertGreater(len(declared), 100)
+        self.assertEqual(sorted(declared - set(names)), [], "declared MD_API but not exported")
+
     def test_names_the_licence(self):
         self.assertIn("license=MIT", self.pc_text)
         self.assertEqual(self.pkg("--variable=license"), ["MIT"])

@@ -5,8 +5,9 @@ the receiving MX (CHUNKING, PIPELINING, SIZE, DSN, SMTPUTF8, ENHANCEDSTATUSCODES
 STARTTLS from a test CA, Maildir delivery, an access map, a size limit), the
 same without tlsmgr (STARTTLS offered, then "454 4.7.0 TLS not available"),
 Postfix as a submission relay with Dovecot SASL, and Exim 4.96 as a second
-MX.  NSD serves lab.test for the direct route (MAILDIAG_SMTP_PORT points it at
-the lab's port; --allow-internal lets it reach 127.0.0.1).
+MX.  NSD serves lab.test for the direct route (MAILDIAG_SMTP_PORT, a test hook
+of builds configured with --enable-test-hooks, points it at the lab's port;
+--allow-internal lets it reach 127.0.0.1).
 
 Each outcome of the JSON contract (accepted, rejected, deferred, failed) is
 asserted for both MTAs and every route, and against Postfix also: the delivered
@@ -168,6 +169,8 @@ class MtaCase(unittest.TestCase):
         return [f["id"] for f in j["findings"]]
 
     def direct(self, port, *args):
+        # The MX listens on a loopback port, not 25: lib/smtp's test hook.
+        mdlab.require_test_hooks("MAILDIAG_SMTP_PORT")
         return self.send("--direct", "--resolver", NSD.resolver, "--allow-internal", *args,
                          env={"MAILDIAG_SMTP_PORT": str(port)})
 
@@ -329,6 +332,7 @@ class PostfixSend(MtaCase):
         self.assertEqual(wait_sessions(self.mx, d0 + 6), (c0 + 6, d0 + 6))
 
     def test_direct_internal_refused(self):
+        mdlab.require_test_hooks("MAILDIAG_SMTP_PORT")
         c0, d0 = connects(self.mx)
         for probe in ([], ["-q", "rcpt"]):
             run, j = self.send("--direct", "--resolver", NSD.resolver, "--to", "maria@lab.test", *probe,

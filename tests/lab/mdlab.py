@@ -6,7 +6,7 @@
     query(...)         one DNS query over UDP or TCP to 127.0.0.1, parsed
     run_tests()        unittest main whose exit code follows automake: 0 pass, 1 fail, 77 skip
     Tool helpers       tool_path(), run_tool(), json_results()
-    require_test_hooks(VAR)  LabSkip unless the build has the fault-injection hooks
+    require_test_hooks(VAR)  LabSkip unless the build has the test hooks (--enable-test-hooks)
 
 Every server listens on 127.0.0.1 only; every packet goes to 127.0.0.1 only.
 """
@@ -439,7 +439,7 @@ VALGRIND = ["valgrind", "-q", "--leak-check=full",
 # --- test hooks: fault injection only in builds that have it --------------
 
 def require_test_hooks(variable):
-    """LabSkip unless the build under test has the fault-injection hooks
+    """LabSkip unless the build under test has the test hooks
     (./configure --enable-test-hooks; make check says so in
     MAILDIAG_TEST_HOOKS=yes).  variable names the hook the test needs."""
     if os.environ.get("MAILDIAG_TEST_HOOKS") != "yes":

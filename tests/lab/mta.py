@@ -27,7 +27,8 @@ ca_file, ssl_context(), dir, port):
 
   PostfixSubmission(user="sender@lab.test", password="secret", relay_to=None,
             workdir=None, port=None, hostname="smtp.lab.test", tls=True,
-            require_tls=False, pki=None, size_limit=None, accounts=None, extra_main=None)
+            require_tls=False, pki=None, size_limit=None, accounts=None, extra_main=None,
+            cert_not_after=None)
       Postfix as a port-587 style relay with real AUTH: Dovecot is its SASL server over
       a unix socket (passwd-file account user/password, plus accounts {user: pw}).  AUTH
       is offered only after STARTTLS; a wrong password gets 535 5.7.8; without AUTH
@@ -55,6 +56,8 @@ ca_file, ssl_context(), dir, port):
   Pki(directory)   a test CA (EC P-256, openssl): issue(hostname) -> (cert, key) with
                    subjectAltName hostname, localhost, IP 127.0.0.1; ca_file.  Pass one
                    Pki (or mx.pki) as pki= to several servers so clients trust one CA.
+                   issue(..., not_after=UNIX_SECONDS) expires at exactly that instant (past:
+                   expired); PostfixMx and PostfixSubmission take cert_not_after= for theirs.
 
 Quick use (more in docs/LAB.md):
 
@@ -559,8 +562,11 @@ class Pki:
         if p.returncode != 0:
             raise LabError("openssl %s: %s" % (" ".join(argv), p.stderr.decode(errors="replace")))
 
-    def issue(self, hostname, extra_names=(), days=30):
-        """(cert_path, key_path) for hostname (+ localhost, 127.0.0.1); days < 0: expired."""
+    def issue(self, hostname, extra_names=(), days=30, not_after=None, not_before=None):
+        """(cert_path, key_path) for hostname (+ localhost, 127.0.0.1), valid for days from now;
+        or, with not_after (Unix seconds, any instant, past or future), exactly until then,
+        from not_before (default an hour ago): an expired certificate, or one that expires
+        in 10 days to the second, for tests of expiry warnings."""
         self._n += 1
         base = os.path.join(self.dir, "%s-%d" % (re.sub(r"[^A-Za-z0-9.-]", "_", hostname), self._n))
         key, csr, cert, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
@@ -572,10 +578,37 @@ class Pki:
                % ",".join("DNS:" + n for n in names))
         self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                       "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=%s" % hostname)
-        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", self.ca_key,
-                      "-CAcreateserial", "-out", cert, "-days", str(days), "-extfile", ext)
+        if not_after is None:
+            self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_file, "-CAkey", self.ca_key,
+                          "-CAcreateserial", "-out", cert, "-days", str(days), "-extfile", ext)
+        else:
+            # "openssl x509 -req" of OpenSSL 3.0 takes whole days from now only; "openssl ca"
+            # takes both dates (-startdate, -enddate), with a minimal CA database of its own.
+            start = time.time() - 3600 if not_before is None else not_before
+            self._openssl("ca", "-batch", "-config", self._ca_config(), "-notext",
+                          "-in", csr, "-out", cert, "-cert", self.ca_file, "-keyfile", self.ca_key,
+                          "-startdate", _asn1_time(start), "-enddate", _asn1_time(not_after),
+                          "-extfile", ext)
         os.chmod(key, 0o644)
         return cert, key
+
+    def _ca_config(self):
+        conf = os.path.join(self.dir, "ca.cnf")
+        if not os.path.exists(conf):
+            db = os.path.join(self.dir, "ca-db")
+            os.makedirs(os.path.join(db, "new"), exist_ok=True)
+            _write(os.path.join(db, "index.txt"), "")
+            _write(os.path.join(db, "serial"), "1000\n")
+            _write(conf, "[ca]\ndefault_ca = lab\n[lab]\ndatabase = %s/index.txt\nserial = %s/serial\n"
+                         "new_certs_dir = %s/new\ndefault_md = sha256\npolicy = any\n"
+                         "unique_subject = no\ncopy_extensions = none\n[any]\ncommonName = supplied\n"
+                   % (db, db, db))
+        return conf
+
+
+def _asn1_time(t):
+    """Unix seconds as openssl ca's GeneralizedTime, YYYYMMDDHHMMSSZ."""
+    return time.strftime("%Y%m%d%H%M%SZ", time.gmtime(int(t)))
 
 
 class _Maildirs:
@@ -614,8 +647,9 @@ class _Postfix(_Server):
     KIND = "postfix"
 
     def __init__(self, workdir=None, port=None, hostname="mx.lab.test", tls=True,
-                 tlsmgr=True, pki=None, size_limit=None, extra_main=None):
+                 tlsmgr=True, pki=None, size_limit=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir)
+        self.cert_not_after = cert_not_after
         self.want_port = port
         self.port = None
         self.hostname = hostname
@@ -769,7 +803,7 @@ class _Postfix(_Server):
         if self.pki is None and self.tls:
             self.pki = Pki(self.path("pki"))
         if self.tls:
-            self.cert_file, self.key_file = self.pki.issue(self.hostname)
+            self.cert_file, self.key_file = self.pki.issue(self.hostname, not_after=self.cert_not_after)
         os.makedirs(self.mail_dir, mode=0o755)
         os.chown(self.mail_dir, self.uid, self.gid)
         self._queue_dirs()
@@ -932,9 +966,10 @@ class PostfixMx(_Maildirs, _Postfix):
 
     def __init__(self, workdir=None, domain="lab.test", users=("maria",), tls=True, tlsmgr=True,
                  access=None, size_limit=None, bounce_users=(), discard=(), junk_users=(),
-                 port=None, hostname="mx.lab.test", pki=None, extra_main=None):
+                 port=None, hostname="mx.lab.test", pki=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir=workdir, port=port, hostname=hostname, tls=tls, tlsmgr=tlsmgr,
-                         pki=pki, size_limit=size_limit, extra_main=extra_main)
+                         pki=pki, size_limit=size_limit, extra_main=extra_main,
+                         cert_not_after=cert_not_after)
         self.domain = domain.lower()
         self.users = []
         for u in list(users) + ["postmaster", "bounces"]:
@@ -1331,9 +1366,10 @@ class PostfixSubmission(_Postfix):
 
     def __init__(self, user="sender@lab.test", password="secret", relay_to=None, workdir=None,
                  port=None, hostname="smtp.lab.test", tls=True, require_tls=False, pki=None,
-                 size_limit=None, accounts=None, extra_main=None):
+                 size_limit=None, accounts=None, extra_main=None, cert_not_after=None):
         super().__init__(workdir=workdir, port=port, hostname=hostname, tls=tls, tlsmgr=True,
-                         pki=pki, size_limit=size_limit, extra_main=extra_main)
+                         pki=pki, size_limit=size_limit, extra_main=extra_main,
+                         cert_not_after=cert_not_after)
         self.user = user
         self.password = password
         self.more_accounts = dict(accounts or {})

@@ -108,9 +108,37 @@ static void test_evaluate(void)
     }
 }
 
+/* The suppression's summary states the fact; advice is the caller's words. */
+static void test_suppression_advice(void)
+{
+    md_address a;
+    md_error err = { 0 };
+    md_address_parse("a@example.com", &a, &err);
+    md_store_account_list l = { NULL, 0 };
+    md_store_suppression sup = { .address = "a@example.com", .reason = "complaint", .since = 1 };
+    static const struct { const char *advice, *want; } cases[] = {
+        { NULL, "the address is suppressed (complaint since 1970-01-01T00:00:01Z): nothing is sent to it" },
+        { "lift it with the X command", "the address is suppressed (complaint since 1970-01-01T00:00:01Z):"
+                                        " nothing is sent to it; lift it with the X command" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        md_account_facts f = { .address = &a, .key = "a@example.com", .accounts = &l,
+                               .suppression = &sup, .suppression_advice = cases[i].advice };
+        md_report *rep = md_report_new("test", "a@example.com");
+        md_account_evaluate(&f, rep);
+        const char *got = NULL;
+        for (size_t k = 0; k < md_report_count(rep); k++)
+            if (strcmp(md_report_get(rep, k)->id, "address.suppressed") == 0)
+                got = md_report_get(rep, k)->summary;
+        is_str(got, cases[i].want, "suppression summary, advice %s", cases[i].advice ? "given" : "none");
+        md_report_free(rep);
+    }
+}
+
 int main(void)
 {
     test_mail_for();
     test_evaluate();
+    test_suppression_advice();
     return tap_done();
 }

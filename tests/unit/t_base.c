@@ -1,11 +1,15 @@
 /* Unit tests for lib/base: the strict UTF-8 decoder (the categories of
  * Markus Kuhn's UTF-8 decoder stress test), the text check for inputs, the
- * one sanitizer for text on its way to a person, and domain names (the
- * label rules and IDNA2008; lib/address's tests hold most cases). */
+ * one sanitizer for text on its way to a person, domain names (the label
+ * rules and IDNA2008; lib/address's tests hold most cases), and the
+ * growable buffer with its JSON text writer (t_report compares that with
+ * jansson). */
 #include "config.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
+#include "base/buf.h"
 #include "base/domain.h"
 #include "tap.h"
 
@@ -227,9 +231,83 @@ static void test_domain(void)
            "254 octets");
 }
 
+static void test_buf(void)
+{
+    md_buf b = { 0 };
+    is_str(md_buf_cstr(&b), "", "an empty buffer reads as \"\"");
+    ok(b.data == NULL, "... and allocates nothing");
+    md_buf_add(&b, "ab", 2);
+    md_buf_add(&b, NULL, 0);
+    MD_BUF_LIT(&b, "cd");
+    md_buf_addstr(&b, "ef");
+    md_buf_addf(&b, "%d-%s", 42, "x");
+    is_int(b.len, 10, "appended length");
+    is_str(md_buf_cstr(&b), "abcdef42-x", "appended bytes, NUL-terminated on demand");
+    is_int(b.len, 10, "the NUL is not counted");
+
+    /* printf text longer than the small stack buffer, and growth by doubling */
+    char big[1000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    md_buf_addf(&b, "[%s]", big);
+    is_int(b.len, 10 + 1001, "long printf text appended whole");
+    ok(b.data[10] == '[' && b.data[10 + 1000] == ']', "long printf text in place");
+    ok(b.cap >= b.len, "capacity covers the length");
+
+    /* reserve: room written by the caller */
+    size_t before = b.len;
+    char *p = md_buf_reserve(&b, 5000);
+    ok(p == b.data + before && b.cap - b.len >= 5000, "reserve gives room at the end");
+    memcpy(p, "zz", 2);
+    b.len += 2;
+    is_int(b.len, before + 2, "the caller counts what it wrote");
+
+    size_t n = 0;
+    char *s = md_buf_steal(&b, &n);
+    is_int(n, before + 2, "steal: the length");
+    ok(s[n] == '\0' && s[0] == 'a', "steal: NUL-terminated bytes");
+    ok(b.data == NULL && b.len == 0 && b.cap == 0, "steal leaves the buffer empty");
+    free(s);
+    s = md_buf_steal(&b, NULL);
+    is_str(s, "", "stealing an empty buffer gives \"\"");
+    free(s);
+
+    md_buf_add(&b, "x", 1);
+    md_buf_free(&b);
+    ok(b.data == NULL && b.len == 0, "free leaves the buffer empty");
+    md_buf_free(NULL);
+
+    static const struct { long long v; const char *want; } ints[] = {
+        { 0, "0" }, { -1, "-1" }, { 1234567890123LL, "1234567890123" },
+        { -9223372036854775807LL - 1, "-9223372036854775808" },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        md_json_append_int(&b, ints[i].v);
+        is_str(md_buf_cstr(&b), ints[i].want, "JSON integer %s", ints[i].want);
+        b.len = 0;
+    }
+    static const struct { double v; const char *want; } reals[] = {
+        { 3.0, "3.0" }, { 0.1, "0.10000000000000001" }, { 1e300, "1.0000000000000001e300" }, { -2.5e-300, "-2.5e-300" }, { 1e22, "1e22" },
+    };
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        is_int(md_json_append_real(&b, reals[i].v), 0, "JSON real %s written", reals[i].want);
+        is_str(md_buf_cstr(&b), reals[i].want, "JSON real %s", reals[i].want);
+        b.len = 0;
+    }
+    MD_BUF_LIT(&b, "k");
+    is_int(md_json_append_real(&b, NAN), -1, "NaN is refused");
+    is_int(b.len, 1, "... and nothing written");
+    b.len = 0;
+    md_json_append_string(&b, "a\"\\\n\x01\x7f\xc2\x85\xc2\xa0", 10);
+    is_str(md_buf_cstr(&b), "\"a\\\"\\\\\\n\\u0001\\u007F\\u0085\xc2\xa0\"",
+           "JSON string: quote, backslash, LF, C0, DEL and C1 escaped, NBSP kept");
+    md_buf_free(&b);
+}
+
 int main(void)
 {
     test_domain();
+    test_buf();
     for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++) {
         size_t n = utf8[i].len ? utf8[i].len : strlen(utf8[i].in);
         is_int(md_utf8_valid(utf8[i].in, n), utf8[i].valid, "UTF-8 %s (%s): %s", utf8[i].what,

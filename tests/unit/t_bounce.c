@@ -148,9 +148,12 @@ static void test_fixture(const struct fixture *fx)
                 printf("#   got:  '%s'\n", r->diagnostic ? r->diagnostic : "(null)");
         }
     }
-    json_t *j = md_bounce_to_json(b);
-    ok(j && json_is_array(json_object_get(j, "recipients")), "%s: JSON", fx->file);
-    json_decref(j);
+    md_report *rep = md_report_new("t_bounce", NULL);
+    md_bounce_describe(b, rep);
+    json_t *j = md_report_fields(rep);
+    ok(json_object_size(j) == 13 && json_array_size(json_object_get(j, "recipients")) == b->nrcpt,
+       "%s: described (13 fields, a JSON object per recipient)", fx->file);
+    md_report_free(rep);
     md_bounce_free(b);
 }
 
@@ -244,7 +247,9 @@ static void test_mutations(void)
                     if (r->address == NULL || (r->status[0] && !md_bounce_status_valid(r->status, strlen(r->status))))
                         bad++;
                 }
-                json_decref(md_bounce_to_json(b));
+                md_report *rep = md_report_new("t_bounce", NULL);
+                md_bounce_describe(b, rep);
+                md_report_free(rep);
             } else if (b != NULL || err.text[0] == '\0') {
                 bad++;
             }

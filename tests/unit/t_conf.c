@@ -44,6 +44,10 @@ int main(void)
     is_str(md_conf_get(c, "product", "by_email"), "SELECT username, email FROM users WHERE email = $1",
            "continuation lines");
     ok(md_conf_get(c, "store", "missing") == NULL, "missing key");
+    is_int(md_conf_line(c, "store", "uri"), 10, "the line of the value that wins");
+    is_int(md_conf_line(c, "product", "by_email"), 6, "the line of a continued value is its key's");
+    is_int(md_conf_line(c, "", "global"), 2, "the line of a key before any section");
+    is_int(md_conf_line(c, "store", "missing"), 0, "no line for a missing key");
     md_conf_free(c);
 
     static const struct { const char *text; mode_t mode; const char *want; } bad[] = {
@@ -114,6 +118,23 @@ int main(void)
     md_conf_free(c);
     c = NULL;
 
+    /* An indented [section] line is a section line too: inih alone would
+     * have read it as more of the value above (with the whole section
+     * after it), and our handler as a second value for that key. */
+    p = write_file("isect.conf", "[a]\nk = v\n  [b]\nx = y\n\t[ c ]\n  z = w\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "indented section lines (%s)", err.text);
+    is_str(md_conf_get(c, "a", "k"), "v", "an indented [b] ends the value above");
+    is_str(md_conf_get(c, "b", "x"), "y", "and starts [b]");
+    is_str(md_conf_get(c, "c", "z"), "w", "an indented key after an indented [ c ]");
+    ok(md_conf_get(c, "a", "x") == NULL, "x is not in [a]");
+    md_conf_free(c);
+    c = NULL;
+    p = write_file("isect2.conf", "[a]\nk = v\n  []\n", 0600);
+    ok(md_conf_load(p, &c, &err) == MD_CONFIG && strstr(err.text, ":3:") && strstr(err.text, "section"),
+       "an indented empty section is refused (%s)", err.text);
+    md_conf_free(c);
+    c = NULL;
+
     /* (c) An empty section name is an error with its line. */
     static const struct { const char *text, *want; } sections[] = {
         { "a = 1\n[]\nk = v\n", ":2:" },
@@ -155,6 +176,13 @@ int main(void)
     md_conf_free(c);
     c = NULL;
 
+    /* A continued value is trimmed as a first line is (inih: isspace). */
+    p = write_file("vt.conf", "[s]\nk = a\v\n  b\v ; c\n\tc\f\n", 0600);
+    is_int(md_conf_load(p, &c, &err), MD_OK, "white space other than blanks (%s)", err.text);
+    is_str(md_conf_get(c, "s", "k"), "a b c", "trimmed on continuation lines too");
+    md_conf_free(c);
+    c = NULL;
+
     p = write_file("crlf.conf", "\xef\xbb\xbf[store]\r\nuri = sqlite:/tmp/z.db\r\nname: colon\r\n"
                    "empty =\r\n  continued\r\n", 0600);
     is_int(md_conf_load(p, &c, &err), MD_OK, "CRLF and a byte-order mark (%s)", err.text);
@@ -163,6 +191,23 @@ int main(void)
     is_str(md_conf_get(c, "store", "empty"), "continued", "an empty value continued");
     md_conf_free(c);
     c = NULL;
+
+    /* A CR only ends a line before the LF: old Mac line ends (CR alone)
+     * made one line of the file, and the first value held all the rest. */
+    static const struct { const char *text, *want; } crs[] = {
+        { "[store]\ruri = a\rpassword = x\r", ":1:" },
+        { "[store]\nuri = a\rb\n", ":2:" },
+        { "[store]\nuri = a\r\r\n", ":2:" },
+        { "[store]\nuri = a\n  b\rc\n", ":3:" },
+    };
+    for (size_t i = 0; i < sizeof crs / sizeof crs[0]; i++) {
+        p = write_file("cr.conf", crs[i].text, 0600);
+        c = NULL;
+        md_status st = md_conf_load(p, &c, &err);
+        ok(st == MD_CONFIG && strstr(err.text, crs[i].want) && strstr(err.text, "carriage return"),
+           "a CR inside a line is refused at %s (%s)", crs[i].want, err.text);
+        md_conf_free(c);
+    }
 
     char missing[128];
     snprintf(missing, sizeof missing, "%s/none.conf", dir);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "dns/dns.h"
+#include "mx/mx.h"
 #include "tap.h"
 
 static int srv_fd;
@@ -194,6 +195,26 @@ int main(void)
     int64_t took = s.at - t0;
     is_int(s.outcome, MD_DNS_TIMEOUT, "silent server: timeout");
     ok(took >= 300 && took <= 1100, "budget 0.6 s kept: took %lld ms", (long long)took);
+    md_dns_free(d);
+
+    /* 7. lib/mx's blocking gathering: the deadline ends the wait, the
+     * abandoned gathering frees itself when its query times out, and a
+     * name that is no domain is refused before any query. */
+    d = open_dns(server, 0.8, 0, 1);
+    md_error me = { 0 };
+    t0 = md_now_ms();
+    md_mx_route *route = md_mx_resolve_wait(d, "silent.example.test", t0 + 200, &me);
+    took = md_now_ms() - t0;
+    ok(route == NULL && me.status == MD_TEMPFAIL && strcmp(me.stage, "mx.timeout") == 0,
+       "md_mx_resolve_wait: the deadline gives a temporary failure (%s: %s)", me.stage, me.text);
+    ok(took >= 150 && took <= 700, "md_mx_resolve_wait: kept its deadline: %lld ms", (long long)took);
+    md_dns_run(d);   /* the abandoned gathering ends here; ASan and valgrind see its memory go */
+    is_int((int)md_dns_pending(d), 0, "the abandoned gathering's query ended");
+    md_error_clear(&me);
+    route = md_mx_resolve_wait(d, "-not-a-host-.example", 0, &me);
+    ok(route == NULL && me.status == MD_CONFIG, "md_mx_resolve_wait: a non-domain is refused (%s)", me.text);
+    md_error_clear(&me);
+    ok(md_mx_resolve(d, "", NULL, NULL, &me) == MD_CONFIG, "md_mx_resolve: the empty name is refused");
     md_dns_free(d);
 
     atomic_store(&srv_stop, 1);

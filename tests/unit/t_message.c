@@ -38,6 +38,22 @@ static int crlf_only(const char *s, size_t len)
     return len >= 2 && s[len - 2] == '\r' && s[len - 1] == '\n';
 }
 
+/* A body as its reader sees the words: quoted-printable soft line breaks
+ * removed (the note may be folded anywhere).  Caller frees. */
+static char *unfolded(const char *msg)
+{
+    char *out = strdup(msg), *w = out;
+    for (const char *r = msg; *r; r++) {
+        if (r[0] == '=' && r[1] == '\r' && r[2] == '\n') {
+            r += 2;
+            continue;
+        }
+        *w++ = *r;
+    }
+    *w = '\0';
+    return out;
+}
+
 static size_t longest_line(const char *s)
 {
     size_t best = 0, cur = 0;
@@ -124,6 +140,32 @@ int main(void)
         if (i == 1)
             ok(strstr(m->data, "https://example.com/reset?t=3Dabc.def") != NULL, "reset: link in the body (QP: = as =3D)");
         md_message_free(m);
+    }
+    /* The program making a test send is named where the caller names it,
+     * and nowhere else. */
+    {
+        md_message_request tr = base_req("plain");
+        md_message *tm;
+        is_int(md_message_compose(&tr, &tm, &err), MD_OK, "test send without a sender name");
+        ok(strstr(tm->data, "X-Maildiag-Test: yes\r\n") != NULL, "unnamed: the bare marker");
+        char *body = unfolded(tm->data);
+        ok(strstr(body, "sent by support to check delivery") != NULL, "unnamed: the note names no program");
+        free(body);
+        md_message_free(tm);
+        tr.test_sender = "acme-check";
+        is_int(md_message_compose(&tr, &tm, &err), MD_OK, "test send with a sender name");
+        ok(strstr(tm->data, "X-Maildiag-Test: yes (a test send by acme-check)\r\n") != NULL, "named: in the marker");
+        body = unfolded(tm->data);
+        ok(strstr(body, "sent by support with acme-check to check delivery") != NULL, "named: in the note");
+        free(body);
+        md_message_free(tm);
+        static const char *const bad[] = { "", "a b", "x)\r\nBcc: y@example.com", "(c)" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            tr.test_sender = bad[i];
+            tm = NULL;
+            is_int(md_message_compose(&tr, &tm, &err), MD_CONFIG, "sender name %zu refused", i);
+            ok(tm == NULL, "... and nothing composed");
+        }
     }
     /* Two composes give two Message-IDs. */
     md_message_request r = base_req("plain");
@@ -266,6 +308,37 @@ int main(void)
     r.from_name = "Say \"hi\"";
     md_message_compose(&r, &m, &err);
     ok(strstr(m->data, "From: \"Say \\\"hi\\\"\" <noreply@example.com>") != NULL, "quotes in display name escaped");
+    md_message_free(m);
+
+    /* A quoted string cannot fold: a display name too long for a line
+     * (up to 998 bytes, a quote or backslash doubled) is encoded-words,
+     * which fold, so no line passes 998 octets (RFC 5322 2.1.1). */
+    static char longname[MD_MESSAGE_FIELD_MAX + 1];
+    const char fills[] = { 'N', '\\', '"' };
+    for (size_t i = 0; i < sizeof fills; i++) {
+        memset(longname, fills[i], MD_MESSAGE_FIELD_MAX);
+        r = base_req("plain");
+        r.from_name = longname;
+        is_int(md_message_compose(&r, &m, &err), MD_OK, "a %d-byte display name of '%c' (%s)",
+               MD_MESSAGE_FIELD_MAX, fills[i], err.text);
+        h = headers_of(m->data);
+        ok(strstr(h, "\r\nFrom: =?UTF-8?B?") != NULL && strstr(h, "?= <noreply@example.com>\r\n") != NULL,
+           "'%c' x %d: encoded-words", fills[i], MD_MESSAGE_FIELD_MAX);
+        ok(longest_line(m->data) <= 998, "'%c' x %d: no line over 998 octets (%zu)", fills[i],
+           MD_MESSAGE_FIELD_MAX, longest_line(m->data));
+        free(h);
+        md_message_free(m);
+    }
+    r = base_req("plain");
+    r.from_name = "Example Customer Support, Billing and Accounts Team";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "\r\nFrom: \"Example Customer Support, Billing and Accounts Team\" <") != NULL,
+       "a name that fits in the line stays quoted");
+    md_message_free(m);
+    r = base_req("plain");
+    r.from_name = "Example Customer Support, Billing, Accounts and Absolutely Everything Else Team";
+    md_message_compose(&r, &m, &err);
+    ok(strstr(m->data, "\r\nFrom: =?UTF-8?B?") != NULL, "one that does not is encoded-words");
     md_message_free(m);
 
     /* HTML escaping of values. */

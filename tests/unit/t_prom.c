@@ -12,10 +12,9 @@
 
 static char *render(const md_prom *p)
 {
-    char *out = NULL;
-    size_t len = 0;
-    md_prom_render(p, &out, &len);
-    return out;
+    md_buf out = { 0 };
+    md_prom_render(p, &out);
+    return md_buf_steal(&out, NULL);
 }
 
 static void test_render(void)

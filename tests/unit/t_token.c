@@ -165,5 +165,13 @@ int main(void)
     free(good); free(loose); free(gw); free(shortk); free(empty); free(text);
     md_token_keys_free(k1); md_token_keys_free(k2); md_token_keys_free(k21);
     md_token_keys_free(NULL);
+
+    /* the link of a verify or reset email */
+    char *l = md_token_link("https://app.example.com/r?t=", "reset", "abc.def");
+    is_str(l, "https://app.example.com/r?t=abc.def", "link: base + token");
+    free(l);
+    l = md_token_link(NULL, "verify", "abc.def");
+    is_str(l, "https://example.com/verify?token=abc.def", "link: the placeholder without a base");
+    free(l);
     return tap_done();
 }

@@ -375,40 +375,139 @@ static md_status after_rows(md_status st, unsigned long line, md_error *err)
     return st;
 }
 
+/* The most text one row keeps in a batch: username and sso_provider, the
+ * address as stored, its two keys, its domain. */
+#define ROW_TEXT_MAX (2 * (CSV_FIELD_MAX + 1) + 3 * (MD_ADDRESS_MAX + 1) + MD_ADDRESS_DOMAIN_MAX + 1)
+
+/* Rows read and checked, not inserted yet; their text in one fixed buffer. */
+typedef struct import_batch {
+    size_t n, len;
+    unsigned long line[STORE_INSERT_BATCH];
+    store_row rows[STORE_INSERT_BATCH];
+    char text[STORE_INSERT_BATCH * ROW_TEXT_MAX];
+} import_batch;
+
+static const char *batch_put(import_batch *b, const char *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = strlen(v) + 1;
+    char *at = b->text + b->len;
+    memcpy(at, v, n);
+    b->len += n;
+    return at;
+}
+
+/* Inserts the rows of b, in one statement when it is full and the store
+ * SQLite, else one by one, and empties it.  A row refused names its line:
+ * when the statement stops at a row (a duplicate username), that row is
+ * inserted alone for its error.  The import fails then: the rows before it
+ * go with the rollback. */
+static md_status batch_insert(import_state *x, import_batch *b, unsigned long *rows,
+                              md_error *err)
+{
+    md_status st = MD_OK;
+    md_error e2, be;
+    unsigned long line = b->n ? b->line[b->n - 1] : 0;
+    size_t i = 0;
+    if (x->sqlite && b->n == STORE_INSERT_BATCH) {
+        size_t done = 0;
+        st = store_insert_batch(x->s, b->rows, &done, &be);
+        if (st == MD_PERMFAIL) {
+            i = done;   /* the row it stopped at, again alone for its words */
+        } else if (st != MD_OK) {
+            e2 = be;
+            goto fail;  /* a full disk, an I/O error: not a row's fault */
+        } else {
+            i = b->n;
+        }
+    }
+    for (; i < b->n; i++) {
+        line = b->line[i];
+        md_status rst = store_insert_row(x->s, &b->rows[i], NULL, &e2);
+        if (rst != MD_OK || st != MD_OK) {
+            if (rst == MD_OK)   /* alone it went in: the statement's error */
+                e2 = be;
+            else
+                st = rst;
+            goto fail;
+        }
+    }
+    *rows += b->n;
+    b->n = b->len = 0;
+    if (x->sqlite && !x->deferred && *rows >= IMPORT_DEFER_MIN && (int64_t)*rows >= x->existing &&
+        (st = import_defer(x, &e2)) != MD_OK)
+        goto fail;
+    return MD_OK;
+fail:
+    md_error_set(err, st, "store.import", "line %lu: %s", line, e2.text);
+    md_error_set_peer(err, e2.peer, strlen(e2.peer));
+    return st;
+}
+
+/* Reads the next row into b; MD_OK with *more 0 at the end of the file. */
+static md_status batch_read(csv_reader *r, const int *map, size_t ncols, unsigned key_flags,
+                            import_batch *b, unsigned long *line, int *more, md_error *err)
+{
+    int rc;
+    while ((rc = csv_next(r, line, err)) > 0 && blank_record(r))
+        ;
+    *more = rc > 0;
+    if (rc < 0)
+        return MD_CONFIG;
+    if (rc == 0)
+        return ferror(r->in) ? md_error_set(err, MD_CONFIG, "store.import", "cannot read the file") : MD_OK;
+    store_row *row = &b->rows[b->n];
+    char key[MD_ADDRESS_MAX + 1], pkey[MD_ADDRESS_MAX + 1], dom[MD_ADDRESS_DOMAIN_MAX + 1];
+    char email[MD_ADDRESS_MAX + 1];
+    md_status st = row_account(r, map, ncols, *line, &row->a, err);
+    if (st != MD_OK)
+        return st;
+    md_error e2;
+    st = store_address_keys(row->a.email, key_flags, key, pkey, dom, email, &e2);
+    if (st != MD_OK) {
+        md_error_set(err, st, "store.import", "line %lu: %s", *line, e2.text);
+        md_error_set_peer(err, e2.peer, strlen(e2.peer));
+        return st;
+    }
+    row->a.username = (char *)batch_put(b, row->a.username);
+    row->a.sso_provider = (char *)batch_put(b, row->a.sso_provider);
+    row->a.email = NULL;
+    row->email = batch_put(b, email);
+    row->key = batch_put(b, key);
+    row->pkey = batch_put(b, pkey);
+    row->dom = batch_put(b, dom);
+    b->line[b->n++] = *line;
+    return MD_OK;
+}
+
 static md_status import_body(import_state *x, csv_reader *r, unsigned key_flags,
                              unsigned long *rows, unsigned long *line, md_error *err)
 {
     int map[C_N];
-    md_status st = MD_OK;
     int rc = csv_next(r, line, err);
     if (rc <= 0)
         return rc < 0 ? MD_CONFIG
                       : md_error_set(err, MD_CONFIG, "store.import", "the file is empty (no header row)");
-    st = header(r, map, err);
+    md_status st = header(r, map, err);
+    if (st != MD_OK)
+        return st;
     size_t ncols = r->nfields;
-    while (st == MD_OK && (rc = csv_next(r, line, err)) > 0) {
-        if (blank_record(r))
-            continue;
-        md_store_account a;
-        st = row_account(r, map, ncols, *line, &a, err);
-        if (st == MD_OK) {
-            md_error e2;
-            st = store_insert_account(x->s, &a, key_flags, NULL, &e2);
-            if (st == MD_OK && x->sqlite && !x->deferred && *rows + 1 >= IMPORT_DEFER_MIN &&
-                (int64_t)(*rows + 1) >= x->existing)
-                st = import_defer(x, &e2);
-            if (st != MD_OK) {
-                md_error_set(err, st, "store.import", "line %lu: %s", *line, e2.text);
-                md_error_set_peer(err, e2.peer, strlen(e2.peer));
-            }
+    import_batch *b = md_xcalloc(1, sizeof *b);
+    for (int more = 1; st == MD_OK && more;) {
+        md_error rerr;
+        md_status rst = batch_read(r, map, ncols, key_flags, b, line, &more, &rerr);
+        /* The rows before a wrong one go in first: an error among them
+         * comes earlier in the file. */
+        if (b->n == STORE_INSERT_BATCH || !more || rst != MD_OK)
+            st = batch_insert(x, b, rows, err);
+        if (st == MD_OK && rst != MD_OK) {
+            st = rst;
+            if (err)
+                *err = rerr;
         }
-        if (st == MD_OK)
-            (*rows)++;
     }
-    if (st == MD_OK && rc < 0)
-        st = MD_CONFIG;
-    if (st == MD_OK && ferror(r->in))
-        st = md_error_set(err, MD_CONFIG, "store.import", "cannot read the file");
+    free(b);
     if (st == MD_OK)
         st = after_rows(import_finish(x, err), *line, err);
     return st;

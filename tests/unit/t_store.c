@@ -425,6 +425,70 @@ static FILE *large_csv(unsigned rows, const char *tail)
     return f;
 }
 
+/* 100 accounts bat000... (lines 2-101), line bad_at (if not 0) replaced by
+ * bad_text. */
+static FILE *batch_csv(unsigned bad_at, const char *bad_text, unsigned bad_at2, const char *bad_text2)
+{
+    FILE *f = tmpfile();
+    fputs("username,email\n", f);
+    for (unsigned line = 2; line < 102; line++) {
+        if (line == bad_at)
+            fputs(bad_text, f);
+        else if (line == bad_at2)
+            fputs(bad_text2, f);
+        else
+            fprintf(f, "bat%03u,bat%03u@batch.example\n", line, line);
+    }
+    rewind(f);
+    return f;
+}
+
+/* Rows go in several at a time: a refused row still names its own line,
+ * wherever it is in its group, and the first wrong line in the file is the
+ * one reported, whatever its kind. */
+static void test_import_batches(md_store *s)
+{
+    md_error err = { 0 };
+    unsigned long rows = 0;
+    md_store_account_list l;
+    static const struct { unsigned at; const char *text; unsigned at2; const char *text2;
+                          const char *want; md_status st; } bad[] = {
+        { 40, "bat035,other@batch.example\n", 0, NULL, "line 40: ", MD_PERMFAIL },   /* same group */
+        { 33, "bat002,other@batch.example\n", 0, NULL, "line 33: ", MD_PERMFAIL },   /* first of a group */
+        { 80, "bat003,other@batch.example\n", 0, NULL, "line 80: ", MD_PERMFAIL },   /* an earlier group */
+        { 101, "bat100,other@batch.example\n", 0, NULL, "line 101: ", MD_PERMFAIL }, /* the last row */
+        { 45, "big00001,other@batch.example\n", 0, NULL, "line 45: ", MD_PERMFAIL }, /* in the store */
+        { 10, "bat005,other@batch.example\n", 20, "bat020,not-an-address\n", "line 10: ", MD_PERMFAIL },
+        { 10, "bat010,not-an-address\n", 20, "bat005,other@batch.example\n", "line 10: ", MD_CONFIG },
+        { 70, "bat069,x@batch.example\n", 71, "\"open\n", "line 70: ", MD_PERMFAIL },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = batch_csv(bad[i].at, bad[i].text, bad[i].at2, bad[i].text2);
+        rows = 7;
+        md_status st = md_store_import_csv(s, f, 0, &AUD, &rows, &err);
+        fclose(f);
+        is_int(st, bad[i].st, "batch import %zu refused (%s)", i, err.text);
+        ok(strstr(err.text, bad[i].want) != NULL, "names the line: '%s' in '%s'", bad[i].want, err.text);
+        is_int(rows, 0, "nothing counted");
+        md_store_find_by_username(s, "bat002", &l, &err);
+        is_int(l.n, 0, "nothing imported");
+        md_store_account_list_clear(&l);
+    }
+    FILE *f = batch_csv(0, NULL, 0, NULL);
+    is_int(md_store_import_csv(s, f, 0, &AUD, &rows, &err), MD_OK, "a batch import (%s)", err.text);
+    fclose(f);
+    is_int(rows, 100, "every row counted");
+    static const char *const some[] = { "bat002", "bat033", "bat034", "bat097", "bat098", "bat101" };
+    for (size_t i = 0; i < sizeof some / sizeof some[0]; i++) {
+        md_store_find_by_username(s, some[i], &l, &err);
+        is_int(l.n, 1, "%s imported", some[i]);
+        md_store_account_list_clear(&l);
+    }
+    unsigned long n = 0;
+    md_store_domain_accounts(s, "batch.example", &n, &err);
+    is_int(n, 100, "the domain count");
+}
+
 /* An import larger than the store: SQLite makes the lookup indexes again
  * after the rows.  Whether it succeeds or fails at its last line, the
  * store has the same indexes, and the rows all or none. */
@@ -754,6 +818,7 @@ int main(int argc, char **argv)
         test_rate(s);
         test_import(s, uri);
         test_import_large(s, uri);
+        test_import_batches(s);
         test_product(s, uri);
         test_faults(s, uri);
         md_store_free(s);

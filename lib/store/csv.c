@@ -234,11 +234,12 @@ static md_status row_account(csv_reader *r, const int *map, size_t ncols, unsign
 /* ------------------------------------------------------------------ import */
 
 /*
- * An import into SQLite.  Its rows go in one by one, each against the
- * unique index on username, so that a duplicate is refused with its line.
- * The other indexes of accounts only serve lookups: once the import has
- * brought as many rows as the store had (and at least IMPORT_DEFER_MIN),
- * they are dropped, and made again after the last row in the same
+ * An import into SQLite.  Its rows go in 32 to a statement (batch_insert),
+ * each against the unique index on username, so that a duplicate is
+ * refused with its line.  The other indexes of accounts only serve lookups:
+ * once the import has brought as many rows as the store had (and at least
+ * IMPORT_DEFER_MIN, or from its first rows into an empty store, where
+ * remaking them sorts only the import's rows), they are dropped, and made again after the last row in the same
  * transaction: one sort each, instead of a B-tree insertion per row and
  * index, which in an index larger than the page cache reads and writes back
  * a page for nearly every row.  Readers meanwhile see the last commit,
@@ -435,7 +436,8 @@ static md_status batch_insert(import_state *x, import_batch *b, unsigned long *r
     }
     *rows += b->n;
     b->n = b->len = 0;
-    if (x->sqlite && !x->deferred && *rows >= IMPORT_DEFER_MIN && (int64_t)*rows >= x->existing &&
+    if (x->sqlite && !x->deferred && (*rows >= IMPORT_DEFER_MIN || x->existing == 0) &&
+        (int64_t)*rows >= x->existing &&
         (st = import_defer(x, &e2)) != MD_OK)
         goto fail;
     return MD_OK;

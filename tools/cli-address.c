@@ -6,12 +6,19 @@
 
 #define SHOWN_MAX 200   /* octets of the text quoted back */
 
-void cli_address_error(const char *prog, const char *what, const char *text, const md_error *err)
+/* "[WHAT ]'TEXT': not a valid email address: REASON", TEXT cut at SHOWN_MAX. */
+static void address_message(char *out, size_t size, const char *what, const char *text, const md_error *err)
 {
     size_t n = text ? strlen(text) : 0;
-    cli_error(prog, "%s%s'%.*s%s': not a valid email address: %s", what ? what : "", what ? " " : "",
-              (int)(n > SHOWN_MAX ? SHOWN_MAX : n), text ? text : "", n > SHOWN_MAX ? "..." : "",
-              err->text);
+    snprintf(out, size, "%s%s'%.*s%s': not a valid email address: %s", what ? what : "", what ? " " : "",
+             (int)(n > SHOWN_MAX ? SHOWN_MAX : n), text ? text : "", n > SHOWN_MAX ? "..." : "", err->text);
+}
+
+void cli_address_error(const char *prog, const char *what, const char *text, const md_error *err)
+{
+    char msg[SHOWN_MAX + MD_ERROR_TEXT_MAX + 100];
+    address_message(msg, sizeof msg, what, text, err);
+    cli_error(prog, "%s", msg);
 }
 
 int cli_address(const char *prog, const char *what, const char *text, unsigned opts, md_address *a)
@@ -19,7 +26,9 @@ int cli_address(const char *prog, const char *what, const char *text, unsigned o
     md_error err = { 0 };
     if (md_address_parse_len(text, text ? strlen(text) : 0, opts, a, &err) == MD_OK)
         return 0;
-    cli_address_error(prog, what, text, &err);
+    char msg[SHOWN_MAX + MD_ERROR_TEXT_MAX + 100];
+    address_message(msg, sizeof msg, what, text, &err);
+    cli_fail(prog, "input.invalid", "%s", msg);   /* the run's end: its one JSON value too */
     return -1;
 }
 

@@ -78,13 +78,48 @@ void cli_row(FILE *out, const char *const *fields, size_t n)
     }
 }
 
+void (*cli_json_hook)(const char *id, const char *msg);
+
+/* The message, formatted and sanitized, to stderr (and to the JSON error
+ * object when --json was seen). */
+static void vfail(const char *prog, const char *id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vfail(const char *prog, const char *id, const char *fmt, va_list ap)
+{
+    char small[1024];
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(small, sizeof small, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        n = 0;
+    char *msg = (size_t)n < sizeof small ? small : md_xmalloc((size_t)n + 1);
+    if (msg != small)
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    md_sanitize_text(msg, (size_t)n + 1, msg, (size_t)n, 0);
+    cli_line(stderr, "%s: %s", prog, msg);
+    if (cli_json_hook)
+        cli_json_hook(id, msg);
+    if (msg != small)
+        free(msg);
+}
+
 int cli_usage_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vprefixed(prog, fmt, ap);
+    vfail(prog, "usage.error", fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+    return MD_EXIT_UNKNOWN;
+}
+
+int cli_fail(const char *prog, const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(prog, id, fmt, ap);
+    va_end(ap);
     return MD_EXIT_UNKNOWN;
 }
 

@@ -2,7 +2,12 @@
 #include "config.h"
 #include "cli.h"
 
+#ifndef MD_PKGLIBEXECDIR
+#define MD_PKGLIBEXECDIR "/usr/local/libexec/maildiag"
+#endif
+
 #include <getopt.h>
+#include <limits.h>
 
 #include <errno.h>
 #include <math.h>
@@ -51,21 +56,45 @@ int cli_parse_uint(const char *prog, const char *opt, const char *s, unsigned ma
     return 0;
 }
 
+/* Adds the servers of a list (MAILDIAG_RESOLVER, [dns] resolver).  0 or -1. */
+static int add_list(cli_dns *d, const char *prog, const char *list_text, const char *from)
+{
+    md_error err;
+    char buf[80];
+    size_t n = 0;
+    char **list = md_dns_server_list_split(list_text, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (md_dns_server_parse(list[i], buf, sizeof buf, &err) != MD_OK) {
+            cli_fail(prog, "config.error", "%s: %s", from, err.text);
+            rc = -1;
+            break;
+        }
+        d->servers = md_xrealloc(d->servers, (d->nservers + 2) * sizeof *d->servers);
+        d->servers[d->nservers++] = md_xstrdup(list[i]);
+        d->servers[d->nservers] = NULL;
+    }
+    md_dns_server_list_free(list);
+    return rc;
+}
+
+int cli_dns_settle(cli_dns *d, const char *prog)
+{
+    if (d->nservers > 0)
+        return 0;   /* --resolver */
+    const char *env = getenv("MAILDIAG_RESOLVER");
+    if (env && *env)
+        return add_list(d, prog, env, "MAILDIAG_RESOLVER");
+    if (d->conf_resolver)
+        return add_list(d, prog, d->conf_resolver, "[dns] resolver");
+    return 0;
+}
+
 md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
 {
     md_error err;
-    if (d->nservers == 0) {
-        const char *env = getenv("MAILDIAG_RESOLVER");
-        size_t n = 0;
-        char **list = md_dns_server_list_split(env, &n);
-        for (size_t i = 0; i < n; i++)
-            if (cli_dns_add_resolver(d, prog, list[i]) != 0) {
-                cli_error(prog, "(from MAILDIAG_RESOLVER)");
-                md_dns_server_list_free(list);
-                return NULL;
-            }
-        md_dns_server_list_free(list);
-    }
+    if (cli_dns_settle(d, prog) != 0)
+        return NULL;
     md_dns_config cfg = { 0 };
     cfg.servers = (const char *const *)d->servers;
     cfg.nservers = d->nservers;
@@ -73,7 +102,7 @@ md_dns *cli_dns_open(cli_dns *d, const char *prog, unsigned window)
     cfg.window = window;
     md_dns *dns = md_dns_new(&cfg, &err);
     if (dns == NULL)
-        cli_error(prog, "%s", err.text);
+        cli_fail(prog, "config.error", "%s", err.text);
     return dns;
 }
 
@@ -84,6 +113,27 @@ void cli_dns_clear(cli_dns *d)
     free(d->servers);
     d->servers = NULL;
     d->nservers = 0;
+    free(d->conf_resolver);
+    d->conf_resolver = NULL;
+}
+
+/* --- output format, JSON errors -------------------------------------------- */
+
+static void json_error(const char *id, const char *msg)
+{
+    cli_json_error(id, "%s", msg);
+}
+
+int cli_format_set(const char *prog, cli_format *f, cli_format want)
+{
+    if (want == CLI_JSON)
+        cli_json_hook = json_error;
+    if (*f != CLI_TEXT && *f != want) {
+        cli_usage_error(prog, "--json and --plugin are two output formats: give one");
+        return -1;
+    }
+    *f = want;
+    return 0;
 }
 
 void cli_progress_init(cli_progress *p)
@@ -100,6 +150,23 @@ void cli_progress_update(cli_progress *p, const char *what, size_t started, size
     double secs = (double)(md_now_ms() - p->start_ms) / 1000.0;
     fprintf(stderr, "\r\033[K%zu %s done, %zu running, %.0f/s, %.1f s", finished, what,
             started - finished, secs > 0 ? (double)finished / secs : 0.0, secs);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+void cli_progress_text(cli_progress *p, const char *fmt, ...)
+{
+    if (!p->enabled)
+        return;
+    int64_t now = md_now_ms();
+    if (p->shown && now - p->last_ms < 100)
+        return;   /* a terminal line ten times a second is enough */
+    p->last_ms = now;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("\r\033[K", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fflush(stderr);
     p->shown = 1;
 }
@@ -134,11 +201,13 @@ void cli_interrupt_install(void)
 int cli_interrupt_exit(const char *prog, const char *what, size_t done, const md_tally *t)
 {
     int sig = cli_interrupted ? (int)cli_interrupted : SIGINT;
-    fprintf(stderr, "%s: interrupted by %s after %zu %s (%lu critical, %lu warning, "
-            "%lu unknown, %lu ok); the output is complete up to there\n", prog,
-            sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal", done, what,
-            t ? t->n[MD_SEV_CRITICAL] : 0, t ? t->n[MD_SEV_WARNING] : 0,
-            t ? t->n[MD_SEV_UNKNOWN] : 0, t ? t->n[MD_SEV_OK] : 0);
+    const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "a signal";
+    if (t)
+        fprintf(stderr, "%s: interrupted by %s after %zu %s (%lu critical, %lu warning, "
+                "%lu unknown, %lu ok); the output is complete up to there\n", prog, name, done, what,
+                t->n[MD_SEV_CRITICAL], t->n[MD_SEV_WARNING], t->n[MD_SEV_UNKNOWN], t->n[MD_SEV_OK]);
+    else
+        fprintf(stderr, "%s: interrupted by %s after %zu %s\n", prog, name, done, what);
     return 128 + sig;
 }
 
@@ -162,13 +231,13 @@ char *cli_read_secret_file(const char *prog, const char *what, const char *path)
 {
     int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        cli_error(prog, "cannot open the %s file %s: %s", what, path, strerror(errno));
+        cli_fail(prog, "config.error", "cannot open the %s file %s: %s", what, path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IRWXO)) {
-        cli_error(prog, "the %s file %s is readable by other users (mode %04o): chmod 600 it",
-                  what, path, (unsigned)(st.st_mode & 07777));
+        cli_fail(prog, "config.error", "the %s file %s is readable by other users (mode %04o): chmod 600 it",
+                 what, path, (unsigned)(st.st_mode & 07777));
         close(fd);
         return NULL;
     }
@@ -202,6 +271,7 @@ int cli_dns_option(int c, const char *prog, const char *arg, cli_dns *d)
     case 'r':
         return cli_dns_add_resolver(d, prog, arg) != 0 ? -1 : 0;
     case 't':
+        d->timeout_set = 1;
         return cli_parse_timeout(prog, arg, &d->timeout) != 0 ? -1 : 0;
     default:
         return 1;
@@ -258,4 +328,16 @@ void cli_self_dir(char *dir, size_t size)
     size_t l = strlen(dir);
     if (l >= 6 && strcmp(dir + l - 6, "/.libs") == 0)
         dir[l - 6] = '\0';
+}
+
+const char *cli_helper_path(const char *name)
+{
+    static char path[PATH_MAX];
+    char dir[PATH_MAX];
+    cli_self_dir(dir, sizeof dir);
+    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+        access(path, X_OK) == 0)
+        return path;
+    snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
+    return path;
 }

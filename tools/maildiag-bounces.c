@@ -71,7 +71,7 @@ static void usage(void)
            "  --max-size KB              skip larger messages (default %u)\n"
            "  -t, --timeout SECONDS      IMAP: budget of each operation (default 30)\n"
            "      --deadline SECONDS     IMAP: budget of the whole run (default none)\n"
-           "  -s, --store URI, -C, --config FILE, --operator NAME, -j, --json: as for every command\n\n"
+           "      --store URI, -C, --config FILE, --operator NAME, -j, --json: as for every command\n\n"
            "Exits 0 when suppressions were made (or would be), 1 when there was nothing to do or a\n"
            "report was malformed (skipped with a warning), 3 when the mailbox or the store failed.\n",
            prog, MAX_MESSAGES_DEFAULT, MAX_SIZE_DEFAULT >> 10);
@@ -80,9 +80,9 @@ static void usage(void)
 static int parse_options(int argc, char **argv, options *o)
 {
     enum { OPT_OPERATOR = 256, OPT_MAILBOX, OPT_PWFILE, OPT_CAFILE, OPT_INSECURE, OPT_MAILDIR, OPT_FILE,
-           OPT_SINCE, OPT_APPLY, OPT_MAXMSG, OPT_MAXSIZE, OPT_DEADLINE, OPT_IGNORED };
+           OPT_SINCE, OPT_APPLY, OPT_MAXMSG, OPT_MAXSIZE, OPT_DEADLINE, OPT_IGNORED, OPT_STORE };
     static const struct option longopts[] = {
-        { "store", required_argument, NULL, 's' }, { "config", required_argument, NULL, 'C' },
+        { "store", required_argument, NULL, OPT_STORE }, { "config", required_argument, NULL, 'C' },
         { "operator", required_argument, NULL, OPT_OPERATOR }, { "json", no_argument, NULL, 'j' },
         { "mailbox", required_argument, NULL, OPT_MAILBOX },
         { "mailbox-password-file", required_argument, NULL, OPT_PWFILE },
@@ -98,11 +98,11 @@ static int parse_options(int argc, char **argv, options *o)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:C:jt:r:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":C:jt:r:hV", longopts, NULL)) != -1) {
         switch (c) {
-        case 's': o->u.store_uri = optarg; break;
+        case OPT_STORE: o->u.store_uri = optarg; break;
         case 'C': o->u.config_path = optarg; break;
-        case 'j': o->format = CLI_JSON; break;
+        case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
         case OPT_OPERATOR: o->u.operator_name = optarg; break;
         case OPT_MAILBOX: o->mailbox = optarg; break;
         case OPT_PWFILE: o->password_file = optarg; break;
@@ -429,7 +429,7 @@ static int read_maildir(run *r, size_t max)
         closedir(d);
     }
     if (!found) {
-        cli_error(prog, "bounces: %s is not a Maildir (no new/ or cur/)", r->o->maildir);
+        cli_fail(prog, "bounce.mailbox_error", "bounces: %s is not a Maildir (no new/ or cur/)", r->o->maildir);
         free(names);
         return -1;
     }
@@ -461,8 +461,8 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     else if (getenv("MAILDIAG_IMAP_PASSWORD") && *getenv("MAILDIAG_IMAP_PASSWORD"))
         pw = md_xstrdup(getenv("MAILDIAG_IMAP_PASSWORD"));
     else
-        fprintf(stderr, "%s: bounces: no IMAP password: give --mailbox-password-file FILE or set "
-                        "MAILDIAG_IMAP_PASSWORD\n", prog);
+        cli_fail(prog, "config.error", "bounces: no IMAP password: give --mailbox-password-file FILE or set"
+                 " MAILDIAG_IMAP_PASSWORD");
     if (pw == NULL)
         return -1;
     md_imap_options io = { .url = o->mailbox, .password = pw, .ca_file = o->ca_file, .insecure = o->insecure,
@@ -471,7 +471,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     md_status st = md_imap_open(&io, &m, &err);
     cli_secret_free(pw);
     if (st != MD_OK) {
-        ucli_error(&o->u, "mailbox", &err);
+        ucli_fail(&o->u, "bounce.mailbox_error", "mailbox", &err);
         return -1;
     }
     if (!md_imap_tls(m))
@@ -480,7 +480,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
     *info = json_pack("{s:b,s:s,s:s}", "tls", md_imap_tls(m), "tls_version", md_imap_tls_version(m),
                       "folder", md_imap_folder(m));
     if ((st = md_imap_search_since(m, o->since, &u, &err)) != MD_OK) {
-        ucli_error(&o->u, "mailbox search", &err);
+        ucli_fail(&o->u, "bounce.mailbox_error", "mailbox search", &err);
         goto done;
     }
     if (u.truncated)
@@ -488,7 +488,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
                         "(--max-messages)\n", prog, o->max_messages);
     infos = md_xcalloc(u.n + 1, sizeof *infos);
     if ((st = md_imap_fetch_infos(m, &u, infos, &err)) != MD_OK) {
-        ucli_error(&o->u, "mailbox", &err);
+        ucli_fail(&o->u, "bounce.mailbox_error", "mailbox", &err);
         goto done;
     }
     for (size_t i = 0; i < u.n && !r->store_failed && !cli_interrupted; i++) {
@@ -503,7 +503,7 @@ static int read_mailbox(run *r, size_t max, json_t **info)
             continue;
         }
         if (st != MD_OK) {
-            ucli_error(&o->u, label, &err);
+            ucli_fail(&o->u, "bounce.mailbox_error", label, &err);
             goto done;
         }
         handle(r, label, u.v[i], data, len, in.internal_date);
@@ -519,7 +519,9 @@ done:
 
 /* -------------------------------------------------------------------- main */
 
-static void summary(run *r, json_t *info)
+/* The counts: one line, or the run's one JSON object, with status sev (the
+ * exit status). */
+static void summary(run *r, json_t *info, md_severity sev)
 {
     const counts *n = &r->n;
     json_t *c = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
@@ -536,8 +538,12 @@ static void summary(run *r, json_t *info)
         json_object_set_new(j, "messages", r->messages);
         r->messages = NULL;
         json_object_set_new(j, "counts", c);
-        json_dumpf(j, stdout, JSON_COMPACT);
-        putchar('\n');
+        json_object_set_new(j, "status", json_string(md_severity_name(sev)));
+        md_buf b = { 0 };
+        md_json_append(&b, j);
+        MD_BUF_LIT(&b, "\n");
+        fwrite(b.data, 1, b.len, stdout);
+        free(b.data);
         json_decref(j);
         return;
     }
@@ -601,15 +607,19 @@ int main(int argc, char **argv)
         rc = MD_EXIT_UNKNOWN;
         goto done;
     }
-    summary(&r, info);
-    if (cli_interrupted) {
-        rc = cli_interrupt_exit(prog, "messages", r.n.messages, NULL);
+    md_severity sev = (o.apply ? r.n.suppressed : r.n.would) && !r.n.malformed && !r.n.unreadable
+                      ? MD_SEV_OK : MD_SEV_WARNING;
+    summary(&r, info, sev);
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        rc = cli_write_failed(prog, errno);
         goto done;
     }
-    rc = (o.apply ? r.n.suppressed : r.n.would) && !r.n.malformed && !r.n.unreadable ? MD_EXIT_OK
-                                                                                       : MD_EXIT_WARNING;
-    if (fflush(stdout) != 0 || ferror(stdout))
-        rc = cli_write_failed(prog, errno);
+    if (cli_interrupted) {
+        rc = cli_interrupt_exit(prog, "messages (each applied whole or not at all)", r.n.messages, NULL);
+        goto done;
+    }
+    rc = md_severity_exit_code(sev);
 done:
     json_decref(info);
     json_decref(r.messages);

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ typedef struct options {
     cli_dns dns;
     double timeout;
     md_health_options run;
-    int json, plugin, quiet, verbose;
+    int json, plugin, quiet, verbose, show_config;
 } options;
 
 static void usage(void)
@@ -72,6 +73,7 @@ static void usage(void)
            "      --prometheus FILE  write a node_exporter textfile (atomically), print nothing\n"
            "  -q, --quiet            only the status line\n"
            "  -v, --verbose          also the findings that are ok\n"
+           "      --show-config      print the effective configuration, secrets masked, and exit\n"
            CLI_HELP_COMMON
            "\nExit status: 0 ok, 1 warning, 2 critical, 3 unknown (usage and configuration\n"
            "errors, another run holding the lock), the worst over the checks, in every output.\n",
@@ -106,9 +108,10 @@ static int days(const options *o, const char *opt, const char *s, int *out)
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_ONLY = 256, O_STATE, O_PROM };
+    enum { O_ONLY = 256, O_STATE, O_PROM, O_SHOW };
     static const struct option lo[] = {
         { "only", 1, NULL, O_ONLY }, { "state", 1, NULL, O_STATE }, { "prometheus", 1, NULL, O_PROM },
+        { "show-config", 0, NULL, O_SHOW },
         { "warning", 1, NULL, 'w' }, { "critical", 1, NULL, 'c' },
         { "config", 1, NULL, 'C' }, { "resolver", 1, NULL, 'r' }, { "timeout", 1, NULL, 't' },
         { "json", 0, NULL, 'j' }, { "plugin", 0, NULL, 'p' }, { "quiet", 0, NULL, 'q' },
@@ -130,6 +133,7 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case O_STATE: o->state = optarg; break;
         case O_PROM: o->prometheus = optarg; break;
+        case O_SHOW: o->show_config = 1; break;
         case 'w': if (days(o, "--warning", optarg, &warn)) return -1; break;
         case 'c': if (days(o, "--critical", optarg, &crit)) return -1; break;
         case 'C': o->config = optarg; break;
@@ -193,13 +197,18 @@ static int load_config(const options *o, md_conf **conf, md_diag_settings *s, md
 {
     md_error err = { 0 };
     const char *path = o->config;
-    if (path == NULL && (path = getenv("MAILDIAG_CONFIG")) != NULL && *path == '\0')
-        path = NULL;
-    if (path == NULL)
+    int given = path != NULL;
+    if (path == NULL && (path = getenv("MAILDIAG_CONFIG")) != NULL && *path)
+        given = 1;
+    if (path == NULL || *path == '\0')
         path = HEALTH_CONFIG_DEFAULT;
-    /* health checks what the configuration describes: without one there is nothing to check */
-    if (md_conf_load(path, conf, &err) != MD_OK || md_diag_settings_load(*conf, s, &err) != MD_OK ||
-        md_health_settings_load(*conf, h, &err) != MD_OK)
+    /* A file that was named must load; the default may be absent, as for
+     * every tool: then each check says what it lacks (health.not_configured). */
+    md_status st = MD_OK;
+    if (strcmp(path, "/dev/null") != 0 && (st = md_conf_load(path, conf, &err)) != MD_OK &&
+        (st != MD_NOTFOUND || given))
+        return fail(o, "config.error", "configuration: %s", err.text);
+    if (md_diag_settings_load(*conf, s, &err) != MD_OK || md_health_settings_load(*conf, h, &err) != MD_OK)
         return fail(o, "config.error", "configuration: %s", err.text);
     return 0;
 }
@@ -219,6 +228,25 @@ static char *secret(const options *o, const char *file, const char *env, const c
         return md_xstrdup(v);
     *rc = fail(o, "config.error", "the %s is needed: name its file in the configuration, or set %s", what, env);
     return NULL;
+}
+
+/* --show-config's [health]: what is set, in the file's words. */
+static void show_health(const md_health_settings *h)
+{
+    printf("\n[health]\nchecks =");
+    unsigned checks = md_health_default_checks(h);
+    for (int c = 0, n = 0; c < MD_HEALTH_NCHECKS; c++)
+        if (checks & (1u << c))
+            printf("%s %s", n++ ? "," : "", md_health_check_name((md_health_check_id)c));
+    printf("%s\n", h->checks ? "" : "   ; the default: every check that applies");
+    const struct { const char *key, *value; } kv[] = {
+        { "seed", h->seed }, { "seed_mailbox", h->seed_mailbox },
+        { "seed_password_file", h->seed_password_file }, { "seed_ca_file", h->seed_ca_file },
+        { "state", h->state },
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (kv[i].value)
+            cli_line(stdout, "%s = %s", kv[i].key, kv[i].value);
 }
 
 static int render(const options *o, const md_health_result *r)
@@ -262,6 +290,18 @@ int main(int argc, char **argv)
     }
     if ((rc = load_config(&o, &conf, &set, &hs)) != 0)
         goto done;
+    o.dns.timeout = MD_DNS_TIMEOUT_DEFAULT;   /* [dns] timeout may say otherwise */
+    if (cli_config_dns(prog, conf, &o.dns) != 0 || cli_dns_settle(&o.dns, prog) != 0) {
+        rc = MD_EXIT_UNKNOWN;
+        goto done;
+    }
+    if (o.show_config) {   /* the file read, [dns], then the settings the checks use */
+        cli_show_config(stdout, conf, &o.dns, prog);
+        int bad = md_diag_settings_write(&set, stdout) != 0;
+        show_health(&hs);
+        rc = !bad && fflush(stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, errno);
+        goto done;
+    }
     snprintf(state, sizeof state, "%s", o.state ? o.state : hs.state ? hs.state : "");
     if (!state[0] && md_health_state_path_default(state, sizeof state, &err) != MD_OK) {
         rc = fail(&o, "health.state_error", "%s: give --state FILE", err.text);
@@ -284,7 +324,8 @@ int main(int argc, char **argv)
                                 "[health] seed mailbox password", &rc)) == NULL)
         goto done;
     rc = MD_EXIT_UNKNOWN;
-    o.dns.timeout = o.timeout < MD_DNS_TIMEOUT_DEFAULT ? o.timeout : MD_DNS_TIMEOUT_DEFAULT;
+    if (o.timeout < o.dns.timeout)   /* no query outlasts the run */
+        o.dns.timeout = o.timeout;
     if ((cfg.dns = cli_dns_open(&o.dns, prog, 0)) == NULL) {
         rc = fail(&o, "config.error", "the resolver cannot be set up");
         goto done;

@@ -6,13 +6,14 @@
  * Why a separate program: only the programs that send load OpenSSL,
  * libESMTP and the token code.  maildiag-user and maildiag-selfcheck start
  * without them, which a lookup needs to answer as fast as the sqlite3
- * command (issue 5).
+ * command.
  *
  * It reads one JSON request on standard input (ucli_notify_request: the
  * caller's prog, store, config, operator, resolvers, timeout) with:
  *   "command": "remind", "to", "key", "usernames": [...]
  *       sends the username reminder, writes the send log, and prints
- *       {"status": "ok"|"error", "outcome", "reply", "message_id"}.
+ *       {"status": "ok"|"error", "outcome", "send_status" (the send's
+ *       severity name), "reply", "message_id"}.
  *   "command": "selfcheck", "to", "key", "want"
  *       what the owner of the address gets from a self-check (tools/selfmail);
  *       prints nothing.
@@ -100,7 +101,7 @@ static int remind(ucli *u, const json_t *req)
     int rc = MD_EXIT_UNKNOWN;
     if (ucli_open_store(u, 0) == 0 && usermail_open(u, &um) == 0) {
         md_account_sent sent;
-        md_status st = md_account_mail_one(u->store, &um.mailer, to, key, MD_ACCOUNT_MAIL_REMINDER, &first,
+        md_status st = md_account_mail_one(u->store, &um.send.m, to, key, MD_ACCOUNT_MAIL_REMINDER, &first,
                                            names, n, &sent, &err);
         md_error lost;
         if (md_store_log_error(u->store, &lost) != MD_OK) {   /* the send happened: say so */
@@ -108,8 +109,9 @@ static int remind(ucli *u, const json_t *req)
                       to, md_smtp_outcome_name(sent.outcome), lost.text, lost.peer[0] ? ": " : "", lost.peer);
             st = lost.status;
         }
-        json_t *r = json_pack("{s:s,s:s,s:s,s:s}", "status", st == MD_OK ? "ok" : "error",
-                              "outcome", md_smtp_outcome_name(sent.outcome), "reply", sent.reply,
+        json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s}", "status", st == MD_OK ? "ok" : "error",
+                              "outcome", md_smtp_outcome_name(sent.outcome),
+                              "send_status", md_severity_name(sent.status), "reply", sent.reply,
                               "message_id", sent.message_id);
         json_dumpf(r, stdout, JSON_COMPACT);
         putchar('\n');

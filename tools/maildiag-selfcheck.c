@@ -35,6 +35,7 @@ typedef struct options {
     int want;              /* md_account_want, -1 = not given */
     double min_time;       /* seconds; < 0 = from the config, else 2 */
     int wait;              /* --wait: wait for the email before exiting */
+    int show_config;       /* --show-config */
     const char *address;
 } options;
 
@@ -48,31 +49,31 @@ static void usage(void)
            "Self-service help for a missing email that never tells whether an account exists:\n"
            "the same words, after the same time, for every address; the answer goes by email\n"
            "to the address itself.\n\n"
-           "  -w, --want WHAT           username (a reminder), verify (a fresh verification link)\n"
+           "      --want WHAT           username (a reminder), verify (a fresh verification link)\n"
            "                            or reset (a password-reset link)\n"
-           "  -s, --store URI           sqlite:PATH or postgresql://... (default MAILDIAG_STORE,\n"
+           "      --store URI           sqlite:PATH or postgresql://... (default MAILDIAG_STORE,\n"
            "                            else [store] uri in the configuration)\n"
-           "  -C, --config FILE         configuration file (default MAILDIAG_CONFIG, else\n"
-           "                            " UCLI_CONFIG_DEFAULT " when present)\n"
+           CLI_HELP_CONFIG
+           "      --show-config         show the settings in effect and exit\n"
            "  -m, --min-time SECONDS    answer no sooner than this (default 2, [selfcheck] min_time)\n"
            "      --wait                wait until the email is sent before exiting (testing only:\n"
            "                            the time then depends on the accounts)\n"
-           "  -j, --json                JSON output\n"
+           "  -j, --json                JSON output (one object)\n"
            "      --no-dns              do not check whether the domain takes mail\n"
-           "  -r, --resolver IP[:PORT]  DNS server (repeatable)\n"
-           "  -t, --timeout SECONDS     budget of each DNS query (default 5)\n"
-           "  -h, --help                show this help\n"
-           "  -V, --version             show the version\n\n"
-           "Exit: 0 request accepted, 1 rate-limited or a likely typo, 2 the domain takes no mail,\n"
-           "3 invalid address, usage or service error.\n", prog);
+           CLI_HELP_DNS
+           CLI_HELP_COMMON "\n"
+           "Exit: the status of the answer: 0 request accepted, 1 rate-limited or a likely typo,\n"
+           "2 the domain takes no mail, 3 invalid address, usage or service error, or whether the\n"
+           "domain takes mail could not be checked (a DNS failure).\n", prog);
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { OPT_WAIT = 256, OPT_NODNS };
+    enum { OPT_WAIT = 256, OPT_NODNS, OPT_WANT, OPT_STORE, OPT_SHOW };
     static const struct option longopts[] = {
-        { "want", required_argument, NULL, 'w' }, { "store", required_argument, NULL, 's' },
-        { "config", required_argument, NULL, 'C' }, { "min-time", required_argument, NULL, 'm' },
+        { "want", required_argument, NULL, OPT_WANT }, { "store", required_argument, NULL, OPT_STORE },
+        { "config", required_argument, NULL, 'C' }, { "show-config", no_argument, NULL, OPT_SHOW },
+        { "min-time", required_argument, NULL, 'm' },
         { "wait", no_argument, NULL, OPT_WAIT }, { "json", no_argument, NULL, 'j' },
         { "no-dns", no_argument, NULL, OPT_NODNS }, { "resolver", required_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
@@ -81,16 +82,17 @@ static int parse_options(int argc, char **argv, options *o)
     int c;
     char *end;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":w:s:C:m:jr:t:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":C:m:jr:t:hV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'w':
+        case OPT_WANT:
             if ((o->want = md_account_want_parse(optarg)) < 0) {
                 cli_usage_error(prog, "--want: '%s' is not username, verify or reset", optarg);
                 return -1;
             }
             break;
-        case 's': o->u.store_uri = optarg; break;
+        case OPT_STORE: o->u.store_uri = optarg; break;
         case 'C': o->u.config_path = optarg; break;
+        case OPT_SHOW: o->show_config = 1; break;
         case 'm':
             errno = 0;
             o->min_time = strtod(optarg, &end);
@@ -101,7 +103,7 @@ static int parse_options(int argc, char **argv, options *o)
             }
             break;
         case OPT_WAIT: o->wait = 1; break;
-        case 'j': o->format = CLI_JSON; break;
+        case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
         case OPT_NODNS: o->u.no_dns = 1; break;
         default: {
             int rc = cli_option_default(c, prog, argv, &o->u.dns, usage);
@@ -111,6 +113,8 @@ static int parse_options(int argc, char **argv, options *o)
         }
         }
     }
+    if (o->show_config)
+        return 0;
     if (optind != argc - 1) {
         cli_usage_error(prog, optind >= argc ? "no ADDRESS given" : "give exactly one ADDRESS");
         return -1;
@@ -133,7 +137,7 @@ static int parse_limit(const ucli *u, const char *key, unsigned long *n, unsigne
     unsigned long a = strtoul(v, &end, 10), b;
     if (end == v || *end != '/' || (b = strtoul(end + 1, &end, 10)) == 0 || *end || a == 0) {
         cli_error(prog, "configuration: [selfcheck] %s must be N/SECONDS (like 5/3600)", key);
-        return -1;
+        return -1;   /* the answer says the service is unavailable: the why is the operator's */
     }
     *n = a;
     *win = b;
@@ -146,13 +150,33 @@ static int load_settings(options *o, limits *l)
     if (parse_limit(&o->u, "per_address", &l->per_address, &l->per_address_window) != 0 ||
         parse_limit(&o->u, "overall", &l->overall, &l->overall_window) != 0)
         return -1;
-    if (o->min_time < 0) {
-        const char *v = ucli_conf(&o->u, "selfcheck", "min_time");
-        o->min_time = v ? strtod(v, NULL) : 2.0;
-        if (!isfinite(o->min_time) || o->min_time < 0 || o->min_time > 60)
-            o->min_time = 2.0;
+    const char *v = ucli_conf(&o->u, "selfcheck", "min_time");
+    char *end = NULL;
+    double t = v ? strtod(v, &end) : 2.0;
+    if (v && (*end || end == v || !isfinite(t) || t < 0 || t > 60)) {
+        cli_error(prog, "configuration: [selfcheck] min_time must be a number of seconds from 0 to 60");
+        return -1;
     }
+    if (o->min_time < 0)
+        o->min_time = t;
     return 0;
+}
+
+/* --show-config: the settings this tool reads, as they apply. */
+static int show_config(options *o, const limits *l)
+{
+    const char *uri = o->u.store_uri;
+    if (uri == NULL && getenv("MAILDIAG_STORE") && *getenv("MAILDIAG_STORE"))
+        uri = getenv("MAILDIAG_STORE");
+    if (uri == NULL)
+        uri = ucli_conf(&o->u, "store", "uri");
+    cli_show_config(stdout, o->u.conf, &o->u.dns, prog);
+    cli_line(stdout, "store.uri = %s", uri && !strstr(uri, "@") ? uri : uri ? "(set; not shown: it may hold a password)"
+                                                                         : "(none)");
+    cli_line(stdout, "selfcheck.min_time = %g", o->min_time);
+    cli_line(stdout, "selfcheck.per_address = %lu/%lu", l->per_address, l->per_address_window);
+    cli_line(stdout, "selfcheck.overall = %lu/%lu", l->overall, l->overall_window);
+    return fflush(stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, errno);
 }
 
 /* Counts this request against both limits.  Returns 1 when over a limit. */
@@ -249,6 +273,15 @@ int main(int argc, char **argv)
     int p = parse_options(argc, argv, &o);
     if (p != 0)
         return p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
+    if (o.show_config) {
+        limits l;
+        p = ucli_load_config(&o.u) != 0 || load_settings(&o, &l) != 0 ? MD_EXIT_UNKNOWN : show_config(&o, &l);
+        ucli_clear(&o.u);
+        return p;
+    }
+    /* From here on every error is part of the one answer (its report), which
+     * says no more than that the service is unavailable. */
+    cli_json_hook = NULL;
 
     md_error err = { 0 };
     md_account_public *pub = md_xcalloc(1, sizeof *pub);
@@ -258,12 +291,15 @@ int main(int argc, char **argv)
     int invalid = 0;
     pid_t child = 0;
     const char *lines[6] = { 0 };
-    char l0[1400], l1[1400];
+    char l0[1400], l1[1400], l2[400];
     const char *what = o.want == MD_ACCOUNT_WANT_USERNAME ? "a username reminder"
                      : o.want == MD_ACCOUNT_WANT_VERIFY ? "a new verification link" : "a password reset";
 
-    if (ucli_load_config(&o.u) != 0 || load_settings(&o, &lim) != 0)
+    if (ucli_load_config(&o.u) != 0 || load_settings(&o, &lim) != 0) {
+        md_report_add(rep, "config.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
+        lines[0] = "The service is unavailable at the moment; please try again later.";
         goto done;
+    }
     md_report_set(rep, "want", json_string(md_account_want_name((md_account_want)o.want)));
     if (ucli_open_store(&o.u, 0) != 0 || ucli_open_dns(&o.u) != 0) {
         lines[0] = "The service is unavailable at the moment; please try again later.";
@@ -307,6 +343,16 @@ int main(int argc, char **argv)
             if (child <= 0)   /* the child; or no process to spare: answer late */
                 send_private(&o, pub, child);
         }
+        if (st == MD_OK && pub->mx_checked && pub->mx == MD_ADDRESS_MX_UNKNOWN) {
+            /* A failed lookup is no answer: the request goes on, and the
+             * status says that whether the domain takes mail is unknown. */
+            md_report_add(rep, "address.dns_temporary", MD_SEV_DEFAULT,
+                          "could not find out whether %s receives mail: the DNS lookup failed",
+                          pub->address.domain);
+            snprintf(l2, sizeof l2, "We could not check whether the domain %s receives email"
+                     " (a temporary DNS failure).", pub->address.domain);
+            lines[3] = l2;
+        }
         if (st == MD_OK && pub->typo[0]) {
             md_finding *f = md_report_add(rep, "address.typo", MD_SEV_DEFAULT,
                                           "%s looks like a typo: did you mean %s@%s?", pub->address.domain,
@@ -322,7 +368,7 @@ int main(int argc, char **argv)
         ucli_error(&o.u, "store", &err);   /* the why is the operator's, on standard error */
         md_report_add(rep, "store.error", MD_SEV_DEFAULT, "the service is unavailable at the moment");
         lines[0] = "The service is unavailable at the moment; please try again later.";
-        lines[1] = lines[2] = NULL;
+        lines[1] = lines[2] = lines[3] = NULL;
     }
 done:
     pad_until(t0 + (int64_t)llround((o.min_time < 0 ? 2.0 : o.min_time) * 1000.0));

@@ -29,7 +29,9 @@ typedef struct options {
     unsigned workers;
     double deadline;
     cli_format format;
-    int quiet, no_libspf2;
+    cli_plugin plugin;         /* --plugin; -w/-c: the DNS-querying terms used */
+    const char *config_path;
+    int quiet, no_libspf2, show_config;
 } options;
 
 typedef struct run {
@@ -39,6 +41,8 @@ typedef struct run {
     int write_errno;           /* errno of a failed write to stdout; 0 = none */
     cli_progress progress;     /* bulk: a line on stderr when it is a terminal */
     size_t started, finished;
+    cli_plugin *plugin;        /* o's, counting the results for --plugin */
+    int lookups, void_lookups; /* --plugin: the most of any result */
 } run;
 
 static void usage(void)
@@ -54,32 +58,44 @@ static void usage(void)
            "  -H, --helo NAME        the HELO/EHLO name\n"
            "  -I, --identity ID      mailfrom (default) or helo\n"
            "  -f, --file FILE        evaluate one 'IP ADDRESS [HELO]' a line ('-' = stdin)\n"
-           "  -c, --concurrency N    worker processes (default: the number of CPUs, at least 2)\n"
-           "  -d, --deadline SECONDS time limit for one evaluation; past it the worker is\n"
+           "      --concurrency N    worker processes (default: the number of CPUs, at least 2)\n"
+           "      --deadline SECONDS time limit for one evaluation; past it the worker is\n"
            "                         killed and the result is temperror (default 30)\n"
            "  -R, --receiver NAME    authserv-id for the header lines (default maildiag)\n"
            "      --no-libspf2       skip the libspf2 cross-evaluation\n"
            "  -j, --json             one JSON object per evaluation or domain, one per line\n"
+           "  -p, --plugin           one monitoring-plugin status line with perfdata\n"
+           "  -w, --warning RANGE    --plugin: warning when the DNS-querying terms used (the most\n"
+           "                         of any result; RFC 7208 allows 10) are outside RANGE\n"
+           "                         (monitoring-plugins ranges: 8 is 0..8)\n"
+           "  -c, --critical RANGE   --plugin: the same for critical\n"
            CLI_HELP_DNS
+           CLI_HELP_CONFIG
+           "      --show-config      show the settings in effect and exit\n"
            "  -q, --quiet            show only results with problems\n"
            CLI_HELP_COMMON, prog, prog, prog);
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
+    enum { O_CONCURRENCY = 256, O_DEADLINE, O_NOLIBSPF2, O_SHOW };
     static const struct option longopts[] = {
         { "ip", required_argument, NULL, 'i' }, { "from", required_argument, NULL, 'F' },
         { "helo", required_argument, NULL, 'H' }, { "identity", required_argument, NULL, 'I' },
-        { "file", required_argument, NULL, 'f' }, { "concurrency", required_argument, NULL, 'c' },
-        { "receiver", required_argument, NULL, 'R' }, { "deadline", required_argument, NULL, 'd' }, { "no-libspf2", no_argument, NULL, 'L' },
-        { "json", no_argument, NULL, 'j' }, { "resolver", required_argument, NULL, 'r' },
-        { "timeout", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
+        { "file", required_argument, NULL, 'f' }, { "concurrency", required_argument, NULL, O_CONCURRENCY },
+        { "receiver", required_argument, NULL, 'R' }, { "deadline", required_argument, NULL, O_DEADLINE },
+        { "no-libspf2", no_argument, NULL, O_NOLIBSPF2 },
+        { "json", no_argument, NULL, 'j' }, { "plugin", no_argument, NULL, 'p' },
+        { "warning", required_argument, NULL, 'w' }, { "critical", required_argument, NULL, 'c' },
+        { "resolver", required_argument, NULL, 'r' }, { "timeout", required_argument, NULL, 't' },
+        { "config", required_argument, NULL, 'C' }, { "show-config", no_argument, NULL, O_SHOW },
+        { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":i:F:H:I:f:c:d:R:jr:t:qhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:F:H:I:f:R:jpw:c:r:t:C:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o->ip = optarg; break;
         case 'F': o->from = optarg; break;
@@ -93,17 +109,22 @@ static int parse_options(int argc, char **argv, options *o)
             o->files = md_xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
             o->files[o->nfiles++] = optarg;
             break;
-        case 'c':
+        case O_CONCURRENCY:
             if (cli_parse_uint(prog, "--concurrency", optarg, 256, &o->workers) != 0)
                 return -1;
             break;
         case 'R': o->receiver = optarg; break;
-        case 'd':
+        case O_DEADLINE:
             if (cli_parse_timeout(prog, optarg, &o->deadline) != 0)
                 return -1;
             break;
-        case 'L': o->no_libspf2 = 1; break;
-        case 'j': o->format = CLI_JSON; break;
+        case O_NOLIBSPF2: o->no_libspf2 = 1; break;
+        case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
+        case 'p': if (cli_format_set(prog, &o->format, CLI_PLUGIN) != 0) return -1; break;
+        case 'w': if (cli_range_parse(prog, "-w", optarg, &o->plugin.warn) != 0) return -1; break;
+        case 'c': if (cli_range_parse(prog, "-c", optarg, &o->plugin.crit) != 0) return -1; break;
+        case 'C': o->config_path = optarg; break;
+        case O_SHOW: o->show_config = 1; break;
         case 'q': o->quiet = 1; break;
         default: {
             int rc = cli_option_default(c, prog, argv, &o->dns, usage);
@@ -113,6 +134,10 @@ static int parse_options(int argc, char **argv, options *o)
         }
         }
     }
+    if (o->show_config)
+        return 0;
+    if (cli_plugin_check(prog, o->format, &o->plugin) != 0)
+        return -1;
     /* MAIL FROM: a Mailbox or the null reverse-path; evaluated in A-labels. */
     if (o->from) {
         if (cli_address(prog, "--from", o->from, MD_ADDRESS_OPT_NULL_PATH, &o->from_addr) != 0)
@@ -122,7 +147,7 @@ static int parse_options(int argc, char **argv, options *o)
     }
     unsigned char b[16];
     if (o->ip && inet_pton(AF_INET, o->ip, b) != 1 && inet_pton(AF_INET6, o->ip, b) != 1)
-        return cli_usage_error(prog, "--ip '%s' is not an IPv4 or IPv6 address", o->ip), -1;
+        return cli_fail(prog, "input.invalid", "--ip '%s' is not an IPv4 or IPv6 address", o->ip), -1;
     if (o->ip && o->nfiles)
         return cli_usage_error(prog, "give --ip or --file, not both"), -1;
     if (o->ip && o->from == NULL && o->helo == NULL && optind >= argc)
@@ -140,7 +165,14 @@ static void emit(run *r, md_report *rep)
 {
     md_severity st = md_report_status(rep);
     md_tally_add(&r->tally, st);
-    if (!(r->o->quiet && st == MD_SEV_OK)) {
+    if (r->o->format == CLI_PLUGIN) {
+        cli_plugin_add(r->plugin, rep);
+        json_t *f = md_report_fields(rep);
+        int n = (int)json_integer_value(json_object_get(f, "lookups"));
+        int v = (int)json_integer_value(json_object_get(f, "void_lookups"));
+        r->lookups = n > r->lookups ? n : r->lookups;
+        r->void_lookups = v > r->void_lookups ? v : r->void_lookups;
+    } else if (!(r->o->quiet && st == MD_SEV_OK)) {
         errno = 0;
         int rc = r->o->format == CLI_JSON ? md_report_write_json(rep, stdout)
                                           : md_report_write_text(rep, stdout, r->text_flags);
@@ -150,9 +182,18 @@ static void emit(run *r, md_report *rep)
     md_report_free(rep);
 }
 
-/* A result from the pool, already rendered by its worker. */
+/* A result from the pool, already rendered by its worker (--plugin: the
+ * typed result, described here). */
 static void emit_rendered(run *r, md_spf_pool_result *res)
 {
+    if (res->report != NULL) {
+        r->finished++;
+        md_spf_describe(res->result, res->report, 0);
+        emit(r, res->report);
+        res->report = NULL;   /* emit freed it */
+        md_spf_pool_result_clear(res);
+        return;
+    }
     md_tally_add(&r->tally, res->status);
     r->finished++;
     cli_progress_end(&r->progress);
@@ -208,7 +249,8 @@ static int evaluate(run *r, const options *o, md_input *in, const char *domain, 
     unsigned dflt = ncpu < 2 ? 2 : ncpu > 16 ? 16 : (unsigned)ncpu;
     md_spf_pool_config pc = { .dns = dc, .workers = o->workers ? o->workers : (o->ip ? 1 : dflt),
                               .deadline = o->deadline > 0 ? o->deadline : 30, .tool = prog,
-                              .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON : MD_SPF_OUT_TEXT,
+                              .output = o->format == CLI_JSON ? MD_SPF_OUT_JSON
+                                      : o->format == CLI_PLUGIN ? MD_SPF_OUT_OBJECT : MD_SPF_OUT_TEXT,
                               .text_flags = r->text_flags, .cancel = &cli_interrupted };
     md_spf_pool *pool = md_spf_pool_new(&pc, err);
     if (pool == NULL)
@@ -299,14 +341,24 @@ int main(int argc, char **argv)
     md_input *in = NULL;
     int rc = MD_EXIT_UNKNOWN;
 
+    md_conf *conf = NULL;
+    cli_plugin_init(&o.plugin, "SPF", "result", "results");
+    o.plugin.measure = "lookups";
+    r.plugin = &o.plugin;
     int p = parse_options(argc, argv, &o);
     if (p != 0) {
         rc = p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
         goto done;
     }
-    if (o.dns.nservers == 0 && getenv("MAILDIAG_RESOLVER") && *getenv("MAILDIAG_RESOLVER")) {
-        o.dns.servers = md_dns_server_list_split(getenv("MAILDIAG_RESOLVER"), &o.dns.nservers);
+    if (cli_config_load(prog, o.config_path, &conf, NULL) != 0 || cli_config_dns(prog, conf, &o.dns) != 0)
+        goto done;
+    if (o.show_config) {
+        cli_show_config(stdout, conf, &o.dns, prog);
+        rc = fflush(stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, errno);
+        goto done;
     }
+    if (cli_dns_settle(&o.dns, prog) != 0)   /* the workers get the servers */
+        goto done;
     md_tally_init(&r.tally);
     cli_progress_init(&r.progress);
     r.text_flags = MD_TEXT_EVIDENCE | (md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
@@ -326,17 +378,27 @@ int main(int argc, char **argv)
         goto done;
     }
     if (st == -1) {
-        cli_error(prog, "%s", err.text);
+        cli_fail(prog, "input.invalid", "%s", err.text);
+        goto done;
+    }
+    if (st == 0 && o.format == CLI_PLUGIN) {
+        cli_perf perf[] = {
+            { .label = "lookups", .value = r.lookups, .integer = 1, .warn = o.plugin.warn.text,
+              .crit = o.plugin.crit.text, .min = "0", .max = "10" },
+            { .label = "void_lookups", .value = r.void_lookups, .integer = 1, .min = "0", .max = "2" },
+        };
+        rc = cli_plugin_finish(prog, &o.plugin, r.lookups, perf, 2);
         goto done;
     }
     if (st == 0 && md_tally_total(&r.tally) == 0) {
         /* Nothing checked is not a healthy result. */
-        cli_error(prog, "nothing checked: the input held no lines");
+        cli_fail(prog, "input.invalid", "nothing checked: the input held no lines");
         goto done;
     }
     if (st == 0)
         rc = md_severity_exit_code(r.tally.worst);
 done:
+    md_conf_free(conf);
     md_input_free(in);
     cli_dns_clear(&o.dns);
     free(o.files);

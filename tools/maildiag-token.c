@@ -18,10 +18,11 @@
 static const char *prog = "maildiag-token";
 
 typedef struct options {
-    const char *cmd, *token, *kind, *account, *key_file, *state_file;
+    const char *cmd, *token, *kind, *account, *key_file, *state_file, *config_path;
     unsigned ttl;
     int64_t now;
-    int json, throwaway;
+    int throwaway, show_config;
+    cli_format format;
 } options;
 
 static void usage(void)
@@ -31,7 +32,8 @@ static void usage(void)
            "Check a token from a verify or reset link (valid, expired, wrong kind, bad\n"
            "signature, not yet valid, stale), or issue one for scripts.\n"
            "verify exit: 0 valid, 1 test token, 2 not valid, 3 usage or key error.\n\n"
-           "  -k, --key-file FILE    keys, one hex key a line (default MAILDIAG_TOKEN_KEYS)\n"
+           "  -k, --key-file FILE    keys, one hex key a line (default MAILDIAG_TOKEN_KEYS, else\n"
+           "                         [token] key_file)\n"
            "      --kind KIND        verify: the kind expected; issue: the kind to sign\n"
            "      --account ID       issue: the account id\n"
            "      --state-file FILE  account state the token is bound to ('-' = stdin;\n"
@@ -40,12 +42,14 @@ static void usage(void)
            "      --throwaway        issue: sign with a throwaway key (a test token)\n"
            "      --now UNIXTIME     the time to judge or issue at (default now)\n"
            "  -j, --json             one JSON object\n"
+           CLI_HELP_CONFIG
+           "      --show-config      show the settings in effect and exit\n"
            CLI_HELP_COMMON, prog, prog, MD_TOKEN_TTL_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { O_KIND = 256, O_ACCOUNT, O_STATE, O_TTL, O_THROWAWAY, O_NOW };
+    enum { O_KIND = 256, O_ACCOUNT, O_STATE, O_TTL, O_THROWAWAY, O_NOW, O_SHOW };
     static const struct option longopts[] = {
         { "key-file", required_argument, NULL, 'k' },
         { "kind", required_argument, NULL, O_KIND },
@@ -55,6 +59,8 @@ static int parse_options(int argc, char **argv, options *o)
         { "throwaway", no_argument, NULL, O_THROWAWAY },
         { "now", required_argument, NULL, O_NOW },
         { "json", no_argument, NULL, 'j' },
+        { "config", required_argument, NULL, 'C' },
+        { "show-config", no_argument, NULL, O_SHOW },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -62,7 +68,7 @@ static int parse_options(int argc, char **argv, options *o)
     int c;
     unsigned now;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":k:jhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":k:jC:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': o->key_file = optarg; break;
         case O_KIND: o->kind = optarg; break;
@@ -78,10 +84,14 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             o->now = now;
             break;
-        case 'j': o->json = 1; break;
+        case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
+        case 'C': o->config_path = optarg; break;
+        case O_SHOW: o->show_config = 1; break;
         default: return cli_option_common(c, prog, argv, usage);
         }
     }
+    if (o->show_config)
+        return 0;
     if (optind >= argc)
         return cli_usage_error(prog, "say 'verify TOKEN' or 'issue'"), -1;
     o->cmd = argv[optind++];
@@ -172,22 +182,33 @@ int main(int argc, char **argv)
     options o = { .ttl = MD_TOKEN_TTL_DEFAULT, .now = (int64_t)time(NULL) };
     md_error err = { 0 };
     md_token_keys *keys = NULL;
+    md_conf *conf = NULL;
     char *state = NULL, *token = NULL;
     int rc = MD_EXIT_UNKNOWN;
 
     int p = parse_options(argc, argv, &o);
     if (p != 0)
         return p > 0 ? MD_EXIT_OK : MD_EXIT_UNKNOWN;
+    if (cli_config_load(prog, o.config_path, &conf, NULL) != 0)
+        goto done;
     const char *key_file = o.key_file ? o.key_file : getenv("MAILDIAG_TOKEN_KEYS");
+    if (key_file == NULL || *key_file == '\0')
+        key_file = cli_conf(conf, "token", "key_file");
+    if (o.show_config) {
+        cli_line(stdout, "config = %s", conf ? md_conf_path(conf) : "(none)");
+        cli_line(stdout, "token.key_file = %s", key_file ? key_file : "(none)");
+        rc = fflush(stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, errno);
+        goto done;
+    }
     if (o.throwaway)
         keys = md_token_keys_throwaway(&err);
     else if (key_file && *key_file)
         keys = md_token_keys_load(key_file, &err);
     else
-        md_error_set(&err, MD_CONFIG, "token.key", "no key: give --key-file or MAILDIAG_TOKEN_KEYS%s",
-                     strcmp(o.cmd, "issue") == 0 ? " (or --throwaway)" : "");
+        md_error_set(&err, MD_CONFIG, "token.key", "no key: give --key-file, MAILDIAG_TOKEN_KEYS or [token]"
+                     " key_file%s", strcmp(o.cmd, "issue") == 0 ? " (or --throwaway)" : "");
     if (keys == NULL) {
-        cli_error(prog, "%s", err.text);
+        cli_fail(prog, "config.error", "%s", err.text);
         goto done;
     }
     if (o.state_file) {
@@ -199,29 +220,38 @@ int main(int argc, char **argv)
     if (strcmp(o.cmd, "issue") == 0) {
         char *t = md_token_issue(keys, o.kind, o.account, state ? state : "", o.now, o.ttl, &err);
         if (t == NULL) {
-            cli_error(prog, "%s", err.text);
+            cli_fail(prog, "input.invalid", "%s", err.text);
             goto done;
         }
-        if (o.json)
-            printf("{\"token\":\"%s\",\"kind\":\"%s\",\"issued\":%" PRId64 ",\"expires\":%" PRId64 "}\n",
-                   t, o.kind, o.now, o.now + o.ttl);
-        else
+        if (o.format == CLI_JSON) {
+            md_report *rep = md_report_new(prog, "token");
+            md_report_set(rep, "token", json_string(t));
+            md_report_set(rep, "kind", cli_json_text(o.kind));
+            md_report_set(rep, "issued", json_integer(o.now));
+            md_report_set(rep, "expires", json_integer(o.now + o.ttl));
+            md_report_write_json(rep, stdout);
+            md_report_free(rep);
+        } else {
             printf("%s\n", t);
+        }
         free(t);
-        rc = MD_EXIT_OK;
+        rc = fflush(stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, errno);
         goto done;
     }
     token = strcmp(o.token, "-") == 0 ? cli_read_secret_file(prog, "token", "-") : md_xstrdup(o.token);
     if (token == NULL)
         goto done;
     md_report *rep = judge(keys, &o, token, state);
-    if (o.json)
+    if (o.format == CLI_JSON)
         md_report_write_json(rep, stdout);
     else
         md_report_write_text(rep, stdout, md_color_wanted(stdout) ? MD_TEXT_COLOR : 0);
     rc = md_severity_exit_code(md_report_status(rep));
     md_report_free(rep);
+    if (fflush(stdout) != 0)
+        rc = cli_write_failed(prog, errno);
 done:
+    md_conf_free(conf);
     md_token_keys_free(keys);
     cli_secret_free(state);
     free(token);

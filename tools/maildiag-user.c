@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "usercli.h"
@@ -27,6 +28,7 @@ typedef struct options {
     char **args;             /* subcommand and its operands */
     int nargs;
     int bounces;             /* an option of the bounces command was given */
+    int show_config;         /* --show-config */
     char **argv;             /* as given, for maildiag-bounces */
 } options;
 
@@ -50,50 +52,54 @@ static void usage(void)
            "  bounces --mailbox URL | --maildir DIR | --file PATH [--since DATE] [--apply]\n"
            "                             suppress the addresses of hard bounces and complaints\n\n"
            "Options:\n"
-           "  -s, --store URI            sqlite:PATH or postgresql://... (default: MAILDIAG_STORE,\n"
+           "      --store URI            sqlite:PATH or postgresql://... (default: MAILDIAG_STORE,\n"
            "                             else 'uri' in [store] of the configuration)\n"
-           "  -C, --config FILE          configuration file (default MAILDIAG_CONFIG, else\n"
-           "                             " UCLI_CONFIG_DEFAULT " when present)\n"
-           "  -u, --username NAME        look up by username instead of address\n"
+           CLI_HELP_CONFIG
+           "      --show-config          show the settings in effect and exit\n"
+           "      --username NAME        look up by username instead of address\n"
            "      --operator NAME        who is working, for the audit log (default: login name)\n"
            "      --reason REASON        suppression add: hard-bounce, complaint or manual\n"
            "      --text TEXT            suppression add: the bounce text\n"
-           "  -n, --limit N              audit: records shown\n"
-           "  -j, --json                 JSON output\n"
+           "      --limit N              audit: records shown\n"
+           "  -j, --json                 JSON output (one object)\n"
+           "  -p, --plugin               lookup: one monitoring-plugin status line with perfdata\n"
            "      --no-dns               lookup: do not check the domain's MX\n"
-           "  -r, --resolver IP[:PORT]   DNS server for the MX check (repeatable)\n"
-           "  -t, --timeout SECONDS      budget of each DNS query (default 5)\n"
-           "  -h, --help                 show this help\n"
-           "  -V, --version              show the version\n\n"
+           CLI_HELP_DNS
+           CLI_HELP_COMMON "\n"
            "Options of bounces:\n"
            "      --mailbox URL          imaps://USER@HOST[:PORT][/FOLDER], or imap://... (STARTTLS\n"
            "                             when offered)\n"
            "      --mailbox-password-file FILE  the IMAP password (else MAILDIAG_IMAP_PASSWORD)\n"
            "      --ca-file FILE         CA certificates for the IMAP server\n"
            "      --insecure             do not verify the IMAP server's certificate\n"
-           "      --maildir DIR          read a Maildir instead; --file PATH: one message (repeatable)\n"
+           "      --maildir DIR          read a Maildir (new/ and cur/) instead\n"
+           "      --file PATH            read one message file (repeatable)\n"
            "      --since DATE           only messages that arrived on or after DATE\n"
            "      --apply                write the suppressions (default: show what would change)\n"
            "      --max-messages N       read at most N messages (default 10000)\n"
            "      --max-size KB          skip larger messages (default 10240)\n"
            "      --deadline SECONDS     budget of the whole IMAP session (-t: of each operation,\n"
            "                             default 30)\n\n"
-           "lookup exits 0 when an account on the address can receive the product's emails,\n"
-           "1 when there are findings a user can act on, 2 when no email can reach it,\n"
-           "3 on errors.  remind exits 0 accepted, 1 deferred or no account, 2 rejected,\n"
-           "failed or suppressed.  Other commands exit 0 done, 1 nothing to do (bounces: or a\n"
-           "malformed report skipped), 3 error.\n", prog);
+           "The exit status is the status of the answer: lookup 0 when an account on the address\n"
+           "can receive the product's emails, 1 when there are findings a user can act on, 2 when\n"
+           "no email can reach it, 3 on errors (the domain's DNS lookup failed, a store error).\n"
+           "remind: the send's status (0 accepted, 1 deferred or no account, 2 rejected, failed or\n"
+           "suppressed, 3 the route's DNS lookup failed).  Other commands: 0 done, 1 nothing to do\n"
+           "(bounces: or a malformed report skipped), 3 error.\n", prog);
 }
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { OPT_OPERATOR = 256, OPT_REASON, OPT_TEXT, OPT_NODNS, OPT_BOUNCES, OPT_BOUNCES_FLAG };
+    enum { OPT_OPERATOR = 256, OPT_REASON, OPT_TEXT, OPT_NODNS, OPT_BOUNCES, OPT_BOUNCES_FLAG, OPT_STORE,
+           OPT_USERNAME, OPT_LIMIT, OPT_SHOW };
     static const struct option longopts[] = {
-        { "store", required_argument, NULL, 's' }, { "config", required_argument, NULL, 'C' },
-        { "username", required_argument, NULL, 'u' },
+        { "store", required_argument, NULL, OPT_STORE }, { "config", required_argument, NULL, 'C' },
+        { "show-config", no_argument, NULL, OPT_SHOW },
+        { "username", required_argument, NULL, OPT_USERNAME },
         { "operator", required_argument, NULL, OPT_OPERATOR },
         { "reason", required_argument, NULL, OPT_REASON }, { "text", required_argument, NULL, OPT_TEXT },
-        { "limit", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
+        { "limit", required_argument, NULL, OPT_LIMIT }, { "json", no_argument, NULL, 'j' },
+        { "plugin", no_argument, NULL, 'p' },
         { "no-dns", no_argument, NULL, OPT_NODNS }, { "resolver", required_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -109,19 +115,21 @@ static int parse_options(int argc, char **argv, options *o)
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:C:u:n:jr:t:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":C:jpr:t:hV", longopts, NULL)) != -1) {
         switch (c) {
-        case 's': o->u.store_uri = optarg; break;
+        case OPT_STORE: o->u.store_uri = optarg; break;
         case 'C': o->u.config_path = optarg; break;
-        case 'u': o->username = optarg; break;
+        case OPT_SHOW: o->show_config = 1; break;
+        case OPT_USERNAME: o->username = optarg; break;
         case OPT_OPERATOR: o->u.operator_name = optarg; break;
         case OPT_REASON: o->reason = optarg; break;
         case OPT_TEXT: o->text = optarg; break;
-        case 'n':
+        case OPT_LIMIT:
             if (cli_parse_uint(prog, "--limit", optarg, 100000, &o->limit) != 0)
                 return -1;
             break;
-        case 'j': o->format = CLI_JSON; break;
+        case 'j': if (cli_format_set(prog, &o->format, CLI_JSON) != 0) return -1; break;
+        case 'p': if (cli_format_set(prog, &o->format, CLI_PLUGIN) != 0) return -1; break;
         case OPT_NODNS: o->u.no_dns = 1; break;
         case OPT_BOUNCES: case OPT_BOUNCES_FLAG: o->bounces = 1; break;
         default: {
@@ -134,8 +142,12 @@ static int parse_options(int argc, char **argv, options *o)
     }
     o->args = argv + optind;
     o->nargs = argc - optind;
-    if (o->nargs == 0) {
+    if (o->nargs == 0 && !o->show_config) {
         cli_usage_error(prog, "no command given (init, lookup, remind, sessions, suppression, import, export, audit, bounces)");
+        return -1;
+    }
+    if (o->format == CLI_PLUGIN && (o->nargs == 0 || strcmp(o->args[0], "lookup") != 0)) {
+        cli_usage_error(prog, "--plugin goes with lookup");
         return -1;
     }
     return 0;
@@ -159,11 +171,13 @@ static int64_t now_s(void)
 }
 
 /* Prints a one-line result: text (sanitized: it quotes addresses, names
- * and servers' replies), or {"command", "ok", fields...} written as the
- * reports are (md_json_append: no raw control character either). */
-static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void result(const options *o, const char *command, json_t *fields, const char *fmt, ...)
+ * and servers' replies), or {"command", fields..., "status"} written as the
+ * reports are (md_json_append: no raw control character either).  Returns
+ * the exit code of sev: the status shown is the exit status. */
+static int result(const options *o, const char *command, md_severity sev, json_t *fields,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int result(const options *o, const char *command, md_severity sev, json_t *fields,
+                  const char *fmt, ...)
 {
     if (o->format == CLI_JSON) {
         json_t *j = json_object();
@@ -171,19 +185,21 @@ static void result(const options *o, const char *command, json_t *fields, const 
         json_object_set_new(j, "command", json_string(command));
         if (fields)
             json_object_update(j, fields);
+        json_object_set_new(j, "status", json_string(md_severity_name(sev)));
         md_buf b = { 0 };
         md_json_append(&b, j);
         MD_BUF_LIT(&b, "\n");
         fwrite(b.data, 1, b.len, stdout);
         free(b.data);
         json_decref(j);
-    } else {
+    } else if (fmt) {
         va_list ap;
         va_start(ap, fmt);
         cli_vline(stdout, fmt, ap);
         va_end(ap);
     }
     json_decref(fields);
+    return md_severity_exit_code(sev);
 }
 
 static int cmd_init(options *o)
@@ -197,10 +213,10 @@ static int cmd_init(options *o)
         ucli_error(&o->u, "init", &err);
         return MD_EXIT_UNKNOWN;
     }
-    result(o, "init", json_pack("{s:i,s:i}", "from_version", from, "version", MD_STORE_SCHEMA_VERSION),
-           "%s store: schema version %d (%s)", md_store_engine(o->u.store), MD_STORE_SCHEMA_VERSION,
-           from == 0 ? "created" : from == MD_STORE_SCHEMA_VERSION ? "already current" : "migrated");
-    return MD_EXIT_OK;
+    return result(o, "init", MD_SEV_OK, json_pack("{s:i,s:i}", "from_version", from, "version",
+                                                  MD_STORE_SCHEMA_VERSION),
+                  "%s store: schema version %d (%s)", md_store_engine(o->u.store), MD_STORE_SCHEMA_VERSION,
+                  from == 0 ? "created" : from == MD_STORE_SCHEMA_VERSION ? "already current" : "migrated");
 }
 
 static int cmd_lookup(options *o)
@@ -246,6 +262,14 @@ static int cmd_lookup(options *o)
         md_store_audit a = { ucli_operator(&o->u), o->username ? "lookup.username" : "lookup", target, NULL };
         if (md_store_audit_add(o->u.store, &a, &err) != MD_OK) {
             ucli_error(&o->u, "audit log", &err);   /* no unaudited answers */
+        } else if (o->format == CLI_PLUGIN) {
+            cli_plugin p;
+            cli_plugin_init(&p, "USER", "address", "addresses");
+            cli_plugin_add(&p, rep);
+            json_t *acc = json_object_get(md_report_fields(rep), "accounts");
+            cli_perf perf = { .label = "accounts", .value = (double)json_array_size(acc), .integer = 1,
+                              .min = "0" };
+            rc = cli_plugin_finish(prog, &p, 0, &perf, 1);
         } else {
             if (o->format == CLI_JSON)
                 md_report_write_json(rep, stdout);
@@ -279,12 +303,12 @@ static int cmd_remind(options *o)
         return MD_EXIT_UNKNOWN;
     md_status st = md_store_suppression_get(o->u.store, key, &sup, &err);
     if (st == MD_OK) {
-        result(o, "remind", json_pack("{s:s,s:s,s:s}", "address", a.display, "outcome", "suppressed",
-                                      "reason", sup.reason),
-               "%s is suppressed (%s): nothing sent; 'maildiag-user suppression remove' once the cause is fixed",
-               a.display, sup.reason);
+        int rc = result(o, "remind", MD_SEV_CRITICAL, json_pack("{s:s,s:s,s:s}", "address", a.display,
+                                                                "outcome", "suppressed", "reason", sup.reason),
+                        "%s is suppressed (%s): nothing sent; 'maildiag-user suppression remove' once the"
+                        " cause is fixed", a.display, sup.reason);
         md_store_suppression_clear(&sup);
-        return MD_EXIT_CRITICAL;
+        return rc;
     }
     if ((st != MD_NOTFOUND) || md_store_find_by_email(o->u.store, key, &acc, &err) != MD_OK) {
         ucli_error(&o->u, "remind", &err);
@@ -299,10 +323,9 @@ static int cmd_remind(options *o)
         }
     int rc = MD_EXIT_UNKNOWN;
     if (nn == 0) {
-        result(o, "remind", json_pack("{s:s,s:s,s:o}", "address", a.display, "outcome", "no_account",
-                                      "usernames", jn),
-               "no account on %s can receive a reminder: nothing sent", a.display);
-        rc = MD_EXIT_WARNING;
+        rc = result(o, "remind", MD_SEV_WARNING, json_pack("{s:s,s:s,s:o}", "address", a.display, "outcome",
+                                                           "no_account", "usernames", jn),
+                    "no account on %s can receive a reminder: nothing sent", a.display);
     } else if (md_store_writable(o->u.store, &err) != MD_OK) {
         /* A reminder that could not be logged must not go out. */
         ucli_error(&o->u, "remind: nothing was sent", &err);
@@ -324,18 +347,25 @@ static int cmd_remind(options *o)
             snprintf(detail, sizeof detail, "%s: %s", outcome, reply);
             md_store_audit au = { ucli_operator(&o->u), "remind", key, detail };
             md_status logged = md_store_audit_add(o->u.store, &au, &err);
-            result(o, "remind", json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display, "usernames", jn,
-                                          "outcome", outcome, "reply", reply, "message_id", mid ? mid : ""),
-                   "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
-                   outcome, reply);
+            /* The exit status is the send's status (a route whose DNS
+             * lookup failed is unknown, not deferred). */
             const char *status = json_string_value(json_object_get(rep, "status"));
-            rc = status == NULL || strcmp(status, "ok") != 0 ? MD_EXIT_UNKNOWN
-               : strcmp(outcome, "accepted") == 0 ? MD_EXIT_OK
-               : strcmp(outcome, "deferred") == 0 ? MD_EXIT_WARNING : MD_EXIT_CRITICAL;
-            if (logged != MD_OK) {
-                ucli_error(&o->u, "remind: the reminder's audit record was not written", &err);
-                rc = MD_EXIT_UNKNOWN;
-            }
+            int sev = md_severity_parse(json_string_value(json_object_get(rep, "send_status")));
+            if (status == NULL || strcmp(status, "ok") != 0 || sev < 0 || logged != MD_OK)
+                sev = MD_SEV_UNKNOWN;
+            rc = result(o, "remind", (md_severity)sev, json_pack("{s:s,s:O,s:s,s:s,s:s}", "address", a.display,
+                                                                 "usernames", jn, "outcome", outcome, "reply",
+                                                                 reply, "message_id", mid ? mid : ""),
+                        "reminder for %zu username%s to %s: %s: %s", nn, nn == 1 ? "" : "s", a.display,
+                        outcome, reply);
+            if (logged != MD_OK)   /* the answer above says unknown: this says why (stderr only) */
+                cli_error(prog, "remind: the reminder's audit record was not written: %s%s%s", err.text,
+                          err.peer[0] ? ": " : "", err.peer);
+        } else {
+            /* the helper said why on stderr; with --json the run still has its one value */
+            rc = cli_json_hook ? cli_json_error("config.error", "remind: nothing was sent: the sending"
+                                                " helper stopped (its words are on standard error)")
+                               : MD_EXIT_UNKNOWN;
         }
         json_decref(rep);
         json_decref(req);
@@ -382,9 +412,8 @@ static int cmd_sessions(options *o)
         return MD_EXIT_UNKNOWN;
     int rc = MD_EXIT_OK;
     if (acc.n == 0) {
-        result(o, revoke ? "sessions.revoke" : "sessions.list", json_pack("{s:i}", "accounts", 0),
-               "no account on %s", target);
-        rc = MD_EXIT_WARNING;
+        rc = result(o, revoke ? "sessions.revoke" : "sessions.list", MD_SEV_WARNING,
+                    json_pack("{s:i}", "accounts", 0), "no account on %s", target);
     } else if (revoke) {
         int64_t *ids = md_xcalloc(acc.n, sizeof *ids);
         for (size_t i = 0; i < acc.n; i++)
@@ -395,10 +424,10 @@ static int cmd_sessions(options *o)
             ucli_error(&o->u, "sessions revoke", &err);
             rc = MD_EXIT_UNKNOWN;
         } else {
-            result(o, "sessions.revoke", json_pack("{s:i,s:i}", "accounts", (int)acc.n, "revoked", (int)n),
-                   "revoked %lu session%s of %zu account%s on %s", n, n == 1 ? "" : "s", acc.n,
-                   acc.n == 1 ? "" : "s", target);
-            rc = n ? MD_EXIT_OK : MD_EXIT_WARNING;
+            rc = result(o, "sessions.revoke", n ? MD_SEV_OK : MD_SEV_WARNING,
+                        json_pack("{s:i,s:i}", "accounts", (int)acc.n, "revoked", (int)n),
+                        "revoked %lu session%s of %zu account%s on %s", n, n == 1 ? "" : "s", acc.n,
+                        acc.n == 1 ? "" : "s", target);
         }
         free(ids);
     } else {
@@ -433,7 +462,7 @@ static int cmd_sessions(options *o)
             free(sl.v);
         }
         if (o->format == CLI_JSON && rc == MD_EXIT_OK)
-            result(o, "sessions.list", json_pack("{s:o}", "sessions", arr), "%s", "");
+            result(o, "sessions.list", MD_SEV_OK, json_pack("{s:o}", "sessions", arr), NULL);
         else {
             if (rc == MD_EXIT_OK && json_array_size(arr) == 0)
                 cli_line(stdout, "no sessions for the %zu account%s on %s", acc.n, acc.n == 1 ? "" : "s", target);
@@ -493,7 +522,7 @@ static int cmd_suppression(options *o)
         }
         md_store_suppression_list_clear(&l);
         if (o->format == CLI_JSON)
-            result(o, "suppression.list", json_pack("{s:o}", "suppressions", arr), "%s", "");
+            result(o, "suppression.list", MD_SEV_OK, json_pack("{s:o}", "suppressions", arr), NULL);
         else
             json_decref(arr);
         return MD_EXIT_OK;
@@ -506,72 +535,130 @@ static int cmd_suppression(options *o)
             ucli_error(&o->u, "suppression add", &err);
             return MD_EXIT_UNKNOWN;
         }
-        result(o, "suppression.add", json_pack("{s:s}", "address", key), "suppressed %s (%s)", key, o->reason);
-        return MD_EXIT_OK;
+        return result(o, "suppression.add", MD_SEV_OK, json_pack("{s:s}", "address", key),
+                      "suppressed %s (%s)", key, o->reason);
     }
     md_status st = md_store_suppression_remove(o->u.store, key, &a, &err);
     if (st == MD_NOTFOUND) {
-        result(o, "suppression.remove", json_pack("{s:s,s:b}", "address", key, "removed", 0),
-               "%s was not suppressed", key);
-        return MD_EXIT_WARNING;
+        return result(o, "suppression.remove", MD_SEV_WARNING, json_pack("{s:s,s:b}", "address", key, "removed", 0),
+                      "%s was not suppressed", key);
     }
     if (st != MD_OK) {
         ucli_error(&o->u, "suppression remove", &err);
         return MD_EXIT_UNKNOWN;
     }
-    result(o, "suppression.remove", json_pack("{s:s,s:b}", "address", key, "removed", 1),
-           "%s is no longer suppressed", key);
-    return MD_EXIT_OK;
+    return result(o, "suppression.remove", MD_SEV_OK, json_pack("{s:s,s:b}", "address", key, "removed", 1),
+                  "%s is no longer suppressed", key);
 }
 
-static int cmd_import_export(options *o, int import)
+/* The CSV of an import, read through a stream that ends with a read
+ * error once SIGINT or SIGTERM came: lib/store then rolls the import's one
+ * transaction back, whole.  It also draws the progress line. */
+typedef struct import_src {
+    FILE *f;
+    long long done, size;      /* bytes read; the file's size, or -1 */
+    cli_progress progress;
+} import_src;
+
+static ssize_t import_read(void *cookie, char *buf, size_t n)
 {
-    md_error err;
+    import_src *src = cookie;
+    if (cli_interrupted) {
+        errno = EINTR;
+        return -1;
+    }
+    size_t got = fread(buf, 1, n, src->f);
+    if (got == 0 && ferror(src->f))
+        return -1;
+    src->done += (long long)got;
+    if (src->size > 0)
+        cli_progress_text(&src->progress, "import: %.1f of %.1f MB read (%lld%%)", src->done / 1e6,
+                          src->size / 1e6, src->done * 100 / src->size);
+    else
+        cli_progress_text(&src->progress, "import: %.1f MB read", src->done / 1e6);
+    return (ssize_t)got;
+}
+
+static int cmd_import(options *o)
+{
+    md_error err = { 0 };
     unsigned long rows = 0;
-    if (operands(o, 1, import, 1, import ? "import takes one FILE.csv ('-' = stdin)"
-                                         : "export takes at most one FILE.csv") != 0)
+    if (operands(o, 1, 1, 1, "import takes one FILE.csv ('-' = stdin)") != 0)
+        return MD_EXIT_UNKNOWN;
+    const char *path = o->args[1];
+    import_src src = { .f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r"), .size = -1 };
+    if (src.f == NULL)
+        return cli_fail(prog, "input.invalid", "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(src.f), &st) == 0 && S_ISREG(st.st_mode))
+        src.size = (long long)st.st_size;
+    int rc = MD_EXIT_UNKNOWN;
+    if (ucli_open_store(&o->u, 0) == 0) {
+        FILE *in = fopencookie(&src, "r", (cookie_io_functions_t){ .read = import_read });
+        setvbuf(in, NULL, _IOFBF, 1 << 16);
+        cli_progress_init(&src.progress);
+        cli_interrupt_install();
+        md_store_audit a = { ucli_operator(&o->u), "import", path, NULL };
+        md_status done = md_store_import_csv(o->u.store, in, o->u.aopt.key_flags, &a, &rows, &err);
+        cli_progress_end(&src.progress);
+        fclose(in);
+        if (done != MD_OK && cli_interrupted) {
+            char what[200];
+            snprintf(what, sizeof what, "bytes of %s read: nothing was imported (the import is one"
+                     " transaction, rolled back whole)", path);
+            rc = cli_interrupt_exit(prog, what, (size_t)src.done, NULL);
+        } else if (done != MD_OK) {
+            ucli_error(&o->u, path, &err);
+        } else {
+            rc = result(o, "import", MD_SEV_OK, json_pack("{s:I}", "accounts", (json_int_t)rows),
+                        "imported %lu account%s from %s", rows, rows == 1 ? "" : "s", path);
+            if (cli_interrupted)   /* it came after the commit */
+                rc = cli_interrupt_exit(prog, "accounts imported (committed before the signal came)", rows, NULL);
+        }
+    }
+    if (src.f != stdin)
+        fclose(src.f);
+    return rc;
+}
+
+static int cmd_export(options *o)
+{
+    md_error err = { 0 };
+    unsigned long rows = 0;
+    if (operands(o, 1, 0, 1, "export takes at most one FILE.csv") != 0)
         return MD_EXIT_UNKNOWN;
     const char *path = o->nargs > 1 ? o->args[1] : "-";
     int std = strcmp(path, "-") == 0;
-    FILE *f = std ? (import ? stdin : stdout) : import ? fopen(path, "r") : NULL;
-    if (import && f == NULL) {
-        cli_error(prog, "%s: %s", path, strerror(errno));
-        return MD_EXIT_UNKNOWN;
-    }
+    FILE *f = std ? stdout : NULL;
     int rc = MD_EXIT_UNKNOWN;
     if (ucli_open_store(&o->u, 0) != 0) {
         /* said why; an export's file is not even created */
-    } else if (!import && md_store_writable(o->u.store, &err) != MD_OK) {
+    } else if (md_store_writable(o->u.store, &err) != MD_OK) {
         /* no export that its audit record cannot follow */
         ucli_error(&o->u, "export: nothing was exported", &err);
     } else if (f == NULL && (f = fopen(path, "w")) == NULL) {
-        cli_error(prog, "%s: %s", path, strerror(errno));
+        cli_fail(prog, "input.invalid", "%s: %s", path, strerror(errno));
     } else {
-        md_store_audit a = { ucli_operator(&o->u), import ? "import" : "export", path, NULL };
-        md_status st = import ? md_store_import_csv(o->u.store, f, o->u.aopt.key_flags, &a, &rows, &err)
-                              : md_store_export_csv(o->u.store, f, &rows, &err);
-        if (st == MD_OK && !import) {
+        md_store_audit a = { ucli_operator(&o->u), "export", path, NULL };
+        md_status st = md_store_export_csv(o->u.store, f, &rows, &err);
+        if (st != MD_OK && std && ferror(stdout))
+            return cli_write_failed(prog, errno ? errno : EIO);   /* the reader went away */
+        if (st == MD_OK) {
             char n[32];
             snprintf(n, sizeof n, "%lu accounts", rows);
             a.detail = n;
             st = md_store_audit_add(o->u.store, &a, &err);
         }
-        if (st != MD_OK) {
-            ucli_error(&o->u, import ? path : "export", &err);
-        } else {
-            if (import)
-                result(o, "import", json_pack("{s:i}", "accounts", (json_int_t)rows),
-                       "imported %lu account%s from %s", rows, rows == 1 ? "" : "s", path);
-            else if (!std)
-                result(o, "export", json_pack("{s:i}", "accounts", (json_int_t)rows),
-                       "exported %lu account%s to %s", rows, rows == 1 ? "" : "s", path);
+        if (st != MD_OK)
+            ucli_error(&o->u, "export", &err);
+        else if (!std)
+            rc = result(o, "export", MD_SEV_OK, json_pack("{s:I}", "accounts", (json_int_t)rows),
+                        "exported %lu account%s to %s", rows, rows == 1 ? "" : "s", path);
+        else
             rc = MD_EXIT_OK;
-        }
     }
-    if (!std && f && fclose(f) != 0 && rc == MD_EXIT_OK) {
-        cli_error(prog, "%s: %s", path, strerror(errno));
-        rc = MD_EXIT_UNKNOWN;
-    }
+    if (!std && f && fclose(f) != 0 && rc == MD_EXIT_OK)
+        rc = cli_fail(prog, "input.invalid", "%s: %s", path, strerror(errno));
     return rc;
 }
 
@@ -601,7 +688,7 @@ static int cmd_audit(options *o)
     }
     md_store_audit_list_clear(&l);
     if (o->format == CLI_JSON)
-        result(o, "audit", json_pack("{s:o}", "records", arr), "%s", "");
+        result(o, "audit", MD_SEV_OK, json_pack("{s:o}", "records", arr), NULL);
     else
         json_decref(arr);
     return MD_EXIT_OK;
@@ -613,6 +700,41 @@ static int cmd_bounces(options *o)
 {
     ucli_helper_exec(&o->u, "maildiag-bounces", o->argv);
     return MD_EXIT_UNKNOWN;
+}
+
+/* A URI as shown: its password, if any, replaced by "***". */
+static void uri_shown(const char *uri, char *out, size_t size)
+{
+    const char *scheme = strstr(uri, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon)
+        snprintf(out, size, "%.*s:***%s", (int)(colon - uri), uri, at);
+    else
+        snprintf(out, size, "%s", uri);
+}
+
+/* --show-config: the settings this tool reads, as they apply. */
+static int show_config(options *o)
+{
+    const char *uri = o->u.store_uri, *from = "--store";
+    if (uri == NULL && getenv("MAILDIAG_STORE") && *getenv("MAILDIAG_STORE"))
+        uri = getenv("MAILDIAG_STORE"), from = "MAILDIAG_STORE";
+    if (uri == NULL && (uri = ucli_conf(&o->u, "store", "uri")) != NULL)
+        from = "[store] uri";
+    char shown[1024];
+    cli_show_config(stdout, o->u.conf, &o->u.dns, prog);
+    uri_shown(uri ? uri : "", shown, sizeof shown);
+    cli_line(stdout, "store.uri = %s%s%s%s", uri ? shown : "(none)", uri ? " (" : "", uri ? from : "", uri ? ")" : "");
+    cli_line(stdout, "store.local_part_case = %s",
+             o->u.aopt.key_flags & MD_ADDRESS_CASE_SENSITIVE ? "sensitive" : "insensitive");
+    cli_line(stdout, "store.typo_many = %lu", o->u.aopt.many ? o->u.aopt.many : (unsigned long)MD_ADDRESS_MANY_DEFAULT);
+    const char *product = ucli_conf(&o->u, "product", "uri");
+    uri_shown(product ? product : "", shown, sizeof shown);
+    cli_line(stdout, "product.uri = %s", product ? shown : "(none: the accounts are in the store)");
+    static const char *const queries[] = { "by_email", "by_username", "also", "sessions", "domain_count" };
+    for (size_t i = 0; product && i < sizeof queries / sizeof queries[0]; i++)
+        cli_line(stdout, "product.%s = %s", queries[i], ucli_conf(&o->u, "product", queries[i]) ? "(set)" : "(none)");
+    return MD_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -628,6 +750,10 @@ int main(int argc, char **argv)
     }
     if (ucli_load_config(&o.u) != 0)
         goto done;
+    if (o.show_config) {
+        rc = show_config(&o);
+        goto done;
+    }
     const char *cmd = o.args[0];
     if (o.bounces && strcmp(cmd, "bounces") != 0) {
         rc = cli_usage_error(prog, "--mailbox, --maildir, --file, --since, --apply ... belong to bounces");
@@ -643,18 +769,19 @@ int main(int argc, char **argv)
         rc = cmd_sessions(&o);
     else if (strcmp(cmd, "suppression") == 0)
         rc = cmd_suppression(&o);
-    else if (strcmp(cmd, "import") == 0 || strcmp(cmd, "export") == 0)
-        rc = cmd_import_export(&o, strcmp(cmd, "import") == 0);
+    else if (strcmp(cmd, "import") == 0)
+        rc = cmd_import(&o);
+    else if (strcmp(cmd, "export") == 0)
+        rc = cmd_export(&o);
     else if (strcmp(cmd, "audit") == 0)
         rc = cmd_audit(&o);
     else if (strcmp(cmd, "bounces") == 0)
         rc = cmd_bounces(&o);
     else
         rc = cli_usage_error(prog, "unknown command '%s'", cmd);
-    if (fflush(stdout) != 0) {
-        cli_error(prog, "cannot write the output");
-        rc = MD_EXIT_UNKNOWN;
-    }
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        rc = cli_write_failed(prog, errno);
 done:
     ucli_clear(&o.u);
     free(o.argv);

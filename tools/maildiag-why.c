@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -59,10 +60,10 @@ static void usage(void)
            "      --send             also send that email for real, through [mail] server or direct\n"
            "      --no-probe         no SMTP connection to the recipient's servers\n"
            "      --show-config      print the effective configuration, secrets masked, and exit\n"
-           "  -C, --config FILE      configuration file (default MAILDIAG_CONFIG, else\n"
-           "                         " WHY_CONFIG_DEFAULT " when present)\n"
+           CLI_HELP_CONFIG
            "  -r, --resolver IP[:PORT]  DNS server to ask (repeatable; IPv6 as [ADDR]:PORT);\n"
-           "                         default MAILDIAG_RESOLVER, else the system resolver\n"
+           "                         default MAILDIAG_RESOLVER, else [dns] resolver, else the\n"
+           "                         system resolver\n"
            "  -t, --timeout SECONDS  budget of the whole run (default 30)\n"
            "  -j, --json             one JSON object\n"
            "  -p, --plugin           one monitoring-plugin line\n"
@@ -218,6 +219,17 @@ static md_store *open_store(const md_conf *conf, const char *uri, char *why, siz
     return NULL;
 }
 
+/* --show-config: the file read and the settings as INI, [dns] first. */
+static int show_config(const md_conf *conf, const cli_dns *d, const md_diag_settings *set)
+{
+    printf("config = %s\n\n[dns]\nresolver =", conf ? md_conf_path(conf) : "(none)");
+    for (size_t i = 0; i < d->nservers; i++)
+        printf(" %s", d->servers[i]);
+    printf("%s\ntimeout = %g\n\n", d->nservers ? "" : " (the system resolver)", d->timeout);
+    return md_diag_settings_write(set, stdout) == 0 && fflush(stdout) == 0 ? MD_EXIT_OK
+                                                                        : cli_write_failed(prog, errno);
+}
+
 static int render(const options *o, const md_diag_result *r)
 {
     int rc = md_severity_exit_code(r->status);
@@ -263,13 +275,19 @@ int main(int argc, char **argv)
     }
     if ((rc = load_config(&o, &conf, &set)) != 0)
         goto done;
+    o.dns.timeout = MD_DNS_TIMEOUT_DEFAULT;   /* [dns] timeout may say otherwise */
+    if (cli_config_dns(prog, conf, &o.dns) != 0 || cli_dns_settle(&o.dns, prog) != 0) {
+        rc = MD_EXIT_UNKNOWN;
+        goto done;
+    }
     if (o.show_config) {
-        rc = md_diag_settings_write(&set, stdout) == 0 ? MD_EXIT_OK : cli_write_failed(prog, 0);
+        rc = show_config(conf, &o.dns, &set);
         goto done;
     }
     rc = MD_EXIT_UNKNOWN;
     o.run.timeout_ms = (int)(o.timeout * 1000);
-    o.dns.timeout = o.timeout < MD_DNS_TIMEOUT_DEFAULT ? o.timeout : MD_DNS_TIMEOUT_DEFAULT;
+    if (o.timeout < o.dns.timeout)   /* no query outlasts the run */
+        o.dns.timeout = o.timeout;
     cfg.settings = &set;
     cfg.account.many = set.typo_many;
     cfg.account.key_flags = set.case_sensitive ? MD_ADDRESS_CASE_SENSITIVE : 0;

@@ -93,7 +93,7 @@ void selfmail_run(ucli *u, const char *to, const char *key, md_account_want want
     }
     unsigned n = 0;
     if (usermail_open(u, &um) == 0)
-        md_account_mail_request(u->store, &um.mailer, to, key, want, &acc, &n, &err);
+        md_account_mail_request(u->store, &um.send.m, to, key, want, &acc, &n, &err);
     else {
         md_store_send rec = { .at = (int64_t)time(NULL), .kind = (char *)md_account_want_name(want),
                               .to = (char *)key, .outcome = "failed",

@@ -13,9 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef MD_PKGLIBEXECDIR
-#define MD_PKGLIBEXECDIR "/usr/local/libexec/maildiag"
-#endif
 #define NOTIFY_NAME "maildiag-notify"
 #define NOTIFY_REPLY_MAX (1 << 20)
 
@@ -25,45 +22,35 @@ const char *ucli_conf(const ucli *u, const char *section, const char *key)
     return v && *v ? v : NULL;
 }
 
+void ucli_fail(const ucli *u, const char *id, const char *what, const md_error *err)
+{
+    cli_fail(u->prog, id, "%s%s%s%s%s", what ? what : "", what ? ": " : "", err->text,
+             err->peer[0] ? ": " : "", err->peer);
+}
+
 void ucli_error(const ucli *u, const char *what, const md_error *err)
 {
-    cli_error(u->prog, "%s%s%s%s%s", what ? what : "", what ? ": " : "", err->text,
-              err->peer[0] ? ": " : "", err->peer);
+    ucli_fail(u, "store.error", what, err);
 }
 
 int ucli_load_config(ucli *u)
 {
-    md_error err;
-    const char *path = u->config_path;
-    int explicit = path != NULL;
-    if (path == NULL && (path = getenv("MAILDIAG_CONFIG")) != NULL && *path)
-        explicit = 1;
-    if (path == NULL || *path == '\0')
-        path = UCLI_CONFIG_DEFAULT;
-    if (strcmp(path, "/dev/null") == 0)
-        return 0;   /* explicitly none */
-    md_status st = md_conf_load(path, &u->conf, &err);
-    if (st == MD_NOTFOUND && !explicit)
-        return 0;   /* no system-wide file: options and defaults only */
-    if (st != MD_OK) {
-        cli_error(u->prog, "configuration: %s", err.text);
+    const char *path = NULL;
+    if (cli_config_load(u->prog, u->config_path, &u->conf, &path) != 0 ||
+        cli_config_dns(u->prog, u->conf, &u->dns) != 0)
         return -1;
-    }
     const char *cs = ucli_conf(u, "store", "local_part_case");
     if (cs && strcasecmp(cs, "sensitive") == 0)
         u->aopt.key_flags |= MD_ADDRESS_CASE_SENSITIVE;
-    else if (cs && strcasecmp(cs, "insensitive") != 0) {
-        cli_error(u->prog, "%s: [store] local_part_case must be sensitive or insensitive", path);
-        return -1;
-    }
+    else if (cs && strcasecmp(cs, "insensitive") != 0)
+        return cli_fail(u->prog, "config.error", "%s: [store] local_part_case must be sensitive or insensitive",
+                        path), -1;
     const char *many = ucli_conf(u, "store", "typo_many");
     if (many) {
         char *end;
         unsigned long v = strtoul(many, &end, 10);
-        if (*end || v == 0) {
-            cli_error(u->prog, "%s: [store] typo_many must be a positive number", path);
-            return -1;
-        }
+        if (*end || v == 0)
+            return cli_fail(u->prog, "config.error", "%s: [store] typo_many must be a positive number", path), -1;
         u->aopt.many = v;
     }
     return 0;
@@ -78,9 +65,9 @@ int ucli_open_store(ucli *u, unsigned flags)
     if (uri == NULL)
         uri = ucli_conf(u, "store", "uri");
     if (uri == NULL) {
-        cli_error(u->prog, "no store: give --store URI (sqlite:PATH or postgresql://...),"
-                           " MAILDIAG_STORE, or 'uri' in [store] of %s",
-                  u->conf ? md_conf_path(u->conf) : UCLI_CONFIG_DEFAULT);
+        cli_fail(u->prog, "store.error", "no store: give --store URI (sqlite:PATH or postgresql://...),"
+                 " MAILDIAG_STORE, or 'uri' in [store] of %s",
+                 u->conf ? md_conf_path(u->conf) : CLI_CONFIG_DEFAULT);
         return -1;
     }
     /* A store write past the file size limit (ulimit -f) must fail with
@@ -169,17 +156,7 @@ const char *ucli_notify_path(void)
 
 const char *ucli_helper_path(const char *name)
 {
-    static char path[PATH_MAX];
-    char dir[PATH_MAX];
-    /* Beside this program first: a build tree (tests, distcheck) holds the
-     * helpers next to the tools; an installed tool is in bindir, where there
-     * is none, and uses the configured libexec directory. */
-    cli_self_dir(dir, sizeof dir);
-    if (dir[0] && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
-        access(path, X_OK) == 0)
-        return path;
-    snprintf(path, sizeof path, "%s/%s", MD_PKGLIBEXECDIR, name);
-    return path;
+    return cli_helper_path(name);
 }
 
 int ucli_helper_exec(const ucli *u, const char *name, char *const *argv)

@@ -7,7 +7,7 @@
  *
  * The emails are sent by a separate program so that these tools never load
  * OpenSSL, libESMTP or the token code: a lookup starts as fast as the
- * sqlite3 command (issue 5), and only a run that sends pays for them.
+ * sqlite3 command, and only a run that sends pays for them.
  */
 #ifndef MAILDIAG_USERCLI_H
 #define MAILDIAG_USERCLI_H
@@ -18,12 +18,10 @@
 #include "account/account.h"
 #include <jansson.h>
 
-#define UCLI_CONFIG_DEFAULT "/etc/maildiag.conf"
-
 typedef struct ucli {
     const char *prog;
     const char *store_uri;       /* --store, else MAILDIAG_STORE, else [store] uri */
-    const char *config_path;     /* --config, else MAILDIAG_CONFIG, else the default if present */
+    const char *config_path;     /* --config (else MAILDIAG_CONFIG, else the default if present) */
     const char *operator_name;   /* --operator */
     cli_dns dns;
     int no_dns;                  /* --no-dns */
@@ -34,7 +32,8 @@ typedef struct ucli {
     char operator_buf[160];
 } ucli;
 
-/* Loads the configuration.  Returns 0, or -1 after printing the error. */
+/* Loads the configuration (cli_config_load) and its [dns] and [store]
+ * settings.  Returns 0, or -1 after printing the error. */
 int ucli_load_config(ucli *u);
 /* Opens the store (flags MD_STORE_*); maps a product's database from the
  * config's [product] section unless MD_STORE_CREATE.  Returns 0 or -1. */
@@ -72,7 +71,11 @@ int ucli_helper_exec(const ucli *u, const char *name, char *const *argv);
 const char *ucli_operator(ucli *u);
 /* A config value from section/key, or NULL. */
 const char *ucli_conf(const ucli *u, const char *section, const char *key);
-/* Prints "PROG: what: err" (with the peer's words when present). */
+/* Prints "PROG: what: err" (with the peer's words when present) and ends
+ * the run as cli_fail does, with the finding id (store.error, config.error
+ * ...): after --json, the error is the run's one JSON value. */
+void ucli_fail(const ucli *u, const char *id, const char *what, const md_error *err);
+/* ucli_fail for the store: store.error. */
 void ucli_error(const ucli *u, const char *what, const md_error *err);
 void ucli_clear(ucli *u);
 

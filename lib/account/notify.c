@@ -56,6 +56,7 @@ md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const cha
     snprintf(sent->kind, sizeof sent->kind, "%s",
              a == NULL ? "no-account" : md_account_mail_name(mail));
     sent->outcome = MD_SMTP_FAILED;
+    sent->status = MD_SEV_UNKNOWN;
 
     md_message_request mr = m->message;
     mr.template_name = template_for(mail, a == NULL);
@@ -99,6 +100,7 @@ md_status md_account_mail_one(md_store *s, const md_account_mailer *m, const cha
     st = md_smtp_send(m->smtp, &req, &res, err);
     if (st == MD_OK) {
         sent->outcome = res.outcome;
+        sent->status = md_report_status(res.findings);
         if (res.reply.code)
             snprintf(sent->reply, sizeof sent->reply, "%d%s%s %s", res.reply.code,
                      res.reply.enhanced[0] ? " " : "", res.reply.enhanced, res.reply.text);
@@ -122,6 +124,7 @@ fail:
     /* The send log says that it failed, and why, whatever the cause. */
     snprintf(sent->reply, sizeof sent->reply, "%s", err ? err->text : "failed");
     sent->outcome = MD_SMTP_FAILED;
+    sent->status = MD_SEV_UNKNOWN;
     log_send(s, key, sent);
 done:
     md_message_free(msg);

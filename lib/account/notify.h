@@ -43,6 +43,9 @@ typedef struct md_account_sent {
     char kind[24];                 /* "reminder", "reset", "no-account" ... */
     char message_id[256];
     md_smtp_outcome outcome;
+    md_severity status;            /* the send's status, the worst of its findings
+                                    * (unknown: the route's DNS lookup failed, or
+                                    * the email could not be composed or sent) */
     char reply[600];               /* "250 2.0.0 Ok: queued as X", or our words */
 } md_account_sent;
 

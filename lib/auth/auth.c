@@ -46,6 +46,9 @@ static void add(md_report *rep, const char *id, md_severity sev, const char *sum
 
 static void temp(md_report *rep, const md_dns_answer *a, const char *what)
 {
+    /* the record's name, as people write it, for the finding ids' prefixes */
+    what = strcmp(what, "mtasts") == 0 ? "MTA-STS" : strcmp(what, "tlsrpt") == 0 ? "TLS-RPT"
+         : strcmp(what, "bimi") == 0 ? "BIMI" : what;
     char ev[300];
     snprintf(ev, sizeof ev, "TXT %s: %s %s", a->qname, md_dns_outcome_name(a->outcome), a->detail);
     char sum[160];
@@ -630,6 +633,7 @@ static void dmarc_check(md_dns *dns, const char *domain, const char *org,
         at = org;
         rc = dmarc_fetch(dns, org, &rec, rep);
     }
+    out->unknown = rc == -2;
     if (rc == 0)
         add(rep, "dmarc.missing", MD_SEV_CRITICAL,
             "no DMARC record at the domain or its organizational domain: receivers such as"
@@ -644,8 +648,11 @@ static void dmarc_check(md_dns *dns, const char *domain, const char *org,
     free(rec);
 }
 
+/* One selector.  A lookup that failed temporarily is o->unknown: a selector
+ * asked for gets its dns.temporary finding here; for probed selectors,
+ * *probe_failed (when not NULL) collects the evidence for one finding. */
 static void dkim_one(md_dns *dns, const char *domain, const char *sel, int explicit_sel,
-                     md_auth_dkim *o, md_report *rep)
+                     md_auth_dkim *o, md_report *rep, md_buf *probe_failed)
 {
     char q[300], ev[700];
     snprintf(q, sizeof q, "%s._domainkey.%s", sel, domain);
@@ -654,7 +661,14 @@ static void dkim_one(md_dns *dns, const char *domain, const char *sel, int expli
     o->selector = md_xstrdup(sel);
     o->name = md_xstrdup(q);
     if (md_dns_outcome_is_temporary(a->outcome)) {
-        temp(rep, a, "DKIM key");
+        o->unknown = 1;
+        if (probe_failed == NULL) {
+            temp(rep, a, "DKIM key");
+        } else {
+            int n = snprintf(ev, sizeof ev, "%sTXT %s: %s %s", probe_failed->len ? "\n" : "", a->qname,
+                             md_dns_outcome_name(a->outcome), a->detail);
+            md_buf_add(probe_failed, ev, n < 0 ? 0 : (size_t)n < sizeof ev ? (size_t)n : sizeof ev - 1);
+        }
         md_dns_answer_free(a);
         return;
     }
@@ -689,7 +703,7 @@ static void dkim_check(md_dns *dns, const char *domain, const md_auth_config *cf
     if (cfg->nselectors > 0) {
         r->dkim = md_xcalloc(cfg->nselectors, sizeof *r->dkim);
         for (size_t i = 0; i < cfg->nselectors; i++)
-            dkim_one(dns, domain, cfg->selectors[i], 1, &r->dkim[r->ndkim++], rep);
+            dkim_one(dns, domain, cfg->selectors[i], 1, &r->dkim[r->ndkim++], rep, NULL);
         return;
     }
     const char *probe = cfg->probe_selectors && *cfg->probe_selectors
@@ -697,16 +711,34 @@ static void dkim_check(md_dns *dns, const char *domain, const md_auth_config *cf
     size_t n = 0;
     char **list = md_dns_server_list_split(probe, &n);
     r->dkim = md_xcalloc(n + 1, sizeof *r->dkim);
+    md_buf failed = { 0 };
+    size_t nfailed = 0;
     for (size_t i = 0; i < n; i++) {
         md_auth_dkim *o = &r->dkim[r->ndkim];
-        dkim_one(dns, domain, list[i], 0, o, rep);
+        dkim_one(dns, domain, list[i], 0, o, rep, &failed);
+        nfailed += o->unknown != 0;
         if (o->found)
             r->ndkim++;
         else
             md_auth_dkim_clear(o);
     }
     md_dns_server_list_free(list);
-    if (r->ndkim == 0) {
+    if (nfailed) {
+        /* Not "no key": the selectors that could not be asked may hold one. */
+        char sum[200];
+        snprintf(sum, sizeof sum, "the DKIM key lookup failed temporarily at %zu of %zu usual selectors%s",
+                 nfailed, n, r->ndkim ? "" : ": whether the domain publishes a key is unknown");
+        md_finding *f = md_report_add(rep, "dns.temporary", MD_SEV_UNKNOWN, "%s", sum);
+        for (char *line = failed.data, *end = failed.data + failed.len; line && line < end;) {
+            char *nl = memchr(line, '\n', (size_t)(end - line));
+            char *ev = ascii_dup(line, (size_t)((nl ? nl : end) - line));
+            md_finding_add_evidence(f, "%s", ev);
+            free(ev);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    free(failed.data);
+    if (r->ndkim == 0 && nfailed == 0) {
         char sum[400];
         snprintf(sum, sizeof sum, "no DKIM key at the usual selectors%s%s",
                  cfg->selector_advice ? ": " : "", cfg->selector_advice ? cfg->selector_advice : "");
@@ -749,6 +781,7 @@ static void policies_check(md_dns *dns, const char *domain, md_auth_result *r, m
     char q[300], *rec;
     snprintf(q, sizeof q, "_mta-sts.%s", domain);
     int n = versioned(dns, q, "STSv1", "mtasts", &rec, rep);
+    r->mta_sts.unknown = n == -2;
     if (n == 0)
         add(rep, "mtasts.absent", MD_SEV_OK, "no MTA-STS record (optional)", q);
     if (n == 1) {
@@ -758,6 +791,7 @@ static void policies_check(md_dns *dns, const char *domain, md_auth_result *r, m
     free(rec);
     snprintf(q, sizeof q, "_smtp._tls.%s", domain);
     n = versioned(dns, q, "TLSRPTv1", "tlsrpt", &rec, rep);
+    r->tls_rpt.unknown = n == -2;
     if (n == 0)
         add(rep, "tlsrpt.absent", MD_SEV_OK, "no TLS-RPT record (optional)", q);
     if (n == 1)
@@ -765,6 +799,7 @@ static void policies_check(md_dns *dns, const char *domain, md_auth_result *r, m
     free(rec);
     snprintf(q, sizeof q, "default._bimi.%s", domain);
     n = versioned(dns, q, "BIMI1", "bimi", &rec, rep);
+    r->bimi.unknown = n == -2;
     if (n == 1)
         md_auth_bimi_evaluate(domain, rec, strlen(rec), &r->bimi, rep);
     free(rec);
@@ -884,10 +919,17 @@ static json_t *uris_json(const md_auth_report_uri *u, size_t n)
     return a;
 }
 
+/* A record whose lookup failed is not an absent one (null): an object
+ * without a record that says so. */
+static json_t *lookup_failed_json(void)
+{
+    return json_pack("{s:n,s:s}", "record", "lookup", "failed");
+}
+
 static json_t *dmarc_json(const md_auth_dmarc *d)
 {
     if (!d->found)
-        return json_null();
+        return d->unknown ? lookup_failed_json() : json_null();
     json_t *o = json_object();
     json_object_set_new(o, "record", jascii(d->record));
     json_object_set_new(o, "found_at", jascii(d->found_at));
@@ -912,6 +954,8 @@ static json_t *dkim_json(const md_auth_dkim *k)
     json_object_set_new(o, "selector", jtext(k->selector));
     json_object_set_new(o, "name", jtext(k->name));
     json_object_set_new(o, "found", json_boolean(k->found));
+    if (k->unknown)
+        json_object_set_new(o, "lookup", json_string("failed"));
     if (k->record)
         json_object_set_new(o, "record", jascii(k->record));
     if (k->revoked)
@@ -928,12 +972,15 @@ static json_t *dkim_json(const md_auth_dkim *k)
 static json_t *policy_json(const md_auth_policy *p)
 {
     if (!p->found)
-        return json_null();
+        return p->unknown ? lookup_failed_json() : json_null();
     json_t *o = json_object();
     json_object_set_new(o, "record", jascii(p->record));
     json_object_set_new(o, "tags", tags_json(&p->tags));
     return o;
 }
+
+/* What a detail line shows for a record whose lookup failed. */
+#define UNKNOWN_TEXT "(unknown: the lookup failed)"
 
 void md_auth_describe(const md_auth_result *r, md_report *rep)
 {
@@ -965,7 +1012,7 @@ void md_auth_describe(const md_auth_result *r, md_report *rep)
     md_report_set(rep, "mx", mx);
 
     char *rec = r->dmarc.found ? ascii_dup(r->dmarc.record, strlen(r->dmarc.record)) : NULL;
-    md_report_add_detail(rep, "DMARC: %s%s%s", rec ? rec : "(none)",
+    md_report_add_detail(rep, "DMARC: %s%s%s", rec ? rec : r->dmarc.unknown ? UNKNOWN_TEXT : "(none)",
                          r->dmarc.inherited ? " (from " : "",
                          r->dmarc.inherited ? r->dmarc.found_at : "");
     free(rec);
@@ -976,17 +1023,19 @@ void md_auth_describe(const md_auth_result *r, md_report *rep)
         if (k->key_type)
             md_report_add_detail(rep, "DKIM %s: %s %d bits", k->selector, k->key_type, k->key_bits);
         else
-            md_report_add_detail(rep, "DKIM %s: %s", k->selector, k->found ? "no usable key" : "no key");
+            md_report_add_detail(rep, "DKIM %s: %s", k->selector, k->found ? "no usable key"
+                                 : k->unknown ? UNKNOWN_TEXT : "no key");
     }
     const struct { const char *label; const md_auth_policy *p; } pol[] = {
         { "MTA-STS", &r->mta_sts }, { "TLS-RPT", &r->tls_rpt }, { "BIMI", &r->bimi },
     };
     for (size_t n = 0; n < sizeof pol / sizeof pol[0]; n++) {
         char *t = pol[n].p->found ? ascii_dup(pol[n].p->record, strlen(pol[n].p->record)) : NULL;
-        md_report_add_detail(rep, "%s: %s", pol[n].label, t ? t : "(none)");
+        md_report_add_detail(rep, "%s: %s", pol[n].label, t ? t : pol[n].p->unknown ? UNKNOWN_TEXT : "(none)");
         free(t);
     }
-    md_report_add_detail(rep, "SPF: %s", r->spf && r->spf->record ? r->spf->record : "(none)");
+    md_report_add_detail(rep, "SPF: %s", r->spf && r->spf->record ? r->spf->record
+                         : r->spf == NULL || md_report_has(rep, "spf.dns_temporary") ? UNKNOWN_TEXT : "(none)");
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(mx, "mx"), i, m)

@@ -105,6 +105,8 @@ typedef struct md_auth_report_uri {
 typedef struct md_auth_dmarc {
     int found;                     /* one DMARC record applies; nothing else is set
                                     * otherwise (none, several, lookup failed) */
+    int unknown;                   /* the lookup failed temporarily: whether a
+                                    * record applies is not known */
     char *record;
     char *found_at;                /* the domain whose _dmarc it is */
     int inherited;                 /* found at the organizational domain */
@@ -123,6 +125,7 @@ typedef struct md_auth_dkim {
     char *name;                    /* SELECTOR._domainkey.DOMAIN */
     int found;                     /* TXT records at name (0 also when the lookup
                                     * failed temporarily) */
+    int unknown;                   /* the lookup failed temporarily */
     char *record;                  /* the record evaluated (the last of several) */
     char *key_type;                /* "rsa", "ed25519", "other"; NULL when no key
                                     * was read (syntax, revoked, unparsable) */
@@ -134,6 +137,7 @@ typedef struct md_auth_dkim {
 /* MTA-STS, TLS-RPT, BIMI: one versioned tag-list record. */
 typedef struct md_auth_policy {
     int found;                     /* one record that parses: record and tags set */
+    int unknown;                   /* the lookup failed temporarily */
     char *record;
     md_auth_tags tags;
 } md_auth_policy;

@@ -106,6 +106,11 @@ MD_API char *md_sanitize(char *dst, size_t dstsize, const char *src, size_t len)
 
 /* Monotonic clock in milliseconds. */
 MD_API int64_t md_now_ms(void);
+/* Fills buf with n bytes from the kernel's random generator (getrandom(2),
+ * the source OpenSSL's own generator seeds from), without starting
+ * OpenSSL's generator and providers, whose set-up costs a short-lived
+ * process more than its work.  0, or -1 when none could be had. */
+MD_API int md_random_bytes(void *buf, size_t n);
 
 /* Allocation helpers that never return NULL for a non-zero size: they abort
  * on exhaustion, as maildiag cannot report anything useful without memory. */

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #define TEMPLATE_FILE_MAX (64 * 1024)
 
@@ -504,7 +503,7 @@ static void random_hex(char *out, size_t nbytes)
     unsigned char r[32];
     if (nbytes > sizeof r)
         nbytes = sizeof r;
-    if (RAND_bytes(r, (int)nbytes) != 1)
+    if (md_random_bytes(r, nbytes) != 0)
         for (size_t i = 0; i < nbytes; i++)
             r[i] = (unsigned char)(md_now_ms() >> (i % 8));
     for (size_t i = 0; i < nbytes; i++)

@@ -152,8 +152,10 @@ static void host_detail(const md_mx_host *h, int implicit, md_report *rep)
     else if (!h->resolved)
         md_report_add_detail(rep, "MX %u %s  (not resolved: over %d targets)", h->preference,
                              h->host, MD_MX_HOSTS_MAX);
-    else if (h->naddresses == 0)
-        md_report_add_detail(rep, "MX %u %s -> no address (A %s, AAAA %s)", h->preference, h->host,
+    else if (h->naddresses == 0)   /* a lookup that failed says nothing about the address */
+        md_report_add_detail(rep, "MX %u %s -> %s (A %s, AAAA %s)", h->preference, h->host,
+                             md_dns_outcome_is_temporary(h->a) || md_dns_outcome_is_temporary(h->aaaa)
+                             ? "address unknown" : "no address",
                              md_dns_outcome_name(h->a), md_dns_outcome_name(h->aaaa));
     else
         md_report_add_detail(rep, "MX %u %s%s%s -> %s", h->preference, h->host,

@@ -185,6 +185,7 @@ static const md_catalogue_entry catalogue[] = {
     { "bounce.delivered", MD_SEV_OK, "a delivery report that is no failure (delivered, relayed, expanded)" },
     { "bounce.none", MD_SEV_OK, "the message is not a bounce: skipped" },
     { "bounce.malformed", MD_SEV_WARNING, "a report that cannot be read safely: skipped, nothing applied" },
+    { "bounce.mailbox_error", MD_SEV_UNKNOWN, "the bounce mailbox could not be read (IMAP server down, TLS, login, folder, Maildir)" },
     /* --- end bounces --- */
     /* arrival (lib/arrival): did a message that was sent arrive */
     { "delivery.found", MD_SEV_OK, "the message arrived in the folder watched" },

@@ -349,8 +349,15 @@ static md_status relay(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_res
     struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai = NULL;
     int gr = getaddrinfo(host, NULL, &hints, &ai);
     if (gr != 0 || ai == NULL) {
-        md_report_add(res->findings, "smtp.resolve.failed", MD_SEV_DEFAULT, "%s: %s", host,
-                      gr ? gai_strerror(gr) : "no IPv4 address");
+        /* EAI_AGAIN: the resolver could not answer, which says nothing
+         * about the name: unknown, never "no such host". */
+        if (gr == EAI_AGAIN)
+            md_report_add(res->findings, "dns.temporary", MD_SEV_UNKNOWN,
+                          "the address lookup for the relay %s failed temporarily (%s): the route is unknown",
+                          host, gai_strerror(gr));
+        else
+            md_report_add(res->findings, "smtp.resolve.failed", MD_SEV_DEFAULT, "%s: %s", host,
+                          gr ? gai_strerror(gr) : "no IPv4 address");
         res->phase = MD_SMTP_PHASE_RESOLVE;
         snprintf(res->host, sizeof res->host, "%s", host);
         res->outcome = gr == EAI_AGAIN ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
@@ -378,7 +385,13 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
     md_mx_route *route = md_mx_resolve_wait(req->dns, domain, deadline, &merr);
     res->phase = MD_SMTP_PHASE_RESOLVE;
     if (route == NULL) {
-        md_report_add(res->findings, "smtp.no_route", MD_SEV_WARNING, "%s", merr.text);
+        /* The deadline came before the MX answers: the route is unknown,
+         * not missing.  A recipient domain that is no domain name is. */
+        if (merr.status == MD_TEMPFAIL)
+            md_report_add(res->findings, "dns.temporary", MD_SEV_UNKNOWN,
+                          "the MX lookup for %s did not finish in time: the route is unknown", domain);
+        else
+            md_report_add(res->findings, "smtp.no_route", MD_SEV_WARNING, "%s", merr.text);
         res->outcome = merr.status == MD_TEMPFAIL ? MD_SMTP_DEFERRED : MD_SMTP_FAILED;
         return MD_OK;
     }
@@ -447,10 +460,12 @@ static md_status direct(md_smtp_ctx *ctx, const md_smtp_request *req, md_smtp_re
             if (f->severity != MD_SEV_OK)
                 md_report_add(res->findings, f->id, f->severity, "%s", f->summary);
         }
+        /* A route whose lookup failed is unknown (the MX check's
+         * dns.temporary says so), not missing. */
         if (internal)
             md_report_add(res->findings, "smtp.no_route", MD_SEV_DEFAULT,
                           "every MX address of %s is internal: nothing was sent", domain);
-        else
+        else if (md_report_status(judged) != MD_SEV_UNKNOWN)
             md_report_add(res->findings, "smtp.no_route", MD_SEV_DEFAULT,
                           "no MX host of %s has an IPv4 address to try", domain);
         res->phase = MD_SMTP_PHASE_RESOLVE;

@@ -1017,6 +1017,22 @@ static int lint_count(lint *l, md_spf_node *node, const char *term, const char *
     return -1;
 }
 
+/* A term's lookup failed: whether it is void (or names too many hosts) is
+ * unknown, and a receiver reaching the term sees temperror.  Returns 1
+ * when a failed (a finding added), else 0. */
+static int lint_temp(lint *l, const char *term, const char *domain, const char *type,
+                     const md_dns_answer *a)
+{
+    char line[600];
+    if (!is_temp(a))
+        return 0;
+    snprintf(line, sizeof line, "%s %s for '%s' in %s: %s %s", type, a->qname ? a->qname : "?", term,
+             domain, md_dns_outcome_name(a->outcome), a->detail);
+    lint_add(l, "spf.dns_temporary", MD_SEV_UNKNOWN,
+             "a DNS lookup failed temporarily: receivers would see temperror", line);
+    return 1;
+}
+
 /* Counts one void lookup.  Returns 0, or -1 (walk stopped) over the limit. */
 static int lint_void(lint *l, const char *term, const char *domain)
 {
@@ -1187,6 +1203,8 @@ static void lint_node(lint *l, const char *domain, md_spf_via via, md_spf_node *
             e->cur = domain;
         } else if (t->mech == M_MX) {
             const md_dns_answer *m = lookup(e, target, MD_DNS_MX);
+            if (lint_temp(l, t->text, domain, "MX", m))
+                continue;
             if (is_void(m))
                 lint_void(l, t->text, domain);
             else if (m->n > MD_SPF_MAX_NAMES)
@@ -1195,10 +1213,13 @@ static void lint_node(lint *l, const char *domain, md_spf_via via, md_spf_node *
         } else if (t->mech == M_A) {
             const md_dns_answer *a4 = lookup(e, target, MD_DNS_A);
             const md_dns_answer *a6 = lookup(e, target, MD_DNS_AAAA);
+            if (lint_temp(l, t->text, domain, "A", a4) || lint_temp(l, t->text, domain, "AAAA", a6))
+                continue;
             if (is_void(a4) && is_void(a6))
                 lint_void(l, t->text, domain);
         } else if (t->mech == M_EXISTS) {
-            if (is_void(lookup(e, target, MD_DNS_A)))
+            const md_dns_answer *ex = lookup(e, target, MD_DNS_A);
+            if (!lint_temp(l, t->text, domain, "A", ex) && is_void(ex))
                 lint_void(l, t->text, domain);
         }
     }

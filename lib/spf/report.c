@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *md_spf_via_name(md_spf_via v)
 {
@@ -248,7 +249,18 @@ static json_t *libspf2_json(const md_spf_libspf2 *l)
     return o;
 }
 
-static void tree_lines(md_report *rep, const md_spf_node *n, int depth)
+/* How a node without a record reads: "(no SPF record)", unless its TXT
+ * lookup failed, which says nothing about the record. */
+static const char *no_record_text(const md_spf_result *r, const md_spf_node *n)
+{
+    for (size_t i = 0; n->domain && i < r->nqueries; i++)
+        if (r->queries[i].type == MD_DNS_TXT && md_dns_outcome_is_temporary(r->queries[i].outcome)
+            && strcasecmp(r->queries[i].name, n->domain) == 0)
+            return "(SPF record unknown: the lookup failed)";
+    return "(no SPF record)";
+}
+
+static void tree_lines(md_report *rep, const md_spf_result *r, const md_spf_node *n, int depth)
 {
     if (n == NULL || depth > 40)
         return;
@@ -265,9 +277,9 @@ static void tree_lines(md_report *rep, const md_spf_node *n, int depth)
                          n->has_result ? "result " : "",
                          n->has_result ? md_spf_code_name(n->result) : "",
                          n->has_result ? "" : "lint", n->lookups,
-                         n->record ? n->record : "(no SPF record)");
+                         n->record ? n->record : no_record_text(r, n));
     for (size_t i = 0; i < n->nchildren; i++)
-        tree_lines(rep, n->children[i], depth + 1);
+        tree_lines(rep, r, n->children[i], depth + 1);
 }
 
 void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags)
@@ -291,7 +303,7 @@ void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags)
         if (!(flags & MD_SPF_DESCRIBE_NO_QUERIES))
             md_report_set(rep, "queries", queries_json(r));
         if (text)
-            tree_lines(rep, r->tree, 0);
+            tree_lines(rep, r, r->tree, 0);
         return;
     case MD_SPF_INVALID:
         md_report_set(rep, "result", jlit(md_spf_code_name(r->result)));
@@ -338,5 +350,5 @@ void md_spf_describe(const md_spf_result *r, md_report *rep, unsigned flags)
         md_report_add_detail(rep, "explanation: %s", r->explanation);
     if (r->received_spf)
         md_report_add_detail(rep, "%s", r->received_spf);
-    tree_lines(rep, r->tree, 0);
+    tree_lines(rep, r, r->tree, 0);
 }

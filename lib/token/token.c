@@ -1,7 +1,7 @@
 /*
  * lib/token: HMAC-SHA256 signed tokens (see token.h for the format).
- * OpenSSL does the cryptography: HMAC(), EVP base64, RAND_bytes,
- * CRYPTO_memcmp, OPENSSL_cleanse.
+ * OpenSSL does the cryptography: HMAC(), EVP base64, CRYPTO_memcmp,
+ * OPENSSL_cleanse; new keys come from the kernel (md_random_bytes).
  */
 #include "config.h"
 #include "token.h"
@@ -107,7 +107,7 @@ size_t md_token_keys_count(const md_token_keys *k) { return k->n; }
 md_token_keys *md_token_keys_throwaway(md_error *err)
 {
     md_token_keys *k = keys_alloc();
-    if (RAND_bytes(k->key[0], 32) != 1) {
+    if (md_random_bytes(k->key[0], 32) != 0) {
         md_token_keys_free(k);
         md_error_set(err, MD_INTERNAL, "token.key", "the system random generator failed");
         return NULL;

@@ -485,7 +485,7 @@ class Usage(unittest.TestCase):
         for extra, words in (
                 (["--await-timeout", "5"], "go with --await"),
                 (["--await", "imaps://u@127.0.0.1/", "--dry-run"], "not with --dry-run"),
-                (["--await", "imaps://u@127.0.0.1/", "-q", "rcpt"], "not with --dry-run or --quit-after"),
+                (["--await", "imaps://u@127.0.0.1/", "--quit-after", "rcpt"], "not with --dry-run or --quit-after"),
                 (["--await", "imaps://u@127.0.0.1/", "--await-timeout", "0"], "--await-timeout"),
                 (["--await", "imaps://u@127.0.0.1/", "--await-timeout", "x"], "--await-timeout"),
                 (["--await", "imaps://u:pw@127.0.0.1/"], "must not hold the password"),

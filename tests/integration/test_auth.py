@@ -143,7 +143,7 @@ class Auth(unittest.TestCase):
         self.assertFinding(o, "mtasts.policy_host", "warning", run)
 
     def test_input_forms(self):
-        o, run = self.auth("GOOD.Auth.Test.", "-s", "sel1")
+        o, run = self.auth("GOOD.Auth.Test.", "--dkim-selector", "sel1")
         self.assertEqual((o["domain"], o["status"]), ("good.auth.test", "ok"), run)
         o, run = self.auth("bücher.auth.test")
         self.assertEqual(o["domain"], "xn--bcher-kva.auth.test", run)
@@ -152,10 +152,10 @@ class Auth(unittest.TestCase):
         self.assertFinding(o, "input.invalid_domain", "unknown", run)
 
     def test_text_and_usage(self):
-        _, run = self.auth("good.auth.test", "-s", "sel1", json=False)
+        _, run = self.auth("good.auth.test", "--dkim-selector", "sel1", json=False)
         self.assertEqual(run.rc, 0, run)
         self.assertIn("DKIM sel1: rsa 2048 bits", run.out, run)
-        for args in ([], ["--bogus", "x.test"], ["-s", "", "x.test"]):
+        for args in ([], ["--bogus", "x.test"], ["--dkim-selector", "", "x.test"]):
             run = mdlab.run_tool([BIN] + args)
             self.assertEqual(run.rc, 3, run)
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Unix manners shared by the tools: a closed pipe ends a run quietly, SIGINT and
 SIGTERM end a bulk run at a complete line with a summary on stderr and exit
-130/143, empty input is UNKNOWN (never green), TERM=dumb turns colour off, and the
-dispatcher treats an option where a tool name belongs as a usage error.
+130/143 (maildiag-mx, -spf, -send --count/--file, maildiag-user import, whose
+import rolls back whole, and bounces), empty input is UNKNOWN (never green), a
+progress line goes to stderr when it is a terminal, TERM=dumb turns colour off,
+and the dispatcher treats an option where a tool name belongs as a usage error.
 
-DNS comes from the scripted responder (tests/lab/dnsscript.py) on 127.0.0.1.
+DNS comes from the scripted responder (tests/lab/dnsscript.py), SMTP from
+Postfix's smtp-sink, both on 127.0.0.1.
 Environment: MAILDIAG_BIN_DIR, MAILDIAG_TESTS_DIR.  Exit 0 pass, 1 fail, 77 skip.
 """
 
@@ -25,6 +28,7 @@ _TESTS = os.environ.get("MAILDIAG_TESTS_DIR") or os.path.dirname(
 sys.path.insert(0, os.path.join(_TESTS, "lab"))
 
 import mdlab  # noqa: E402
+import smtplab  # noqa: E402
 
 # fast.manners.test answers at once (healthy MX); *.slow.manners.test never
 # answers, so a run over them is still busy when the signal comes.
@@ -202,6 +206,143 @@ class Manners(unittest.TestCase):
         dumb = self.on_tty(argv, {"TERM": "dumb"})
         self.assertIn(b"fast.manners.test", dumb)
         self.assertNotIn(b"\x1b[", dumb, "TERM=dumb must get no escape sequences: %r" % dumb)
+
+    # ------------------------------------------------------------ maildiag-send
+
+    def send_argv(self, port, *extra):
+        return [mdlab.tool_path("maildiag-send"), "--from", "noreply@example.com", "--server",
+                "127.0.0.1:%d" % port, "--tls", "off", "--to", "a@example.com", "--json"] + list(extra)
+
+    def test_send_closed_pipe_is_quiet_and_stops(self):
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        with smtplab.Sink(dump_dir=d) as sink:
+            rc, err = self.closed_pipe(self.send_argv(sink.port, "--count", "300"))
+            time.sleep(0.3)
+            sent = len(sink.dumps())
+        self.assertEqual(err, "", "a closed pipe must end quietly; stderr: %r" % err)
+        self.assertEqual(rc, -signal.SIGPIPE, "ends by SIGPIPE as cat does (rc %r)" % rc)
+        self.assertLess(sent, 300, "sending must stop when nobody reads the results")
+
+    def test_send_sigint_ends_at_a_complete_line(self):
+        # smtp-sink waits a second before it answers DATA: the run is busy when the signal comes
+        with smtplab.Sink(args=["-w", "1"]) as sink:
+            for sig, want in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+                with self.subTest(sig=sig):
+                    self.interrupted(self.send_argv(sink.port, "--count", "20"), sig, want, "sends", 1)
+
+    def test_send_empty_input_is_unknown(self):
+        for argv in ([], ["--json"], ["--plugin"]):
+            run = mdlab.run_tool([mdlab.tool_path("maildiag-send"), "--server", "127.0.0.1:1", "--file",
+                                  "/dev/null"] + argv)
+            self.assertEqual(run.rc, 3, "nothing sent must be UNKNOWN\n%s" % run)
+            self.assertNotIn("OK", run.out, run)
+
+    def test_send_progress_on_a_terminal(self):
+        with smtplab.Sink() as sink:
+            err = self.stderr_on_tty(self.send_argv(sink.port, "--count", "3"))
+        self.assertIn(b"sends done", err)
+        with smtplab.Sink() as sink:   # not a terminal: no progress line
+            run = mdlab.run_tool(self.send_argv(sink.port, "--count", "3"))
+        self.assertNotIn("sends done", run.err)
+
+    # ------------------------------------------------------------ maildiag-user import, bounces
+
+    def new_store(self):
+        uri = "sqlite:" + os.path.join(tempfile.mkdtemp(dir=self.tmp.name), "store.db")
+        run = mdlab.run_tool([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "init"])
+        self.assertEqual(run.rc, 0, run)
+        return uri
+
+    def test_import_sigint_rolls_back_whole(self):
+        for sig, want in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            with self.subTest(sig=sig):
+                uri = self.new_store()
+                p = popen([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "import", "-"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                # half of the file, then the signal while the import waits for the rest
+                p.stdin.write(b"username,email\n" + b"".join(b"u%d,u%d@corp.test\n" % (i, i) for i in range(5000)))
+                p.stdin.flush()
+                time.sleep(1.0)
+                self.assertIsNone(p.poll(), "the import ended before the signal")
+                p.send_signal(sig)
+                try:
+                    out, err = p.communicate(timeout=15)
+                except BrokenPipeError:
+                    out, err = p.stdout.read(), p.stderr.read()
+                    p.wait(timeout=15)
+                err = err.decode()
+                self.assertEqual(p.returncode, want, err)
+                self.assertEqual(out, b"", "no result of an import that did not happen")
+                self.assertIn("interrupted by %s" % ("SIGINT" if sig == signal.SIGINT else "SIGTERM"), err)
+                self.assertIn("nothing was imported", err)
+                run = mdlab.run_tool([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "--json",
+                                      "export"])
+                self.assertEqual(run.out.strip().count("\n"), 0, "no account got in:\n%s" % run.out[:500])
+
+    def test_import_progress_on_a_terminal(self):
+        uri = self.new_store()
+        path = self.write("import.csv", ["username,email"] + ["p%d,p%d@corp.test" % (i, i) for i in range(20000)])
+        err = self.stderr_on_tty([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "import", path])
+        self.assertIn(b"import: ", err)
+        self.assertIn(b"MB read", err)
+
+    def test_export_closed_pipe_is_quiet(self):
+        uri = self.new_store()
+        path = self.write("export.csv", ["username,email"] + ["e%d,e%d@corp.test" % (i, i) for i in range(20000)])
+        run = mdlab.run_tool([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "import", path])
+        self.assertEqual(run.rc, 0, run)
+        rc, err = self.closed_pipe([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--store", uri, "export"])
+        self.assertEqual(err, "", "a closed pipe must end quietly; stderr: %r" % err)
+        self.assertEqual(rc, -signal.SIGPIPE, "ends by SIGPIPE as cat does (rc %r)" % rc)
+
+    def test_bounces_sigint(self):
+        # a message file that is a pipe nobody writes to: the run waits there for the signal
+        fifo = os.path.join(self.tmp.name, "bounce.fifo")
+        os.mkfifo(fifo)
+        plain = self.write("plain.eml", ["From: a@example.com", "To: b@example.com", "Subject: hi", "", "hello"])
+        p = popen([mdlab.tool_path("maildiag-user"), "-C", "/dev/null", "--json", "bounces", "--file", plain,
+                   "--file", fifo], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        self.assertIsNone(p.poll(), "the run ended before the signal")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=15)
+        self.assertEqual(p.returncode, 130, err)
+        j = json.loads(out)   # one complete object: what was done
+        self.assertEqual(j["counts"]["not_bounces"], 1, out)
+        self.assertIn("interrupted by SIGINT", err.decode())
+
+    def stderr_on_tty(self, argv):
+        """Runs argv with stderr on a pseudo-terminal (stdout to a pipe); returns stderr."""
+        master, slave = pty.openpty()
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=mdlab.tool_env())
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                r, _, _ = select.select([master], [], [], 30)
+                if not r:
+                    break
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+        p.communicate(timeout=30)
+        os.close(master)
+        return err
+
+    # ------------------------------------------------------------ colour in every tool
+
+    def test_term_dumb_every_tool(self):
+        for argv in ([self.spf, "-r", self.dns.resolver, "fast.manners.test"],
+                     [mdlab.tool_path("maildiag-auth"), "-r", self.dns.resolver, "fast.manners.test"],
+                     [mdlab.tool_path("maildiag-send"), "--server", "127.0.0.1:1", "--to", "a@example.com"]):
+            with self.subTest(tool=os.path.basename(argv[0])):
+                coloured = self.on_tty(argv, {"TERM": "xterm"})
+                self.assertIn(b"\x1b[", coloured, "a colour terminal gets colour (control check)")
+                dumb = self.on_tty(argv, {"TERM": "dumb"})
+                self.assertNotIn(b"\x1b[", dumb, "TERM=dumb must get no escape sequences: %r" % dumb)
 
     # ------------------------------------------------------------ dispatcher
 

@@ -247,11 +247,11 @@ class WireValues(unittest.TestCase):
     def test_helo_injection_from_the_config(self):
         # [mail] helo reaches the EHLO line: a bare CR in it is refused when
         # the configuration is read (a CR only ends a line), anything else
-        # that is no EHLO name when the send is checked; either way exit 3
-        # before anything is sent.
+        # that is no EHLO name where the setting is read, naming it; either
+        # way exit 3 before anything is sent.
         for name, helo, said, where in (
                 ("helo-cr", "client.example\rRCPT TO:<injected@victim.example>", "carriage return", "stderr"),
-                ("helo-space", "client.example RCPT TO:<injected@victim.example>", "EHLO name", "stdout")):
+                ("helo-space", "client.example RCPT TO:<injected@victim.example>", "[mail] helo", "stderr")):
             with self.subTest(said=said), smtplab.Hostile("record") as h:
                 conf, db = setup_store(name, h)
                 with open(conf) as f:

@@ -122,6 +122,29 @@ class PkgConfig(unittest.TestCase):
         self.assertGreater(len(declared), 100)
         self.assertEqual(sorted(declared - set(names)), [], "declared MD_API but not exported")
 
+    def test_tools_load_only_what_they_use(self):
+        """A tool loads the shared libraries of the modules it calls, no more
+        (the core archive and --as-needed): a process per message or per
+        lookup does not pay for the rest at every start.  --await runs the
+        maildiag-send-await build, the only send that loads libcurl and GMime."""
+        if shutil.which("readelf") is None:
+            self.skipTest("readelf (binutils) is not installed")
+
+        def needed(prog):
+            p = subprocess.run(["readelf", "-d", os.path.join(self.build, "tools", prog)],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return " ".join(re.findall(r"\(NEEDED\).*\[(.*?)\]", p.stdout))
+
+        heavy = ("libcurl", "libgmime", "libssl", "libesmtp", "libspf2")
+        for prog in ("maildiag-user", "maildiag-selfcheck"):
+            self.assertFalse([h for h in heavy if h in needed(prog)], "%s: %s" % (prog, needed(prog)))
+        send = needed("maildiag-send")
+        self.assertIn("libesmtp", send)
+        self.assertFalse([h for h in ("libcurl", "libgmime", "libspf2") if h in send], send)
+        self.assertIn("libcurl", needed("maildiag-send-await"))
+        self.assertIn("libgmime", needed("maildiag-send-await"))
+
     def test_names_the_licence(self):
         self.assertIn("license=MIT", self.pc_text)
         self.assertEqual(self.pkg("--variable=license"), ["MIT"])

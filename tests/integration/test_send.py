@@ -32,6 +32,11 @@ PKI = None
 FROM = "noreply@example.com"
 TO = "user@example.com"
 RC = {"accepted": 0, "deferred": 1, "rejected": 2, "failed": 2}
+STATUS_RC = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+# the statuses a result can print: accepted is ok, or warning when a finding
+# warns (no STARTTLS offered ...); the exit status is always the one printed
+RESULT_STATUS = {"accepted": ("ok", "warning"), "deferred": ("warning", "unknown"),
+                 "rejected": ("critical",), "failed": ("critical", "unknown")}
 
 
 def setUpModule():
@@ -76,7 +81,8 @@ class SendCase(unittest.TestCase):
         self.assertEqual(j["result"], result, "result\n%s" % run)
         if phase:
             self.assertEqual(j["phase"], phase, "phase\n%s" % run)
-        self.assertEqual(run.rc, RC[result], "exit code\n%s" % run)
+        self.assertIn(j["status"], RESULT_STATUS[result], "status\n%s" % run)
+        self.assertEqual(run.rc, STATUS_RC[j["status"]], "exit code = the status printed\n%s" % run)
         for k in ("to", "route", "result", "phase", "reply", "queue_id", "message_id", "tls",
                   "transcript", "findings"):
             self.assertIn(k, j, "JSON key %s\n%s" % (k, run))
@@ -144,7 +150,7 @@ class SinkCases(SendCase):
                  (["-Q", "RCPT"], "deferred", "rcpt", "smtp.rcpt.deferred")]
         for args, result, phase, finding in cases:
             with smtplab.Sink(args=args) as sink:
-                for probe in ([], ["-q", "rcpt"]) if phase != "data" else ([],):
+                for probe in ([], ["--quit-after", "rcpt"]) if phase != "data" else ([],):
                     run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--json", *probe)
                     j = self.assertOutcome(run, result, phase)
                     self.assertIn(finding, self.ids(j), run)
@@ -165,14 +171,14 @@ class SinkCases(SendCase):
     def test_quit_after_each_phase(self):
         with smtplab.Sink() as sink:
             for phase in ("connect", "banner", "ehlo", "mail", "rcpt"):
-                run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-q", phase, "--json")
+                run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--quit-after", phase, "--json")
                 j = self.assertOutcome(run, "accepted", phase)
 
     def test_count_sends_many(self):
         d = tempfile.mkdtemp(dir=TMP)
         with smtplab.Sink(dump_dir=d) as sink:
-            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "--to", "b@example.com",
-                            "--count", "3", "--json")
+            run = self.send("--server", "127.0.0.1:%d" % sink.port, "--tls", "off", "--to", TO,
+                            "--to", "b@example.com", "--count", "3", "--json")
             time.sleep(0.3)
             n = len(sink.dumps())
         self.assertEqual(run.rc, 0, run)
@@ -198,7 +204,9 @@ class SinkCases(SendCase):
     def test_text_verdict(self):
         with smtplab.Sink() as sink:
             run = self.send("--server", "127.0.0.1:%d" % sink.port, "--to", TO, "-v")
-        self.assertEqual(run.rc, 0, run)
+        # accepted, with the warning that smtp-sink offers no STARTTLS: exit 1, as printed
+        self.assertEqual(run.rc, 1, run)
+        self.assertIn("user@example.com: WARNING", run.out)
         self.assertRegex(run.out.splitlines()[0], r"^user@example.com: accepted by 127\.0\.0\.1 in \d+ ms$")
         self.assertIn("> MAIL FROM:<noreply@example.com>", run.out)
 
@@ -271,7 +279,7 @@ class TlsAuthCases(SendCase):
             f.write("wrong\n")
         os.chmod(bad, 0o600)
         with self.server(login_only=True) as srv:
-            for probe in ([], ["-q", "auth"], ["-q", "rcpt"]):
+            for probe in ([], ["--quit-after", "auth"], ["--quit-after", "rcpt"]):
                 run = self.send("--server", "localhost:%d" % srv.port, "--ca-file", self.pki["ca"], "--user", "alice",
                                 "--password-file", self.pwfile, "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "accepted")
@@ -301,7 +309,7 @@ class TlsAuthCases(SendCase):
 
     def test_expired_certificate(self):
         with self.server(cert="expired") as srv:
-            for probe in ([], ["-q", "starttls"]):
+            for probe in ([], ["--quit-after", "starttls"]):
                 run = self.send("--server", "localhost:%d" % srv.port, "--tls", "required", "--ca-file",
                                 self.pki["ca"], "--to", TO, "--json", *probe)
                 j = self.assertOutcome(run, "failed", "starttls")
@@ -408,7 +416,7 @@ class DirectCases(SendCase):
     def test_internal_mx_refused(self):
         # Without --allow-internal an MX on 127.0.0.x is refused: nothing is sent.
         before = len(os.listdir(self.ok_dir))
-        for probe in ([], ["-q", "rcpt"]):
+        for probe in ([], ["--quit-after", "rcpt"]):
             run = self.send("--direct", "--resolver", self.nsd.resolver, "--to", "user@refused.send.test", "--json",
                             "--timeout", "10", *probe, env={"MAILDIAG_SMTP_PORT": str(self.port)})
             j = self.assertOutcome(run, "failed", "resolve")
@@ -434,7 +442,7 @@ class HostileCases(SendCase):
         return run
 
     def check(self, mode, finding, phase=None, extra=()):
-        for probe in ([], ["-q", "rcpt"]):
+        for probe in ([], ["--quit-after", "rcpt"]):
             run = self.hostile(mode, *(list(extra) + probe))
             self.assertLess(run.elapsed, 5.0, "took too long\n%s" % run)
             j = self.assertOutcome(run, "failed", phase)
@@ -442,7 +450,7 @@ class HostileCases(SendCase):
 
     def test_connect_timeout(self):
         with smtplab.SynHang() as sh:
-            for probe in ([], ["-q", "banner"]):
+            for probe in ([], ["--quit-after", "banner"]):
                 run = self.send("--server", "127.0.0.1:%d" % sh.port, "--to", TO, "--timeout", "2", "--json",
                                 *probe, timeout=20)
                 self.assertLess(run.elapsed, 4.0, "took too long\n%s" % run)
@@ -682,7 +690,7 @@ class MessageCases(SendCase):
 
     def test_usage_errors(self):
         for args in ([], ["--to", TO], ["--to", TO, "--server", "x", "--direct"], ["--to", TO, "-T", "nope", "--dry-run"],
-                     ["--to", TO, "--server", "[::1]:25"], ["--to", TO, "--server", "h", "-q", "data"]):
+                     ["--to", TO, "--server", "[::1]:25"], ["--to", TO, "--server", "h", "--quit-after", "data"]):
             run = self.send(*args)
             self.assertEqual(run.rc, 3, run)
 

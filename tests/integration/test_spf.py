@@ -323,7 +323,7 @@ class Evaluate(SpfCase):
     def test_bulk_survives_crashes(self):
         mdlab.require_test_hooks("MAILDIAG_SPF_FAULT")
         stdin = "".join("%s u@pass.spf.test\n" % IP for _ in range(6))
-        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "-c", "2"]
+        argv = [BIN, "--resolver", NSD.resolver, "--json", "--file", "-", "--concurrency", "2"]
         run = mdlab.run_tool(argv, stdin=stdin.encode(), env={"MAILDIAG_SPF_FAULT": "libspf2-crash"})
         objs = mdlab.json_results(run)
         self.assertEqual([o["result"] for o in objs], ["pass"] * 6, run)

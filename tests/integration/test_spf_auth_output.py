@@ -140,18 +140,18 @@ def spf_cases():
         ("eval no-libspf2", "nsd", ev("--ip", IP, "--from", "u@total.spf.test", "--no-libspf2"), None, None),
         ("eval bad domain", "nsd", ev("--ip", IP, "--from", "u@localhost"), None, None),
         ("eval quiet pass", "nsd", ev("--quiet", "--ip", IP, "--from", "u@pass.spf.test"), None, None),
-        ("bulk", "nsd", ev("--file", "-", "-c", "1"),
+        ("bulk", "nsd", ev("--file", "-", "--concurrency", "1"),
          "".join("%s u@%s.spf.test mail.example.com\n" % (IP, d)
                  for d in ("pass", "fail", "total", "void3", "two", "mx11", "redir", "macro"))
          + "# comment\n\nnot-an-ip x@y.test\n192.0.2.1\n2001:db8::1 <> helo.spf.test\n", None),
-        ("bulk quiet", "nsd", ev("--quiet", "--file", "-", "-c", "1"),
+        ("bulk quiet", "nsd", ev("--quiet", "--file", "-", "--concurrency", "1"),
          "%s u@pass.spf.test\n%s u@fail.spf.test\n" % (IP, IP), None),
         ("lint several", "nsd", ev("good.spf.test", "bad..name", "b\u00fccher.spf.test",
                                    "x"), None, None),
         ("lint quiet", "nsd", ev("--quiet", "good.spf.test", "total.spf.test"), None, None),
         # input that is not text: bytes that are not UTF-8, control characters
         ("lint not utf-8", "nsd", ev("\udcff.spf.test", "a\x01b.spf.test"), None, None),
-        ("bulk not utf-8", "nsd", ev("--file", "-", "-c", "1"),
+        ("bulk not utf-8", "nsd", ev("--file", "-", "--concurrency", "1"),
          b"192.0.2.10 \xff@pass.spf.test\n\xff bad line\n192.0.2.10 u@pass.spf.test h\x01.test\n",
          None),
         ("eval servfail", "sd", ev("--ip", IP, "--from", "u@servfail.fail.test"), None, None),
@@ -174,8 +174,8 @@ def auth_cases():
     for d in AUTH_DOMAINS:
         cases.append(("auth %s" % d, "nsd", ["%s.auth.test" % d], None, None))
     cases += [
-        ("auth good selectors", "nsd", ["-s", "sel1", "-s", "ed", "good.auth.test"], None, None),
-        ("auth dk selectors", "nsd", [a for s in DKIM_SELECTORS for a in ("-s", s)]
+        ("auth good selectors", "nsd", ["--dkim-selector", "sel1", "--dkim-selector", "ed", "good.auth.test"], None, None),
+        ("auth dk selectors", "nsd", [a for s in DKIM_SELECTORS for a in ("--dkim-selector", s)]
          + ["dk.auth.test"], None, None),
         ("auth dk env selectors", "nsd", ["dk.auth.test"], None,
          {"MAILDIAG_DKIM_SELECTORS": "nope,long weak"}),
@@ -183,9 +183,9 @@ def auth_cases():
         ("auth several", "nsd", ["bare.test", "GOOD.Auth.Test.", "b\u00fccher.auth.test", "bad..name",
                                  "localhost"], None, None),
         ("auth not utf-8", "nsd", ["\udcff.test", "a\x01b.test"], None, None),
-        ("auth tmp", "sd", ["-s", "sel", "tmp.test"], None, None),
+        ("auth tmp", "sd", ["--dkim-selector", "sel", "tmp.test"], None, None),
         ("auth ext", "sd", ["ext.test"], None, None),
-        ("auth org", "sd", ["-s", "sel", "-s", "k2", "-s", "k3", "-s", "k4", "org.test"], None, None),
+        ("auth org", "sd", ["--dkim-selector", "sel", "--dkim-selector", "k2", "--dkim-selector", "k3", "--dkim-selector", "k4", "org.test"], None, None),
         ("auth org subdomain", "sd", ["a.b.org.test"], None, None),
         ("auth loop", "sd", ["fan9.loop.test", "wide.test"], None, None),
     ]

@@ -60,7 +60,7 @@ class Valgrind(unittest.TestCase):
         r = ["--resolver", self.nsd.resolver, "--timeout", "2"]
         lines = "".join("192.0.2.10 u@%s.spf.test h.example.com\n" % d
                         for d in ("pass", "fail", "total", "two", "mx11", "redir")) + "bad line\n"
-        self.clean([self.spf] + r + ["--json", "--file", "-", "-c", "2"], stdin=lines.encode())
+        self.clean([self.spf] + r + ["--json", "--file", "-", "--concurrency", "2"], stdin=lines.encode())
         self.clean([self.spf] + r + ["total.spf.test", "long.spf.test", "two.spf.test",
                                      "syntax.spf.test", "nospf.spf.test", "bad..name"])
 
@@ -70,11 +70,12 @@ class Valgrind(unittest.TestCase):
 
     def test_auth(self):
         r = ["--resolver", self.nsd.resolver, "--timeout", "2", "--json"]
-        self.clean([self.auth] + r + ["-s", "sel1", "-s", "ed", "good.auth.test", "bare.test",
+        self.clean([self.auth] + r + ["--dkim-selector", "sel1", "--dkim-selector", "ed", "good.auth.test", "bare.test",
                                       "sub.inherit.auth.test", "unauth.auth.test", "multi.auth.test",
                                       "badtags.auth.test", "bad.auth.test", "bad..name"])
-        self.clean([self.auth] + r + ["-s", "weak", "-s", "garbage", "-s", "revoked", "-s",
-                                      "testing", "-s", "absent", "dk.auth.test"])
+        self.clean([self.auth] + r + ["--dkim-selector", "weak", "--dkim-selector", "garbage",
+                                      "--dkim-selector", "revoked", "--dkim-selector", "testing",
+                                      "--dkim-selector", "absent", "dk.auth.test"])
 
 
 if __name__ == "__main__":

@@ -426,6 +426,57 @@ def json_results(run):
     return objs
 
 
+# ---------------------------------------------------------------- output formats
+
+STATUS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+
+
+def text_status(out):
+    """The status a report's text shows: its first "SUBJECT: STATE" line, lower case."""
+    import re
+    for line in out.splitlines():
+        m = re.search(r": (OK|WARNING|CRITICAL|UNKNOWN)$", line)
+        if m:
+            return m.group(1).lower()
+    raise AssertionError("no 'SUBJECT: STATE' line in:\n%s" % out)
+
+
+def parse_plugin(out):
+    """A monitoring-plugin line, parsed as the monitoring-plugins guidelines
+    give it ("Plugin Output": TEXT | PERFDATA; perfdata items separated by
+    blanks, 'label'=value[UOM];[warn];[crit];[min];[max], a label in single
+    quotes when it holds blanks or '=', a quote in it doubled).  Returns
+    (label, state, text, [{"label", "value", "uom", "warn", "crit", "min",
+    "max"}]); raises AssertionError on anything else."""
+    import re
+    lines = out.splitlines()
+    if len(lines) != 1:
+        raise AssertionError("a plugin writes one line, not %d:\n%s" % (len(lines), out))
+    line = lines[0]
+    text, sep, perf = line.partition("|")
+    m = re.match(r"^(\S+) (OK|WARNING|CRITICAL|UNKNOWN) - (.+?) ?$", text)
+    if not m:
+        raise AssertionError("not 'LABEL STATE - text': %r" % line)
+    items = []
+    rest = perf.strip() if sep else ""
+    num = r"-?[0-9]+(?:\.[0-9]+)?"
+    rng = r"@?(?:~|%s)?(?::(?:%s)?)?" % (num, num)
+    item = re.compile(r"('(?:[^']|'')+'|[^'= ]+)=(%s)(s|ms|us|%%|B|KB|MB|TB|c)?"
+                      r"(?:;(%s)?(?:;(%s)?(?:;(%s)?(?:;(%s)?)?)?)?)?(?: |$)" % (num, rng, rng, num, num))
+    while rest:
+        mm = item.match(rest)
+        if not mm:
+            raise AssertionError("bad perfdata at %r in %r" % (rest, line))
+        label = mm.group(1)
+        if label.startswith("'"):
+            label = label[1:-1].replace("''", "'")
+        items.append({"label": label, "value": float(mm.group(2)), "uom": mm.group(3) or "",
+                      "warn": mm.group(4) or "", "crit": mm.group(5) or "", "min": mm.group(6) or "",
+                      "max": mm.group(7) or ""})
+        rest = rest[mm.end():]
+    return m.group(1), m.group(2).lower(), m.group(3), items
+
+
 # ---------------------------------------------------------------- runner
 
 # --- valgrind: one way for every *_valgrind test -------------------------

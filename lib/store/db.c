@@ -17,7 +17,8 @@
 
 #define DB_BUSY_TIMEOUT_MS 10000
 #define DB_BUSY_TIMEOUT_PATIENT_MS 60000
-#define DB_MAX_PARAMS 32
+#define DB_MAX_PARAMS 32            /* PostgreSQL */
+#define DB_MAX_PARAMS_SQLITE 512    /* SQLite: a multi-row INSERT (store_insert_batch) */
 
 typedef struct stmt_cache {
     const char *sql;        /* the caller's text (static in lib/store) */
@@ -84,6 +85,11 @@ struct db {
     size_t ncache;
     int in_tx;
 };
+
+int64_t db_changes(const db *d)
+{
+    return d->kind == DB_SQLITE ? (int64_t)sqlite3_changes(d->lite) : -1;
+}
 
 db_kind db_kind_of(const db *d)
 {
@@ -462,7 +468,7 @@ static md_status prepare(db *d, const char *sql, stmt_cache **out, md_error *err
         for (int i = 1; i <= n.nmap; i++) {
             const char *name = sqlite3_bind_parameter_name(n.st, i);
             long k = name && name[0] == '$' ? strtol(name + 1, NULL, 10) : i;
-            n.map[i] = k >= 1 && k <= DB_MAX_PARAMS ? (int)k - 1 : -1;
+            n.map[i] = k >= 1 && k <= DB_MAX_PARAMS_SQLITE ? (int)k - 1 : -1;
         }
     } else {
         snprintf(n.name, sizeof n.name, "md%zu", d->ncache);

@@ -63,6 +63,10 @@ typedef struct db_result {
 md_status db_open(const char *uri, unsigned flags, db **out, md_error *err);
 void db_close(db *d);
 db_kind db_kind_of(const db *d);
+/* SQLite: the rows the last INSERT, UPDATE or DELETE changed, also one that
+ * failed under OR FAIL (the rows before the failing one stay); -1 for
+ * PostgreSQL. */
+int64_t db_changes(const db *d);
 
 /* Runs SQL without parameters (DDL, several statements). */
 md_status db_exec(db *d, const char *sql, md_error *err);

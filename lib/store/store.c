@@ -80,6 +80,18 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H.
+ * Hinnant's days_from_civil); d may pass the month's end. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
 int md_store_time_parse(const char *s, int64_t *t)
 {
     if (s == NULL || *s == '\0')
@@ -91,7 +103,6 @@ int md_store_time_parse(const char *s, int64_t *t)
         *t = strtoll(s, NULL, 10);
         return 0;
     }
-    struct tm tm = { 0 };
     int y, mo, d, h = 0, mi = 0, se = 0;
     if (n < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
         digits(s + 8, 2, &d))
@@ -136,16 +147,14 @@ int md_store_time_parse(const char *s, int64_t *t)
     }
     if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
         return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    time_t v = timegm(&tm);
-    if (v == (time_t)-1 || (int64_t)v - off < TIME_MIN || (int64_t)v - off > TIME_MAX)
+    /* What timegm gives (a day past the month's end counts on into the
+     * next, as timegm normalizes it), by arithmetic: glibc's timegm
+     * searches for the time by repeated conversions, and an import runs
+     * this for up to three columns of every row. */
+    int64_t v = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    if (v - off < TIME_MIN || v - off > TIME_MAX)
         return -1;
-    *t = (int64_t)v - off;
+    *t = v - off;
     return 0;
 }
 
@@ -453,6 +462,31 @@ md_status store_address_keys(const char *email, unsigned key_flags, char *key, c
     return MD_OK;
 }
 
+#define INSERT_COLS \
+    " INTO accounts (username, email, email_normalized, email_canonical, email_domain," \
+    " email_verified, status, auth, sso_provider, pending_email, created_at, last_login_at," \
+    " password_changed_at) VALUES "
+#define INSERT_NCOLS 13
+
+/* The 13 values of one row, in INSERT_COLS's order. */
+static void row_params(const store_row *r, db_param *p)
+{
+    const md_store_account *a = &r->a;
+    p[0] = db_text(a->username);
+    p[1] = db_text(r->email);
+    p[2] = db_text(r->key);
+    p[3] = db_text(r->pkey[0] ? r->pkey : NULL);
+    p[4] = db_text(r->dom);
+    p[5] = db_int(a->email_verified ? 1 : 0);
+    p[6] = db_text(md_store_status_name(a->status));
+    p[7] = db_text(md_store_auth_name(a->auth));
+    p[8] = db_text(a->sso_provider);
+    p[9] = db_text(a->pending_email);
+    p[10] = db_int(a->created_at ? a->created_at : now_s());
+    p[11] = db_int0(a->last_login_at);
+    p[12] = db_int0(a->password_changed_at);
+}
+
 md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,
                                int64_t *id, md_error *err)
 {
@@ -461,35 +495,53 @@ md_status store_insert_account(md_store *s, const md_store_account *a, unsigned 
     md_status st = store_address_keys(a->email, key_flags, key, pkey, dom, email, err);
     if (st != MD_OK)
         return st;
-    db_param p[] = {
-        db_text(a->username), db_text(email), db_text(key), db_text(pkey[0] ? pkey : NULL),
-        db_text(dom), db_int(a->email_verified ? 1 : 0), db_text(md_store_status_name(a->status)),
-        db_text(md_store_auth_name(a->auth)), db_text(a->sso_provider), db_text(a->pending_email),
-        db_int(a->created_at ? a->created_at : now_s()), db_int0(a->last_login_at),
-        db_int0(a->password_changed_at),
-    };
+    store_row r = { .a = *a, .email = email, .key = key, .pkey = pkey, .dom = dom };
+    return store_insert_row(s, &r, id, err);
+}
+
+md_status store_insert_row(md_store *s, const store_row *r, int64_t *id, md_error *err)
+{
+    db_param p[INSERT_NCOLS];
+    row_params(r, p);
     static const char *const sql =
-        "INSERT INTO accounts (username, email, email_normalized, email_canonical, email_domain,"
-        " email_verified, status, auth, sso_provider, pending_email, created_at, last_login_at,"
-        " password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        "INSERT" INSERT_COLS "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     static const char *const sql_id =
-        "INSERT INTO accounts (username, email, email_normalized, email_canonical, email_domain,"
-        " email_verified, status, auth, sso_provider, pending_email, created_at, last_login_at,"
-        " password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        " RETURNING id";
+        "INSERT" INSERT_COLS "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+    md_status st;
     if (id == NULL) {
-        st = db_run(s->own, sql, p, 13, NULL, err);
+        st = db_run(s->own, sql, p, INSERT_NCOLS, NULL, err);
     } else {
-        db_result r;
-        st = db_run(s->own, sql_id, p, 13, &r, err);
+        db_result res;
+        st = db_run(s->own, sql_id, p, INSERT_NCOLS, &res, err);
         if (st == MD_OK) {
-            *id = r.nrows ? val_int(DB_VAL(&r, 0, 0)) : 0;
-            db_result_clear(&r);
+            *id = res.nrows ? val_int(DB_VAL(&res, 0, 0)) : 0;
+            db_result_clear(&res);
         }
     }
     if (st == MD_PERMFAIL)
         md_error_set(err, MD_PERMFAIL, "store.account", "the username '%s' exists already",
-                     a->username);
+                     r->a.username);
+    return st;
+}
+
+/* One INSERT of STORE_INSERT_BATCH rows, with positional parameters (a
+ * statement only SQLite runs). */
+#define ROW1 "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#define ROW4 ROW1 "," ROW1 "," ROW1 "," ROW1
+#define ROW16 ROW4 "," ROW4 "," ROW4 "," ROW4
+_Static_assert(STORE_INSERT_BATCH == 32, "the batch INSERT has 32 rows");
+
+md_status store_insert_batch(md_store *s, const store_row *rows, size_t *done, md_error *err)
+{
+    static const char *const sql = "INSERT OR FAIL" INSERT_COLS ROW16 "," ROW16;
+    db_param p[STORE_INSERT_BATCH * INSERT_NCOLS];
+    if (db_kind_of(s->own) != DB_SQLITE)
+        return md_error_set(err, MD_INTERNAL, "store.account", "a batch insert is for SQLite only");
+    for (size_t i = 0; i < STORE_INSERT_BATCH; i++)
+        row_params(&rows[i], p + i * INSERT_NCOLS);
+    md_status st = db_run(s->own, sql, p, STORE_INSERT_BATCH * INSERT_NCOLS, NULL, err);
+    int64_t n = db_changes(s->own);
+    *done = st == MD_OK ? STORE_INSERT_BATCH : n >= 0 && n < STORE_INSERT_BATCH ? (size_t)n : 0;
     return st;
 }
 

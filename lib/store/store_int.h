@@ -25,6 +25,23 @@ md_status store_address_keys(const char *email, unsigned key_flags, char *key, c
 /* Inserts one account inside the caller's transaction. */
 md_status store_insert_account(md_store *s, const md_store_account *a, unsigned key_flags,
                                int64_t *id, md_error *err);
+
+/* An account whose address store_address_keys has read: email (as
+ * stored), key, pkey ("" when none) and dom; a.email is not looked at. */
+typedef struct store_row {
+    md_store_account a;
+    const char *email, *key, *pkey, *dom;
+} store_row;
+/* store_insert_account for a row read already. */
+md_status store_insert_row(md_store *s, const store_row *r, int64_t *id, md_error *err);
+
+/* SQLite only: inserts STORE_INSERT_BATCH rows in one statement inside the
+ * caller's transaction.  A row that violates a constraint stops it with
+ * MD_PERMFAIL, the rows before it inserted (OR FAIL: no statement journal);
+ * *done is then that row's index.  The transaction stays open: the caller
+ * rolls it back. */
+#define STORE_INSERT_BATCH 32
+md_status store_insert_batch(md_store *s, const store_row *rows, size_t *done, md_error *err);
 /* Recomputes domain_stats inside the caller's transaction. */
 md_status store_refresh_domains(md_store *s, md_error *err);
 /* Adds or replaces a suppression inside the caller's transaction. */

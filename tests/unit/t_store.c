@@ -387,6 +387,183 @@ static void test_import(md_store *s, const char *uri)
     free(buf2);
 }
 
+/* The indexes of accounts, as text: name and definition of each. */
+static char *account_indexes(const char *uri)
+{
+    db *d = NULL;
+    db_result r;
+    md_error err = { 0 };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    const char *sql = strncmp(uri, "sqlite:", 7) == 0
+        ? "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'accounts' ORDER BY name"
+        : "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'accounts'"
+          " AND schemaname = current_schema() ORDER BY indexname";
+    if (db_open(uri, 0, &d, &err) == MD_OK && db_run(d, sql, NULL, 0, &r, &err) == MD_OK) {
+        for (size_t i = 0; i < r.nrows; i++)
+            fprintf(f, "%s: %s\n", DB_VAL(&r, i, 0), DB_VAL(&r, i, 1) ? DB_VAL(&r, i, 1) : "(constraint)");
+        db_result_clear(&r);
+    } else {
+        fprintf(f, "error: %s", err.text);
+    }
+    db_close(d);
+    fclose(f);
+    return out;
+}
+
+/* rows accounts big00000... at five domains, then the line tail (may be NULL). */
+static FILE *large_csv(unsigned rows, const char *tail)
+{
+    FILE *f = tmpfile();
+    fputs("email,username,status\n", f);
+    for (unsigned i = 0; i < rows; i++)
+        fprintf(f, "Big.%05u@d%u.large.example,big%05u,%s\n", i, i % 5, i, i % 3 ? "active" : "locked");
+    if (tail)
+        fputs(tail, f);
+    rewind(f);
+    return f;
+}
+
+/* 100 accounts bat000... (lines 2-101), line bad_at (if not 0) replaced by
+ * bad_text. */
+static FILE *batch_csv(unsigned bad_at, const char *bad_text, unsigned bad_at2, const char *bad_text2)
+{
+    FILE *f = tmpfile();
+    fputs("username,email\n", f);
+    for (unsigned line = 2; line < 102; line++) {
+        if (line == bad_at)
+            fputs(bad_text, f);
+        else if (line == bad_at2)
+            fputs(bad_text2, f);
+        else
+            fprintf(f, "bat%03u,bat%03u@batch.example\n", line, line);
+    }
+    rewind(f);
+    return f;
+}
+
+/* Rows go in several at a time: a refused row still names its own line,
+ * wherever it is in its group, and the first wrong line in the file is the
+ * one reported, whatever its kind. */
+static void test_import_batches(md_store *s)
+{
+    md_error err = { 0 };
+    unsigned long rows = 0;
+    md_store_account_list l;
+    static const struct { unsigned at; const char *text; unsigned at2; const char *text2;
+                          const char *want; md_status st; } bad[] = {
+        { 40, "bat035,other@batch.example\n", 0, NULL, "line 40: ", MD_PERMFAIL },   /* same group */
+        { 33, "bat002,other@batch.example\n", 0, NULL, "line 33: ", MD_PERMFAIL },   /* first of a group */
+        { 80, "bat003,other@batch.example\n", 0, NULL, "line 80: ", MD_PERMFAIL },   /* an earlier group */
+        { 101, "bat100,other@batch.example\n", 0, NULL, "line 101: ", MD_PERMFAIL }, /* the last row */
+        { 45, "big00001,other@batch.example\n", 0, NULL, "line 45: ", MD_PERMFAIL }, /* in the store */
+        { 10, "bat005,other@batch.example\n", 20, "bat020,not-an-address\n", "line 10: ", MD_PERMFAIL },
+        { 10, "bat010,not-an-address\n", 20, "bat005,other@batch.example\n", "line 10: ", MD_CONFIG },
+        { 70, "bat069,x@batch.example\n", 71, "\"open\n", "line 70: ", MD_PERMFAIL },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = batch_csv(bad[i].at, bad[i].text, bad[i].at2, bad[i].text2);
+        rows = 7;
+        md_status st = md_store_import_csv(s, f, 0, &AUD, &rows, &err);
+        fclose(f);
+        is_int(st, bad[i].st, "batch import %zu refused (%s)", i, err.text);
+        ok(strstr(err.text, bad[i].want) != NULL, "names the line: '%s' in '%s'", bad[i].want, err.text);
+        is_int(rows, 0, "nothing counted");
+        md_store_find_by_username(s, "bat002", &l, &err);
+        is_int(l.n, 0, "nothing imported");
+        md_store_account_list_clear(&l);
+    }
+    FILE *f = batch_csv(0, NULL, 0, NULL);
+    is_int(md_store_import_csv(s, f, 0, &AUD, &rows, &err), MD_OK, "a batch import (%s)", err.text);
+    fclose(f);
+    is_int(rows, 100, "every row counted");
+    static const char *const some[] = { "bat002", "bat033", "bat034", "bat097", "bat098", "bat101" };
+    for (size_t i = 0; i < sizeof some / sizeof some[0]; i++) {
+        md_store_find_by_username(s, some[i], &l, &err);
+        is_int(l.n, 1, "%s imported", some[i]);
+        md_store_account_list_clear(&l);
+    }
+    unsigned long n = 0;
+    md_store_domain_accounts(s, "batch.example", &n, &err);
+    is_int(n, 100, "the domain count");
+}
+
+/* An import larger than the store: SQLite makes the lookup indexes again
+ * after the rows.  Whether it succeeds or fails at its last line, the
+ * store has the same indexes, and the rows all or none. */
+static void test_import_large(md_store *s, const char *uri)
+{
+    enum { N = 25000 };
+    md_error err = { 0 };
+    unsigned long rows = 0;
+    md_store_account_list l;
+    char *before = account_indexes(uri);
+    ok(strstr(before, "accounts_email") && strstr(before, "accounts_domain"), "the indexes of accounts");
+    static const struct { const char *tail, *want; md_status st; } bad[] = {
+        { "bad,bad2,active\n", "line 25002: ", MD_CONFIG },                  /* not an address */
+        { "other@large.example,big00007,active\n", "line 25002: ", MD_PERMFAIL },  /* a username again */
+        { "\"open,x,active\n", "line 25002: ", MD_CONFIG },                 /* CSV syntax */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = large_csv(N, bad[i].tail);
+        rows = 7;
+        md_status st = md_store_import_csv(s, f, 0, &AUD, &rows, &err);
+        fclose(f);
+        is_int(st, bad[i].st, "a large import failing at its last line (%s)", err.text);
+        ok(strstr(err.text, bad[i].want) != NULL, "names the line: '%s' in '%s'", bad[i].want, err.text);
+        is_int(rows, 0, "nothing counted");
+        md_store_find_by_username(s, "big00000", &l, &err);
+        is_int(l.n, 0, "nothing imported");
+        md_store_account_list_clear(&l);
+        char *after = account_indexes(uri);
+        is_str(after, before, "the indexes as they were");
+        free(after);
+    }
+    FILE *f = large_csv(N, NULL);
+    is_int(md_store_import_csv(s, f, 0, &AUD, &rows, &err), MD_OK, "a large import (%s)", err.text);
+    fclose(f);
+    is_int(rows, N, "every row counted");
+    char *after = account_indexes(uri);
+    is_str(after, before, "the same indexes after it");
+    free(after);
+    free(before);
+    char key[MD_ADDRESS_MAX + 1];
+    key_of("big.12345@D0.large.example", key);
+    md_store_find_by_email(s, key, &l, &err);
+    is_int(l.n, 1, "found by its address");
+    if (l.n) {
+        is_str(l.v[0].username, "big12345", "the right account");
+        is_int(l.v[0].status, MD_STORE_LOCKED, "with its status");
+    }
+    md_store_account_list_clear(&l);
+    unsigned long n = 0;
+    md_store_domain_accounts(s, "d3.large.example", &n, &err);
+    is_int(n, N / 5, "the domain counts");
+    if (strncmp(uri, "sqlite:", 7) == 0) {
+        db *d = NULL;
+        db_result r;
+        md_status st = db_open(uri, 0, &d, &err);
+        if (st == MD_OK)
+            st = db_run(d, "PRAGMA integrity_check", NULL, 0, &r, &err);
+        if (st == MD_OK) {
+            is_str(r.nrows ? DB_VAL(&r, 0, 0) : "", "ok", "the file's integrity (indexes against rows)");
+            db_result_clear(&r);
+        } else {
+            ok(0, "integrity check: %s", err.text);
+        }
+        /* made again after the rows, the index is defined after every table */
+        if (st == MD_OK)
+            st = db_run(d, "SELECT (SELECT rowid FROM sqlite_master WHERE name = 'accounts_email')"
+                           " > (SELECT max(rowid) FROM sqlite_master WHERE type = 'table')", NULL, 0, &r, &err);
+        if (st == MD_OK) {
+            is_str(r.nrows ? DB_VAL(&r, 0, 0) : "", "1", "the lookup indexes were made after the rows");
+            db_result_clear(&r);
+        }
+        db_close(d);
+    }
+}
+
 static void test_product(md_store *s, const char *uri)
 {
     md_error err = { 0 };
@@ -640,6 +817,8 @@ int main(int argc, char **argv)
         test_logs(s);
         test_rate(s);
         test_import(s, uri);
+        test_import_large(s, uri);
+        test_import_batches(s);
         test_product(s, uri);
         test_faults(s, uri);
         md_store_free(s);

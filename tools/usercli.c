@@ -168,20 +168,6 @@ int ucli_helper_exec(const ucli *u, const char *name, char *const *argv)
     return -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int ucli_notify_run(const ucli *u, json_t *req, json_t **reply)
 {
     const char *path = ucli_notify_path();
@@ -213,7 +199,7 @@ int ucli_notify_run(const ucli *u, json_t *req, json_t **reply)
     in[0] = out[1] = -1;
     /* A helper that dies early must not kill us with SIGPIPE. */
     sigaction(SIGPIPE, &ign, &old);
-    int wrote = write_all(in[1], text, strlen(text));
+    int wrote = md_write_all(in[1], text, strlen(text));
     sigaction(SIGPIPE, &old, NULL);
     close(in[1]);
     in[1] = -1;
@@ -269,7 +255,7 @@ int ucli_notify_exec(const ucli *u, json_t *req)
         free(text);
         return -1;
     }
-    int wrote = write_all(p[1], text, strlen(text));
+    int wrote = md_write_all(p[1], text, strlen(text));
     free(text);
     close(p[1]);
     if (wrote != 0 || dup2(p[0], 0) < 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/random.h>
 
 const char *md_status_name(md_status st)
@@ -196,6 +197,24 @@ int md_random_bytes(void *buf, size_t n)
             return -1;
         p += r;
         n -= (size_t)r;
+    }
+    return 0;
+}
+
+int md_write_all(int fd, const void *s, size_t n)
+{
+    const char *p = s;
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;   /* no progress: never loop on it */
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
     }
     return 0;
 }

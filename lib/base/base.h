@@ -111,6 +111,9 @@ MD_API int64_t md_now_ms(void);
  * OpenSSL's generator and providers, whose set-up costs a short-lived
  * process more than its work.  0, or -1 when none could be had. */
 MD_API int md_random_bytes(void *buf, size_t n);
+/* Writes s[0..n) to fd whole, through short writes and EINTR.  0, or -1
+ * with errno. */
+MD_API int md_write_all(int fd, const void *s, size_t n);
 
 /* Allocation helpers that never return NULL for a non-zero size: they abort
  * on exhaustion, as maildiag cannot report anything useful without memory. */

@@ -126,18 +126,6 @@ json_t *md_diag_result_json(const md_diag_result *r)
 
 /* --- text ----------------------------------------------------------------------- */
 
-static const char *color(md_severity s, unsigned flags)
-{
-    if (!(flags & MD_TEXT_COLOR))
-        return "";
-    switch (s) {
-    case MD_SEV_OK: return "\033[32m";
-    case MD_SEV_WARNING: return "\033[33m";
-    case MD_SEV_CRITICAL: return "\033[31m";
-    default: return "\033[35m";
-    }
-}
-
 static void line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(FILE *out, const char *fmt, ...)
 {
@@ -157,11 +145,11 @@ int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
 {
     const char *reset = flags & MD_TEXT_COLOR ? "\033[0m" : "";
     if (r->verdict.set) {
-        fputs(color(r->verdict.severity, flags), out);
+        fputs(md_severity_color(r->verdict.severity, flags), out);
         line(out, "%s", r->verdict.summary);
         fputs(reset, out);
     } else {
-        fputs(color(MD_SEV_OK, flags), out);
+        fputs(md_severity_color(MD_SEV_OK, flags), out);
         line(out, "Nothing found that stops %s email to %s: every layer checked is ok.",
              r->email == MD_DIAG_EMAIL_ANY ? "the product's" :
              r->email == MD_DIAG_EMAIL_RESET ? "the password-reset" :
@@ -181,7 +169,7 @@ int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
                 break;
             }
         fprintf(out, "  %-10s %s%-8s%s %s%s\n", md_diag_layer_name((md_diag_layer_id)i),
-                color(l->status, flags), md_severity_label(l->status), reset, first,
+                md_severity_color(l->status, flags), md_severity_label(l->status), reset, first,
                 r->verdict.set && r->verdict.layer == (md_diag_layer_id)i ? "   <- first broken layer" : "");
     }
     for (int i = 0; i < MD_DIAG_NLAYERS; i++) {
@@ -193,7 +181,7 @@ int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
                 continue;
             if (!header++)
                 fprintf(out, "\n%s:\n", md_diag_layer_name((md_diag_layer_id)i));
-            fprintf(out, "  %s%s%s ", color(f->severity, flags), md_severity_label(f->severity), reset);
+            fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
             line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
                 line(out, "      %s", f->evidence[e]);

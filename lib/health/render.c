@@ -254,18 +254,6 @@ int md_health_write_plugin(const md_health_result *r, FILE *out, unsigned flags)
 
 /* --- text ------------------------------------------------------------------------------- */
 
-static const char *color(md_severity s, unsigned flags)
-{
-    if (!(flags & MD_TEXT_COLOR))
-        return "";
-    switch (s) {
-    case MD_SEV_OK: return "\033[32m";
-    case MD_SEV_WARNING: return "\033[33m";
-    case MD_SEV_CRITICAL: return "\033[31m";
-    default: return "\033[35m";
-    }
-}
-
 static void line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(FILE *out, const char *fmt, ...)
 {
@@ -286,7 +274,7 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
     const char *reset = flags & MD_TEXT_COLOR ? "\033[0m" : "";
     md_health_check_id ids[MD_HEALTH_NCHECKS];
     size_t n = order(r, ids);
-    fprintf(out, "%s: %s%s%s (%.2f s)\n\n", r->program ? r->program : "health", color(r->status, flags),
+    fprintf(out, "%s: %s%s%s (%.2f s)\n\n", r->program ? r->program : "health", md_severity_color(r->status, flags),
             md_severity_label(r->status),
             reset, r->elapsed_ms / 1000.0);
     char one[600];
@@ -296,17 +284,17 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
             continue;
         headline(r, (md_health_check_id)i, one, sizeof one);
         if (c->status == MD_SEV_OK) {
-            fprintf(out, "  %-6s %s%s%s\n", md_health_check_name((md_health_check_id)i), color(c->status, flags),
+            fprintf(out, "  %-6s %s%s%s\n", md_health_check_name((md_health_check_id)i), md_severity_color(c->status, flags),
                     md_severity_label(c->status), reset);
             continue;
         }
-        fprintf(out, "  %-6s %s%-8s%s ", md_health_check_name((md_health_check_id)i), color(c->status, flags),
+        fprintf(out, "  %-6s %s%-8s%s ", md_health_check_name((md_health_check_id)i), md_severity_color(c->status, flags),
                 md_severity_label(c->status), reset);
         line(out, "%s", one);
     }
     for (size_t i = 0; i < md_report_count(r->run); i++) {
         const md_finding *f = md_report_get(r->run, i);
-        fprintf(out, "  %s%s%s ", color(f->severity, flags), md_severity_label(f->severity), reset);
+        fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
         line(out, "%s: %s", f->id, f->summary);
     }
     char when[32];
@@ -329,7 +317,7 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
                 continue;
             if (!header++)
                 fprintf(out, "\n%s:\n", md_health_check_name(ids[i]));
-            fprintf(out, "  %s%s%s ", color(f->severity, flags), md_severity_label(f->severity), reset);
+            fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
             line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
                 line(out, "      %s", f->evidence[e]);

@@ -427,21 +427,6 @@ void md_health_compare(md_health_result *r, const md_health_state *prev)
 
 /* --- writing ------------------------------------------------------------------------ */
 
-static int write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 char *md_health_state_text(const md_health_result *r, const md_health_state *prev)
 {
     json_t *checks = json_object();
@@ -510,7 +495,7 @@ md_status md_health_state_save(const char *path, const md_health_result *r, cons
         st = md_error_set(err, MD_INTERNAL, "health.state", "cannot create %s: %s", tmp, strerror(errno));
         goto done;
     }
-    if (write_all(fd, text, len) != 0 || write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
+    if (md_write_all(fd, text, len) != 0 || md_write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
         st = md_error_set(err, MD_INTERNAL, "health.state", "cannot write %s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);

@@ -191,21 +191,6 @@ void md_prom_render(const md_prom *p, md_buf *out)
     }
 }
 
-static int write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err)
 {
     md_buf text = { 0 };
@@ -231,7 +216,7 @@ md_status md_prom_write_file(const md_prom *p, const char *path, md_error *err)
         goto done;
     }
     /* the mode of a file others read, whatever the umask */
-    if (fchmod(fd, 0644) != 0 || write_all(fd, text.data, text.len) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0644) != 0 || md_write_all(fd, text.data, text.len) != 0 || fsync(fd) != 0) {
         st = md_error_set(err, MD_INTERNAL, "prom.write", "cannot write %s: %s", tmp,
                           strerror(errno));
         close(fd);

@@ -327,14 +327,21 @@ int md_report_write_json(const md_report *rep, FILE *out)
     return rc;
 }
 
-static const char *sev_color(md_severity s)
+const char *md_severity_color(md_severity s, unsigned flags)
 {
+    if (!(flags & MD_TEXT_COLOR))
+        return "";
     switch (s) {
     case MD_SEV_OK: return "\033[32m";
     case MD_SEV_WARNING: return "\033[33m";
     case MD_SEV_CRITICAL: return "\033[31m";
     default: return "\033[35m";
     }
+}
+
+static const char *sev_color(md_severity s)
+{
+    return md_severity_color(s, MD_TEXT_COLOR);
 }
 
 int md_report_write_text(const md_report *rep, FILE *out, unsigned flags)

@@ -31,6 +31,9 @@ typedef enum md_severity {
 MD_API const char *md_severity_name(md_severity sev);
 /* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
 MD_API const char *md_severity_label(md_severity sev);
+/* The ANSI colour that starts text of severity sev where flags has
+ * MD_TEXT_COLOR (green, yellow, red, magenta for unknown), else "". */
+MD_API const char *md_severity_color(md_severity sev, unsigned flags);
 /* Parses a name as above (case-insensitive); returns -1 when unknown. */
 MD_API int md_severity_parse(const char *name);
 /* The worse of a and b, ranked critical > warning > unknown > ok

@@ -710,20 +710,6 @@ size_t md_spf_pool_busy(const md_spf_pool *p)
     return n;
 }
 
-static int write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* The result for a request whose evaluation failed even without libspf2
  * (why), in the pool's output form. */
 static void failed_result(md_spf_pool *p, const job *j, const char *why, md_spf_pool_result *out)
@@ -739,7 +725,7 @@ static void flush_reqs(worker *w)
 {
     if (w->pend.len == 0)
         return;
-    if (w->pid <= 0 || write_all(w->to, w->pend.data, w->pend.len) != 0) {
+    if (w->pid <= 0 || md_write_all(w->to, w->pend.data, w->pend.len) != 0) {
         /* Dead worker: md_spf_pool_next sees the EOF and handles it. */
         if (w->pid > 0)
             kill(w->pid, SIGKILL);

@@ -727,7 +727,12 @@ class Postgres(FaultCase):
                 p.stdin.write("".join(rows[2001:]))
                 p.stdin.close()
             except BrokenPipeError:
+                pass   # the import ended first (it lost its server) and stopped reading
+            try:
+                p.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
                 pass
+            p.stdin = None   # closed, whatever the close said: communicate() must not flush it
             out, err = p.communicate(timeout=60)
         finally:
             self.pg.server_start()

@@ -126,31 +126,16 @@ json_t *md_diag_result_json(const md_diag_result *r)
 
 /* --- text ----------------------------------------------------------------------- */
 
-static void line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void line(FILE *out, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    /* peers' words and stored text reach this line: no control character
-     * may reach a terminal (colour codes are added around it) */
-    md_sanitize_text(buf, sizeof buf, buf, strlen(buf), 0);
-    fputs(buf, out);
-    fputc('\n', out);
-}
-
 int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
 {
     const char *reset = flags & MD_TEXT_COLOR ? "\033[0m" : "";
     if (r->verdict.set) {
         fputs(md_severity_color(r->verdict.severity, flags), out);
-        line(out, "%s", r->verdict.summary);
+        md_text_line(out, "%s", r->verdict.summary);
         fputs(reset, out);
     } else {
         fputs(md_severity_color(MD_SEV_OK, flags), out);
-        line(out, "Nothing found that stops %s email to %s: every layer checked is ok.",
+        md_text_line(out, "Nothing found that stops %s email to %s: every layer checked is ok.",
              r->email == MD_DIAG_EMAIL_ANY ? "the product's" :
              r->email == MD_DIAG_EMAIL_RESET ? "the password-reset" :
              r->email == MD_DIAG_EMAIL_VERIFY ? "the verification" : "the username-reminder",
@@ -182,12 +167,12 @@ int md_diag_write_text(const md_diag_result *r, FILE *out, unsigned flags)
             if (!header++)
                 fprintf(out, "\n%s:\n", md_diag_layer_name((md_diag_layer_id)i));
             fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
-            line(out, "%s: %s", f->id, f->summary);
+            md_text_line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
-                line(out, "      %s", f->evidence[e]);
+                md_text_line(out, "      %s", f->evidence[e]);
             const char *a = next_step(r, f->id);
             if (a && f->severity != MD_SEV_OK)
-                line(out, "      next: %s", a);
+                md_text_line(out, "      next: %s", a);
         }
     }
     fprintf(out, "\n(%lld ms)\n", (long long)r->elapsed_ms);

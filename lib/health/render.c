@@ -254,21 +254,6 @@ int md_health_write_plugin(const md_health_result *r, FILE *out, unsigned flags)
 
 /* --- text ------------------------------------------------------------------------------- */
 
-static void line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void line(FILE *out, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    /* peers' words reach this line: no control character may reach a
-     * terminal (colour codes are added around it) */
-    md_sanitize_text(buf, sizeof buf, buf, strlen(buf), 0);
-    fputs(buf, out);
-    fputc('\n', out);
-}
-
 int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
 {
     const char *reset = flags & MD_TEXT_COLOR ? "\033[0m" : "";
@@ -290,12 +275,12 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
         }
         fprintf(out, "  %-6s %s%-8s%s ", md_health_check_name((md_health_check_id)i), md_severity_color(c->status, flags),
                 md_severity_label(c->status), reset);
-        line(out, "%s", one);
+        md_text_line(out, "%s", one);
     }
     for (size_t i = 0; i < md_report_count(r->run); i++) {
         const md_finding *f = md_report_get(r->run, i);
         fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
-        line(out, "%s: %s", f->id, f->summary);
+        md_text_line(out, "%s: %s", f->id, f->summary);
     }
     char when[32];
     md_health_time(r->previous, when, sizeof when);
@@ -306,7 +291,7 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
     else {
         fprintf(out, "\nChanges since %s:\n", when);
         for (size_t i = 0; i < r->nchanges; i++)
-            line(out, "  %s", r->changes[i].summary);
+            md_text_line(out, "  %s", r->changes[i].summary);
     }
     for (size_t i = 0; i < n; i++) {
         const md_health_check *c = &r->checks[ids[i]];
@@ -318,12 +303,12 @@ int md_health_write_text(const md_health_result *r, FILE *out, unsigned flags)
             if (!header++)
                 fprintf(out, "\n%s:\n", md_health_check_name(ids[i]));
             fprintf(out, "  %s%s%s ", md_severity_color(f->severity, flags), md_severity_label(f->severity), reset);
-            line(out, "%s: %s", f->id, f->summary);
+            md_text_line(out, "%s: %s", f->id, f->summary);
             for (size_t e = 0; (flags & MD_TEXT_EVIDENCE) && e < f->nevidence; e++)
-                line(out, "      %s", f->evidence[e]);
+                md_text_line(out, "      %s", f->evidence[e]);
             const char *a = r->advice && r->advice(f->id) ? r->advice(f->id) : md_diag_advice(f->id);
             if (a && f->severity != MD_SEV_OK)
-                line(out, "      next: %s", a);
+                md_text_line(out, "      next: %s", a);
         }
     }
     return ferror(out) ? -1 : 0;

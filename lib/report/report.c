@@ -344,6 +344,18 @@ static const char *sev_color(md_severity s)
     return md_severity_color(s, MD_TEXT_COLOR);
 }
 
+void md_text_line(FILE *out, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    md_sanitize_text(buf, sizeof buf, buf, strlen(buf), 0);
+    fputs(buf, out);
+    fputc('\n', out);
+}
+
 int md_report_write_text(const md_report *rep, FILE *out, unsigned flags)
 {
     int color = (flags & MD_TEXT_COLOR) != 0;

@@ -138,6 +138,10 @@ MD_API int md_json_append(md_buf *b, const json_t *v);
 
 /* Writes the report as human text.  Returns 0, or -1 on a write error. */
 MD_API int md_report_write_text(const md_report *rep, FILE *out, unsigned flags);
+/* One line of text output from fmt (at most 2047 bytes), sanitized
+ * (md_sanitize_text: peers' words and stored text reach it, and no control
+ * character may reach a terminal), then a newline. */
+MD_API void md_text_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * The one JSON renderer of reports: appends the report to b as one line of

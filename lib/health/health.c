@@ -134,7 +134,9 @@ static void update_status(md_health_result *r)
         md_health_check *c = &r->checks[i];
         if (!c->ran)
             continue;
-        c->status = md_report_status(c->report);
+        /* cut off by the deadline: unknown, whatever the part that ran
+         * said (a conversation cut in the middle is no verdict) */
+        c->status = c->timed_out ? MD_SEV_UNKNOWN : md_report_status(c->report);
         r->status = md_severity_worst(r->status, c->status);
     }
 }

@@ -104,10 +104,11 @@ class Manners(unittest.TestCase):
 
     def interrupted(self, argv, sig, want_rc, what, at_least):
         p = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # the fast items finish within a moment, the slow ones never do: the
-        # signal comes while the run is busy (stdout to a pipe is block
-        # buffered, so the results are read after the signal)
-        time.sleep(2.0)
+        # the fast items finish within a moment, the slow ones never do (their
+        # timeout is 30 s): the signal comes while the run is busy (stdout to
+        # a pipe is block buffered, so the results are read after the
+        # signal).  4 s leaves a loaded machine time to finish the fast ones.
+        time.sleep(4.0)
         self.assertIsNone(p.poll(), "the run ended before the signal")
         out = b""
         t0 = time.monotonic()

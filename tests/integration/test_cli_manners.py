@@ -144,11 +144,11 @@ class Manners(unittest.TestCase):
 
     def test_mx_sigint_ends_at_a_complete_line(self):
         self.interrupted([self.mx, "-r", self.dns.resolver, "-t", "30", "--json",
-                          "--file", self.mx_bulk_file()], signal.SIGINT, 130, "domains", 50)
+                          "--file", self.mx_bulk_file()], signal.SIGINT, 130, "domains", 1)
 
     def test_mx_sigterm_exit_143(self):
         self.interrupted([self.mx, "-r", self.dns.resolver, "-t", "30", "--json",
-                          "--file", self.mx_bulk_file()], signal.SIGTERM, 143, "domains", 50)
+                          "--file", self.mx_bulk_file()], signal.SIGTERM, 143, "domains", 1)
 
     def test_spf_sigint_ends_at_a_complete_line(self):
         lines = ["192.0.2.1 a%d@fast.manners.test" % i for i in range(40)]
